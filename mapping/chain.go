@@ -1,0 +1,99 @@
+package mapping
+
+// Service is an OPES service ([services.NAME]): the URI sent to the callout
+// server in SGC, and its parameters.
+type Service struct {
+	Name string
+	URI  string
+	// Params are sent with the service; read only.
+	Params map[string]string
+}
+
+func (s *Service) name() string { return s.Name }
+
+// Chain is an ordered list of services applied by one callout server set
+// ([chains.NAME]).
+type Chain struct {
+	Name      string
+	Services  []*Service
+	Server    *ServerSet
+	OnFailure FailurePolicy
+}
+
+func (c *Chain) name() string { return c.Name }
+
+// Action is what opes-milter does with a message when adaptation fails, or
+// when it is too large.
+type Action int
+
+// The actions. TempFail is the zero value and the default: the MTA answers
+// 4xx and the client retries later.
+const (
+	TempFail       Action = iota
+	Accept                // deliver the message unadapted
+	Reject                // answer 5xx
+	Quarantine            // accept, then hold the message in the MTA's quarantine
+	SkipAdaptation        // deliver unadapted and trace it as skipped (oversize only)
+)
+
+var actionNames = [...]string{
+	TempFail:       "tempfail",
+	Accept:         "accept",
+	Reject:         "reject",
+	Quarantine:     "quarantine",
+	SkipAdaptation: "skip",
+}
+
+func (a Action) String() string {
+	if a >= 0 && int(a) < len(actionNames) {
+		return actionNames[a]
+	}
+	return "Action(?)"
+}
+
+// FailureClass is the kind of callout failure a FailurePolicy distinguishes.
+type FailureClass int
+
+// The failure classes.
+const (
+	// FailConnect: no callout server of the set could be reached, or the
+	// OCP handshake failed.
+	FailConnect FailureClass = iota
+	// FailTimeout: a stage deadline passed.
+	FailTimeout
+	// FailProtocol: the callout server broke OCP (a malformed or
+	// out-of-order message, a failed negotiation).
+	FailProtocol
+	// FailServer: the callout server ended the transaction with an error
+	// result (400 and other non-2xx codes).
+	FailServer
+)
+
+var failureNames = [...]string{"connect", "timeout", "protocol", "server"}
+
+func (c FailureClass) String() string {
+	if c >= 0 && int(c) < len(failureNames) {
+		return failureNames[c]
+	}
+	return "FailureClass(?)"
+}
+
+// FailurePolicy says what to do with a message per failure class.
+type FailurePolicy struct {
+	Connect, Timeout, Protocol, Server Action
+}
+
+// For returns the action for one failure class.
+func (p FailurePolicy) For(c FailureClass) Action {
+	switch c {
+	case FailConnect:
+		return p.Connect
+	case FailTimeout:
+		return p.Timeout
+	case FailProtocol:
+		return p.Protocol
+	case FailServer:
+		return p.Server
+	}
+	return TempFail
+}

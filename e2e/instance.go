@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// InstanceDir creates a temporary directory for one peer instance, world-readable so
+// that peers which drop privileges (postfix, nobody, smmta) can reach their files.
+// Its cleanup, which runs after the cleanups registered later (such as Process.Stop),
+// kills every process whose working directory is still inside it and then removes it.
+func InstanceDir(t testing.TB, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "opes-e2e-"+prefix+"-")
+	if err != nil {
+		t.Fatalf("e2e: temp dir: %v", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatalf("e2e: temp dir: %v", err)
+	}
+	t.Cleanup(func() {
+		if n := KillProcessesIn(dir); n > 0 {
+			t.Logf("e2e: killed %d leftover process(es) working in %s", n, dir)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("e2e: remove %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// KillProcessesIn sends SIGKILL to every process whose current directory is dir or
+// lies below it, waits until they are gone (at most five seconds) and returns how
+// many it found. Postfix and Sendmail daemons change into their queue directory, and
+// the harness starts every other peer inside its instance directory, so this finds
+// whatever a stopped peer left running.
+func KillProcessesIn(dir string) int {
+	dir = filepath.Clean(dir)
+	pids := processesIn(dir)
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(processesIn(dir)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return len(pids)
+}
+
+// processesIn lists the live (not zombie) processes working in or below dir.
+func processesIn(dir string) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	self := os.Getpid()
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd")
+		if err != nil || (cwd != dir && !strings.HasPrefix(cwd, dir+"/")) {
+			continue
+		}
+		if isZombie(pid) {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// isZombie reports whether the process has exited but was not reaped yet.
+func isZombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	// The state follows the command name, which is in parentheses and may contain
+	// spaces: "1234 (smtpd) S ...".
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z'
+}
+
+// writeFile writes a file or fails the test.
+func writeFile(t testing.TB, path, content string, perm os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), perm); err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+}
+
+// mkdirs creates directories (and parents) with the given mode or fails the test.
+func mkdirs(t testing.TB, perm os.FileMode, dirs ...string) {
+	t.Helper()
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, perm); err != nil {
+			t.Fatalf("e2e: %v", err)
+		}
+		if err := os.Chmod(d, perm); err != nil {
+			t.Fatalf("e2e: %v", err)
+		}
+	}
+}

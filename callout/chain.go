@@ -1,0 +1,235 @@
+package callout
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// Link is one service of a chain with the URI the processor named it by.
+type Link struct {
+	URI     string
+	Service Service
+}
+
+// Chain applies the services of one service group in SGC order, each on
+// the previous one's output: a replaced address or message is what the
+// next service sees, a refusal stops the chain, added headers accumulate.
+// A Chain is itself a Service. It is safe for concurrent use when its
+// services are.
+type Chain struct {
+	Links []Link
+	// Observer, when not nil, is told about every service call.
+	Observer Observer
+}
+
+// Observer receives one report per service call; *Metrics implements it.
+type Observer interface {
+	ObserveCall(service string, part ocpsmtp.Part, d Decision, err error, elapsed time.Duration)
+}
+
+// Needs returns the union of the links' needs: a part is adapted when one
+// service adapts it and read when services only read it. Data parts are
+// widened to RAWDATA, from which the layer derives headers, body and MIME
+// sections.
+func (c *Chain) Needs() Needs {
+	var n Needs
+	add := func(list *[]ocpsmtp.Part, p ocpsmtp.Part) {
+		if p.Data() {
+			p = ocpsmtp.PartRAWDATA
+		}
+		for _, q := range *list {
+			if q == p {
+				return
+			}
+		}
+		*list = append(*list, p)
+	}
+	for _, l := range c.Links {
+		for _, p := range l.Service.Needs().Adapt {
+			add(&n.Adapt, p)
+		}
+	}
+	for _, l := range c.Links {
+		for _, p := range l.Service.Needs().Read {
+			if p.Data() && n.Adapts(ocpsmtp.PartRAWDATA) || n.Adapts(p) {
+				continue
+			}
+			add(&n.Read, p)
+		}
+	}
+	return n
+}
+
+// AdaptMail runs the MailAdapter services on the sender.
+func (c *Chain) AdaptMail(ctx context.Context, tx *Tx, from Address) (Decision, error) {
+	return c.adaptAddress(ctx, tx, ocpsmtp.PartMAIL, from, func(s Service, a Address) (Decision, error) {
+		if m, ok := s.(MailAdapter); ok {
+			return m.AdaptMail(ctx, tx, a)
+		}
+		return Keep(), errSkip
+	})
+}
+
+// AdaptRcpt runs the RcptAdapter services on one recipient.
+func (c *Chain) AdaptRcpt(ctx context.Context, tx *Tx, rcpt Address) (Decision, error) {
+	return c.adaptAddress(ctx, tx, ocpsmtp.PartRCPT, rcpt, func(s Service, a Address) (Decision, error) {
+		if r, ok := s.(RcptAdapter); ok {
+			return r.AdaptRcpt(ctx, tx, a)
+		}
+		return Keep(), errSkip
+	})
+}
+
+// errSkip marks a service that does not handle the part.
+var errSkip = fmt.Errorf("callout: service skips the part")
+
+func (c *Chain) adaptAddress(ctx context.Context, tx *Tx, part ocpsmtp.Part, a Address,
+	call func(Service, Address) (Decision, error)) (Decision, error) {
+	cur, changed := a, false
+	var advice string
+	for _, l := range c.Links {
+		d, err := c.call(ctx, tx, l, part, func() (Decision, error) { return call(l.Service, cur) })
+		if err == errSkip {
+			continue
+		}
+		if err != nil {
+			return Decision{}, err
+		}
+		if d.Advice != "" {
+			advice = d.Advice
+		}
+		switch d.Action {
+		case ActionRefuse:
+			return d, nil
+		case ActionReplace:
+			cur, changed = d.Address, true
+		}
+	}
+	d := Keep()
+	if changed {
+		d = ReplaceAddress(cur)
+	}
+	d.Advice = advice
+	return d, nil
+}
+
+// AdaptMessage runs the MessageAdapter services on the message. The
+// result replaces the message when any service did; the returned message
+// then belongs to the caller. msg itself is never closed.
+func (c *Chain) AdaptMessage(ctx context.Context, tx *Tx, msg *Message) (Decision, error) {
+	cur := msg
+	release := func() {
+		if cur != msg {
+			cur.Close()
+		}
+	}
+	var out Decision
+	for _, l := range c.Links {
+		ma, ok := l.Service.(MessageAdapter)
+		if !ok {
+			continue
+		}
+		in := cur
+		d, err := c.call(ctx, tx, l, ocpsmtp.PartRAWDATA, func() (Decision, error) { return ma.AdaptMessage(ctx, tx, in) })
+		if err != nil {
+			release()
+			return Decision{}, err
+		}
+		if d.Advice != "" {
+			out.Advice = d.Advice
+		}
+		switch d.Action {
+		case ActionRefuse:
+			release()
+			d.Headers = nil
+			if d.Advice == "" {
+				d.Advice = out.Advice
+			}
+			return d, nil
+		case ActionReplace:
+			if d.Message == nil {
+				release()
+				return Decision{}, fmt.Errorf("callout: service %s replaced the message with nil", l.URI)
+			}
+			if d.Message != cur {
+				release()
+				cur = d.Message
+			}
+		}
+		out.Headers = append(out.Headers, d.Headers...)
+	}
+	if cur != msg {
+		out.Action, out.Message = ActionReplace, cur
+	}
+	return out, nil
+}
+
+// call runs one service, turning a panic into an error and reporting to
+// the observer.
+func (c *Chain) call(ctx context.Context, tx *Tx, l Link, part ocpsmtp.Part, fn func() (Decision, error)) (d Decision, err error) {
+	if err := ctx.Err(); err != nil {
+		return Decision{}, err
+	}
+	tx.Service = l.URI
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			tx.log().Error("service panicked", "service", l.URI, "panic", r, "stack", string(debug.Stack()))
+			d, err = Decision{}, &ServiceError{Service: l.URI, Err: fmt.Errorf("panic: %v", r)}
+		}
+		if err == errSkip {
+			return
+		}
+		if err == nil {
+			err = d.validate(part)
+			if err != nil {
+				err = &ServiceError{Service: l.URI, Err: err}
+			}
+		}
+		if c.Observer != nil {
+			c.Observer.ObserveCall(l.URI, part, d, err, time.Since(start))
+		}
+		tx.log().Debug("service called", "service", l.URI, "part", string(part),
+			"action", d.Action.String(), "reason", d.Reason, "err", err, "elapsed", time.Since(start))
+	}()
+	d, err = fn()
+	if err != nil && err != errSkip {
+		err = &ServiceError{Service: l.URI, Err: err}
+	}
+	return d, err
+}
+
+// validate checks that d can be encoded as the answer for part.
+func (d Decision) validate(part ocpsmtp.Part) error {
+	switch d.Action {
+	case ActionRefuse:
+		return d.Reply.Validate()
+	case ActionReplace:
+		if part == ocpsmtp.PartRAWDATA && d.Message == nil {
+			return fmt.Errorf("callout: replace decision without a message")
+		}
+	}
+	for _, f := range d.Headers {
+		if err := f.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ServiceError is a failure of one service: an error it returned, a
+// panic, or a decision that cannot be encoded. The layer ends the
+// transaction with a 400 result; the processor then applies its failure
+// policy.
+type ServiceError struct {
+	Service string
+	Err     error
+}
+
+func (e *ServiceError) Error() string { return "callout: service " + e.Service + ": " + e.Err.Error() }
+
+func (e *ServiceError) Unwrap() error { return e.Err }

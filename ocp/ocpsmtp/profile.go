@@ -133,7 +133,7 @@ func parseMembers(uri string, named []ocp.Param) (Profile, error) {
 			p.HeaderList = l
 		case ParamExtensions:
 			for _, s := range l {
-				if !isName(s) {
+				if !isEHLOKeyword(s) {
 					return Profile{}, &NegotiationError{Reason: "Extensions: bad keyword " + quote(s)}
 				}
 			}
@@ -251,6 +251,19 @@ func partStrings(ps []Part) []string {
 		out[i] = string(p)
 	}
 	return out
+}
+
+// isEHLOKeyword: RFC 5321 ehlo-keyword, (ALPHA / DIGIT) *(ALPHA / DIGIT / "-").
+func isEHLOKeyword(s string) bool {
+	if s == "" || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isAlpha(c) && !isDigit(c) && c != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // isFieldName: RFC 5322 ftext, printable ASCII but ':'.

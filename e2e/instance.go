@@ -24,8 +24,8 @@ func InstanceDir(t testing.TB, prefix string) string {
 		t.Fatalf("e2e: temp dir: %v", err)
 	}
 	t.Cleanup(func() {
-		if n := KillProcessesIn(dir); n > 0 {
-			t.Logf("e2e: killed %d leftover process(es) working in %s", n, dir)
+		if killed := KillProcessesIn(dir); len(killed) > 0 {
+			t.Logf("e2e: killed leftover processes working in %s: %s", dir, strings.Join(killed, "; "))
 		}
 		if err := os.RemoveAll(dir); err != nil {
 			t.Errorf("e2e: remove %s: %v", dir, err)
@@ -35,21 +35,29 @@ func InstanceDir(t testing.TB, prefix string) string {
 }
 
 // KillProcessesIn sends SIGKILL to every process whose current directory is dir or
-// lies below it, waits until they are gone (at most five seconds) and returns how
-// many it found. Postfix and Sendmail daemons change into their queue directory, and
+// lies below it, waits until they are gone (at most five seconds) and returns them
+// as "PID COMMAND LINE". Postfix and Sendmail daemons change into their queue directory, and
 // the harness starts every other peer inside its instance directory, so this finds
 // whatever a stopped peer left running.
-func KillProcessesIn(dir string) int {
+func KillProcessesIn(dir string) []string {
 	dir = filepath.Clean(dir)
 	pids := processesIn(dir)
+	killed := make([]string, 0, len(pids))
 	for _, pid := range pids {
+		killed = append(killed, strconv.Itoa(pid)+" "+cmdline(pid))
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for len(processesIn(dir)) > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	return len(pids)
+	return killed
+}
+
+// cmdline returns the command line of a process, arguments separated by spaces.
+func cmdline(pid int) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
 }
 
 // processesIn lists the live (not zombie) processes working in or below dir.

@@ -10,9 +10,11 @@ import (
 // placeholder matches the @NAME@ markers in the contrib snippets.
 var placeholder = regexp.MustCompile(`@[A-Z][A-Z0-9_]*@`)
 
-// FillTemplate replaces every @NAME@ in text with vars["NAME"]. It fails the test
-// when text uses a name that vars lacks, so a snippet and the harness cannot drift
-// apart silently. Names in vars that text does not use are allowed.
+// FillTemplate replaces every @NAME@ in text with vars["NAME"], except on comment
+// lines (starting with '#' or, in m4, "dnl"), where the snippets document their
+// placeholders. It fails the test when text uses a name that vars lacks, so a
+// snippet and the harness cannot drift apart silently. Names in vars that text does
+// not use are allowed.
 func FillTemplate(t testing.TB, name, text string, vars map[string]string) string {
 	t.Helper()
 	out, missing := fillTemplate(text, vars)
@@ -26,14 +28,21 @@ func FillTemplate(t testing.TB, name, text string, vars map[string]string) strin
 // not fill.
 func fillTemplate(text string, vars map[string]string) (string, []string) {
 	seen := map[string]bool{}
-	out := placeholder.ReplaceAllStringFunc(text, func(m string) string {
-		v, ok := vars[strings.Trim(m, "@")]
-		if !ok {
-			seen[m] = true
-			return m
+	lines := strings.SplitAfter(text, "\n")
+	for i, line := range lines {
+		if trimmed := strings.TrimLeft(line, " \t"); strings.HasPrefix(trimmed, "#") || strings.HasPrefix(trimmed, "dnl") {
+			continue
 		}
-		return v
-	})
+		lines[i] = placeholder.ReplaceAllStringFunc(line, func(m string) string {
+			v, ok := vars[strings.Trim(m, "@")]
+			if !ok {
+				seen[m] = true
+				return m
+			}
+			return v
+		})
+	}
+	out := strings.Join(lines, "")
 	missing := make([]string, 0, len(seen))
 	for m := range seen {
 		missing = append(missing, m)

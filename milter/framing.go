@@ -1,0 +1,222 @@
+package milter
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// DefaultMaxPacket is the default cap on one incoming milter packet,
+// command byte included: the 64 KiB - 1 data size of milter v6 plus a
+// margin for the command byte and oversized header or macro packets.
+const DefaultMaxPacket = 64*1024 + 4*1024
+
+const frameHeaderLen = 4 // uint32 big-endian length
+
+// frameConn sits between the network and go-milter. Reads are buffered and
+// handed out one validated frame at a time, so go-milter never sees a
+// packet that makes it panic or allocate more than the cap. Writes are
+// buffered until a frame is complete, so each reply packet leaves in one
+// write call (go-milter writes header and data separately).
+type frameConn struct {
+	net.Conn
+	r      *bufio.Reader
+	max    uint32
+	logger *slog.Logger
+
+	buf   []byte // frame buffer, reused; never larger than max+4
+	frame []byte // unread rest of the current validated frame
+	rerr  error  // sticky read error
+
+	wbuf []byte // pending outgoing bytes (at most one partial frame)
+	werr error  // sticky write error
+
+	closeOnce sync.Once
+	closeErr  error
+	onClose   func()
+}
+
+func newFrameConn(c net.Conn, maxPacket uint32, logger *slog.Logger, onClose func()) *frameConn {
+	return &frameConn{
+		Conn:    c,
+		r:       bufio.NewReaderSize(c, 4096),
+		max:     maxPacket,
+		logger:  logger,
+		onClose: onClose,
+	}
+}
+
+// Read implements io.Reader over validated frames. Any framing error is
+// sticky: go-milter gives up the connection on the first read error.
+func (c *frameConn) Read(p []byte) (int, error) {
+	if len(c.frame) == 0 {
+		if c.rerr != nil {
+			return 0, c.rerr
+		}
+		if err := c.readFrame(); err != nil {
+			c.rerr = err
+			if fe, ok := err.(*FrameError); ok {
+				c.logger.Warn("milter: closing connection on a bad packet",
+					"remote", remoteString(c.Conn), "cmd", string(rune(fe.Cmd)),
+					"len", fe.Length, "reason", fe.Reason)
+			}
+			return 0, err
+		}
+	}
+	n := copy(p, c.frame)
+	c.frame = c.frame[n:]
+	return n, nil
+}
+
+// readFrame reads and validates one whole frame into c.frame.
+func (c *frameConn) readFrame() error {
+	var hdr [frameHeaderLen]byte
+	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
+		return err // io.EOF at a frame boundary is a clean close
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 {
+		return &FrameError{Reason: "zero length"}
+	}
+	if n > c.max {
+		return &FrameError{Length: n, Reason: "longer than the packet limit"}
+	}
+	need := frameHeaderLen + int(n)
+	if cap(c.buf) < need {
+		c.buf = make([]byte, need)
+	}
+	buf := c.buf[:need]
+	copy(buf, hdr[:])
+	if _, err := io.ReadFull(c.r, buf[frameHeaderLen:]); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	cmd := buf[frameHeaderLen]
+	if reason := validateFrame(cmd, buf[frameHeaderLen+1:]); reason != "" {
+		return &FrameError{Cmd: cmd, Length: n, Reason: reason}
+	}
+	c.frame = buf
+	return nil
+}
+
+// Write buffers p and writes every complete frame in one call.
+func (c *frameConn) Write(p []byte) (int, error) {
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	c.wbuf = append(c.wbuf, p...)
+	done := completeFrames(c.wbuf)
+	if done == 0 {
+		return len(p), nil
+	}
+	_, err := c.Conn.Write(c.wbuf[:done])
+	c.wbuf = c.wbuf[:copy(c.wbuf, c.wbuf[done:])]
+	if err != nil {
+		c.werr = err
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// completeFrames returns the length of the prefix of b made of whole frames.
+func completeFrames(b []byte) int {
+	off := 0
+	for len(b)-off >= frameHeaderLen {
+		n := uint64(binary.BigEndian.Uint32(b[off:]))
+		if uint64(len(b)-off) < frameHeaderLen+n {
+			break
+		}
+		off += frameHeaderLen + int(n)
+	}
+	return off
+}
+
+// Close closes the connection once; it is safe for concurrent use.
+func (c *frameConn) Close() error {
+	c.closeOnce.Do(func() {
+		c.closeErr = c.Conn.Close()
+		if c.onClose != nil {
+			c.onClose()
+		}
+	})
+	return c.closeErr
+}
+
+func remoteString(c net.Conn) string {
+	if a := c.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// frameListener wraps accepted connections in frameConn, registers them
+// with the server and retries transient accept failures (EMFILE ...) with
+// a backoff instead of letting go-milter's Serve return.
+type frameListener struct {
+	net.Listener
+	max    uint32
+	logger *slog.Logger
+	conns  *tracker
+
+	once sync.Once
+	done chan struct{}
+}
+
+func newFrameListener(ln net.Listener, maxPacket uint32, logger *slog.Logger, conns *tracker) *frameListener {
+	return &frameListener{Listener: ln, max: maxPacket, logger: logger, conns: conns, done: make(chan struct{})}
+}
+
+// Accept returns the next connection, wrapped.
+func (l *frameListener) Accept() (net.Conn, error) {
+	var delay time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err == nil {
+			fc := newFrameConn(c, l.max, l.logger, nil)
+			if !l.conns.add(fc) {
+				_ = c.Close()
+				return nil, net.ErrClosed
+			}
+			return fc, nil
+		}
+		if !transientAcceptError(err) {
+			return nil, err
+		}
+		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+		l.logger.Warn("milter: accept failed, retrying", "err", err, "delay", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-l.done:
+			t.Stop()
+			return nil, net.ErrClosed
+		}
+	}
+}
+
+// Close stops Accept, including one waiting in its backoff.
+func (l *frameListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+func transientAcceptError(err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,168 @@
+package milter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"github.com/opes-milter/opes-milter/bridge"
+)
+
+// plan is what the server asks of every MTA, derived once from the
+// bridge's Requirements.
+type plan struct {
+	req      bridge.Requirements
+	actions  gomilter.OptAction
+	protocol gomilter.OptProtocol
+	macros   [][]gomilter.MacroName // indexed by gomilter.MacroStage
+}
+
+// importantProtocol are the protocol bits whose absence changes what the
+// bridge sees; the rest only save round trips.
+const importantProtocol = gomilter.OptHeaderLeadingSpace
+
+// newPlan maps Requirements to milter negotiation bits:
+//   - CONNECT is always asked for (with its reply), so a refused session
+//     can be answered 451 4.3.2 and the bridge learns the client;
+//   - an event the bridge does not want is switched off (SMFIP_NO*) and,
+//     since the adapter would answer it Continue anyway, its reply too
+//     (SMFIP_NR_*); replies of wanted events are kept, because the bridge
+//     may reject at any of them;
+//   - UNKNOWN is switched off, SKIP and HDR_LEADSPC are asked for;
+//   - actions follow Requirements.Actions; SETSYMLIST when macros are
+//     requested, which they always are: "v" at connect tells Postfix from
+//     Sendmail.
+func newPlan(req bridge.Requirements) plan {
+	p := plan{req: req}
+	p.protocol = gomilter.OptNoUnknown | gomilter.OptNoUnknownReply |
+		gomilter.OptSkip | gomilter.OptHeaderLeadingSpace
+	events := []struct {
+		want   bool
+		no, nr gomilter.OptProtocol
+	}{
+		{req.Helo, gomilter.OptNoHelo, gomilter.OptNoHeloReply},
+		{req.Mail, gomilter.OptNoMailFrom, gomilter.OptNoMailReply},
+		{req.Rcpt, gomilter.OptNoRcptTo, gomilter.OptNoRcptReply},
+		{req.Data, gomilter.OptNoData, gomilter.OptNoDataReply},
+		{req.Headers, gomilter.OptNoHeaders, gomilter.OptNoHeaderReply},
+		{req.EndOfHeaders, gomilter.OptNoEOH, gomilter.OptNoEOHReply},
+		{req.Body, gomilter.OptNoBody, gomilter.OptNoBodyReply},
+	}
+	for _, e := range events {
+		if !e.want {
+			p.protocol |= e.no | e.nr
+		}
+	}
+
+	acts := []struct {
+		a bridge.Actions
+		o gomilter.OptAction
+	}{
+		{bridge.ActAddHeader, gomilter.OptAddHeader},
+		{bridge.ActChangeHeader, gomilter.OptChangeHeader},
+		{bridge.ActReplaceBody, gomilter.OptChangeBody},
+		{bridge.ActAddRcpt, gomilter.OptAddRcpt | gomilter.OptAddRcptWithArgs},
+		{bridge.ActDelRcpt, gomilter.OptRemoveRcpt},
+		{bridge.ActChangeFrom, gomilter.OptChangeFrom},
+		{bridge.ActQuarantine, gomilter.OptQuarantine},
+	}
+	for _, a := range acts {
+		if req.Actions&a.a != 0 {
+			p.actions |= a.o
+		}
+	}
+
+	p.macros = make([][]gomilter.MacroName, gomilter.StageEndMarker)
+	p.macros[gomilter.StageConnect] = []gomilter.MacroName{gomilter.MacroMTAVersion}
+	for st, names := range req.Macros {
+		gs, ok := macroStage(st)
+		if !ok {
+			continue
+		}
+		for _, n := range names {
+			if n != "" && !slices.Contains(p.macros[gs], gomilter.MacroName(n)) {
+				p.macros[gs] = append(p.macros[gs], gomilter.MacroName(n))
+			}
+		}
+	}
+	p.actions |= gomilter.OptSetMacros
+	return p
+}
+
+// macroStage maps a bridge stage to go-milter's (both follow SMFIM_*).
+func macroStage(s bridge.Stage) (gomilter.MacroStage, bool) {
+	switch s {
+	case bridge.StageConnect:
+		return gomilter.StageConnect, true
+	case bridge.StageHelo:
+		return gomilter.StageHelo, true
+	case bridge.StageMail:
+		return gomilter.StageMail, true
+	case bridge.StageRcpt:
+		return gomilter.StageRcpt, true
+	case bridge.StageData:
+		return gomilter.StageData, true
+	case bridge.StageEOM:
+		return gomilter.StageEOM, true
+	case bridge.StageEOH:
+		return gomilter.StageEOH, true
+	}
+	return 0, false
+}
+
+// serverOptions turns the plan into go-milter server options.
+func (p plan) serverOptions(logger *slog.Logger) []gomilter.Option {
+	opts := []gomilter.Option{
+		gomilter.WithActions(p.actions),
+		gomilter.WithProtocols(p.protocol),
+		gomilter.WithNegotiationCallback(p.negotiate(logger)),
+	}
+	for st, names := range p.macros {
+		if len(names) > 0 {
+			opts = append(opts, gomilter.WithMacroRequest(gomilter.MacroStage(st), names))
+		}
+	}
+	return opts
+}
+
+// negotiate returns the callback that degrades instead of refusing: every
+// action or protocol bit the MTA does not offer is dropped and logged, and
+// the session goes on. Only a protocol version below 2 is refused.
+//
+// Why not refuse: an MTA refused at negotiation applies its default action
+// (tempfail) to every message, while a degraded session fails only what it
+// cannot do: a missing action makes that Modifier method return
+// ErrNotNegotiated (the bridge then tempfails the message), a missing
+// SMFIP_HDR_LEADSPC is compensated (one SP added on read and removed on
+// write, exact unless the original header had no space or a TAB after the
+// colon), a missing SKIP or SMFIP_NO* costs round trips only. Postfix >= 2.6
+// (protocol 6) and Sendmail >= 8.14 offer everything, so this matters for
+// old or partial MTAs and test tools.
+func (p plan) negotiate(logger *slog.Logger) gomilter.NegotiationCallbackFunc {
+	return func(mtaVersion, milterVersion uint32, mtaActions, milterActions gomilter.OptAction,
+		mtaProtocol, milterProtocol gomilter.OptProtocol, _ gomilter.DataSize,
+	) (uint32, gomilter.OptAction, gomilter.OptProtocol, gomilter.DataSize, error) {
+		if mtaVersion < 2 {
+			return 0, 0, 0, 0, fmt.Errorf("milter: MTA offers protocol version %d, need at least 2", mtaVersion)
+		}
+		version := min(mtaVersion, milterVersion)
+		if missing := milterActions &^ mtaActions; missing != 0 {
+			logger.Warn("milter: MTA does not offer actions; degrading",
+				"missing", missing.String(), "mta_version", mtaVersion)
+		}
+		if missing := milterProtocol &^ mtaProtocol; missing != 0 {
+			level := slog.LevelInfo
+			if missing&importantProtocol != 0 {
+				level = slog.LevelWarn
+			}
+			logger.Log(context.Background(), level, "milter: MTA does not offer protocol options; degrading",
+				"missing", missing.String(), "mta_version", mtaVersion)
+		}
+		// Never ask for more than 64 KiB packets: it keeps the frame cap
+		// meaningful, and Postfix never offers more.
+		return version, milterActions & mtaActions, milterProtocol & mtaProtocol, gomilter.DataSize64K, nil
+	}
+}

@@ -1,0 +1,127 @@
+package mapping
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Every default of the configuration is here. A key absent from the file
+// keeps the value set below; contrib/opes-milter.toml repeats them.
+
+// Defaults of the opes-milter side.
+const (
+	DefaultListen           = "inet:127.0.0.1:8890"
+	DefaultSocketMode       = 0o660
+	DefaultMaxSessions      = 500
+	DefaultMaxTransactions  = 1000
+	DefaultSpoolMemory      = 1 << 20  // 1MiB
+	DefaultMaxMessageSize   = 50 << 20 // 50MiB
+	DefaultOversize         = Reject
+	DefaultConnectTimeout   = 5 * time.Second
+	DefaultHeloTimeout      = 5 * time.Second
+	DefaultMailTimeout      = 8 * time.Second
+	DefaultRcptTimeout      = 8 * time.Second
+	DefaultDataTimeout      = 8 * time.Second
+	DefaultEOMTimeout       = 240 * time.Second
+	DefaultProgressInterval = 5 * time.Second
+	// DefaultMTACommandTimeout is Sendmail's T=R:10s, the stricter of the
+	// two MTAs (Postfix milter_command_timeout is 30s).
+	DefaultMTACommandTimeout = 10 * time.Second
+	// DefaultMTAContentTimeout is Postfix's milter_content_timeout and
+	// Sendmail's T=E:5m.
+	DefaultMTAContentTimeout = 300 * time.Second
+)
+
+// Defaults of a callout server set.
+const (
+	DefaultConnections      = 2
+	DefaultDialTimeout      = 3 * time.Second
+	DefaultHandshakeTimeout = 5 * time.Second
+	DefaultIdleTimeout      = 60 * time.Second
+	DefaultFailureLimit     = 5
+	DefaultRevivalDelay     = 30 * time.Second
+)
+
+// Defaults of the opes-callout side.
+const (
+	DefaultCalloutListen           = "127.0.0.1:8891"
+	DefaultCalloutMaxConnections   = 100
+	DefaultCalloutIdleTimeout      = 300 * time.Second
+	DefaultCalloutHandshakeTimeout = 10 * time.Second
+	DefaultCommandTimeout          = 30 * time.Second
+	DefaultCommandMaxOutput        = 64 << 20 // 64MiB
+	DefaultRecipientReply          = "550 5.1.1 Recipient address rejected"
+	DefaultAttachmentReply         = "554 5.7.1 Message contains a forbidden attachment"
+	DefaultAttachmentReplacement   = "An attachment was removed by the mail filter."
+	DefaultCommandReply            = "550 5.7.1 Message rejected by content filter"
+	DefaultSizeLimitReply          = "552 5.3.4 Message size exceeds fixed maximum message size"
+)
+
+func (m *rawMilter) setDefaults() {
+	m.Listen = []string{DefaultListen}
+	m.SocketMode = DefaultSocketMode
+	m.MaxSessions = DefaultMaxSessions
+	m.MaxTransactions = DefaultMaxTransactions
+	m.LogLevel = logLevel(slog.LevelInfo)
+	m.LogFormat = "text"
+	m.SpoolMemory = DefaultSpoolMemory
+	m.MaxMessageSize = DefaultMaxMessageSize
+	m.Oversize = oversizeAction(DefaultOversize)
+}
+
+func (t *rawTimeouts) setDefaults() {
+	*t = rawTimeouts{
+		Connect:          duration(DefaultConnectTimeout),
+		Helo:             duration(DefaultHeloTimeout),
+		Mail:             duration(DefaultMailTimeout),
+		Rcpt:             duration(DefaultRcptTimeout),
+		Data:             duration(DefaultDataTimeout),
+		EndOfMessage:     duration(DefaultEOMTimeout),
+		ProgressInterval: duration(DefaultProgressInterval),
+	}
+}
+
+func (m *rawMTA) setDefaults() {
+	m.CommandTimeout = duration(DefaultMTACommandTimeout)
+	m.ContentTimeout = duration(DefaultMTAContentTimeout)
+}
+
+func (t *rawTrace) setDefaults() { t.Via = true }
+
+func (s *rawServer) setDefaults() {
+	s.Connections = DefaultConnections
+	s.ConnectTimeout = duration(DefaultDialTimeout)
+	s.HandshakeTimeout = duration(DefaultHandshakeTimeout)
+	s.IdleTimeout = duration(DefaultIdleTimeout)
+	s.FailureLimit = DefaultFailureLimit
+	s.RevivalDelay = duration(DefaultRevivalDelay)
+}
+
+func (t *rawTLS) setDefaults() { t.Enabled = true }
+
+func (c *rawCallout) setDefaults() {
+	c.Listen = []string{DefaultCalloutListen}
+	c.LogLevel = logLevel(slog.LevelInfo)
+	c.LogFormat = "text"
+	c.MaxConnections = DefaultCalloutMaxConnections
+	c.IdleTimeout = duration(DefaultCalloutIdleTimeout)
+	c.HandshakeTimeout = duration(DefaultCalloutHandshakeTimeout)
+}
+
+func (r *rawRecipientPolicy) setDefaults() { r.Reply = DefaultRecipientReply }
+
+func (a *rawAttachmentFilter) setDefaults() {
+	a.Action = "remove"
+	a.Signed = "pass"
+	a.Reply = DefaultAttachmentReply
+	a.Replacement = DefaultAttachmentReplacement
+}
+
+func (c *rawCommand) setDefaults() {
+	c.Timeout = duration(DefaultCommandTimeout)
+	c.Default = "tempfail"
+	c.Reply = DefaultCommandReply
+	c.MaxOutput = DefaultCommandMaxOutput
+}
+
+func (s *rawSizeLimit) setDefaults() { s.Reply = DefaultSizeLimitReply }

@@ -1,0 +1,93 @@
+package bridge
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+)
+
+// Bridge turns MTA sessions into OCP transactions for the configured callout
+// servers. It implements Handler. The zero value is not usable; use New.
+type Bridge struct {
+	log *slog.Logger
+
+	mu     sync.Mutex
+	state  *state // current policy and its connection pool
+	closed bool
+
+	sessions atomic.Int64
+	inflight atomic.Int64
+}
+
+// state is one loaded policy with the pool built for it.
+type state struct {
+	policy *Policy
+	pool   *pool
+}
+
+// New returns a Bridge serving p. A nil logger discards logs.
+func New(p *Policy, log *slog.Logger) *Bridge {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Bridge{log: log, state: &state{policy: p, pool: newPool(p, log)}}
+}
+
+// Reload switches to a new policy: new transactions use it and new OCP
+// connections negotiate its service groups; transactions in flight finish on
+// the old connections, which are then closed.
+func (b *Bridge) Reload(p *Policy) {
+	b.mu.Lock()
+	old := b.state
+	b.state = &state{policy: p, pool: newPool(p, b.log)}
+	b.mu.Unlock()
+	go drain(old)
+}
+
+// drain closes a retired pool once its transactions are done.
+func drain(s *state) {
+	s.pool.closeWhenIdle()
+}
+
+func (b *Bridge) current() *state {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.state
+}
+
+// Close closes every OCP connection.
+func (b *Bridge) Close() error {
+	b.mu.Lock()
+	s := b.state
+	b.closed = true
+	b.mu.Unlock()
+	s.pool.close()
+	return nil
+}
+
+// Requirements implements Handler.
+func (b *Bridge) Requirements() Requirements {
+	return Requirements{
+		Connect: true, Helo: true, Mail: true, Rcpt: true, Data: false,
+		Headers: true, EndOfHeaders: true, Body: true,
+		Actions: ActAddHeader | ActChangeHeader | ActReplaceBody | ActAddRcpt | ActDelRcpt | ActChangeFrom | ActQuarantine,
+		Macros: map[Stage][]string{
+			StageConnect: {"j", "v", "{daemon_name}", "{client_addr}", "{client_name}"},
+			StageHelo:    {"{tls_version}", "{cipher}"},
+			StageMail:    {"i", "{auth_authen}", "{auth_type}"},
+			StageData:    {"i"},
+			StageEOM:     {"i"},
+		},
+	}
+}
+
+// NewSession implements Handler.
+func (b *Bridge) NewSession(ctx context.Context) (Session, error) {
+	st := b.current()
+	if max := st.policy.MaxSessions; max > 0 && b.sessions.Load() >= int64(max) {
+		return nil, ErrOverloaded
+	}
+	b.sessions.Add(1)
+	return &session{b: b, log: b.log}, nil
+}

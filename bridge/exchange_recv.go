@@ -1,0 +1,234 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/opes-milter/opes-milter/ocp"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// receive reads the server's messages for this transaction until it ends.
+// It runs in its own goroutine for the life of the exchange.
+func (x *exchange) receive(ctx context.Context) {
+	for {
+		m, err := x.tx.Recv(ctx)
+		if err != nil {
+			x.mu.Lock()
+			if errors.Is(err, io.EOF) {
+				// The server's TE 200 (or ours): the transaction is over.
+				x.end = true
+				if !x.ame && x.fail == nil {
+					x.fail = protocolError("server ended the transaction before its AME")
+				}
+				x.signal()
+			} else if x.fail == nil {
+				x.setFail(classify(err))
+			}
+			x.mu.Unlock()
+			return
+		}
+		x.mu.Lock()
+		if x.fail == nil {
+			if f := x.handle(m); f != nil {
+				x.setFail(f)
+			} else {
+				x.signal()
+			}
+		}
+		x.mu.Unlock()
+	}
+}
+
+// classify maps an ocp error to a failure class.
+func classify(err error) *AdaptationError {
+	var te *ocp.TxError
+	var ce *ocp.ConnError
+	var se *ocp.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		if te.Remote {
+			return failure(FailServer, err)
+		}
+		return failure(FailProtocol, err)
+	case errors.As(err, &se):
+		return failure(FailProtocol, err)
+	case errors.As(err, &ce):
+		if ce.Remote {
+			return failure(FailServer, err)
+		}
+		return failure(FailProtocol, err)
+	}
+	return failure(FailServer, err)
+}
+
+// handle applies one server message to the state; call with mu held.
+func (x *exchange) handle(m *ocp.Message) *AdaptationError {
+	switch m.Name {
+	case ocp.MsgAMS:
+		return nil
+	case ocp.MsgAME:
+		res := ocp.Result{Code: 200}
+		if len(m.Anon) > 1 {
+			r, err := ocp.ParseResult(m.Anon[1])
+			if err != nil {
+				return protocolError("AME: %v", err)
+			}
+			res = r
+		}
+		if res.Code != 200 {
+			return failure(FailServer, fmt.Errorf("server ended its adapted message with %d %s", res.Code, res.Reason))
+		}
+		x.ame = true
+		return nil
+	case ocp.MsgDUY:
+		if len(m.Anon) < 3 {
+			return protocolError("DUY without offset and size")
+		}
+		off, err1 := ocp.Uint(m.Anon[1])
+		size, err2 := ocp.Uint(m.Anon[2])
+		if err1 != nil || err2 != nil {
+			return protocolError("DUY: bad offset or size")
+		}
+		return x.handleDUY(off, size)
+	case ocp.MsgDUM:
+		d, err := ocpsmtp.ParseData(m)
+		if err != nil {
+			return protocolError("DUM: %v", err)
+		}
+		return x.handleDUM(d, m.Payload)
+	}
+	// DPI, DWSR, DWSS and unknown messages: nothing for the profile layer.
+	return nil
+}
+
+// handleDUY resolves a reference to kept original data.
+func (x *exchange) handleDUY(off, size int64) *AdaptationError {
+	// A DUY answers the pending MAIL/RCPT when it names exactly that part.
+	if p, ok := x.partAt(off, size); ok && p.part != ocpsmtp.PartRAWDATA {
+		return x.answerPart(p.part, nil, true)
+	}
+	if x.rawStart >= 0 && off >= x.rawStart && off+size <= x.rawStart+x.rawSize {
+		if x.origRaw == nil {
+			return protocolError("DUY references RAWDATA that was not kept")
+		}
+		x.segs = append(x.segs, segment{fromOriginal: true, off: off - x.rawStart, size: size})
+		return nil
+	}
+	return protocolError("DUY %d+%d does not match a kept part", off, size)
+}
+
+// partAt finds the sent part covering exactly [off, off+size).
+func (x *exchange) partAt(off, size int64) (sentPart, bool) {
+	for _, p := range x.parts {
+		if p.off == off && p.size == size {
+			return p, true
+		}
+	}
+	return sentPart{}, false
+}
+
+// handleDUM applies one adapted data message.
+func (x *exchange) handleDUM(d ocpsmtp.Data, payload []byte) *AdaptationError {
+	adaptive, informative := x.prof.Has(d.Part)
+	if !adaptive && !informative {
+		return protocolError("DUM for part %s that was not negotiated", d.Part)
+	}
+	if d.AddHeader != "" {
+		name, value, err := ocpsmtp.ParseHeaderField(d.AddHeader)
+		if err != nil {
+			return protocolError("Add-Header: %v", err)
+		}
+		x.addHeaders = append(x.addHeaders, headerField{name: name, value: value})
+	}
+	if d.Advice != "" {
+		x.advice = d.Advice
+	}
+	headerOnly := len(payload) == 0 && d.SMTPError == "" && (d.AddHeader != "" || d.Advice != "")
+	if headerOnly {
+		return nil
+	}
+	if !adaptive {
+		return protocolError("adapted DUM for informative part %s", d.Part)
+	}
+	var reply *Reply
+	if d.SMTPError != "" {
+		r, err := ocpsmtp.ParseReply(d.SMTPError)
+		if err != nil {
+			return protocolError("SMTP-Error: %v", err)
+		}
+		reply = replyFrom(r)
+	}
+	switch d.Part {
+	case ocpsmtp.PartMAIL, ocpsmtp.PartRCPT:
+		if reply != nil {
+			return x.answerPartReply(d.Part, reply)
+		}
+		return x.answerPart(d.Part, payload, false)
+	case ocpsmtp.PartRAWDATA:
+		if reply != nil {
+			x.dataReply = reply
+			return nil
+		}
+		if x.adapted == nil {
+			x.adapted = NewSpool(x.spoolDir, x.spoolMem)
+		}
+		off := x.adapted.Size()
+		if _, err := x.adapted.Write(payload); err != nil {
+			return failure(FailLocal, err)
+		}
+		x.segs = append(x.segs, segment{off: off, size: int64(len(payload))})
+		return nil
+	}
+	return protocolError("adapted part %s is not supported by this processor", d.Part)
+}
+
+// answerPart records the answer to the pending MAIL or RCPT: unchanged
+// (keep), or the new value (an empty one deletes a recipient); a RCPT answer
+// with no RCPT pending adds a recipient.
+func (x *exchange) answerPart(part ocpsmtp.Part, payload []byte, keep bool) *AdaptationError {
+	a := partAnswer{done: true, keep: keep}
+	if !keep {
+		a.value = string(payload)
+		a.deleted = len(payload) == 0
+	}
+	switch {
+	case part == ocpsmtp.PartMAIL && x.pendingMail:
+		if a.deleted {
+			return protocolError("MAIL answered with an empty sender")
+		}
+		x.mail, x.pendingMail = a, false
+	case part == ocpsmtp.PartRCPT && x.pendingRcpt >= 0:
+		x.rcpts[x.pendingRcpt], x.pendingRcpt = a, -1
+	case part == ocpsmtp.PartRCPT && !keep && !a.deleted:
+		x.added = append(x.added, a.value)
+	default:
+		return protocolError("unexpected answer for part %s", part)
+	}
+	return nil
+}
+
+// answerPartReply records an SMTP-Error answer to the pending MAIL or RCPT.
+func (x *exchange) answerPartReply(part ocpsmtp.Part, r *Reply) *AdaptationError {
+	a := partAnswer{done: true, reply: r}
+	switch {
+	case part == ocpsmtp.PartMAIL && x.pendingMail:
+		x.mail, x.pendingMail = a, false
+	case part == ocpsmtp.PartRCPT && x.pendingRcpt >= 0:
+		x.rcpts[x.pendingRcpt], x.pendingRcpt = a, -1
+	default:
+		return protocolError("SMTP-Error for part %s with no such part pending", part)
+	}
+	return nil
+}
+
+// replyFrom converts a validated SMTP reply into a bridge reply.
+func replyFrom(r ocpsmtp.Reply) *Reply {
+	kind := Reject
+	if r.Code < 500 {
+		kind = TempFail
+	}
+	return &Reply{Kind: kind, Code: r.Code, Text: r.Text()}
+}

@@ -1,0 +1,230 @@
+package bridge
+
+import (
+	"context"
+	"strings"
+
+	"github.com/opes-milter/opes-milter/ocp"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// allowReply lists the server parameters the processor honours on an
+// adaptive part.
+var allowAdaptive = []string{ocpsmtp.ParamSMTPError, ocpsmtp.ParamAddHeader, ocpsmtp.ParamAdvice}
+
+// allowInformative lists what the processor honours on an informative part.
+var allowInformative = []string{ocpsmtp.ParamAddHeader, ocpsmtp.ParamAdvice}
+
+// allowFor returns the Allow list for a part.
+func (x *exchange) allowFor(part ocpsmtp.Part) []string {
+	if x.adaptive(part) {
+		return allowAdaptive
+	}
+	return allowInformative
+}
+
+// startExchange opens the OCP transaction for the current mail transaction
+// and sends the parts that precede the first RCPT. ok is false when it
+// failed; the reply is then the failure policy's answer.
+func (s *session) startExchange(ctx context.Context, mac Macros) (Reply, bool) {
+	mt := s.mt
+	p := s.policy()
+	if max := p.MaxTransactions; max > 0 && s.b.inflight.Load() >= int64(max) {
+		mt.route = nil
+		return Reply{Kind: TempFail, Code: 451, Text: "4.3.2 Too many messages in adaptation, try again later"}, false
+	}
+	cctx, cancel := stageContext(ctx, p.Timeouts.Rcpt)
+	defer cancel()
+	tx, prof, err := s.st.pool.start(cctx, mt.route, p.Routes)
+	if err != nil {
+		return s.onFailure(failure(FailConnect, err), true), false
+	}
+	s.b.inflight.Add(1)
+	mt.x = newExchange(tx, prof, s.log, p.SpoolDir, p.SpoolMemory)
+	go mt.x.receive(context.WithoutCancel(ctx))
+	if err := tx.StartMessage(); err != nil {
+		return s.onFailure(failure(FailServer, err), true), false
+	}
+	x := mt.x
+	send := func(part ocpsmtp.Part, payload string) error {
+		if !x.negotiated(part) {
+			return nil
+		}
+		return x.sendPart(cctx, part, []byte(payload), x.allowFor(part))
+	}
+	if err := send(ocpsmtp.PartIP, s.client.Addr); err != nil {
+		return s.onFailure(failure(FailServer, err), true), false
+	}
+	if err := send(ocpsmtp.PartHELO, s.helo); err != nil {
+		return s.onFailure(failure(FailServer, err), true), false
+	}
+	mail := strings.Join(append([]string{mt.from}, mt.args...), " ")
+	x.mu.Lock()
+	x.pendingMail = x.adaptive(ocpsmtp.PartMAIL)
+	x.mu.Unlock()
+	if err := send(ocpsmtp.PartMAIL, mail); err != nil {
+		return s.onFailure(failure(FailServer, err), true), false
+	}
+	if x.adaptive(ocpsmtp.PartMAIL) {
+		if f := x.wait(cctx, func() bool { return !x.pendingMail }); f != nil {
+			return s.onFailure(f, true), false
+		}
+		if r := x.mail.reply; r != nil {
+			// The sender was refused: the MTA already accepted MAIL,
+			// so the refusal answers this (and every) recipient.
+			return *r, false
+		}
+	}
+	return Reply{Kind: Continue}, true
+}
+
+// sendRcpt sends one RCPT part and, when it is adaptive, waits for the
+// server's answer within the RCPT deadline.
+func (s *session) sendRcpt(ctx context.Context, r *rcptState) Reply {
+	mt, x := s.mt, s.mt.x
+	if mt.fail != nil {
+		return s.failedReply(true)
+	}
+	if !x.negotiated(ocpsmtp.PartRCPT) {
+		return Reply{Kind: Continue}
+	}
+	adaptive := x.adaptive(ocpsmtp.PartRCPT)
+	cctx, cancel := stageContext(ctx, s.policy().Timeouts.Rcpt)
+	defer cancel()
+	payload := strings.Join(append([]string{r.addr}, r.args...), " ")
+	x.mu.Lock()
+	r.index = len(x.rcpts)
+	x.rcpts = append(x.rcpts, partAnswer{})
+	if adaptive {
+		x.pendingRcpt = r.index
+	}
+	x.mu.Unlock()
+	if err := x.sendPart(cctx, ocpsmtp.PartRCPT, []byte(payload), x.allowFor(ocpsmtp.PartRCPT)); err != nil {
+		return s.onFailure(failure(FailServer, err), true)
+	}
+	if !adaptive {
+		return Reply{Kind: Continue}
+	}
+	if f := x.wait(cctx, func() bool { return x.pendingRcpt < 0 }); f != nil {
+		return s.onFailure(f, true)
+	}
+	x.mu.Lock()
+	a := x.rcpts[r.index]
+	x.mu.Unlock()
+	if a.reply != nil {
+		if s.nonSMTP {
+			// Never refuse at RCPT on the non-SMTP path: the MTA would
+			// keep the message queued. Delete the recipient instead.
+			r.deleted = true
+			return Reply{Kind: Continue}
+		}
+		return *a.reply
+	}
+	return Reply{Kind: Continue}
+}
+
+// sendHeader sends the header block as the first RAWDATA chunk, once.
+func (s *session) sendHeader(ctx context.Context) Reply {
+	mt, x := s.mt, s.mt.x
+	if mt.headerSent || x == nil || mt.fail != nil {
+		return Reply{Kind: Continue}
+	}
+	mt.headerSent = true
+	if !x.negotiated(ocpsmtp.PartRAWDATA) {
+		return Reply{Kind: Continue}
+	}
+	var b strings.Builder
+	for _, h := range mt.headers {
+		b.WriteString(h.name)
+		b.WriteByte(':')
+		b.WriteString(h.value)
+		b.WriteString("\r\n")
+	}
+	b.WriteString("\r\n")
+	return s.sendRaw(ctx, []byte(b.String()))
+}
+
+// sendBody streams one body chunk.
+func (s *session) sendBody(ctx context.Context, chunk []byte) Reply {
+	mt, x := s.mt, s.mt.x
+	mt.bodyBytes += int64(len(chunk))
+	if mt.fail != nil || x == nil || !x.negotiated(ocpsmtp.PartRAWDATA) {
+		return Reply{Kind: Continue}
+	}
+	return s.sendRaw(ctx, chunk)
+}
+
+func (s *session) sendRaw(ctx context.Context, b []byte) Reply {
+	x := s.mt.x
+	cctx, cancel := stageContext(ctx, s.policy().Timeouts.EndOfMessage)
+	defer cancel()
+	if err := x.sendRaw(cctx, b, x.adaptive(ocpsmtp.PartRAWDATA), x.allowFor(ocpsmtp.PartRAWDATA)); err != nil {
+		return s.onFailure(failure(FailServer, err), false)
+	}
+	if f := x.failed(); f != nil {
+		return s.onFailure(f, false)
+	}
+	return Reply{Kind: Continue}
+}
+
+// onFailure applies the chain's failure policy to a failed adaptation and
+// returns the reply for the current event. preData tells whether the event
+// precedes the message data (a refusal then concerns one recipient).
+func (s *session) onFailure(f *AdaptationError, preData bool) Reply {
+	mt := s.mt
+	if mt.fail == nil {
+		mt.fail = f
+		s.log.Warn("adaptation failed", "route", routeName(mt.route), "class", f.Class.String(), "err", f.Err)
+		if mt.x != nil {
+			mt.x.abort(f.Error())
+		}
+		switch s.action() {
+		case ActionAccept:
+			mt.status = traceUnadapted
+		case ActionQuarantine:
+			mt.status = traceUnadapted
+			mt.quarantine = "content adaptation failed (" + f.Class.String() + ")"
+		}
+	}
+	return s.failedReply(preData)
+}
+
+// action returns the failure action configured for the current failure.
+func (s *session) action() Action {
+	mt := s.mt
+	if mt.route == nil || mt.fail == nil {
+		return ActionTempFail
+	}
+	a, ok := mt.route.Chain.OnFailure[mt.fail.Class]
+	if !ok {
+		return ActionTempFail
+	}
+	return a
+}
+
+// failedReply answers an event after a failure.
+func (s *session) failedReply(preData bool) Reply {
+	switch s.action() {
+	case ActionAccept, ActionQuarantine:
+		return Reply{Kind: Continue}
+	case ActionReject:
+		if s.nonSMTP && preData {
+			return Reply{Kind: Continue}
+		}
+		return Reply{Kind: Reject, Code: 554, Text: "5.7.0 Content adaptation failed"}
+	}
+	if s.nonSMTP && preData {
+		return Reply{Kind: Continue}
+	}
+	return Reply{Kind: TempFail, Code: 451, Text: "4.3.0 Content adaptation unavailable, try again later"}
+}
+
+func routeName(r *Route) string {
+	if r == nil {
+		return ""
+	}
+	return r.Name
+}
+
+// okResult is the result of a successful transaction.
+var okResult = ocp.Result{Code: 200}

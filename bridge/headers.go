@@ -1,0 +1,114 @@
+package bridge
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// headerOp is one header modification: change (or, with an empty value,
+// delete) the index-th field called name, or insert a new field.
+type headerOp struct {
+	insert bool
+	index  int // per-name, 1-based (change/delete)
+	name   string
+	value  string // raw, with leading space
+}
+
+// splitMessage reads the header of an adapted RAWDATA stream (at most
+// maxHeader bytes) and returns its fields and a reader of the body that
+// follows the empty line.
+func splitMessage(r io.Reader, maxHeader int) ([]headerField, io.Reader, error) {
+	if maxHeader <= 0 {
+		maxHeader = 1 << 20
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	var fields []headerField
+	total := 0
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			return nil, nil, errors.New("header line too long")
+		}
+		total += len(line)
+		if total > maxHeader {
+			return nil, nil, fmt.Errorf("header larger than %d bytes", maxHeader)
+		}
+		if err != nil && len(line) == 0 {
+			if err == io.EOF {
+				// A message that is only a header (no empty line).
+				return fields, bytes.NewReader(nil), nil
+			}
+			return nil, nil, err
+		}
+		if !bytes.HasSuffix(line, []byte("\r\n")) {
+			if err == io.EOF {
+				return nil, nil, errors.New("header line without CRLF at end of data")
+			}
+			return nil, nil, errors.New("header line ends without CR")
+		}
+		content := line[:len(line)-2]
+		if len(content) == 0 {
+			return fields, br, nil
+		}
+		if content[0] == ' ' || content[0] == '\t' {
+			if len(fields) == 0 {
+				return nil, nil, errors.New("continuation line before the first field")
+			}
+			fields[len(fields)-1].value += "\r\n" + string(content)
+			continue
+		}
+		name, value, ok := strings.Cut(string(content), ":")
+		if !ok || name == "" || strings.ContainsAny(name, " \t") {
+			return nil, nil, fmt.Errorf("malformed header line %q", truncate(string(content), 60))
+		}
+		fields = append(fields, headerField{name: name, value: value})
+	}
+}
+
+// diffHeaders returns the operations that turn the original fields into the
+// adapted ones: same-name fields are paired in order; a changed value is a
+// change, a missing one a deletion, an extra one an insertion. OPES trace
+// lines of the original are never changed (RFC 4236 §4, draft §4.1).
+func diffHeaders(orig, adapted []headerField) []headerOp {
+	byName := map[string][]headerField{}
+	var order []string
+	for _, f := range adapted {
+		k := strings.ToLower(f.name)
+		if _, ok := byName[k]; !ok {
+			order = append(order, k)
+		}
+		byName[k] = append(byName[k], f)
+	}
+	var ops []headerOp
+	seen := map[string]int{}
+	for _, f := range orig {
+		k := strings.ToLower(f.name)
+		seen[k]++
+		n := seen[k]
+		if isTraceHeader(f.name) {
+			continue
+		}
+		list := byName[k]
+		if n > len(list) {
+			ops = append(ops, headerOp{index: n, name: f.name, value: ""})
+			continue
+		}
+		if list[n-1].value != f.value {
+			ops = append(ops, headerOp{index: n, name: f.name, value: list[n-1].value})
+		}
+	}
+	for _, k := range order {
+		list := byName[k]
+		if isTraceHeader(list[0].name) {
+			continue
+		}
+		for i := seen[k]; i < len(list); i++ {
+			ops = append(ops, headerOp{insert: true, name: list[i].name, value: list[i].value})
+		}
+	}
+	return ops
+}

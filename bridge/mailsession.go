@@ -1,0 +1,242 @@
+package bridge
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// session is the bridge's state for one MTA connection.
+type session struct {
+	b   *Bridge
+	st  *state
+	log *slog.Logger
+
+	client     Client
+	helo       string
+	daemonName string
+	nonSMTP    bool
+
+	mt *mailTx // the current mail transaction, nil between transactions
+}
+
+// mailTx is one SMTP mail transaction (MAIL … end of data).
+type mailTx struct {
+	started time.Time
+	from    string
+	args    []string
+	authed  bool
+	rcpts   []rcptState
+
+	route *Route
+	x     *exchange // nil until the first RCPT starts the OCP transaction
+	// status is how the message is traced: adapted, unadapted (a failure
+	// policy let it through) or bypassed.
+	status     string
+	quarantine string
+	fail       *AdaptationError // the failure that changed the status
+
+	headers     []headerField
+	headerBytes int
+	headerSent  bool
+	bodyBytes   int64
+}
+
+// rcptState is one recipient the MTA passed.
+type rcptState struct {
+	addr    string
+	args    []string
+	index   int  // index in the exchange's answers, -1 if not sent
+	refused bool // refused at RCPT (not part of the message)
+	deleted bool // to delete at end of message (non-SMTP refusals, server deletions)
+}
+
+func (s *session) policy() *Policy { return s.st.policy }
+
+// Connect implements Session.
+func (s *session) Connect(ctx context.Context, mac Macros, c Client) Reply {
+	s.st = s.b.current()
+	s.client = c
+	s.daemonName = mac.Get("{daemon_name}")
+	if f := s.policy().NonSMTP; f != nil {
+		s.nonSMTP = f(s.daemonName)
+	}
+	s.log = s.b.log.With("client", c.Addr)
+	return Reply{Kind: Continue}
+}
+
+// Helo implements Session.
+func (s *session) Helo(ctx context.Context, mac Macros, name string) Reply {
+	s.helo = name
+	return Reply{Kind: Continue}
+}
+
+// Mail implements Session.
+func (s *session) Mail(ctx context.Context, mac Macros, from string, args []string) Reply {
+	if s.st == nil {
+		s.st = s.b.current()
+	}
+	s.endTx("new MAIL")
+	s.mt = &mailTx{started: time.Now(), from: from, args: args, authed: mac.Get("{auth_authen}") != ""}
+	return Reply{Kind: Continue}
+}
+
+// facts returns what route selection looks at.
+func (s *session) facts(rcpt string) Facts {
+	return Facts{
+		DaemonName:    s.daemonName,
+		ClientAddr:    s.client.Addr,
+		Authenticated: s.mt.authed,
+		SenderDomain:  domainOf(s.mt.from),
+		RcptDomain:    domainOf(rcpt),
+		NonSMTP:       s.nonSMTP,
+	}
+}
+
+// domainOf returns the lower-cased domain of an address as the MTA passes it.
+func domainOf(addr string) string {
+	addr = strings.TrimSuffix(strings.TrimPrefix(addr, "<"), ">")
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return strings.ToLower(addr[i+1:])
+	}
+	return ""
+}
+
+// Rcpt implements Session.
+func (s *session) Rcpt(ctx context.Context, mac Macros, rcpt string, args []string) Reply {
+	if s.mt == nil {
+		return Reply{Kind: Continue}
+	}
+	mt := s.mt
+	p := s.policy()
+	r := rcptState{addr: rcpt, args: args, index: -1}
+	if len(mt.rcpts) == 0 && mt.route == nil && mt.status == traceAdapted {
+		f := s.facts(rcpt)
+		if p.Skip != nil && p.Skip(f) {
+			mt.status = traceBypassed
+		} else if p.Select != nil {
+			mt.route = p.Select(f)
+		}
+		if mt.route != nil {
+			if rep, ok := s.startExchange(ctx, mac); !ok {
+				mt.rcpts = append(mt.rcpts, rcptState{addr: rcpt, args: args, index: -1, refused: rep.Kind == Reject || rep.Kind == TempFail})
+				return rep
+			}
+		}
+	} else if mt.route != nil && p.Select != nil {
+		if other := p.Select(s.facts(rcpt)); other != mt.route {
+			// One OCP transaction per mail transaction: this recipient
+			// needs another route, so the client retries it separately.
+			mt.rcpts = append(mt.rcpts, rcptState{addr: rcpt, args: args, index: -1, refused: true})
+			return Reply{Kind: TempFail, Code: 452, Text: "4.5.3 Recipient needs a separate transaction, try again"}
+		}
+	}
+	rep := Reply{Kind: Continue}
+	if mt.x != nil {
+		rep = s.sendRcpt(ctx, &r)
+	}
+	if rep.Kind == Reject || rep.Kind == TempFail {
+		r.refused = true
+	}
+	mt.rcpts = append(mt.rcpts, r)
+	return rep
+}
+
+// Data implements Session.
+func (s *session) Data(ctx context.Context, mac Macros) Reply { return Reply{Kind: Continue} }
+
+// Header implements Session.
+func (s *session) Header(ctx context.Context, mac Macros, name, value string) Reply {
+	if s.mt == nil {
+		return Reply{Kind: Continue}
+	}
+	mt := s.mt
+	mt.headerBytes += len(name) + len(value) + 3
+	if max := s.policy().MaxHeaderBytes; max > 0 && mt.headerBytes > max {
+		return Reply{Kind: Reject, Code: 552, Text: "5.3.4 Message header too large"}
+	}
+	mt.headers = append(mt.headers, headerField{name: name, value: value})
+	return Reply{Kind: Continue}
+}
+
+// EndOfHeaders implements Session.
+func (s *session) EndOfHeaders(ctx context.Context, mac Macros) Reply {
+	if s.mt == nil || s.mt.x == nil {
+		return Reply{Kind: Continue}
+	}
+	return s.sendHeader(ctx)
+}
+
+// Body implements Session.
+func (s *session) Body(ctx context.Context, mac Macros, chunk []byte) Reply {
+	if s.mt == nil || s.mt.x == nil {
+		if s.mt != nil && s.mt.x == nil && s.mt.route == nil {
+			return Reply{Kind: Skip}
+		}
+		return Reply{Kind: Continue}
+	}
+	if rep := s.sendHeader(ctx); rep.Kind != Continue {
+		return rep
+	}
+	return s.sendBody(ctx, chunk)
+}
+
+// EndOfMessage implements Session.
+func (s *session) EndOfMessage(ctx context.Context, mac Macros, mod Modifier) Reply {
+	mt := s.mt
+	if mt == nil {
+		return Reply{Kind: Accept}
+	}
+	defer s.endTx("")
+	out := s.finish(ctx, mac, mod)
+	rep := out.apply(s, mod)
+	s.logSummary(mac, out, rep)
+	return rep
+}
+
+// Abort implements Session.
+func (s *session) Abort(ctx context.Context, mac Macros) { s.endTx("aborted by the MTA") }
+
+// Close implements Session.
+func (s *session) Close() {
+	s.endTx("MTA connection closed")
+	s.b.sessions.Add(-1)
+}
+
+// endTx ends the current mail transaction, aborting its OCP transaction
+// when it is still open.
+func (s *session) endTx(reason string) {
+	mt := s.mt
+	s.mt = nil
+	if mt == nil || mt.x == nil {
+		return
+	}
+	if reason != "" {
+		mt.x.abort(reason)
+	}
+	mt.x.close()
+	s.b.inflight.Add(-1)
+}
+
+// stageContext bounds a wait for the callout server by the stage deadline.
+func stageContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// adaptive reports whether part is adaptive in the negotiated profile.
+func (x *exchange) adaptive(part ocpsmtp.Part) bool {
+	a, _ := x.prof.Has(part)
+	return a
+}
+
+// negotiated reports whether part is sent at all.
+func (x *exchange) negotiated(part ocpsmtp.Part) bool {
+	a, i := x.prof.Has(part)
+	return a || i
+}

@@ -1,0 +1,269 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// outcome is everything decided for one message, computed in full before
+// any of it reaches the MTA, so the end-of-message actions are all or
+// nothing.
+type outcome struct {
+	reply      Reply
+	from       string // new envelope sender, "" = unchanged
+	delRcpts   []string
+	addRcpts   []string
+	trace      []headerField
+	traceIndex int
+	addHeaders []headerField
+	headerOps  []headerOp
+	body       io.Reader // replacement body, nil = unchanged
+	quarantine string
+	services   []string
+	status     string
+	class      string // failure class, if any
+}
+
+// finish ends the OCP exchange of the current message and computes the
+// outcome.
+func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome {
+	mt := s.mt
+	p := s.policy()
+	out := &outcome{reply: Reply{Kind: Accept}, status: mt.status}
+	if mt.route != nil {
+		for _, svc := range mt.route.Chain.Services {
+			out.services = append(out.services, svc.URI)
+		}
+	}
+	x := mt.x
+	if x != nil && mt.fail == nil {
+		s.sendHeader(ctx)
+	}
+	if x != nil && mt.fail == nil {
+		cctx, cancel := stageContext(ctx, p.Timeouts.EndOfMessage)
+		err := s.awaitAnswer(cctx, mod)
+		cancel()
+		if err != nil {
+			s.onFailure(err, false)
+		}
+	}
+	if mt.fail != nil {
+		out.class = mt.fail.Class.String()
+		switch s.action() {
+		case ActionTempFail, ActionReject:
+			out.reply = s.failedReply(false)
+			return out
+		}
+		out.status, out.quarantine = mt.status, mt.quarantine
+	} else if x != nil {
+		if err := s.collect(out, x); err != nil {
+			s.onFailure(err, false)
+			return s.finish(ctx, mac, mod)
+		}
+	}
+	if mt.route != nil || mt.status == traceBypassed {
+		out.trace = traceFields(p.SystemURI, out.services, out.status, p.TraceVia)
+		out.traceIndex = traceInsertIndex(mt.headers)
+	}
+	for _, r := range mt.rcpts {
+		if r.deleted && !r.refused {
+			out.delRcpts = append(out.delRcpts, r.addr)
+		}
+	}
+	return out
+}
+
+// awaitAnswer sends the end of the original message and waits for the
+// server's, telling the MTA that work goes on every progress interval.
+func (s *session) awaitAnswer(ctx context.Context, mod Modifier) *AdaptationError {
+	x := s.mt.x
+	if err := x.tx.EndMessage(okResult); err != nil {
+		return failure(FailServer, err)
+	}
+	interval := s.policy().Timeouts.Progress
+	if interval <= 0 {
+		interval = 5 * time.Second
+	}
+	for {
+		tctx, cancel := context.WithTimeout(ctx, interval)
+		f, timedOut := x.waitUntil(tctx, func() bool { return x.ame })
+		cancel()
+		if f != nil {
+			return f
+		}
+		if !timedOut {
+			break
+		}
+		if ctx.Err() != nil {
+			return x.wait(ctx, func() bool { return x.ame })
+		}
+		if err := mod.Progress(); err != nil {
+			return failure(FailLocal, err)
+		}
+	}
+	x.mu.Lock()
+	if !x.end {
+		x.end = true
+		go x.tx.End(okResult)
+	}
+	x.mu.Unlock()
+	return nil
+}
+
+// collect turns the server's answers into the outcome.
+func (s *session) collect(out *outcome, x *exchange) *AdaptationError {
+	mt := s.mt
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.dataReply != nil {
+		out.reply = *x.dataReply
+		return nil
+	}
+	if x.mail.done && !x.mail.keep && x.mail.reply == nil {
+		out.from, _, _ = strings.Cut(x.mail.value, " ")
+	}
+	for i := range mt.rcpts {
+		r := &mt.rcpts[i]
+		if r.index < 0 || r.refused || r.index >= len(x.rcpts) {
+			continue
+		}
+		a := x.rcpts[r.index]
+		switch {
+		case !a.done || a.keep:
+		case a.reply != nil || a.deleted:
+			r.deleted = true
+		default:
+			r.deleted = true
+			addr, _, _ := strings.Cut(a.value, " ")
+			out.addRcpts = append(out.addRcpts, addr)
+		}
+	}
+	for _, a := range x.added {
+		addr, _, _ := strings.Cut(a, " ")
+		out.addRcpts = append(out.addRcpts, addr)
+	}
+	out.addHeaders = append(out.addHeaders, x.addHeaders...)
+	switch x.advice {
+	case ocpsmtp.AdviceDiscard:
+		out.reply = Reply{Kind: Discard}
+	case ocpsmtp.AdviceQuarantine:
+		out.quarantine = "quarantined by callout service"
+	}
+	if len(x.segs) > 0 && !(len(x.segs) == 1 && x.segs[0].fromOriginal && x.segs[0].off == 0 && x.segs[0].size == x.rawSize) {
+		if err := s.adaptRaw(out, x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// adaptRaw turns an adapted RAWDATA stream into header operations and a
+// replacement body; call with x.mu held.
+func (s *session) adaptRaw(out *outcome, x *exchange) *AdaptationError {
+	readers := make([]io.Reader, 0, len(x.segs))
+	for _, sg := range x.segs {
+		var r io.Reader
+		var err error
+		if sg.fromOriginal {
+			r, err = x.origRaw.Section(sg.off, sg.size)
+		} else {
+			r, err = x.adapted.Section(sg.off, sg.size)
+		}
+		if err != nil {
+			return failure(FailLocal, err)
+		}
+		readers = append(readers, r)
+	}
+	fields, body, err := splitMessage(io.MultiReader(readers...), s.policy().MaxHeaderBytes)
+	if err != nil {
+		return protocolError("adapted RAWDATA: %v", err)
+	}
+	out.headerOps = diffHeaders(s.mt.headers, fields)
+	out.body = body
+	return nil
+}
+
+// apply sends the outcome to the MTA: every modification, then the reply.
+func (o *outcome) apply(s *session, mod Modifier) Reply {
+	if o.reply.Kind != Accept && o.reply.Kind != Discard {
+		return o.reply
+	}
+	err := o.modify(mod)
+	if err != nil {
+		s.log.Error("applying the adaptation failed", "err", err)
+		return Reply{Kind: TempFail, Code: 451, Text: "4.3.0 Content adaptation could not be applied, try again later"}
+	}
+	return o.reply
+}
+
+func (o *outcome) modify(mod Modifier) error {
+	var errs []error
+	try := func(err error) { errs = append(errs, err) }
+	if o.from != "" {
+		try(mod.ChangeFrom(o.from, ""))
+	}
+	for _, r := range o.delRcpts {
+		try(mod.DeleteRecipient(r))
+	}
+	for _, r := range o.addRcpts {
+		try(mod.AddRecipient(r, ""))
+	}
+	for i := len(o.trace) - 1; i >= 0; i-- {
+		try(mod.InsertHeader(o.traceIndex, o.trace[i].name, o.trace[i].value))
+	}
+	for i := len(o.headerOps) - 1; i >= 0; i-- {
+		op := o.headerOps[i]
+		if op.insert {
+			continue
+		}
+		try(mod.ChangeHeader(op.index, op.name, op.value))
+	}
+	for _, op := range o.headerOps {
+		if op.insert {
+			try(mod.AddHeader(op.name, op.value))
+		}
+	}
+	for _, h := range o.addHeaders {
+		try(mod.AddHeader(h.name, " "+strings.TrimLeft(h.value, " \t")))
+	}
+	if o.body != nil {
+		try(mod.ReplaceBody(o.body))
+	}
+	if o.quarantine != "" {
+		try(mod.Quarantine(o.quarantine))
+	}
+	return errors.Join(errs...)
+}
+
+// logSummary writes the one line per message an admin greps for.
+func (s *session) logSummary(mac Macros, o *outcome, rep Reply) {
+	mt := s.mt
+	verdict := map[ReplyKind]string{Accept: "accept", Discard: "discard", Reject: "reject", TempFail: "tempfail", Continue: "accept"}[rep.Kind]
+	if o.quarantine != "" {
+		verdict = "quarantine"
+	}
+	attrs := []any{
+		"qid", mac.Get("i"), "route", routeName(mt.route), "services", strings.Join(o.services, " "),
+		"verdict", verdict, "status", statusName(o.status), "rcpts", len(mt.rcpts), "size", mt.bodyBytes,
+		"duration", time.Since(mt.started).Round(time.Millisecond),
+	}
+	if rep.Code != 0 {
+		attrs = append(attrs, "reply", rep.Code)
+	}
+	if o.class != "" {
+		attrs = append(attrs, "failure", o.class)
+	}
+	s.log.Info("message", attrs...)
+}
+
+func statusName(s string) string {
+	if s == traceAdapted {
+		return "adapted"
+	}
+	return s
+}

@@ -1,0 +1,274 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/opes-milter/opes-milter/ocp"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// pool holds the OCP connections to every callout server the policy names.
+// Each connection negotiates, at connect, one service group per chain that
+// uses its server set, so no later negotiation blocks running transactions.
+type pool struct {
+	log    *slog.Logger
+	chains map[*ServerSet][]*Chain
+	ups    map[*ServerSet][]*upstream
+
+	mu   sync.Mutex
+	next map[*ServerSet]int // round-robin cursor
+}
+
+// upstream is one callout server address with its connections and its
+// circuit breaker.
+type upstream struct {
+	addr string
+	set  *ServerSet
+
+	mu        sync.Mutex
+	conns     []*upConn
+	dialing   int
+	failures  int
+	openUntil time.Time
+}
+
+// upConn is one negotiated OCP connection.
+type upConn struct {
+	c      *ocp.Client
+	groups map[*Chain]group
+}
+
+// group is a service group negotiated on one connection.
+type group struct {
+	sg      *ocp.ServiceGroup
+	profile ocpsmtp.Profile
+}
+
+func newPool(p *Policy, log *slog.Logger) *pool {
+	pl := &pool{log: log, chains: map[*ServerSet][]*Chain{}, ups: map[*ServerSet][]*upstream{}, next: map[*ServerSet]int{}}
+	seen := map[*Chain]bool{}
+	for _, r := range p.Routes {
+		c := r.Chain
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		pl.chains[c.Servers] = append(pl.chains[c.Servers], c)
+		if _, ok := pl.ups[c.Servers]; !ok {
+			for _, a := range c.Servers.Addresses {
+				pl.ups[c.Servers] = append(pl.ups[c.Servers], &upstream{addr: a, set: c.Servers})
+			}
+		}
+	}
+	return pl
+}
+
+// profiles returns the offer of every chain on a server set, by chain.
+func (pl *pool) offers(set *ServerSet, routes []*Route) map[*Chain]ocpsmtp.Profile {
+	out := map[*Chain]ocpsmtp.Profile{}
+	for _, r := range routes {
+		if r.Chain.Servers == set {
+			out[r.Chain] = r.Profile
+		}
+	}
+	return out
+}
+
+// start opens a transaction for route r on the best available connection,
+// failing over across the set's servers. Errors are *AdaptationError of
+// class FailConnect.
+func (pl *pool) start(ctx context.Context, r *Route, routes []*Route) (*ocp.Tx, ocpsmtp.Profile, error) {
+	set := r.Chain.Servers
+	ups := pl.ups[set]
+	if len(ups) == 0 {
+		return nil, ocpsmtp.Profile{}, failure(FailConnect, fmt.Errorf("server set %q has no servers", set.Name))
+	}
+	first := 0
+	if set.RoundRobin {
+		pl.mu.Lock()
+		first = pl.next[set] % len(ups)
+		pl.next[set]++
+		pl.mu.Unlock()
+	}
+	var errs []error
+	for i := range ups {
+		u := ups[(first+i)%len(ups)]
+		if u.open(time.Now()) {
+			errs = append(errs, fmt.Errorf("%s: circuit breaker open", u.addr))
+			continue
+		}
+		uc, err := u.get(ctx, pl, routes)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		g, ok := uc.groups[r.Chain]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: chain %q has no service group", u.addr, r.Chain.Name))
+			continue
+		}
+		tx, err := uc.c.Start(ctx, g.sg)
+		if err != nil {
+			u.failed(pl.log, err)
+			errs = append(errs, err)
+			continue
+		}
+		u.succeeded()
+		return tx, g.profile, nil
+	}
+	return nil, ocpsmtp.Profile{}, failure(FailConnect, errors.Join(errs...))
+}
+
+// open reports whether the breaker is open at now.
+func (u *upstream) open(now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return now.Before(u.openUntil)
+}
+
+func (u *upstream) failed(log *slog.Logger, err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.failures++
+	limit := u.set.FailureLimit
+	if limit <= 0 {
+		limit = 5
+	}
+	if u.failures >= limit {
+		delay := u.set.RevivalDelay
+		if delay <= 0 {
+			delay = 30 * time.Second
+		}
+		u.openUntil = time.Now().Add(delay)
+		u.failures = 0
+		log.Warn("circuit breaker open", "server", u.addr, "for", delay, "err", err)
+	}
+}
+
+func (u *upstream) succeeded() {
+	u.mu.Lock()
+	u.failures = 0
+	u.mu.Unlock()
+}
+
+// get returns a live connection, dialling a new one while fewer than the
+// configured number exist and every existing one is busy.
+func (u *upstream) get(ctx context.Context, pl *pool, routes []*Route) (*upConn, error) {
+	max := u.set.Connections
+	if max <= 0 {
+		max = 1
+	}
+	u.mu.Lock()
+	live := u.conns[:0]
+	for _, c := range u.conns {
+		select {
+		case <-c.c.Done():
+			continue
+		default:
+		}
+		live = append(live, c)
+	}
+	u.conns = live
+	var best *upConn
+	for _, c := range u.conns {
+		if best == nil || c.c.InFlight() < best.c.InFlight() {
+			best = c
+		}
+	}
+	if best != nil && (best.c.InFlight() == 0 || len(u.conns)+u.dialing >= max) {
+		u.mu.Unlock()
+		return best, nil
+	}
+	u.dialing++
+	u.mu.Unlock()
+
+	uc, err := pl.dial(ctx, u, routes)
+
+	u.mu.Lock()
+	u.dialing--
+	if err == nil {
+		u.conns = append(u.conns, uc)
+	}
+	u.mu.Unlock()
+	if err != nil {
+		u.failed(pl.log, err)
+		if best != nil {
+			return best, nil
+		}
+		return nil, err
+	}
+	return uc, nil
+}
+
+// dial connects to u and negotiates a service group for every chain on its
+// set.
+func (pl *pool) dial(ctx context.Context, u *upstream, routes []*Route) (*upConn, error) {
+	c, err := ocp.Dial(ctx, u.addr, u.set.Client)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", u.addr, err)
+	}
+	uc := &upConn{c: c, groups: map[*Chain]group{}}
+	for chain, offer := range pl.offers(u.set, routes) {
+		sg, feat, err := c.NewServiceGroup(ctx, chain.Services, []ocp.Feature{offer.Feature()})
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: chain %q: %w", u.addr, chain.Name, err)
+		}
+		answer, err := ocpsmtp.ParseProfile(feat)
+		if err == nil {
+			err = ocpsmtp.CheckAnswer(offer, answer)
+		}
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: chain %q: %w", u.addr, chain.Name, err)
+		}
+		uc.groups[chain] = group{sg: sg, profile: answer}
+	}
+	pl.log.Info("callout connection ready", "server", u.addr, "groups", len(uc.groups))
+	return uc, nil
+}
+
+// close closes every connection.
+func (pl *pool) close() {
+	for _, ups := range pl.ups {
+		for _, u := range ups {
+			u.mu.Lock()
+			for _, c := range u.conns {
+				c.c.Close()
+			}
+			u.conns = nil
+			u.mu.Unlock()
+		}
+	}
+}
+
+// closeWhenIdle closes every connection once it has no transaction in
+// flight (after a reload).
+func (pl *pool) closeWhenIdle() {
+	for _, ups := range pl.ups {
+		for _, u := range ups {
+			u.mu.Lock()
+			conns := u.conns
+			u.conns = nil
+			u.openUntil = time.Now().Add(time.Hour) // retired: never dial again
+			u.mu.Unlock()
+			for _, c := range conns {
+				go func(c *ocp.Client) {
+					for c.InFlight() > 0 {
+						select {
+						case <-c.Done():
+							return
+						case <-time.After(100 * time.Millisecond):
+						}
+					}
+					c.Close()
+				}(c.c)
+			}
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/milter"
+)
+
+// shutdownGrace bounds how long in-flight sessions may take after SIGTERM.
+const shutdownGrace = 30 * time.Second
+
+// cmdRun serves the configured milter sockets until SIGINT or SIGTERM;
+// SIGHUP reloads the configuration (the old one stays if the new one is
+// invalid).
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+	_, path, err := parseFlags("run", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	cfg, err := mapping.LoadFile(path)
+	if err != nil {
+		return err
+	}
+	if !cfg.HasMilter() {
+		return fmt.Errorf("%s: no routes: nothing for opes-milter to do", path)
+	}
+	log := newLogger(stderr, cfg.Milter.LogFormat, cfg.Milter.LogLevel)
+	policy, err := bridge.PolicyFromConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if policy.SpoolDir != "" {
+		if n, err := bridge.RemoveStaleSpools(policy.SpoolDir); err != nil {
+			log.Warn("removing stale spool files", "dir", policy.SpoolDir, "err", err)
+		} else if n > 0 {
+			log.Info("removed stale spool files", "dir", policy.SpoolDir, "count", n)
+		}
+	}
+	br := bridge.New(policy, log)
+	defer br.Close()
+
+	srv := milter.NewServer(br, milter.Options{Logger: log})
+	var lns []net.Listener
+	for _, s := range cfg.Milter.Listen {
+		ln, err := milter.Listen(milter.Socket{Network: s.Network, Address: s.Address, Mode: s.Mode, Owner: s.Owner})
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("listen %s: %w", s, err)
+		}
+		lns = append(lns, ln)
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	var wg sync.WaitGroup
+	errc := make(chan error, len(lns))
+	for i, ln := range lns {
+		log.Info("listening", "socket", cfg.Milter.Listen[i].String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+				errc <- err
+			}
+		}()
+	}
+	log.Info("opes-milter started", "config", path, "routes", len(policy.Routes))
+	for {
+		select {
+		case <-ctx.Done():
+			return shutdown(srv, &wg, log)
+		case err := <-errc:
+			shutdown(srv, &wg, log)
+			return err
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reload(path, br, log)
+				continue
+			}
+			log.Info("stopping", "signal", sig.String())
+			return shutdown(srv, &wg, log)
+		}
+	}
+}
+
+// reload loads the configuration again and switches the bridge to it.
+func reload(path string, br *bridge.Bridge, log *slog.Logger) {
+	cfg, err := mapping.LoadFile(path)
+	if err == nil {
+		var p *bridge.Policy
+		if p, err = bridge.PolicyFromConfig(cfg); err == nil {
+			br.Reload(p)
+			log.Info("configuration reloaded", "config", path, "routes", len(p.Routes))
+			return
+		}
+	}
+	log.Error("reload failed; keeping the running configuration", "err", err)
+}
+
+// shutdown lets in-flight sessions finish up to the grace period.
+func shutdown(srv *milter.Server, wg *sync.WaitGroup, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	err := srv.Shutdown(ctx)
+	wg.Wait()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	log.Info("opes-milter stopped")
+	return nil
+}

@@ -27,6 +27,7 @@ type Decoder struct {
 	vals    int   // values and named parameters in the current message
 	depth   int   // current nesting of lists and structures
 	scratch []byte
+	partial bool // Decode failed after consuming part of a message
 }
 
 // NewDecoder returns a Decoder reading from r with the given limits. The
@@ -52,6 +53,17 @@ func (d *Decoder) Decode() (*Message, error) {
 		return nil, err
 	}
 	d.hdr, d.vals, d.depth = 0, 0, 0
+	d.partial = true
+	m, err := d.message()
+	if err == nil {
+		d.partial = false
+	}
+	return m, err
+}
+
+// message reads name [SP anonym-parameters] [CRLF named-parameters CRLF]
+// [CRLF payload CRLF] ";" CRLF.
+func (d *Decoder) message() (*Message, error) {
 	m := new(Message)
 	var err error
 	if m.Name, err = d.name(); err != nil {

@@ -1,0 +1,239 @@
+package ocp
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+const (
+	// highWater is the amount of encoded, unwritten data above which data
+	// senders wait for the writer.
+	highWater = 4 << 20
+	// defaultWriteTimeout bounds one write to the transport.
+	defaultWriteTimeout = 30 * time.Second
+)
+
+// conn is the part of an OCP connection shared by both roles: a writer
+// goroutine draining a buffer of encoded messages, negotiation-phase
+// gating of outgoing messages, and the connection's end state. Reading and
+// dispatching belong to the roles.
+type conn struct {
+	nc           net.Conn
+	dec          *Decoder
+	log          *slog.Logger
+	writeTimeout time.Duration
+
+	mu      sync.Mutex
+	drained sync.Cond     // broadcast when out shrinks or the connection ends
+	out     []byte        // encoded messages for the writer
+	held    []byte        // non-phase messages held during a negotiation phase
+	phase   bool          // a negotiation phase is active (RFC 4037 §6.1)
+	closing bool          // a CE is queued: nothing more may be sent
+	ending  *ConnError    // how the connection ends once the CE is written
+	err     *ConnError    // set once when the connection has ended
+	kick    chan struct{} // wakes the writer
+	done    chan struct{} // closed when the connection has ended
+	wdone   chan struct{} // closed when the writer has exited
+	once    sync.Once
+}
+
+func newConn(nc net.Conn, lim Limits, log *slog.Logger) *conn {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &conn{
+		nc:           nc,
+		dec:          NewDecoder(nc, lim),
+		log:          log,
+		writeTimeout: defaultWriteTimeout,
+		kick:         make(chan struct{}, 1),
+		done:         make(chan struct{}),
+		wdone:        make(chan struct{}),
+	}
+	c.drained.L = &c.mu
+	go c.writeLoop()
+	return c
+}
+
+// phaseMessage reports whether a message may be sent during a negotiation
+// phase (RFC 4037 §6.1).
+func phaseMessage(name string) bool {
+	switch name {
+	case MsgNO, MsgNR, MsgAQ, MsgAA, MsgPQ, MsgPA, MsgPR, MsgCE, MsgCS:
+		return true
+	}
+	return false
+}
+
+// send queues m. Data senders (wait) block while too much output is
+// pending; control messages sent from the read loop never block. During a
+// negotiation phase, messages other than phase messages are held back and
+// released, in order, when the phase ends.
+func (c *conn) send(m *Message, wait bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for wait && len(c.out)+len(c.held) > highWater && c.err == nil && !c.closing {
+		c.drained.Wait()
+	}
+	if err := c.sendErrLocked(); err != nil {
+		return err
+	}
+	if c.phase && !phaseMessage(m.Name) {
+		c.held = AppendMessage(c.held, m)
+		return nil
+	}
+	c.out = AppendMessage(c.out, m)
+	c.wakeLocked()
+	return nil
+}
+
+func (c *conn) sendErrLocked() error {
+	if c.err != nil {
+		return c.err
+	}
+	if c.closing {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (c *conn) wakeLocked() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// setPhase starts or ends a negotiation phase. Ending it releases the
+// messages held back meanwhile.
+func (c *conn) setPhase(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.setPhaseLocked(on)
+}
+
+func (c *conn) setPhaseLocked(on bool) {
+	c.phase = on
+	if !on && len(c.held) > 0 {
+		c.out = append(c.out, c.held...)
+		c.held = c.held[:0]
+		c.wakeLocked()
+	}
+}
+
+// inPhase reports whether a negotiation phase is active.
+func (c *conn) inPhase() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.phase
+}
+
+func (c *conn) writeLoop() {
+	defer close(c.wdone)
+	var spare []byte
+	for {
+		select {
+		case <-c.kick:
+		case <-c.done:
+			return
+		}
+		for {
+			c.mu.Lock()
+			buf := c.out
+			if len(buf) == 0 {
+				closing := c.closing
+				c.mu.Unlock()
+				if closing {
+					c.nc.Close()
+					return
+				}
+				break
+			}
+			c.out = spare[:0]
+			c.drained.Broadcast()
+			c.mu.Unlock()
+			c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+			if _, err := c.nc.Write(buf); err != nil {
+				c.fail(&ConnError{Result: Failure("write failed"), Err: err})
+				return
+			}
+			spare = buf
+		}
+	}
+}
+
+// terminate ends the connection from our side: it queues CE with res,
+// lets the writer flush it (bounded by the write timeout), closes the
+// transport and records the end. It returns once the connection has ended.
+func (c *conn) terminate(res Result, cause error) {
+	c.mu.Lock()
+	if c.err == nil && !c.closing {
+		ce := &Message{Name: MsgCE}
+		if res.Code != 0 {
+			ce.Anon = []Value{res.Value()}
+		}
+		c.out = AppendMessage(c.out, ce)
+		c.held = nil
+		c.closing = true
+		c.ending = &ConnError{Result: res, Err: cause}
+		c.wakeLocked()
+		c.drained.Broadcast()
+	}
+	ending := c.ending
+	c.mu.Unlock()
+	select {
+	case <-c.wdone:
+	case <-c.done:
+	case <-time.After(c.writeTimeout):
+	}
+	if ending == nil {
+		ending = &ConnError{Result: res, Err: cause}
+	}
+	c.fail(ending)
+}
+
+// fail records how the connection ended, closes the transport and wakes
+// everything waiting on it. Only the first call has an effect.
+func (c *conn) fail(e *ConnError) {
+	c.once.Do(func() {
+		c.mu.Lock()
+		if c.ending != nil && e.Remote {
+			// We sent CE first; the transport closing afterwards is ours.
+			e = c.ending
+		}
+		c.err = e
+		c.drained.Broadcast()
+		c.mu.Unlock()
+		close(c.done)
+		c.nc.Close()
+	})
+}
+
+// Err returns how the connection ended, or nil while it is open.
+func (c *conn) connErr() *ConnError {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// readErr turns a Decode error into the way the connection ends: a
+// *SyntaxError is answered with CE 400 (RFC 4037 §5); anything else is a
+// transport failure, which OCP treats as CE 400 from the peer.
+func (c *conn) readErr(err error) {
+	var se *SyntaxError
+	if errors.As(err, &se) {
+		c.log.Warn("ocp: invalid input from peer", "err", err)
+		c.terminate(Failure(se.Msg), err)
+		return
+	}
+	c.fail(&ConnError{Result: Failure("transport closed"), Remote: true, Err: err})
+}
+
+// isTimeout reports whether err is a read deadline expiring.
+func isTimeout(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}

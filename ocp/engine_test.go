@@ -1,0 +1,231 @@
+package ocp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+const testProfile = "http://iana.org/opes/ocp/SMTP/receiver"
+
+// echoHandler answers every transaction with the original data echoed in
+// one adapted message, then ends the transaction.
+func echoHandler(ctx context.Context, tx *ServerTx) {
+	var data []byte
+	for {
+		m, err := tx.Recv(ctx)
+		if err != nil {
+			return
+		}
+		switch m.Name {
+		case MsgDUM:
+			data = append(data, m.Payload...)
+		case MsgAME:
+			if err := tx.StartMessage(); err != nil {
+				return
+			}
+			if _, err := tx.Send(ctx, []Param{NewParam("AM-Part", Atom("RAWDATA"))}, data); err != nil {
+				return
+			}
+			if err := tx.EndMessage(Result{}); err != nil {
+				return
+			}
+			tx.End(Result{})
+			return
+		}
+	}
+}
+
+// startServer runs srv on a loopback listener and returns its address.
+func startServer(t testing.TB, srv *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+func acceptProfile(g *Group, offer []Feature) (Feature, bool) {
+	for _, f := range offer {
+		if f.URI == testProfile {
+			return f, true
+		}
+	}
+	return Feature{}, false
+}
+
+func dialTest(t testing.TB, addr string) *Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cl, err := Dial(ctx, addr, ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+func newGroup(t testing.TB, cl *Client) *ServiceGroup {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sg, sel, err := cl.NewServiceGroup(ctx, []Service{{URI: "urn:test:echo"}},
+		[]Feature{{URI: testProfile, Params: []Param{NewParam("Adaptive-Parts", List{Atom("RAWDATA")})}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel.URI != testProfile || sg.Profile == nil {
+		t.Fatalf("selected %+v", sel)
+	}
+	return sg
+}
+
+// runTx runs one echo transaction and checks the adapted data.
+func runTx(ctx context.Context, cl *Client, sg *ServiceGroup, payload []byte) error {
+	tx, err := cl.Start(ctx, sg)
+	if err != nil {
+		return err
+	}
+	defer tx.End(Result{})
+	if err := tx.StartMessage(); err != nil {
+		return err
+	}
+	if _, err := tx.Send(ctx, []Param{NewParam("AM-Part", Atom("RAWDATA"))}, payload); err != nil {
+		return err
+	}
+	if err := tx.EndMessage(Result{}); err != nil {
+		return err
+	}
+	var got []byte
+	for {
+		m, err := tx.Recv(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if m.Name == MsgDUM {
+			got = append(got, m.Payload...)
+		}
+	}
+	if !bytes.Equal(got, payload) {
+		return fmt.Errorf("xid %d: adapted %q, want %q", tx.Xid(), got, payload)
+	}
+	return nil
+}
+
+func TestLoopbackTransaction(t *testing.T) {
+	srv := &Server{Handler: HandlerFunc(echoHandler), Negotiate: acceptProfile}
+	cl := dialTest(t, startServer(t, srv))
+	sg := newGroup(t, cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := range 3 {
+		if err := runTx(ctx, cl, sg, []byte(fmt.Sprintf("message %d\r\n", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := cl.InFlight(); n != 0 {
+		t.Errorf("InFlight = %d after all transactions ended", n)
+	}
+}
+
+func TestLoopbackConcurrent(t *testing.T) {
+	srv := &Server{Handler: HandlerFunc(echoHandler), Negotiate: acceptProfile}
+	cl := dialTest(t, startServer(t, srv))
+	sg := newGroup(t, cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				p := bytes.Repeat([]byte{byte('a' + w)}, 100+i*37)
+				if err := runTx(ctx, cl, sg, p); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestServerRefusesUnknownGroup(t *testing.T) {
+	srv := &Server{Handler: HandlerFunc(echoHandler), Negotiate: acceptProfile}
+	cl := dialTest(t, startServer(t, srv))
+	sg := newGroup(t, cl)
+	// Forge a group the server never saw.
+	cl.mu.Lock()
+	cl.lastSG++
+	fake := &ServiceGroup{ID: cl.lastSG}
+	cl.groups[fake.ID] = fake
+	cl.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tx, err := cl.Start(ctx, fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tx.Recv(ctx)
+	var te *TxError
+	if !errors.As(err, &te) || !te.Remote || te.Result.Code != CodeFailure {
+		t.Fatalf("Recv err = %v, want remote *TxError 400", err)
+	}
+	// The connection survives.
+	if err := runTx(ctx, cl, sg, []byte("still works")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClientCloseFailsTransactions(t *testing.T) {
+	block := make(chan struct{})
+	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, tx *ServerTx) {
+		<-ctx.Done()
+		close(block)
+	}), Negotiate: acceptProfile}
+	cl := dialTest(t, startServer(t, srv))
+	sg := newGroup(t, cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tx, err := cl.Start(ctx, sg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	_, err = tx.Recv(ctx)
+	var ce *ConnError
+	if !errors.As(err, &ce) || !errors.Is(err, ErrClosed) {
+		t.Fatalf("Recv err = %v, want *ConnError", err)
+	}
+	select {
+	case <-block:
+	case <-ctx.Done():
+		t.Fatal("server handler context not cancelled after CE")
+	}
+}

@@ -1,0 +1,75 @@
+package ocp
+
+import (
+	"context"
+)
+
+// Tx is one OCP transaction on the processor side (RFC 4037 §11.5-11.17):
+// it carries one original application message to the server and the
+// adapted one back. Its methods are safe for concurrent use, although the
+// data methods are meant to be called from one goroutine in order.
+type Tx struct {
+	*txCore
+	cl *Client
+}
+
+// Xid returns the transaction identifier.
+func (t *Tx) Xid() int64 { return t.xid }
+
+// StartMessage starts the original application message (AMS xid) with the
+// given named parameters.
+func (t *Tx) StartMessage(named ...Param) error { return t.startMessage(named) }
+
+// Send sends one DUM with the given named parameters and payload at the
+// next original offset, which it returns. While the server has paused the
+// flow (DWP), Send blocks until DWM, ctx is done or the transaction ends.
+// A Kept parameter (see KeptParam) is recorded so that the server's DUY can
+// be checked.
+func (t *Tx) Send(ctx context.Context, named []Param, payload []byte) (int64, error) {
+	return t.send(ctx, named, payload)
+}
+
+// EndMessage ends the original application message (AME xid [result]).
+// Use Result{Code: CodePartial} after the server's DWSR.
+func (t *Tx) EndMessage(res Result) error { return t.endMessage(res) }
+
+// Recv returns the next message of the server for this transaction: AMS,
+// DUM, DUY, DPI, DWSS, DWSR, AME or TE. Adapted offsets are checked for
+// gaps and DUY against the data announced as kept; a violation ends the
+// transaction with TE 400 and Recv returns a *TxError. After the server's
+// TE (returned as a message) or after End, Recv returns io.EOF; after a
+// failed transaction a *TxError, after a lost connection a *ConnError.
+func (t *Tx) Recv(ctx context.Context) (*Message, error) { return t.recv(ctx) }
+
+// End ends the transaction (TE xid [result]). It is idempotent and sends
+// nothing if the transaction already ended.
+func (t *Tx) End(res Result) error { return t.endTx(res) }
+
+// SendDSS allows the server to stop sending adapted data (DSS, RFC 4037
+// §11.14), usually after its DWSS. The caller must then be able to rebuild
+// the message from original data after the server's AME 206.
+func (t *Tx) SendDSS() error {
+	t.mu.Lock()
+	t.dss = true
+	t.mu.Unlock()
+	return t.c.send(&Message{Name: MsgDSS, Anon: []Value{t.xidAtom()}}, false)
+}
+
+// Pause asks the server to pause its adapted data from adapted offset
+// yourOffset on (DWP).
+func (t *Tx) Pause(yourOffset int64) error {
+	return t.c.send(&Message{Name: MsgDWP, Anon: []Value{t.xidAtom(), Num(yourOffset)}}, false)
+}
+
+// Resume asks the server for more data (DWM), with an optional suggested
+// minimum chunk size (0 = any).
+func (t *Tx) Resume(sizeRequest int64) error {
+	m := &Message{Name: MsgDWM, Anon: []Value{t.xidAtom()}}
+	if sizeRequest > 0 {
+		m.Named = []Param{NewParam(ParamSizeRequest, Num(sizeRequest))}
+	}
+	return t.c.send(m, false)
+}
+
+// Done returns a channel closed when the transaction has ended.
+func (t *Tx) Done() <-chan struct{} { return t.done }

@@ -102,13 +102,17 @@ func (s *Spool) Message() (*Message, error) {
 		return nil, ErrSpoolDone
 	}
 	s.done = true
-	if s.f != nil {
-		return &Message{ra: s.f, size: s.n, file: s.f, opts: s.opts}, nil
+	if f := s.f; f != nil {
+		s.f = nil
+		return &Message{ra: f, size: s.n, file: f, opts: s.opts}, nil
 	}
-	return &Message{ra: bytesReaderAt(s.buf), size: s.n, opts: s.opts}, nil
+	b := s.buf
+	s.buf = nil
+	return &Message{ra: bytesReaderAt(b), size: s.n, opts: s.opts}, nil
 }
 
-// Discard drops the collected data.
+// Discard drops the collected data. It does nothing once Message has
+// been called.
 func (s *Spool) Discard() {
 	s.done = true
 	s.buf = nil
@@ -132,4 +136,18 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// peek returns up to n bytes from the start of the spooled data without
+// finishing the spool.
+func (s *Spool) peek(n int) ([]byte, error) {
+	if s.f == nil {
+		return s.buf[:min(n, len(s.buf))], nil
+	}
+	b := make([]byte, min(int64(n), s.n))
+	_, err := s.f.ReadAt(b, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return b, nil
 }

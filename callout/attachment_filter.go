@@ -1,0 +1,250 @@
+package callout
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"mime/quotedprintable"
+	"strconv"
+	"strings"
+
+	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// Attachment filter actions and signed-message policies.
+const (
+	AttachmentRemove  = "remove"
+	AttachmentReplace = "replace"
+	AttachmentReject  = "reject"
+	SignedPass        = "pass"
+	SignedReject      = "reject"
+)
+
+// DefaultAttachmentReply refuses a message when the configuration names
+// no reply.
+var DefaultAttachmentReply = Reply{Code: 550, Text: "5.7.1 Message refused: it carries a forbidden attachment"}
+
+// DefaultAttachmentNotice replaces a removed attachment when the
+// configuration names no text. {filename}, {type} and {size} are expanded.
+const DefaultAttachmentNotice = "The attachment \"{filename}\" ({type}, {size} bytes) was removed by the mail filter."
+
+// AttachmentFilter acts on attachments by file name extension, media type
+// and decoded size (kind attachment-filter): it removes them, replaces
+// them with a short text part, or refuses the message. Every part it does
+// not act on stays byte-identical. Parts of a signed or encrypted entity
+// are never changed: the Signed policy either refuses such a message or
+// passes it unchanged. Signature and encrypted-payload parts themselves
+// are not matched.
+type AttachmentFilter struct {
+	opts   *mapping.AttachmentFilter
+	reply  Reply
+	notice string
+}
+
+// NewAttachmentFilter returns the service for opts.
+func NewAttachmentFilter(opts *mapping.AttachmentFilter) (*AttachmentFilter, error) {
+	switch opts.Action {
+	case AttachmentRemove, AttachmentReplace, AttachmentReject:
+	default:
+		return nil, fmt.Errorf("callout: attachment-filter: unknown action %q", opts.Action)
+	}
+	switch opts.Signed {
+	case SignedPass, SignedReject:
+	default:
+		return nil, fmt.Errorf("callout: attachment-filter: unknown signed policy %q", opts.Signed)
+	}
+	r := DefaultAttachmentReply
+	if opts.Reply.Code != 0 {
+		r = Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	notice := opts.Replacement
+	if notice == "" {
+		notice = DefaultAttachmentNotice
+	}
+	return &AttachmentFilter{opts: opts, reply: r, notice: notice}, nil
+}
+
+// Needs implements Service: RAWDATA is adapted.
+func (f *AttachmentFilter) Needs() Needs {
+	return Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}}
+}
+
+// match is one attachment the filter acts on.
+type match struct {
+	s    *Section
+	size int64
+	why  string
+}
+
+// AdaptMessage implements MessageAdapter.
+func (f *AttachmentFilter) AdaptMessage(_ context.Context, tx *Tx, msg *Message) (Decision, error) {
+	root, err := msg.Root()
+	if err != nil {
+		return Decision{}, err
+	}
+	var found []match
+	err = root.walk(func(s *Section) error {
+		if len(s.Parts) > 0 || !s.IsAttachment() || isSecurityPart(s) {
+			return nil
+		}
+		size, err := decodedSize(s)
+		if err != nil {
+			return err
+		}
+		if why := f.matches(s, size); why != "" {
+			found = append(found, match{s: s, size: size, why: why})
+		}
+		return nil
+	})
+	if err != nil {
+		return Decision{}, err
+	}
+	if len(found) == 0 {
+		return Keep(), nil
+	}
+	if f.opts.Action == AttachmentReject {
+		return RefuseWith(f.reply).Because(found[0].why), nil
+	}
+	var edits []Edit
+	var acted []string
+	removed := map[*Section]int{}
+	for _, m := range found {
+		if m.s.Protected() {
+			if f.opts.Signed == SignedReject {
+				return RefuseWith(f.reply).Because("signed or encrypted message with " + m.why), nil
+			}
+			tx.log().Info("attachment-filter: signed or encrypted part passed unchanged", "part", pathString(m.s.Path), "match", m.why)
+			continue
+		}
+		p := m.s.Parent
+		if f.opts.Action == AttachmentRemove && p != nil && p.IsMultipart() && removed[p]+1 < len(p.Parts) {
+			removed[p]++
+			edits = append(edits, Edit{Offset: m.s.DelimOffset, End: m.s.End})
+		} else {
+			edits = append(edits, f.replaceEdits(m)...)
+		}
+		acted = append(acted, m.why)
+	}
+	if len(edits) == 0 {
+		return Keep().Because("signed message passed: " + strings.Join(acted, ", ")), nil
+	}
+	out, err := msg.Splice(edits...)
+	if err != nil {
+		return Decision{}, err
+	}
+	return ReplaceMessage(out).Because(f.opts.Action + ": " + strings.Join(acted, ", ")), nil
+}
+
+// matches returns why s matches the filter, or "".
+func (f *AttachmentFilter) matches(s *Section, size int64) string {
+	name := strings.ToLower(s.Filename())
+	for _, ext := range f.opts.Extensions {
+		if name != "" && strings.HasSuffix(name, strings.ToLower(ext)) {
+			return fmt.Sprintf("%q (extension %s)", s.Filename(), ext)
+		}
+	}
+	for _, ct := range f.opts.ContentTypes {
+		ct = strings.ToLower(ct)
+		if s.MediaType == ct || strings.HasSuffix(ct, "/*") && strings.HasPrefix(s.MediaType, ct[:len(ct)-1]) {
+			return fmt.Sprintf("%q (type %s)", s.Filename(), s.MediaType)
+		}
+	}
+	if f.opts.MaxSize > 0 && size > f.opts.MaxSize {
+		return fmt.Sprintf("%q (%d bytes)", s.Filename(), size)
+	}
+	return ""
+}
+
+// isSecurityPart reports whether s is the signature of a multipart/signed
+// or a part of a multipart/encrypted: never filtered by itself.
+func isSecurityPart(s *Section) bool {
+	p := s.Parent
+	if p == nil {
+		return false
+	}
+	switch p.MediaType {
+	case "multipart/encrypted":
+		return true
+	case "multipart/signed":
+		return len(s.Path) > 0 && s.Path[len(s.Path)-1] > 0
+	}
+	return false
+}
+
+// replaceEdits returns the edits that turn the part of m into a text part
+// with the notice. For the root, only its Content-* fields are replaced.
+func (f *AttachmentFilter) replaceEdits(m match) []Edit {
+	s := m.s
+	notice := expand(f.notice, func(k string) (string, bool) {
+		switch k {
+		case "filename":
+			return sanitizeHeaderValue(s.Filename()), true
+		case "type":
+			return s.MediaType, true
+		case "size":
+			return strconv.FormatInt(m.size, 10), true
+		}
+		return "", false
+	})
+	cte := "7bit"
+	if !isASCII([]byte(notice)) {
+		cte = "8bit"
+	}
+	hdr := "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: " + cte +
+		"\r\nContent-Disposition: inline\r\n"
+	body := toCRLF(notice)
+	if s.Parent == nil {
+		var edits []Edit
+		at := s.Offset
+		for _, fl := range s.Fields {
+			at = fl.End
+			if strings.HasPrefix(strings.ToLower(fl.Name), "content-") {
+				edits = append(edits, Edit{Offset: fl.Offset, End: fl.End})
+			}
+		}
+		edits = append(edits, Edit{Offset: at, End: at, Data: []byte(hdr)})
+		return append(edits, Edit{Offset: s.BodyOffset, End: s.End, Data: []byte(body + "\r\n")})
+	}
+	return []Edit{{Offset: s.Offset, End: s.End, Data: []byte(hdr + "\r\n" + body)}}
+}
+
+// decodedSize returns the size of the section's body once its transfer
+// encoding is removed (the raw size when that fails).
+func decodedSize(s *Section) (int64, error) {
+	raw := s.End - s.BodyOffset
+	var r io.Reader
+	switch s.TransferEncoding() {
+	case "base64":
+		r = base64.NewDecoder(base64.StdEncoding, &skipSpace{r: s.Body()})
+	case "quoted-printable":
+		r = quotedprintable.NewReader(s.Body())
+	default:
+		return raw, nil
+	}
+	n, err := io.Copy(io.Discard, r)
+	if err != nil {
+		return raw, nil
+	}
+	return n, nil
+}
+
+// skipSpace drops spaces and tabs, which base64.NewDecoder does not
+// ignore (it ignores CR and LF only).
+type skipSpace struct{ r io.Reader }
+
+func (s *skipSpace) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	j := 0
+	for _, c := range p[:n] {
+		if c != ' ' && c != '\t' {
+			p[j] = c
+			j++
+		}
+	}
+	return j, err
+}

@@ -1,0 +1,305 @@
+package callout
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// Command outcomes, the values of mapping.Command's ExitCodes and Default.
+const (
+	// CommandPass keeps the message.
+	CommandPass = "pass"
+	// CommandHeaders keeps the message and adds the header fields the
+	// program's output has and the message has not (what spamc adds).
+	CommandHeaders = "headers"
+	// CommandReplace replaces the message with the program's output.
+	CommandReplace = "replace"
+	// CommandReject refuses the message with the configured reply.
+	CommandReject = "reject"
+	// CommandTempFail refuses the message with DefaultCommandTempFail.
+	CommandTempFail = "tempfail"
+)
+
+// Defaults of the command service.
+const (
+	DefaultCommandTimeout   = 60 * time.Second
+	DefaultCommandMaxOutput = 64 << 20
+)
+
+// DefaultCommandReject and DefaultCommandTempFail are the replies of the
+// command service when the configuration names none.
+var (
+	DefaultCommandReject   = Reply{Code: 550, Text: "5.7.1 Message rejected by content filter"}
+	DefaultCommandTempFail = Reply{Code: 451, Text: "4.7.1 Message could not be checked, try again later"}
+)
+
+// Command pipes the message to an external program and maps its exit
+// status (and output) to a decision (kind command), so that an existing
+// scanner plugs in: "spamc -x -E" exits 1 for spam, "clamdscan -" 1 for a
+// virus. It fails closed: when the program cannot start, runs past the
+// timeout, dies by a signal, writes more than the output limit, or exits
+// with a status the configuration does not map and Default is empty, the
+// decision is a temporary failure, never a pass.
+//
+// The program runs without a shell, in its own process group (killed
+// whole on timeout), with the message on standard input and these
+// environment variables besides PATH: OPES_CLIENT_IP, OPES_HELO,
+// OPES_SENDER, OPES_RECIPIENTS (space-separated), OPES_AUTH_USER,
+// OPES_QUEUE_ID and OPES_SERVICE. In a reject reply, "{output}" expands
+// to the first line of the program's output.
+type Command struct {
+	opts      *mapping.Command
+	timeout   time.Duration
+	maxOutput int64
+	reply     Reply
+}
+
+// NewCommand returns the service for opts.
+func NewCommand(opts *mapping.Command) (*Command, error) {
+	if len(opts.Argv) == 0 || opts.Argv[0] == "" {
+		return nil, errors.New("callout: command: empty argv")
+	}
+	for code, v := range opts.ExitCodes {
+		if !validCommandAction(v) {
+			return nil, fmt.Errorf("callout: command: exit code %d: unknown action %q", code, v)
+		}
+	}
+	if opts.Default != "" && !validCommandAction(opts.Default) {
+		return nil, fmt.Errorf("callout: command: unknown default action %q", opts.Default)
+	}
+	c := &Command{opts: opts, timeout: opts.Timeout, maxOutput: opts.MaxOutput, reply: DefaultCommandReject}
+	if c.timeout <= 0 {
+		c.timeout = DefaultCommandTimeout
+	}
+	if c.maxOutput <= 0 {
+		c.maxOutput = DefaultCommandMaxOutput
+	}
+	if opts.Reply.Code != 0 {
+		c.reply = Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
+	}
+	if err := c.reply.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func validCommandAction(s string) bool {
+	switch s {
+	case CommandPass, CommandHeaders, CommandReplace, CommandReject, CommandTempFail:
+		return true
+	}
+	return false
+}
+
+// Needs implements Service: RAWDATA is adapted; the connection facts and
+// the envelope are read for the environment.
+func (c *Command) Needs() Needs {
+	return Needs{
+		Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA},
+		Read:  []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartMAIL, ocpsmtp.PartRCPT},
+	}
+}
+
+// AdaptMessage implements MessageAdapter.
+func (c *Command) AdaptMessage(ctx context.Context, tx *Tx, msg *Message) (Decision, error) {
+	res := c.run(ctx, tx, msg)
+	defer res.out.Discard()
+	if res.err != nil {
+		if ctx.Err() != nil && !errors.Is(res.err, context.DeadlineExceeded) {
+			// The transaction was cancelled; nobody waits for a decision.
+			return Decision{}, ctx.Err()
+		}
+		tx.log().Warn("command failed, failing closed", "argv0", c.opts.Argv[0], "err", res.err, "stderr", res.stderr)
+		return RefuseWith(DefaultCommandTempFail).Because("command failed: " + res.err.Error()), nil
+	}
+	action, ok := c.opts.ExitCodes[res.status]
+	if !ok {
+		action = c.opts.Default
+	}
+	if action == "" {
+		action = CommandTempFail
+	}
+	why := fmt.Sprintf("exit status %d: %s", res.status, action)
+	switch action {
+	case CommandPass:
+		return Keep().Because(why), nil
+	case CommandReject:
+		r := c.reply
+		r.Text = strings.ReplaceAll(r.Text, "{output}", res.firstLine())
+		return RefuseWith(r).Because(why), nil
+	case CommandHeaders:
+		out, err := res.out.Message()
+		if err != nil {
+			return Decision{}, err
+		}
+		defer out.Close()
+		fields, err := newHeaderFields(msg, out)
+		if err != nil {
+			tx.log().Warn("command output unusable, failing closed", "err", err)
+			return RefuseWith(DefaultCommandTempFail).Because("unusable output"), nil
+		}
+		d := Keep().Because(why)
+		d.Headers = fields
+		return d, nil
+	case CommandReplace:
+		if res.out.Len() == 0 {
+			return RefuseWith(DefaultCommandTempFail).Because("empty output to replace the message"), nil
+		}
+		out, err := res.out.Message()
+		if err != nil {
+			return Decision{}, err
+		}
+		return ReplaceMessage(out).Because(why), nil
+	}
+	return RefuseWith(DefaultCommandTempFail).Because(why), nil
+}
+
+// cmdResult is the outcome of one run.
+type cmdResult struct {
+	status int
+	out    *Spool
+	stderr string
+	err    error // the program did not run to a normal exit
+}
+
+func (r *cmdResult) firstLine() string {
+	if r.out.Len() == 0 {
+		return ""
+	}
+	m, err := r.out.peek(512)
+	if err != nil {
+		return ""
+	}
+	line, _, _ := strings.Cut(string(m), "\n")
+	return strings.TrimSpace(sanitizeHeaderValue(line))
+}
+
+func (c *Command) run(ctx context.Context, tx *Tx, msg *Message) *cmdResult {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	res := &cmdResult{out: msg.NewSpool()}
+	cmd := exec.CommandContext(ctx, c.opts.Argv[0], c.opts.Argv[1:]...)
+	cmd.Stdin = msg.NewReader()
+	lim := &limitWriter{w: &crlfWriter{w: res.out}, n: c.maxOutput}
+	cmd.Stdout = lim
+	var stderr bytes.Buffer
+	cmd.Stderr = &limitWriter{w: &stderr, n: 4096}
+	cmd.Env = c.env(tx)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	res.stderr = strings.TrimSpace(stderr.String())
+	var exit *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		res.err = fmt.Errorf("%w after %v", ctx.Err(), c.timeout)
+	case lim.over:
+		res.err = fmt.Errorf("output larger than %d bytes", c.maxOutput)
+	case errors.As(err, &exit) && exit.ExitCode() >= 0:
+		res.status = exit.ExitCode()
+	case err != nil:
+		res.err = err
+	}
+	return res
+}
+
+func (c *Command) env(tx *Tx) []string {
+	rcpts := make([]string, len(tx.Recipients))
+	for i, r := range tx.Recipients {
+		rcpts[i] = r.Addr
+	}
+	return []string{
+		"PATH=" + os.Getenv("PATH"),
+		"OPES_CLIENT_IP=" + tx.Client.IP,
+		"OPES_HELO=" + tx.Client.Helo,
+		"OPES_SENDER=" + tx.Sender.Addr,
+		"OPES_RECIPIENTS=" + strings.Join(rcpts, " "),
+		"OPES_AUTH_USER=" + tx.AuthUser(),
+		"OPES_QUEUE_ID=" + tx.Opt(ocpsmtp.OptQueueID),
+		"OPES_SERVICE=" + tx.Service,
+	}
+}
+
+// newHeaderFields returns the header fields of out's top header that msg's
+// top header does not have (compared byte for byte, each field counted).
+func newHeaderFields(msg, out *Message) ([]Field, error) {
+	a, err := msg.Root()
+	if err != nil {
+		return nil, err
+	}
+	b, err := out.Root()
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]int{}
+	for _, f := range a.Fields {
+		have[string(f.Raw)]++
+	}
+	var fields []Field
+	for _, f := range b.Fields {
+		if have[string(f.Raw)] > 0 {
+			have[string(f.Raw)]--
+			continue
+		}
+		name, value, _ := strings.Cut(strings.TrimRight(string(f.Raw), "\r\n"), ":")
+		fl := Field{Name: strings.TrimSpace(name), Value: strings.TrimPrefix(value, " ")}
+		if err := fl.Validate(); err != nil {
+			return nil, err
+		}
+		fields = append(fields, fl)
+	}
+	return fields, nil
+}
+
+// limitWriter passes at most n bytes on and then reports the overflow.
+type limitWriter struct {
+	w    io.Writer
+	n    int64
+	over bool
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.n {
+		l.over = true
+		p = p[:l.n]
+	}
+	n, err := l.w.Write(p)
+	l.n -= int64(n)
+	if err == nil && l.over {
+		err = errors.New("callout: output limit reached")
+	}
+	return n, err
+}
+
+// crlfWriter turns bare LF line breaks into CRLF, the form of RAWDATA.
+type crlfWriter struct {
+	w      io.Writer
+	lastCR bool
+}
+
+func (c *crlfWriter) Write(p []byte) (int, error) {
+	var buf []byte
+	for _, b := range p {
+		if b == '\n' && !c.lastCR {
+			buf = append(buf, '\r')
+		}
+		buf = append(buf, b)
+		c.lastCR = b == '\r'
+	}
+	if _, err := c.w.Write(buf); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

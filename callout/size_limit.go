@@ -1,0 +1,61 @@
+package callout
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// DefaultSizeReply refuses a message larger than a SizeLimit when the
+// configuration names no reply.
+var DefaultSizeReply = Reply{Code: 552, Text: "5.3.4 Message size exceeds fixed maximum message size"}
+
+// SizeLimit refuses messages larger than a maximum (kind size-limit): at
+// MAIL already when the client declares a larger SIZE= (RFC 1870), and
+// after the data otherwise.
+type SizeLimit struct {
+	max   int64
+	reply Reply
+}
+
+// NewSizeLimit returns the service for opts.
+func NewSizeLimit(opts *mapping.SizeLimit) (*SizeLimit, error) {
+	if opts.Max <= 0 {
+		return nil, fmt.Errorf("callout: size-limit: max must be positive, not %d", opts.Max)
+	}
+	r := DefaultSizeReply
+	if opts.Reply.Code != 0 {
+		r = Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return &SizeLimit{max: opts.Max, reply: r}, nil
+}
+
+// Needs implements Service: MAIL (for SIZE=) and RAWDATA are adapted.
+func (s *SizeLimit) Needs() Needs {
+	return Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRAWDATA}}
+}
+
+// AdaptMail implements MailAdapter: a declared size above the maximum is
+// refused before any data is sent.
+func (s *SizeLimit) AdaptMail(_ context.Context, _ *Tx, from Address) (Decision, error) {
+	if v, ok := from.Arg("SIZE"); ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > s.max {
+			return RefuseWith(s.reply).Because(fmt.Sprintf("declared size %d > %d", n, s.max)), nil
+		}
+	}
+	return Keep(), nil
+}
+
+// AdaptMessage implements MessageAdapter.
+func (s *SizeLimit) AdaptMessage(_ context.Context, _ *Tx, msg *Message) (Decision, error) {
+	if msg.Size() > s.max {
+		return RefuseWith(s.reply).Because(fmt.Sprintf("size %d > %d", msg.Size(), s.max)), nil
+	}
+	return Keep(), nil
+}

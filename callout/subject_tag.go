@@ -1,0 +1,101 @@
+package callout
+
+import (
+	"context"
+	"mime"
+	"strings"
+
+	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// SubjectTag prefixes the Subject of matching mail (kind subject-tag),
+// for example "[EXT]" on mail from senders outside the local domains. The
+// Subject field is rewritten in place; every other byte of the message is
+// kept. A subject that already starts with the prefix is left alone, and
+// a message without a Subject gets one holding just the prefix.
+type SubjectTag struct {
+	prefix  string
+	encoded string // the prefix as it is written into the field
+	inside  []string
+}
+
+// NewSubjectTag returns the service for opts.
+func NewSubjectTag(opts *mapping.SubjectTag) *SubjectTag {
+	enc := opts.Prefix
+	if !isASCII([]byte(enc)) {
+		// The space goes inside the encoded word: white space between
+		// two encoded words is not displayed (RFC 2047 §6.2).
+		enc = mime.QEncoding.Encode("utf-8", enc+" ")
+	} else {
+		enc += " "
+	}
+	return &SubjectTag{prefix: opts.Prefix, encoded: enc, inside: opts.MatchSenderOutside}
+}
+
+// Needs implements Service: RAWDATA is adapted, MAIL read.
+func (s *SubjectTag) Needs() Needs {
+	return Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}, Read: []ocpsmtp.Part{ocpsmtp.PartMAIL}}
+}
+
+// Matches reports whether mail from sender is tagged.
+func (s *SubjectTag) Matches(sender Address) bool {
+	if len(s.inside) == 0 {
+		return true
+	}
+	return !domainListed(s.inside, sender.Domain()) && !domainListed(dotted(s.inside), sender.Domain())
+}
+
+func dotted(list []string) []string {
+	out := make([]string, len(list))
+	for i, d := range list {
+		out[i] = "." + strings.TrimPrefix(d, ".")
+	}
+	return out
+}
+
+// AdaptMessage implements MessageAdapter.
+func (s *SubjectTag) AdaptMessage(_ context.Context, tx *Tx, msg *Message) (Decision, error) {
+	if !s.Matches(tx.Sender) {
+		return Keep(), nil
+	}
+	root, err := msg.Root()
+	if err != nil {
+		return Decision{}, err
+	}
+	f, ok := root.Field("Subject")
+	if !ok {
+		at := root.Offset
+		if n := len(root.Fields); n > 0 {
+			at = root.Fields[n-1].End
+		}
+		m, err := msg.Splice(Edit{Offset: at, End: at, Data: []byte("Subject: " + strings.TrimSpace(s.encoded) + "\r\n")})
+		if err != nil {
+			return Decision{}, err
+		}
+		return ReplaceMessage(m).Because("subject added"), nil
+	}
+	if cur, err := wordDecoder.DecodeHeader(f.Value()); err == nil && strings.HasPrefix(cur, s.prefix) {
+		return Keep().Because("already tagged"), nil
+	}
+	// Insert the prefix where the field body starts: after the colon and
+	// the white space that follows it.
+	colon := strings.IndexByte(string(f.Raw), ':')
+	at := colon + 1
+	for at < len(f.Raw) && (f.Raw[at] == ' ' || f.Raw[at] == '\t') {
+		at++
+	}
+	add := s.encoded
+	if at == colon+1 {
+		add = " " + add
+	}
+	if strings.TrimSpace(string(f.Raw[at:])) == "" {
+		add = strings.TrimRight(add, " ")
+	}
+	ins := f.Offset + int64(at)
+	m, err := msg.Splice(Edit{Offset: ins, End: ins, Data: []byte(add)})
+	if err != nil {
+		return Decision{}, err
+	}
+	return ReplaceMessage(m).Because("subject tagged"), nil
+}

@@ -41,8 +41,8 @@ type inFlow struct {
 // announced with Kept, and the server's reusable area declared with DPI
 // (RFC 4037 §7).
 type preservation struct {
-	kept              bool
-	keptOff, keptEnd  int64 // announced kept range [keptOff, keptEnd)
+	kept               bool
+	keptOff, keptEnd   int64 // announced kept range [keptOff, keptEnd)
 	reuseOff, reuseEnd int64 // reusable area, shrinks with each DPI
 }
 

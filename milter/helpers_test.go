@@ -112,7 +112,9 @@ func (s *fakeSession) Rcpt(_ context.Context, _ bridge.Macros, rcpt string, args
 	return s.h.answer("rcpt", fmt.Sprintf("%s %q", rcpt, args))
 }
 
-func (s *fakeSession) Data(context.Context, bridge.Macros) bridge.Reply { return s.h.answer("data", "") }
+func (s *fakeSession) Data(context.Context, bridge.Macros) bridge.Reply {
+	return s.h.answer("data", "")
+}
 
 func (s *fakeSession) Header(_ context.Context, _ bridge.Macros, name, value string) bridge.Reply {
 	return s.h.answer("header", fmt.Sprintf("%s %q", name, value))

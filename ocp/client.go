@@ -291,8 +291,11 @@ func (cl *Client) Start(ctx context.Context, sg *ServiceGroup) (*Tx, error) {
 	tx := &Tx{txCore: newTxCore(cl.c, xid, false, nil), cl: cl}
 	tx.remove = func() { cl.removeTx(xid) }
 	cl.txs[xid] = tx
+	// TS is queued under cl.mu so that xids reach the wire in increasing
+	// order; it does not wait for output space.
+	err := cl.c.send(&Message{Name: MsgTS, Anon: []Value{Num(xid), Num(sg.ID)}}, false)
 	cl.mu.Unlock()
-	if err := cl.c.send(&Message{Name: MsgTS, Anon: []Value{Num(xid), Num(sg.ID)}}, true); err != nil {
+	if err != nil {
 		tx.abort(asConnError(err))
 		return nil, err
 	}

@@ -75,7 +75,7 @@ func (b *builder) positive(key string, d duration) time.Duration {
 
 // below checks a deadline against an MTA limit it must stay under.
 func (b *builder) below(key string, d duration, limitKey string, limit duration, why string) {
-	if d > 0 && d >= limit {
+	if d > 0 && limit > 0 && d >= limit {
 		b.errorf(ErrValue, key, "%v is not below %s (%v): %s", time.Duration(d), limitKey, time.Duration(limit), why)
 	}
 }

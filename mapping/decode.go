@@ -92,7 +92,14 @@ func (d *decoder) decode(path string, in any, out reflect.Value) {
 		if out.IsNil() {
 			out.Set(reflect.MakeMapWithSize(out.Type(), len(m)))
 		}
+		elemIsTable := isTableType(out.Type().Elem())
 		for _, k := range sortedKeys(m) {
+			if _, ok := m[k].(map[string]any); elemIsTable && !ok {
+				// Leave the entry out: it would otherwise be checked
+				// as an empty table and fail once more.
+				d.errs.add(ErrType, joinPath(path, k), "%v", &typeError{"a table", m[k]})
+				continue
+			}
 			v := reflect.New(out.Type().Elem()).Elem()
 			setDefaults(v)
 			d.decode(joinPath(path, k), m[k], v)
@@ -134,6 +141,14 @@ func (d *decoder) decode(path string, in any, out reflect.Value) {
 	default:
 		panic("mapping: cannot decode into " + out.Type().String())
 	}
+}
+
+// isTableType reports whether values of type t are decoded from tables.
+func isTableType(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Struct || t.Kind() == reflect.Map
 }
 
 // table decodes a TOML table into a struct, refusing unknown keys.

@@ -59,11 +59,21 @@ type errList struct {
 	file string
 	pos  positions
 	errs []*Error
+	keys map[string]bool // keys with an error
 }
 
 // add records an error about key; the line is the key's, or that of the
-// closest enclosing table that appears in the file.
+// closest enclosing table that appears in the file. Only the first error
+// about a key is kept: a value that failed to decode keeps its default,
+// which may fail a later check too.
 func (l *errList) add(class error, key, format string, args ...any) {
+	if l.keys[key] {
+		return
+	}
+	if l.keys == nil {
+		l.keys = make(map[string]bool)
+	}
+	l.keys[key] = true
 	p := l.pos.find(key)
 	l.errs = append(l.errs, &Error{
 		File:   l.file,

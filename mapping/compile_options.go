@@ -57,8 +57,12 @@ func (o *optionsBuilder) addressMap(name string, m map[string]string, check func
 	return out
 }
 
-// nothing reports a service that would do nothing.
+// nothing reports a service that would do nothing, unless one of its
+// keys already has an error (then it may be that key's fault).
 func (o *optionsBuilder) nothing(what string) {
+	if o.errs.hasUnder(o.key) {
+		return
+	}
 	o.errorf(ErrMissing, o.key, "the service does nothing: set %s", what)
 }
 

@@ -231,8 +231,13 @@ func sortedKeys[V any](m map[string]V) []string {
 // when it is close enough to be a misspelling.
 func suggest[V any](k string, known map[string]V) string {
 	best, bestDist := "", 3
+	lk := strings.ToLower(k)
 	for _, name := range sortedKeys(known) {
-		if dist := editDistance(strings.ToLower(k), name); dist < bestDist {
+		dist := editDistance(lk, name)
+		if len(name) >= 4 && (strings.HasPrefix(lk, name) || strings.HasPrefix(name, lk)) {
+			dist = min(dist, 2) // listen_on, timeout for timeouts
+		}
+		if dist < bestDist {
 			best, bestDist = name, dist
 		}
 	}

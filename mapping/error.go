@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // The classes of configuration errors; an *Error wraps one of them, so
@@ -83,6 +84,16 @@ func (l *errList) add(class error, key, format string, args ...any) {
 		Msg:    fmt.Sprintf(format, args...),
 		Err:    class,
 	})
+}
+
+// hasUnder reports whether a key under path has an error.
+func (l *errList) hasUnder(path string) bool {
+	for k := range l.keys {
+		if strings.HasPrefix(k, path+".") || strings.HasPrefix(k, path+"[") {
+			return true
+		}
+	}
+	return false
 }
 
 // err returns nil or all errors, sorted by place in the file.

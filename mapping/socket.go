@@ -124,7 +124,7 @@ func checkHost(h string) error {
 		return errors.New("host name too long")
 	}
 	for _, label := range strings.Split(h, ".") {
-		if label == "" || len(label) > 63 {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return errors.New("bad host name " + strconv.Quote(h))
 		}
 		for _, c := range []byte(label) {

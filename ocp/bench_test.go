@@ -48,6 +48,27 @@ func dumMessage(size int) *Message {
 func BenchmarkDecodeDUM64K(b *testing.B) { benchDecode(b, dumMessage(64<<10)) }
 func BenchmarkDecodeDUM100(b *testing.B) { benchDecode(b, dumMessage(100)) }
 
+// BenchmarkDecodeDUM100Stream decodes a stream of ~100-octet DUMs whose
+// offsets all differ, as in a real transaction.
+func BenchmarkDecodeDUM100Stream(b *testing.B) {
+	var wire []byte
+	const n = 1000
+	for i := range n {
+		m := dumMessage(100)
+		m.Anon[1] = Num(int64(i) * 100)
+		wire = AppendMessage(wire, m)
+	}
+	d := NewDecoder(&repeatReader{data: wire}, Limits{})
+	b.SetBytes(int64(len(wire) / n))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := d.Decode(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkAppendDUM100(b *testing.B) {
 	m := dumMessage(100)
 	buf := AppendMessage(nil, m)

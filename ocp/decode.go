@@ -28,6 +28,7 @@ type Decoder struct {
 	depth   int   // current nesting of lists and structures
 	scratch []byte
 	partial bool // Decode failed after consuming part of a message
+	alloc   allocator
 }
 
 // NewDecoder returns a Decoder reading from r with the given limits. The
@@ -64,9 +65,10 @@ func (d *Decoder) Decode() (*Message, error) {
 // message reads name [SP anonym-parameters] [CRLF named-parameters CRLF]
 // [CRLF payload CRLF] ";" CRLF.
 func (d *Decoder) message() (*Message, error) {
-	m := new(Message)
-	var err error
-	if m.Name, err = d.name(); err != nil {
+	a := &d.alloc
+	a.reset()
+	name, err := d.name()
+	if err != nil {
 		return nil, err
 	}
 	c, err := d.readByte()
@@ -74,13 +76,15 @@ func (d *Decoder) message() (*Message, error) {
 		return nil, err
 	}
 	if c == ' ' {
-		if m.Anon, err = d.anonymParameters(); err != nil {
+		if a.anon, err = d.appendValues(a.anon); err != nil {
 			return nil, err
 		}
 		if c, err = d.readByte(); err != nil {
 			return nil, err
 		}
 	}
+	var payload []byte
+	hasPayload := false
 	if c == '\r' {
 		if err := d.expect('\n', "message"); err != nil {
 			return nil, err
@@ -91,7 +95,7 @@ func (d *Decoder) message() (*Message, error) {
 		}
 		switch {
 		case isAlpha(p):
-			if m.Named, err = d.namedParameters(); err != nil {
+			if err = d.topNamedParameters(); err != nil {
 				return nil, err
 			}
 			if c, err = d.readByte(); err != nil {
@@ -107,14 +111,16 @@ func (d *Decoder) message() (*Message, error) {
 				if !isDigit(p) {
 					return nil, d.syntax("payload", "expected payload size, got %q", p)
 				}
-				if c, err = d.payload(m); err != nil {
+				if payload, c, err = d.payload(); err != nil {
 					return nil, err
 				}
+				hasPayload = true
 			}
 		case isDigit(p):
-			if c, err = d.payload(m); err != nil {
+			if payload, c, err = d.payload(); err != nil {
 				return nil, err
 			}
+			hasPayload = true
 		default:
 			return nil, d.syntax("message", "expected named parameter or payload, got %q", p)
 		}
@@ -125,31 +131,65 @@ func (d *Decoder) message() (*Message, error) {
 	if err := d.expectCRLF("message"); err != nil {
 		return nil, err
 	}
+	m := a.build()
+	m.Name = name
+	m.Payload, m.HasPayload = payload, hasPayload
 	return m, nil
 }
 
-// payload reads "payload CRLF" into m and returns the octet after it.
-func (d *Decoder) payload(m *Message) (byte, error) {
+// topNamedParameters reads the message's named-parameters block (see
+// namedParameters) into the allocator's scratch space.
+func (d *Decoder) topNamedParameters() error {
+	a := &d.alloc
+	for {
+		if err := d.count(); err != nil {
+			return err
+		}
+		name, err := d.namedValueName()
+		if err != nil {
+			return err
+		}
+		from := len(a.vals)
+		if a.vals, err = d.appendValues(a.vals); err != nil {
+			return err
+		}
+		a.named = append(a.named, span{name: name, from: from, to: len(a.vals)})
+		if err := d.expectCRLF("named-parameters"); err != nil {
+			return err
+		}
+		c, err := d.peekByte()
+		if err != nil {
+			return err
+		}
+		if !isAlpha(c) {
+			return nil
+		}
+	}
+}
+
+// payload reads "payload CRLF" and returns the data and the octet after
+// it. The data is read straight into its final buffer.
+func (d *Decoder) payload() ([]byte, byte, error) {
 	n, err := d.size()
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	if n > d.lim.MaxPayload {
-		return 0, d.limit("payload", "payload of %d octets exceeds limit %d", n, d.lim.MaxPayload)
+		return nil, 0, d.limit("payload", "payload of %d octets exceeds limit %d", n, d.lim.MaxPayload)
 	}
 	if err := d.expect(':', "data"); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	p := make([]byte, n)
 	if _, err := io.ReadFull(d.r, p); err != nil {
-		return 0, unexpected(err)
+		return nil, 0, unexpected(err)
 	}
 	d.off += int64(n)
-	m.Payload, m.HasPayload = p, true
 	if err := d.expectCRLF("message"); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	return d.readByte()
+	c, err := d.readByte()
+	return p, c, err
 }
 
 // name reads name = ALPHA *safe-OCTET.
@@ -168,18 +208,18 @@ func (d *Decoder) name() (string, error) {
 	return intern(d.scratch), nil
 }
 
-// anonymParameters reads value *(SP value).
-func (d *Decoder) anonymParameters() ([]Value, error) {
-	var vs []Value
+// appendValues reads anonym-parameters, value *(SP value), appending the
+// values to vs.
+func (d *Decoder) appendValues(vs []Value) ([]Value, error) {
 	for {
 		v, err := d.value(false)
 		if err != nil {
-			return nil, err
+			return vs, err
 		}
 		vs = append(vs, v)
 		c, err := d.peekByte()
 		if err != nil {
-			return nil, err
+			return vs, err
 		}
 		if c != ' ' {
 			return vs, nil
@@ -217,21 +257,27 @@ func (d *Decoder) namedValue() (Param, error) {
 	if err := d.count(); err != nil {
 		return Param{}, err
 	}
-	name, err := d.name()
+	name, err := d.namedValueName()
 	if err != nil {
 		return Param{}, err
 	}
-	if err := d.expect(':', "named-value"); err != nil {
-		return Param{}, err
-	}
-	if err := d.expect(' ', "named-value"); err != nil {
-		return Param{}, err
-	}
-	vs, err := d.anonymParameters()
+	vs, err := d.appendValues(nil)
 	if err != nil {
 		return Param{}, err
 	}
 	return Param{Name: name, Values: vs}, nil
+}
+
+// namedValueName reads name ":" SP.
+func (d *Decoder) namedValueName() (string, error) {
+	name, err := d.name()
+	if err != nil {
+		return "", err
+	}
+	if err := d.expect(':', "named-value"); err != nil {
+		return "", err
+	}
+	return name, d.expect(' ', "named-value")
 }
 
 // value reads structure / list / atom.
@@ -256,7 +302,7 @@ func (d *Decoder) value(inList bool) (Value, error) {
 			return nil, err
 		}
 		d.scratch = b
-		return Atom(append(make([]byte, 0, len(b)), b...)), nil
+		return d.alloc.atom(b), nil
 	case c == '*' && inList && d.AllowBareStar:
 		d.discard(1)
 		return Atom("*"), nil
@@ -277,7 +323,7 @@ func (d *Decoder) structure() (Value, error) {
 		return nil, err
 	}
 	if c != '}' && c != '\r' {
-		if s.Anon, err = d.anonymParameters(); err != nil {
+		if s.Anon, err = d.appendValues(nil); err != nil {
 			return nil, err
 		}
 	}

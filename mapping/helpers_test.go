@@ -12,15 +12,18 @@ func fill(doc string) string {
 	var b strings.Builder
 	b.WriteString(doc)
 	add := func(marker, piece string) {
-		if !strings.Contains(doc, marker) {
-			b.WriteString("\n" + piece)
+		for _, m := range strings.Split(marker, "|") {
+			if strings.Contains(doc, m) {
+				return
+			}
 		}
+		b.WriteString("\n" + piece)
 	}
 	add("[trace]", "[trace]\nsystem_uri = \"urn:test:system\"")
 	add("[servers.", "[servers.s]\naddresses = [\"127.0.0.1:1\"]")
 	add("[services.", "[services.a]\nuri = \"urn:test:a\"")
 	add("[chains.", "[chains.c]\nservices = [\"a\"]")
-	add("[[routes]]", "[[routes]]\nchain = \"c\"\nadaptive = [\"RCPT\"]")
+	add("[[routes]]|routes = [", "[[routes]]\nchain = \"c\"\nadaptive = [\"RCPT\"]")
 	b.WriteString("\n")
 	return b.String()
 }

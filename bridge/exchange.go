@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -222,21 +221,6 @@ func (x *exchange) sendRaw(ctx context.Context, chunk []byte, adaptive bool, all
 		return failure(FailServer, err)
 	}
 	return nil
-}
-
-// original returns the kept original octets [off, off+size); call with mu held.
-func (x *exchange) original(off, size int64) ([]byte, error) {
-	if off >= 0 && off+size <= int64(len(x.pre)) {
-		return x.pre[off : off+size], nil
-	}
-	if x.origRaw != nil && off >= x.rawStart && off+size <= x.rawStart+x.rawSize {
-		r, err := x.origRaw.Section(off-x.rawStart, size)
-		if err != nil {
-			return nil, err
-		}
-		return io.ReadAll(r)
-	}
-	return nil, protocolError("DUY references original octets %d+%d that were not kept", off, size)
 }
 
 // truncate shortens s to at most n bytes for log and reason texts.

@@ -48,8 +48,8 @@ type exchange struct {
 	segs    []segment // the adapted RAWDATA, in order
 	adapted *Spool
 
-	ame  bool       // the server's AME arrived
-	end  bool       // the transaction ended (TE either way)
+	ame  bool // the server's AME arrived
+	end  bool // the transaction ended (TE either way)
 	fail *AdaptationError
 }
 
@@ -230,4 +230,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n]
 }
-

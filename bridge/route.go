@@ -48,7 +48,7 @@ type ServerSet struct {
 	Name         string
 	Addresses    []string
 	RoundRobin   bool
-	Connections  int           // OCP connections per server
+	Connections  int // OCP connections per server
 	Client       ocp.ClientConfig
 	FailureLimit int           // consecutive failures before the breaker opens
 	RevivalDelay time.Duration // how long an open breaker waits

@@ -80,7 +80,9 @@ progress_interval = "500ms"`),
 		{"timeouts default", fill(""), func(c *Config) any { return milter(c).Timeouts },
 			Timeouts{DefaultConnectTimeout, DefaultHeloTimeout, DefaultMailTimeout, DefaultRcptTimeout, DefaultDataTimeout, DefaultEOMTimeout, DefaultProgressInterval}},
 		{"mta limits raised for Postfix", fill("[milter.mta]\ncommand_timeout = \"30s\"\ncontent_timeout = \"10m\"\n[milter.timeouts]\nrcpt = \"25s\"\nend_of_message = \"9m\""),
-			func(c *Config) any { return []any{milter(c).MTA, milter(c).Timeouts.Rcpt, milter(c).Timeouts.EndOfMessage} },
+			func(c *Config) any {
+				return []any{milter(c).MTA, milter(c).Timeouts.Rcpt, milter(c).Timeouts.EndOfMessage}
+			},
 			[]any{MTALimits{30 * time.Second, 10 * time.Minute}, 25 * time.Second, 9 * time.Minute}},
 		{"trace", fill("[trace]\nsystem_uri = \"http://opes.example.net/m\"\nprivacy_uri = \"http://opes.example.net/p\"\nvia = false"),
 			func(c *Config) any { return c.Trace }, Trace{"http://opes.example.net/m", "http://opes.example.net/p", false}},
@@ -92,4 +94,3 @@ progress_interval = "500ms"`),
 			func(c *Config) any { return c.Bypass }, Bypass{Header: true, Allowed: []string{"*"}, Any: true}},
 	})
 }
-

@@ -24,10 +24,22 @@ type ClientConfig struct {
 	// HandshakeTimeout bounds TLS, CS and the initial negotiation phase
 	// (default 10s), and every later negotiation.
 	HandshakeTimeout time.Duration
+	// TxIdleTimeout bounds how long a transaction may go without any
+	// message in either direction: after half of it the client sends PQ,
+	// after all of it the transaction ends with TE 400 (RFC 4037 §2.7).
+	// Zero means 60s; a negative value disables the check.
+	TxIdleTimeout time.Duration
 	// Limits bounds what the decoder accepts from the server.
 	Limits Limits
 	// Logger receives protocol warnings; nil discards them.
 	Logger *slog.Logger
+}
+
+func (cfg *ClientConfig) txIdleTimeout() time.Duration {
+	if cfg.TxIdleTimeout == 0 {
+		return 60 * time.Second
+	}
+	return cfg.TxIdleTimeout
 }
 
 func (cfg *ClientConfig) handshakeTimeout() time.Duration {
@@ -135,6 +147,9 @@ func NewClient(ctx context.Context, nc net.Conn, cfg ClientConfig) (*Client, err
 	cl.c.setPhase(true)
 	_ = cl.c.send(&Message{Name: MsgNO, Anon: []Value{List{}}}, false)
 	go cl.readLoop()
+	if d := cfg.txIdleTimeout(); d > 0 {
+		go cl.sweep(d)
+	}
 
 	select {
 	case <-cl.readyCh:
@@ -315,4 +330,27 @@ func asConnError(err error) *ConnError {
 		return ce
 	}
 	return &ConnError{Result: Failure("closed"), Err: err}
+}
+
+// sweep enforces TxIdleTimeout until the connection ends.
+func (cl *Client) sweep(timeout time.Duration) {
+	tick := time.NewTicker(max(timeout/8, 5*time.Millisecond))
+	defer tick.Stop()
+	var txs []*Tx
+	for {
+		select {
+		case <-cl.c.done:
+			return
+		case now := <-tick.C:
+			txs = txs[:0]
+			cl.mu.Lock()
+			for _, tx := range cl.txs {
+				txs = append(txs, tx)
+			}
+			cl.mu.Unlock()
+			for _, tx := range txs {
+				tx.checkIdle(now, timeout)
+			}
+		}
+	}
 }

@@ -76,6 +76,18 @@ func (cl *Client) dispatch(m *Message) *ConnError {
 	case MsgPQ:
 		cl.answerPQ(m)
 		return nil
+	case MsgPA, MsgPR:
+		if len(m.Anon) > 0 {
+			if xid, err := Uint(m.Anon[0]); err == nil {
+				cl.mu.Lock()
+				tx := cl.txs[xid]
+				cl.mu.Unlock()
+				if tx != nil {
+					tx.progressed()
+				}
+			}
+		}
+		return nil
 	}
 	cl.mu.Lock()
 	defer cl.mu.Unlock()

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // txCore is the state of one transaction shared by both roles: the
@@ -15,6 +17,8 @@ type txCore struct {
 	c      *conn
 	server bool // the callout server's side of the transaction
 
+	last   atomic.Int64 // time of the last message in either direction, unix ns
+
 	sendMu sync.Mutex // serializes the owner's sends, never taken by the read loop
 	mu     sync.Mutex // guards everything below; never held while blocking
 	out    outFlow
@@ -22,6 +26,7 @@ type txCore struct {
 	pres   preservation
 	dwss   bool // processor: DWSS received; server: DWSS sent
 	dss    bool // processor: DSS sent; server: DSS received
+	pqSent bool // a progress query for an idle transaction is outstanding
 	queue  []*Message
 	end    error // set when the transaction ended: io.EOF, *TxError or *ConnError
 	notify chan struct{}
@@ -30,7 +35,7 @@ type txCore struct {
 }
 
 func newTxCore(c *conn, xid int64, server bool, remove func()) *txCore {
-	return &txCore{
+	t := &txCore{
 		xid:    xid,
 		c:      c,
 		server: server,
@@ -40,6 +45,39 @@ func newTxCore(c *conn, xid int64, server bool, remove func()) *txCore {
 		done:   make(chan struct{}),
 		remove: remove,
 	}
+	t.touch()
+	return t
+}
+
+// touch records activity on the transaction for idle detection.
+func (t *txCore) touch() { t.last.Store(time.Now().UnixNano()) }
+
+// checkIdle enforces a transaction idle timeout (RFC 4037 §2.7): after
+// half of it without any message a PQ is sent, after all of it the
+// transaction is terminated with TE 400.
+func (t *txCore) checkIdle(now time.Time, timeout time.Duration) {
+	idle := now.Sub(time.Unix(0, t.last.Load()))
+	if idle < timeout/2 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.end != nil:
+	case idle >= timeout:
+		t.failLocked("idle timeout")
+	case !t.pqSent:
+		t.pqSent = true
+		t.sendCtl(&Message{Name: MsgPQ, Anon: []Value{t.xidAtom()}})
+	}
+}
+
+// progressed records a PA or PR from the peer naming this transaction.
+func (t *txCore) progressed() {
+	t.touch()
+	t.mu.Lock()
+	t.pqSent = false
+	t.mu.Unlock()
 }
 
 func (t *txCore) xidAtom() Atom { return Num(t.xid) }
@@ -71,6 +109,7 @@ func (t *txCore) startMessage(named []Param) error {
 	}
 	t.out.started = true
 	t.mu.Unlock()
+	t.touch()
 	return t.c.send(&Message{Name: MsgAMS, Anon: []Value{t.xidAtom()}, Named: named}, true)
 }
 
@@ -118,6 +157,7 @@ func (t *txCore) sendData(ctx context.Context, m *Message, size int64, duy bool)
 	t.mu.Unlock()
 
 	err := t.c.send(m, true)
+	t.touch()
 
 	t.mu.Lock()
 	t.out.inflight = false
@@ -163,7 +203,19 @@ func (t *txCore) endMessage(res Result) error {
 		return fmt.Errorf("%w: no application message in progress", ErrState)
 	}
 	t.out.ended = true
+	// A processor that got DWSS and then DWSR must send DSS before ending
+	// its original flow prematurely (RFC 4037 §8.3).
+	needDSS := !t.server && res.Partial() && t.dwss && !t.dss
+	if needDSS {
+		t.dss = true
+	}
 	t.mu.Unlock()
+	t.touch()
+	if needDSS {
+		if err := t.c.send(&Message{Name: MsgDSS, Anon: []Value{t.xidAtom()}}, false); err != nil {
+			return err
+		}
+	}
 	return t.c.send(withResult(&Message{Name: MsgAME, Anon: []Value{t.xidAtom()}}, res), true)
 }
 
@@ -281,8 +333,10 @@ func (t *txCore) deliverLocked(m *Message) {
 // handle processes a message from the peer carrying this transaction's
 // xid. Invalid messages terminate the transaction.
 func (t *txCore) handle(m *Message) {
+	t.touch()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.pqSent = false
 	if t.end != nil {
 		return // late message for an ended transaction: dropped
 	}

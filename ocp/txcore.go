@@ -17,7 +17,7 @@ type txCore struct {
 	c      *conn
 	server bool // the callout server's side of the transaction
 
-	last   atomic.Int64 // time of the last message in either direction, unix ns
+	last atomic.Int64 // time of the last message in either direction, unix ns
 
 	sendMu sync.Mutex // serializes the owner's sends, never taken by the read loop
 	mu     sync.Mutex // guards everything below; never held while blocking

@@ -159,7 +159,9 @@ func (d *Data) set(name string, v ocp.Value) error {
 		if !ok {
 			return &ParamError{Name: name, Reason: "not a list of atoms"}
 		}
-		d.Allow = l
+		if len(l) > 0 { // an empty Allow list is an absent one
+			d.Allow = l
+		}
 		return nil
 	}
 	if name == ParamAMOPT {
@@ -167,7 +169,9 @@ func (d *Data) set(name string, v ocp.Value) error {
 		if err != nil {
 			return err
 		}
-		d.Opts = opts
+		if len(opts) > 0 {
+			d.Opts = opts
+		}
 		return nil
 	}
 	s, ok := atomOf(v)

@@ -91,6 +91,7 @@ func (c *Chain) adaptAddress(ctx context.Context, tx *Tx, part ocpsmtp.Part, a A
 	call func(Service, Address) (Decision, error)) (Decision, error) {
 	cur, changed := a, false
 	var advice string
+	var headers []Field
 	for _, l := range c.Links {
 		d, err := c.call(ctx, tx, l, part, func() (Decision, error) { return call(l.Service, cur) })
 		if err == errSkip {
@@ -104,16 +105,21 @@ func (c *Chain) adaptAddress(ctx context.Context, tx *Tx, part ocpsmtp.Part, a A
 		}
 		switch d.Action {
 		case ActionRefuse:
+			d.Headers = nil
+			if d.Advice == "" {
+				d.Advice = advice
+			}
 			return d, nil
 		case ActionReplace:
 			cur, changed = d.Address, true
 		}
+		headers = append(headers, d.Headers...)
 	}
 	d := Keep()
 	if changed {
 		d = ReplaceAddress(cur)
 	}
-	d.Advice = advice
+	d.Advice, d.Headers = advice, headers
 	return d, nil
 }
 

@@ -48,8 +48,9 @@ type Decision struct {
 	Message *Message
 	// Reply is the SMTP reply for ActionRefuse.
 	Reply Reply
-	// Headers are header fields to add to the message. They are honoured
-	// for message decisions only, whatever the action but ActionRefuse.
+	// Headers are header fields to add to the message, for any action but
+	// ActionRefuse, on any part: the first rides on the answer, the others
+	// on annotation DUMs (docs/profile.md, section 8).
 	Headers []Field
 	// Advice is a hint for the processor ("Quarantine", "Discard"), sent
 	// as the profile's Advice parameter. The draft leaves its values open.

@@ -15,7 +15,8 @@ var DefaultDenyReply = Reply{Code: 550, Text: "5.1.1 Recipient address rejected"
 // RecipientPolicy allows or denies recipients by address, domain and
 // pattern, and rewrites aliases (kind recipient-policy). Allow lists win
 // over deny lists; a denied recipient is refused with the configured
-// reply. Surviving recipients found in the alias map are replaced. Domain
+// reply, in whose text "{rcpt}" stands for the recipient in angle
+// brackets. Surviving recipients found in the alias map are replaced. Domain
 // entries match the domain itself and, when written with a leading dot,
 // its subdomains.
 type RecipientPolicy struct {
@@ -54,7 +55,9 @@ func (p *RecipientPolicy) AdaptRcpt(_ context.Context, _ *Tx, rcpt Address) (Dec
 			denied = re.MatchString(addr)
 		}
 		if denied {
-			return RefuseWith(p.reply).Because("denied recipient " + addr), nil
+			r := p.reply
+			r.Text = strings.ReplaceAll(r.Text, "{rcpt}", "<"+sanitizeHeaderValue(rcpt.Addr)+">")
+			return RefuseWith(r).Because("denied recipient " + addr), nil
 		}
 	}
 	if to, ok := p.opts.Aliases[addr]; ok && !strings.EqualFold(to, rcpt.Addr) {

@@ -10,7 +10,8 @@ import (
 )
 
 // SubjectTag prefixes the Subject of matching mail (kind subject-tag),
-// for example "[EXT]" on mail from senders outside the local domains. The
+// for example "[EXT]" on mail from senders outside the local domains. A
+// space separates the prefix from the subject. The
 // Subject field is rewritten in place; every other byte of the message is
 // kept. A subject that already starts with the prefix is left alone, and
 // a message without a Subject gets one holding just the prefix.
@@ -22,15 +23,17 @@ type SubjectTag struct {
 
 // NewSubjectTag returns the service for opts.
 func NewSubjectTag(opts *mapping.SubjectTag) *SubjectTag {
-	enc := opts.Prefix
+	prefix := opts.Prefix
+	if !strings.HasSuffix(prefix, " ") {
+		prefix += " "
+	}
+	enc := prefix
 	if !isASCII([]byte(enc)) {
 		// The space goes inside the encoded word: white space between
 		// two encoded words is not displayed (RFC 2047 §6.2).
-		enc = mime.QEncoding.Encode("utf-8", enc+" ")
-	} else {
-		enc += " "
+		enc = mime.QEncoding.Encode("utf-8", enc)
 	}
-	return &SubjectTag{prefix: opts.Prefix, encoded: enc, inside: opts.MatchSenderOutside}
+	return &SubjectTag{prefix: strings.TrimRight(prefix, " "), encoded: enc, inside: opts.MatchSenderOutside}
 }
 
 // Needs implements Service: RAWDATA is adapted, MAIL read.

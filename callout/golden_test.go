@@ -1,0 +1,174 @@
+package callout
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/ocp"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// step is one message of a golden transcript: sent by the processor (P)
+// or expected from the server (S), in canonical wire form.
+type step struct {
+	fromServer bool
+	wire       []byte
+}
+
+// readTranscript parses testdata/profile/NAME (format: docs/profile.md,
+// section 16).
+func readTranscript(t *testing.T, name string) []step {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "testdata", "profile", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []step
+	for len(data) > 0 {
+		switch {
+		case data[0] == '#':
+			i := bytes.IndexByte(data, '\n')
+			if i < 0 {
+				i = len(data) - 1
+			}
+			data = data[i+1:]
+		case bytes.HasPrefix(data, []byte("P: ")), bytes.HasPrefix(data, []byte("S: ")):
+			from := data[0] == 'S'
+			data = data[3:]
+			m, err := ocp.NewDecoder(bytes.NewReader(data), ocp.Limits{}).Decode()
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			wire := ocp.AppendMessage(nil, m)
+			if !bytes.HasPrefix(data, wire) {
+				t.Fatalf("%s: message not in canonical form: %q", name, wire)
+			}
+			steps = append(steps, step{fromServer: from, wire: wire})
+			data = data[len(wire):]
+		default:
+			t.Fatalf("%s: unexpected line %q", name, data[:min(40, len(data))])
+		}
+	}
+	return steps
+}
+
+// replay runs the transcript against srv over loopback TCP: the
+// processor's messages are written as they are, the server's must come
+// back byte for byte.
+func replay(t *testing.T, srv *Server, steps []step) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	dec := ocp.NewDecoder(bufio.NewReader(conn), ocp.Limits{})
+	for i, st := range steps {
+		if !st.fromServer {
+			if _, err := conn.Write(st.wire); err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+			continue
+		}
+		m, err := dec.Decode()
+		if err != nil {
+			t.Fatalf("step %d: waiting for %q: %v", i, st.wire, err)
+		}
+		if got := ocp.AppendMessage(nil, m); !bytes.Equal(got, st.wire) {
+			t.Fatalf("step %d: server sent\n%q\nwant\n%q", i, got, st.wire)
+		}
+	}
+	// After the processor's TE nothing more may come for the
+	// transaction: the next message is the server's CE when we leave.
+	conn.Write([]byte("CE;\r\n"))
+	conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if m, err := dec.Decode(); err == nil {
+		t.Fatalf("unexpected message after the transcript: %q", ocp.AppendMessage(nil, m))
+	} else if ne := (net.Error)(nil); errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("server did not close after CE")
+	}
+}
+
+// TestGoldenReceiver replays testdata/profile/receiver.txt against
+// opes-callout configured with a recipient-policy and a header-tag
+// service: the server's side must match the transcript exactly.
+func TestGoldenReceiver(t *testing.T) {
+	policy, err := NewRecipientPolicy(&mapping.RecipientPolicy{
+		Deny:  []string{"nobody@example.com"},
+		Reply: mapping.Reply{Code: 550, Text: "5.1.1 {rcpt}: Recipient address rejected: User unknown"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, err := NewHeaderTag(&mapping.HeaderTag{Headers: []mapping.Header{
+		{Name: "X-Spam-Flag", Value: "NO"}, {Name: "X-Spam-Score", Value: "0.1 (threshold 5.0)"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Metrics{}
+	srv := &Server{Metrics: m, Services: map[string]Service{
+		"http://services.example.net/opes/recipient-check": policy,
+		"http://services.example.net/opes/spam-tag":        tag,
+	}}
+	replay(t, srv, readTranscript(t, "receiver.txt"))
+	var out bytes.Buffer
+	m.WriteTo(&out)
+	for _, want := range []string{
+		`opes_callout_service_calls_total{service="http://services.example.net/opes/recipient-check",part="RCPT",verdict="reject"} 1`,
+		`opes_callout_service_calls_total{service="http://services.example.net/opes/recipient-check",part="RCPT",verdict="keep"} 1`,
+		`opes_callout_service_calls_total{service="http://services.example.net/opes/spam-tag",part="RAWDATA",verdict="keep"} 1`,
+	} {
+		if !bytes.Contains(out.Bytes(), []byte(want)) {
+			t.Errorf("metrics lack %s:\n%s", want, out.Bytes())
+		}
+	}
+}
+
+// senderRewrite is the service of the sender transcript: the sender moves
+// to the public domain and the original is recorded in a header field.
+type senderRewriteTag struct{}
+
+func (senderRewriteTag) Needs() Needs {
+	return Needs{
+		Adapt: []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRAWDATA},
+		Read:  []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartRCPT},
+	}
+}
+
+func (senderRewriteTag) AdaptMail(_ context.Context, tx *Tx, from Address) (Decision, error) {
+	if tx.AuthUser() != "alice" {
+		return Keep(), nil
+	}
+	return ReplaceAddress(from.WithAddr(from.Local()+"@example.org")).WithHeader("X-Original-Sender", from.Addr), nil
+}
+
+func (senderRewriteTag) AdaptMessage(context.Context, *Tx, *Message) (Decision, error) {
+	return Keep(), nil
+}
+
+// TestGoldenSender replays testdata/profile/sender.txt.
+func TestGoldenSender(t *testing.T) {
+	srv := &Server{
+		Services:   map[string]Service{"http://services.example.net/opes/sender-rewrite": senderRewriteTag{}},
+		Extensions: []string{"SIZE", "8BITMIME", "DSN"},
+	}
+	replay(t, srv, readTranscript(t, "sender.txt"))
+}

@@ -1,0 +1,117 @@
+package callout
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/opes-milter/opes-milter/ocp"
+)
+
+// DefaultTxTimeout bounds one transaction when Server.TxTimeout is zero.
+const DefaultTxTimeout = 10 * time.Minute
+
+// Server serves OPES mail services to OPES processors over OCP (the
+// server role of package ocp) with the OCP/SMTP profiles. For each service
+// group a processor creates, it builds a Chain from the services the SGC
+// names, negotiates the group's profile from the chain's needs (see
+// Negotiate), and runs every transaction of the group through the chain:
+// adaptive MAIL and RCPT parts are answered as soon as they arrive, the
+// message after the processor's AME.
+//
+// Set the fields, then call Serve (or ServeTLS) once per listener;
+// Shutdown or Close end it. The fields must not change after the first
+// Serve.
+type Server struct {
+	// Services maps a service URI, as processors name it in SGC, to the
+	// service. Groups naming an unknown URI are refused.
+	Services map[string]Service
+	// Logger receives connection and transaction events; nil discards.
+	Logger *slog.Logger
+	// Metrics, when not nil, counts transactions and service calls.
+	Metrics *Metrics
+	// Spool says where message data is kept while services work on it.
+	Spool SpoolOptions
+	// Limits bounds what the OCP decoder accepts from processors.
+	Limits ocp.Limits
+	// IdleTimeout closes an OCP connection without transactions after
+	// this long without a message (0 = never).
+	IdleTimeout time.Duration
+	// TxTimeout bounds one transaction; zero means DefaultTxTimeout.
+	TxTimeout time.Duration
+	// Extensions are the EHLO keywords whose MAIL and RCPT arguments the
+	// services understand, announced in the negotiated profile (draft
+	// §3.4.1); nil announces none.
+	Extensions []string
+
+	once  sync.Once
+	ocp   *ocp.Server
+	txSeq atomic.Int64
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func (s *Server) init() *ocp.Server {
+	s.once.Do(func() {
+		s.ocp = &ocp.Server{
+			Handler:     ocp.HandlerFunc(s.serveTx),
+			Negotiate:   s.Negotiate,
+			Limits:      s.Limits,
+			IdleTimeout: s.IdleTimeout,
+			Logger:      s.logger(),
+		}
+	})
+	return s.ocp
+}
+
+// Serve accepts plain TCP connections on ln until Shutdown or Close. It
+// returns ocp.ErrClosed after Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error { return s.init().Serve(ln) }
+
+// ServeTLS is Serve with TLS (before CS) on every connection of ln.
+func (s *Server) ServeTLS(ln net.Listener, cfg *tls.Config) error {
+	return s.init().Serve(tls.NewListener(ln, cfg))
+}
+
+// Shutdown stops accepting connections and waits for open transactions
+// to end (or ctx), then ends the connections with CE.
+func (s *Server) Shutdown(ctx context.Context) error { return s.init().Shutdown(ctx) }
+
+// Close ends every connection at once.
+func (s *Server) Close() error { return s.init().Close() }
+
+// chain builds the chain of a service group from its SGC services.
+func (s *Server) chain(services []ocp.Service) (*Chain, error) {
+	c := &Chain{Links: make([]Link, 0, len(services))}
+	if s.Metrics != nil {
+		c.Observer = s.Metrics
+	}
+	for _, sv := range services {
+		svc, ok := s.Services[sv.URI]
+		if !ok {
+			return nil, fmt.Errorf("callout: unknown service %q", sv.URI)
+		}
+		c.Links = append(c.Links, Link{URI: sv.URI, Service: svc})
+	}
+	return c, nil
+}
+
+// allServices returns a chain of every configured service, used to answer
+// offers made for the whole connection rather than one group.
+func (s *Server) allServices() *Chain {
+	c := &Chain{}
+	for _, uri := range sortedKeys(s.Services) {
+		c.Links = append(c.Links, Link{URI: uri, Service: s.Services[uri]})
+	}
+	return c
+}

@@ -1,0 +1,312 @@
+package callout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/opes-milter/opes-milter/ocp"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// sendChunk is the payload size of the DUMs carrying a replaced message.
+const sendChunk = 64 << 10
+
+// txn is the server side of one OCP transaction: the original parts come
+// in, answers for the adaptive ones go out.
+type txn struct {
+	s     *Server
+	otx   *ocp.ServerTx
+	chain *Chain
+	prof  *ocpsmtp.Profile // negotiated; nil when only the connection negotiated
+	tx    *Tx
+
+	started bool // our AMS went out
+	rank    int  // rank of the last part received (SMTP order)
+
+	raw      *Spool
+	rawStart int64 // original offset of the first RAWDATA octet, -1 before
+	rawData  ocpsmtp.Data
+	result   string // for the metrics: ok, refused, failed, aborted
+}
+
+// serveTx is the ocp.Handler of the server.
+func (s *Server) serveTx(ctx context.Context, otx *ocp.ServerTx) {
+	timeout := s.TxTimeout
+	if timeout <= 0 {
+		timeout = DefaultTxTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	g := otx.Group()
+	t := &txn{s: s, otx: otx, rawStart: -1, result: "ok"}
+	id := "t" + strconv.FormatInt(s.txSeq.Add(1), 10)
+	t.tx = &Tx{
+		ID:     id,
+		Start:  time.Now(),
+		Logger: s.logger().With("tx", id, "xid", otx.Xid(), "sg", g.ID),
+	}
+	defer func() {
+		if t.raw != nil {
+			t.raw.Discard()
+		}
+		if s.Metrics != nil {
+			s.Metrics.ObserveTransaction(t.result, time.Since(t.tx.Start))
+		}
+		t.tx.Logger.Info("transaction done", "result", t.result, "sender", t.tx.Sender.Addr,
+			"rcpts", len(t.tx.Recipients), "elapsed", time.Since(t.tx.Start))
+	}()
+	chain, err := s.chain(g.Services)
+	if err != nil {
+		t.fail(err)
+		return
+	}
+	t.chain = chain
+	if g.Profile != nil {
+		p, err := ocpsmtp.ParseProfile(*g.Profile)
+		if err != nil {
+			t.fail(err)
+			return
+		}
+		t.prof = &p
+	}
+	if err := t.run(ctx); err != nil {
+		t.fail(err)
+	}
+}
+
+// fail ends the transaction with a 400 result.
+func (t *txn) fail(err error) {
+	if errors.Is(err, context.Canceled) {
+		t.result = "aborted"
+		return
+	}
+	t.result = "failed"
+	t.tx.Logger.Warn("transaction failed", "err", err)
+	reason := err.Error()
+	if len(reason) > 200 {
+		reason = reason[:200]
+	}
+	_ = t.otx.End(ocp.Failure(reason))
+}
+
+func (t *txn) run(ctx context.Context) error {
+	for {
+		m, err := t.otx.Recv(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			var te *ocp.TxError
+			if errors.As(err, &te) {
+				t.result = "aborted"
+				return nil
+			}
+			return err
+		}
+		switch m.Name {
+		case ocp.MsgDUM:
+			if err := t.dum(ctx, m); err != nil {
+				return err
+			}
+		case ocp.MsgAME:
+			if err := t.ame(ctx, m); err != nil {
+				return err
+			}
+		case ocp.MsgTE:
+			if len(m.Anon) > 1 {
+				if r, err := ocp.ParseResult(m.Anon[1]); err == nil && r.Failed() {
+					t.result = "aborted"
+				}
+			}
+		}
+	}
+}
+
+// adaptive reports whether the processor waits for an answer to part. With
+// a profile negotiated for the group, the profile says; otherwise (the
+// connection negotiated it) the processor's Allow list does: it offers
+// SMTP-Error exactly for the parts it lets the server change.
+func (t *txn) adaptive(part ocpsmtp.Part, d ocpsmtp.Data) bool {
+	if t.prof != nil {
+		a, _ := t.prof.Has(part)
+		return a
+	}
+	return d.Allows(ocpsmtp.AllowSMTPError)
+}
+
+func (t *txn) dum(ctx context.Context, m *ocp.Message) error {
+	d, err := ocpsmtp.ParseData(m)
+	if err != nil {
+		return err
+	}
+	off, err := m.AnonUint(1)
+	if err != nil {
+		return err
+	}
+	if r := d.Part.Rank(); r > 0 {
+		if r < t.rank {
+			return fmt.Errorf("callout: part %s out of SMTP order", d.Part)
+		}
+		t.rank = r
+	}
+	t.tx.Opts = mergeOpts(t.tx.Opts, d.Opts)
+	switch d.Part {
+	case ocpsmtp.PartIP:
+		t.tx.Client.IP = string(m.Payload)
+	case ocpsmtp.PartHELO, ocpsmtp.PartEHLO:
+		t.tx.Client.Helo = string(m.Payload)
+	case ocpsmtp.PartMAIL, ocpsmtp.PartRCPT:
+		return t.address(ctx, d, off, m.Payload)
+	case ocpsmtp.PartRAWDATA:
+		if t.raw == nil {
+			t.raw = NewSpool(t.s.Spool)
+			t.rawStart = off
+			t.rawData = d
+		}
+		if _, err := t.raw.Write(m.Payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// address handles a MAIL or RCPT part: read, and answered at once when
+// adaptive.
+func (t *txn) address(ctx context.Context, d ocpsmtp.Data, off int64, payload []byte) error {
+	a, err := ParseAddress(payload)
+	if err != nil {
+		return err
+	}
+	if !t.adaptive(d.Part, d) {
+		t.note(d.Part, a)
+		return nil
+	}
+	var dec Decision
+	if d.Part == ocpsmtp.PartMAIL {
+		dec, err = t.chain.AdaptMail(ctx, t.tx, a)
+	} else {
+		dec, err = t.chain.AdaptRcpt(ctx, t.tx, a)
+	}
+	if err != nil {
+		return err
+	}
+	if err := t.start(); err != nil {
+		return err
+	}
+	extra, more := t.annotations(d, dec)
+	switch dec.Action {
+	case ActionRefuse:
+		if !d.Allows(ocpsmtp.AllowSMTPError) {
+			return fmt.Errorf("callout: %s refused by %s, but the processor does not allow SMTP-Error", d.Part, t.tx.Service)
+		}
+		params := ocpsmtp.Data{Part: d.Part, SMTPError: dec.Reply.String()}.Params()
+		if dec.Advice != "" && d.Allows(ocpsmtp.AllowAdvice) {
+			params = append(params, ocp.NewParam(ocpsmtp.ParamAdvice, ocp.Atom(dec.Advice)))
+		}
+		_, err = t.otx.Send(ctx, params, []byte{})
+		t.tx.Logger.Info("refused", "part", string(d.Part), "addr", a.Addr, "reply", dec.Reply.String(), "reason", dec.Reason)
+		if d.Part == ocpsmtp.PartMAIL {
+			t.result = "refused"
+		}
+		return err
+	case ActionReplace:
+		params := append(ocpsmtp.Data{Part: d.Part}.Params(), extra...)
+		_, err = t.otx.Send(ctx, params, []byte(dec.Address.String()))
+		t.tx.Logger.Info("replaced", "part", string(d.Part), "from", a.Addr, "to", dec.Address.Addr, "reason", dec.Reason)
+		t.note(d.Part, dec.Address)
+	default:
+		t.note(d.Part, a)
+		err = t.keep(ctx, d.Part, off, payload, extra)
+	}
+	if err != nil {
+		return err
+	}
+	return t.annotate(ctx, d.Part, more)
+}
+
+// annotations returns the parameters for the answer to a part (Advice and
+// the first header field, as far as the processor allowed them) and the
+// header fields left for annotation DUMs.
+func (t *txn) annotations(d ocpsmtp.Data, dec Decision) ([]ocp.Param, []Field) {
+	var params []ocp.Param
+	if dec.Advice != "" {
+		if d.Allows(ocpsmtp.AllowAdvice) {
+			params = append(params, ocp.NewParam(ocpsmtp.ParamAdvice, ocp.Atom(dec.Advice)))
+		} else {
+			t.tx.Logger.Warn("processor does not allow Advice here; dropped", "part", string(d.Part), "advice", dec.Advice)
+		}
+	}
+	headers := dec.Headers
+	if len(headers) > 0 && !d.Allows(ocpsmtp.AllowAddHeader) {
+		t.tx.Logger.Warn("processor does not allow Add-Header here; fields dropped", "part", string(d.Part), "fields", len(headers))
+		headers = nil
+	}
+	if len(headers) > 0 {
+		params = append(params, ocp.NewParam(ocpsmtp.ParamAddHeader, ocp.Atom(headers[0].String())))
+		headers = headers[1:]
+	}
+	return params, headers
+}
+
+// annotate sends one annotation DUM (empty payload, one Add-Header) per
+// field.
+func (t *txn) annotate(ctx context.Context, part ocpsmtp.Part, fields []Field) error {
+	for _, f := range fields {
+		if _, err := t.otx.Send(ctx, ocpsmtp.Data{Part: part, AddHeader: f.String()}.Params(), []byte{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// note records the (adapted) sender or an accepted recipient.
+func (t *txn) note(part ocpsmtp.Part, a Address) {
+	if part == ocpsmtp.PartMAIL {
+		t.tx.Sender = a
+	} else {
+		t.tx.Recipients = append(t.tx.Recipients, a)
+	}
+}
+
+// keep answers a part unchanged: DUY when the processor kept the data,
+// an echo DUM otherwise.
+func (t *txn) keep(ctx context.Context, part ocpsmtp.Part, off int64, payload []byte, extra []ocp.Param) error {
+	if t.kept(off, int64(len(payload))) {
+		return t.otx.SendDUY(off, int64(len(payload)), extra...)
+	}
+	_, err := t.otx.Send(ctx, append(ocpsmtp.Data{Part: part}.Params(), extra...), payload)
+	return err
+}
+
+func (t *txn) kept(off, size int64) bool {
+	koff, ksize, ok := t.otx.Kept()
+	return ok && off >= koff && off+size <= koff+ksize
+}
+
+// start sends our AMS once.
+func (t *txn) start() error {
+	if t.started {
+		return nil
+	}
+	t.started = true
+	return t.otx.StartMessage()
+}
+
+func mergeOpts(have, add []ocpsmtp.Opt) []ocpsmtp.Opt {
+	for _, o := range add {
+		replaced := false
+		for i := range have {
+			if have[i].Key == o.Key {
+				have[i], replaced = o, true
+			}
+		}
+		if !replaced {
+			have = append(have, o)
+		}
+	}
+	return have
+}

@@ -47,6 +47,11 @@ type exchange struct {
 
 	segs    []segment // the adapted RAWDATA, in order
 	adapted *Spool
+	// stopped is set when the processor ended its original flow early
+	// (Advice Accept, a bypass): no more parts are sent.
+	stopped   bool
+	ameSent   bool
+	stopAsked bool // the server sent Advice Accept
 
 	ame  bool // the server's AME arrived
 	end  bool // the transaction ended (TE either way)
@@ -178,14 +183,14 @@ func (x *exchange) keptParam(end int64) ocp.Param {
 }
 
 // sendPart sends one whole pre-DATA part (IP, HELO, MAIL, RCPT) as one DUM.
-func (x *exchange) sendPart(ctx context.Context, part ocpsmtp.Part, payload []byte, allow []string) error {
+func (x *exchange) sendPart(ctx context.Context, part ocpsmtp.Part, payload []byte, allow []string, opts []ocpsmtp.Opt) error {
 	x.mu.Lock()
 	off := int64(len(x.pre))
 	x.pre = append(x.pre, payload...)
 	x.parts = append(x.parts, sentPart{part: part, off: off, size: int64(len(payload))})
 	end := int64(len(x.pre))
 	x.mu.Unlock()
-	d := ocpsmtp.Data{Part: part, Allow: allow}
+	d := ocpsmtp.Data{Part: part, Allow: allow, Opts: opts}
 	params := append(d.Params(), x.keptParam(end))
 	if _, err := x.tx.Send(ctx, params, payload); err != nil {
 		return failure(FailServer, err)
@@ -194,9 +199,10 @@ func (x *exchange) sendPart(ctx context.Context, part ocpsmtp.Part, payload []by
 }
 
 // sendRaw sends one chunk of RAWDATA; adaptive RAWDATA is kept for DUY.
-func (x *exchange) sendRaw(ctx context.Context, chunk []byte, adaptive bool, allow []string) error {
+func (x *exchange) sendRaw(ctx context.Context, chunk []byte, adaptive bool, allow []string, opts []ocpsmtp.Opt) error {
 	x.mu.Lock()
-	if x.rawStart < 0 {
+	first := x.rawStart < 0
+	if first {
 		x.rawStart = int64(len(x.pre))
 		x.parts = append(x.parts, sentPart{part: ocpsmtp.PartRAWDATA, off: x.rawStart})
 		if adaptive {
@@ -213,7 +219,11 @@ func (x *exchange) sendRaw(ctx context.Context, chunk []byte, adaptive bool, all
 	x.parts[len(x.parts)-1].size = x.rawSize
 	end := x.rawStart + x.rawSize
 	x.mu.Unlock()
-	params := (ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA, Allow: allow}).Params()
+	d := ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA}
+	if first {
+		d.Allow, d.Opts = allow, opts
+	}
+	params := d.Params()
 	if adaptive {
 		params = append(params, x.keptParam(end))
 	}
@@ -221,6 +231,20 @@ func (x *exchange) sendRaw(ctx context.Context, chunk []byte, adaptive bool, all
 		return failure(FailServer, err)
 	}
 	return nil
+}
+
+// endOriginal sends the processor's AME once: 200 at the end of the
+// message, 206 when it stops early.
+func (x *exchange) endOriginal(res ocp.Result) error {
+	x.mu.Lock()
+	if x.ameSent {
+		x.mu.Unlock()
+		return nil
+	}
+	x.ameSent = true
+	x.stopped = true
+	x.mu.Unlock()
+	return x.tx.EndMessage(res)
 }
 
 // truncate shortens s to at most n bytes for log and reason texts.

@@ -92,6 +92,9 @@ func (x *exchange) handle(m *ocp.Message) *AdaptationError {
 		if err1 != nil || err2 != nil {
 			return protocolError("DUY: bad offset or size")
 		}
+		if f := x.handleAnnotations(m); f != nil {
+			return f
+		}
 		return x.handleDUY(off, size)
 	case ocp.MsgDUM:
 		d, err := ocpsmtp.ParseData(m)
@@ -102,6 +105,38 @@ func (x *exchange) handle(m *ocp.Message) *AdaptationError {
 	}
 	// DPI, DWSR, DWSS and unknown messages: nothing for the profile layer.
 	return nil
+}
+
+// handleAnnotations takes the Add-Header and Advice a DUY may carry.
+func (x *exchange) handleAnnotations(m *ocp.Message) *AdaptationError {
+	if p, ok := m.Param(ocpsmtp.ParamAddHeader); ok {
+		v, _ := p.Value().(ocp.Atom)
+		name, value, err := ocpsmtp.ParseHeaderField(string(v))
+		if err != nil {
+			return protocolError("Add-Header: %v", err)
+		}
+		if ocpsmtp.IsOPESHeader(name) {
+			return protocolError("Add-Header of %s, which belongs to the processor", name)
+		}
+		x.addHeaders = append(x.addHeaders, headerField{name: name, value: value})
+	}
+	if p, ok := m.Param(ocpsmtp.ParamAdvice); ok {
+		v, _ := p.Value().(ocp.Atom)
+		x.takeAdvice(ocpsmtp.Advice(v))
+	}
+	return nil
+}
+
+// takeAdvice records an Advice value.
+func (x *exchange) takeAdvice(a ocpsmtp.Advice) {
+	switch {
+	case a == ocpsmtp.AdviceAccept:
+		x.stopAsked = true
+	case a.Known():
+		x.advice = a
+	case a != "":
+		x.log.Info("ignoring unknown Advice", "advice", string(a))
+	}
 }
 
 // handleDUY resolves a reference to kept original data.
@@ -141,11 +176,12 @@ func (x *exchange) handleDUM(d ocpsmtp.Data, payload []byte) *AdaptationError {
 		if err != nil {
 			return protocolError("Add-Header: %v", err)
 		}
+		if ocpsmtp.IsOPESHeader(name) {
+			return protocolError("Add-Header of %s, which belongs to the processor", name)
+		}
 		x.addHeaders = append(x.addHeaders, headerField{name: name, value: value})
 	}
-	if d.Advice != "" {
-		x.advice = d.Advice
-	}
+	x.takeAdvice(d.Advice)
 	headerOnly := len(payload) == 0 && d.SMTPError == "" && (d.AddHeader != "" || d.Advice != "")
 	if headerOnly {
 		return nil

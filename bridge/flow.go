@@ -46,11 +46,24 @@ func (s *session) startExchange(ctx context.Context, mac Macros) (Reply, bool) {
 		return s.onFailure(failure(FailServer, err), true), false
 	}
 	x := mt.x
+	// AM-OPT travels on the MAIL DUM, or on the first DUM when MAIL is
+	// not negotiated (docs/profile.md 5.4).
+	optsOn := ocpsmtp.PartMAIL
+	for _, part := range []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO} {
+		if x.negotiated(part) && !x.negotiated(ocpsmtp.PartMAIL) {
+			optsOn = part
+			break
+		}
+	}
 	send := func(part ocpsmtp.Part, payload string) error {
 		if !x.negotiated(part) {
 			return nil
 		}
-		return x.sendPart(cctx, part, []byte(payload), x.allowFor(part))
+		var opts []ocpsmtp.Opt
+		if part == optsOn {
+			opts = s.newOpts(mac)
+		}
+		return x.sendPart(cctx, part, []byte(payload), x.allowFor(part), opts)
 	}
 	if err := send(ocpsmtp.PartIP, s.client.Addr); err != nil {
 		return s.onFailure(failure(FailServer, err), true), false
@@ -99,7 +112,7 @@ func (s *session) sendRcpt(ctx context.Context, r *rcptState) Reply {
 		x.pendingRcpt = r.index
 	}
 	x.mu.Unlock()
-	if err := x.sendPart(cctx, ocpsmtp.PartRCPT, []byte(payload), x.allowFor(ocpsmtp.PartRCPT)); err != nil {
+	if err := x.sendPart(cctx, ocpsmtp.PartRCPT, []byte(payload), x.allowFor(ocpsmtp.PartRCPT), nil); err != nil {
 		return s.onFailure(failure(FailServer, err), true)
 	}
 	if !adaptive {
@@ -124,7 +137,7 @@ func (s *session) sendRcpt(ctx context.Context, r *rcptState) Reply {
 }
 
 // sendHeader sends the header block as the first RAWDATA chunk, once.
-func (s *session) sendHeader(ctx context.Context) Reply {
+func (s *session) sendHeader(ctx context.Context, mac Macros) Reply {
 	mt, x := s.mt, s.mt.x
 	if mt.headerSent || x == nil || mt.fail != nil {
 		return Reply{Kind: Continue}
@@ -141,30 +154,72 @@ func (s *session) sendHeader(ctx context.Context) Reply {
 		b.WriteString("\r\n")
 	}
 	b.WriteString("\r\n")
-	return s.sendRaw(ctx, []byte(b.String()))
+	if s.bypassRequested() {
+		s.mt.status = traceBypassed
+		if err := x.endOriginal(ocp.Result{Code: 206, Reason: "bypass"}); err != nil {
+			return s.onFailure(failure(FailServer, err), false)
+		}
+		return Reply{Kind: Continue}
+	}
+	return s.sendRaw(ctx, mac, []byte(b.String()))
 }
 
 // sendBody streams one body chunk.
-func (s *session) sendBody(ctx context.Context, chunk []byte) Reply {
+func (s *session) sendBody(ctx context.Context, mac Macros, chunk []byte) Reply {
 	mt, x := s.mt, s.mt.x
 	mt.bodyBytes += int64(len(chunk))
 	if mt.fail != nil || x == nil || !x.negotiated(ocpsmtp.PartRAWDATA) {
 		return Reply{Kind: Continue}
 	}
-	return s.sendRaw(ctx, chunk)
+	return s.sendRaw(ctx, mac, chunk)
 }
 
-func (s *session) sendRaw(ctx context.Context, b []byte) Reply {
+func (s *session) sendRaw(ctx context.Context, mac Macros, b []byte) Reply {
 	x := s.mt.x
+	x.mu.Lock()
+	stop, stopped, reply := x.stopAsked, x.stopped, x.dataReply
+	x.mu.Unlock()
+	if reply != nil {
+		// An SMTP-Error for the message is the answer to the next event.
+		return *reply
+	}
+	if stop && !stopped {
+		// Advice Accept: adapt no further (docs/profile.md 9).
+		if err := x.endOriginal(ocp.Result{Code: 206, Reason: "advice accept"}); err != nil {
+			return s.onFailure(failure(FailServer, err), false)
+		}
+		return Reply{Kind: Skip}
+	}
+	if stopped {
+		return Reply{Kind: Skip}
+	}
 	cctx, cancel := stageContext(ctx, s.policy().Timeouts.EndOfMessage)
 	defer cancel()
-	if err := x.sendRaw(cctx, b, x.adaptive(ocpsmtp.PartRAWDATA), x.allowFor(ocpsmtp.PartRAWDATA)); err != nil {
+	if err := x.sendRaw(cctx, b, x.adaptive(ocpsmtp.PartRAWDATA), x.allowFor(ocpsmtp.PartRAWDATA), s.newOpts(mac)); err != nil {
 		return s.onFailure(failure(FailServer, err), false)
 	}
 	if f := x.failed(); f != nil {
 		return s.onFailure(f, false)
 	}
 	return Reply{Kind: Continue}
+}
+
+// newOpts returns the AM-OPT values known now that were not sent yet in
+// this transaction.
+func (s *session) newOpts(mac Macros) []ocpsmtp.Opt {
+	var opts []ocpsmtp.Opt
+	for _, km := range ocpsmtp.OptMacros() {
+		v := mac.Get(km[1])
+		if v == "" || s.mt.optsSent[km[0]] {
+			continue
+		}
+		if s.mt.optsSent == nil {
+			s.mt.optsSent = map[string]bool{}
+		}
+		s.mt.optsSent[km[0]] = true
+		opts = append(opts, ocpsmtp.Opt{Key: km[0], Value: v})
+	}
+	return opts
 }
 
 // onFailure applies the chain's failure policy to a failed adaptation and

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // headerOp is one header modification: change (or, with an empty value,
@@ -72,8 +74,12 @@ func splitMessage(r io.Reader, maxHeader int) ([]headerField, io.Reader, error) 
 // diffHeaders returns the operations that turn the original fields into the
 // adapted ones: same-name fields are paired in order; a changed value is a
 // change, a missing one a deletion, an extra one an insertion. OPES trace
-// lines of the original are never changed (RFC 4236 §4, draft §4.1).
-func diffHeaders(orig, adapted []headerField) []headerOp {
+// lines of the original may not be changed, removed or added (RFC 4236 §4,
+// draft §4.1): an adapted header that does is an error.
+func diffHeaders(orig, adapted []headerField) ([]headerOp, error) {
+	if !sameTrace(orig, adapted) {
+		return nil, errors.New("the adapted header changes OPES trace or bypass lines")
+	}
 	byName := map[string][]headerField{}
 	var order []string
 	for _, f := range adapted {
@@ -110,5 +116,29 @@ func diffHeaders(orig, adapted []headerField) []headerOp {
 			ops = append(ops, headerOp{insert: true, name: list[i].name, value: list[i].value})
 		}
 	}
-	return ops
+	return ops, nil
+}
+
+// sameTrace reports whether both headers hold the same OPES-* fields.
+func sameTrace(a, b []headerField) bool {
+	var ta, tb []headerField
+	for _, f := range a {
+		if ocpsmtp.IsOPESHeader(f.name) {
+			ta = append(ta, f)
+		}
+	}
+	for _, f := range b {
+		if ocpsmtp.IsOPESHeader(f.name) {
+			tb = append(tb, f)
+		}
+	}
+	if len(ta) != len(tb) {
+		return false
+	}
+	for i := range ta {
+		if !strings.EqualFold(ta[i].name, tb[i].name) || ta[i].value != tb[i].value {
+			return false
+		}
+	}
+	return true
 }

@@ -54,8 +54,11 @@ func TestSplitMessageLimit(t *testing.T) {
 
 func TestDiffHeaders(t *testing.T) {
 	orig := []headerField{{"Received", " x"}, {"Subject", " a"}, {"X-A", " 1"}, {"X-A", " 2"}, {"OPES-System", " old"}}
-	adapted := []headerField{{"Received", " x"}, {"Subject", " [tag] a"}, {"X-A", " 1"}, {"X-New", " n"}}
-	got := diffHeaders(orig, adapted)
+	adapted := []headerField{{"Received", " x"}, {"Subject", " [tag] a"}, {"X-A", " 1"}, {"OPES-System", " old"}, {"X-New", " n"}}
+	got, err := diffHeaders(orig, adapted)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := []headerOp{
 		{index: 1, name: "Subject", value: " [tag] a"},
 		{index: 2, name: "X-A", value: ""},
@@ -92,5 +95,18 @@ func TestTraceFields(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+func TestDiffHeadersRefusesTraceChanges(t *testing.T) {
+	orig := []headerField{{"OPES-System", " old"}, {"Subject", " a"}}
+	for _, adapted := range [][]headerField{
+		{{"Subject", " a"}},
+		{{"OPES-System", " new"}, {"Subject", " a"}},
+		{{"OPES-System", " old"}, {"OPES-Via", " x"}, {"Subject", " a"}},
+	} {
+		if _, err := diffHeaders(orig, adapted); err == nil {
+			t.Errorf("no error for %q", adapted)
+		}
 	}
 }

@@ -19,6 +19,7 @@ type session struct {
 	helo       string
 	daemonName string
 	nonSMTP    bool
+	postfix    bool // the MTA is Postfix (macro v)
 
 	mt *mailTx // the current mail transaction, nil between transactions
 }
@@ -38,6 +39,8 @@ type mailTx struct {
 	status     string
 	quarantine string
 	fail       *AdaptationError // the failure that changed the status
+
+	optsSent map[string]bool // AM-OPT keywords already sent
 
 	headers     []headerField
 	headerBytes int
@@ -61,6 +64,7 @@ func (s *session) Connect(ctx context.Context, mac Macros, c Client) Reply {
 	s.st = s.b.current()
 	s.client = c
 	s.daemonName = mac.Get("{daemon_name}")
+	s.postfix = strings.HasPrefix(mac.Get("v"), "Postfix")
 	if f := s.policy().NonSMTP; f != nil {
 		s.nonSMTP = f(s.daemonName)
 	}
@@ -167,7 +171,7 @@ func (s *session) EndOfHeaders(ctx context.Context, mac Macros) Reply {
 	if s.mt == nil || s.mt.x == nil {
 		return Reply{Kind: Continue}
 	}
-	return s.sendHeader(ctx)
+	return s.sendHeader(ctx, mac)
 }
 
 // Body implements Session.
@@ -178,10 +182,10 @@ func (s *session) Body(ctx context.Context, mac Macros, chunk []byte) Reply {
 		}
 		return Reply{Kind: Continue}
 	}
-	if rep := s.sendHeader(ctx); rep.Kind != Continue {
+	if rep := s.sendHeader(ctx, mac); rep.Kind != Continue {
 		return rep
 	}
-	return s.sendBody(ctx, chunk)
+	return s.sendBody(ctx, mac, chunk)
 }
 
 // EndOfMessage implements Session.

@@ -16,6 +16,7 @@ import (
 type outcome struct {
 	reply      Reply
 	from       string // new envelope sender, "" = unchanged
+	fromArgs   string
 	delRcpts   []string
 	addRcpts   []string
 	trace      []headerField
@@ -42,7 +43,7 @@ func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome
 	}
 	x := mt.x
 	if x != nil && mt.fail == nil {
-		s.sendHeader(ctx)
+		s.sendHeader(ctx, mac)
 	}
 	if x != nil && mt.fail == nil {
 		cctx, cancel := stageContext(ctx, p.Timeouts.EndOfMessage)
@@ -68,12 +69,23 @@ func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome
 	}
 	if mt.route != nil || mt.status == traceBypassed {
 		out.trace = traceFields(p.SystemURI, out.services, out.status, p.TraceVia)
-		out.traceIndex = traceInsertIndex(mt.headers)
+		// +1: the MTA counts its own Received line, which it does not
+		// show the milter (docs/profile.md 12).
+		out.traceIndex = traceInsertIndex(mt.headers) + 1
 	}
+	kept := len(out.addRcpts)
 	for _, r := range mt.rcpts {
-		if r.deleted && !r.refused {
+		switch {
+		case r.refused:
+		case r.deleted:
 			out.delRcpts = append(out.delRcpts, r.addr)
+		default:
+			kept++
 		}
+	}
+	if kept == 0 && len(out.delRcpts) > 0 && out.reply.Kind == Accept {
+		// Every recipient was deleted: the message would go nowhere.
+		out.reply = Reply{Kind: Discard}
 	}
 	return out
 }
@@ -82,7 +94,7 @@ func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome
 // server's, telling the MTA that work goes on every progress interval.
 func (s *session) awaitAnswer(ctx context.Context, mod Modifier) *AdaptationError {
 	x := s.mt.x
-	if err := x.tx.EndMessage(okResult); err != nil {
+	if err := x.endOriginal(okResult); err != nil {
 		return failure(FailServer, err)
 	}
 	interval := s.policy().Timeouts.Progress
@@ -125,7 +137,7 @@ func (s *session) collect(out *outcome, x *exchange) *AdaptationError {
 		return nil
 	}
 	if x.mail.done && !x.mail.keep && x.mail.reply == nil {
-		out.from, _, _ = strings.Cut(x.mail.value, " ")
+		out.from, out.fromArgs = s.changeFrom(x.mail.value)
 	}
 	for i := range mt.rcpts {
 		r := &mt.rcpts[i]
@@ -154,7 +166,19 @@ func (s *session) collect(out *outcome, x *exchange) *AdaptationError {
 	case ocpsmtp.AdviceQuarantine:
 		out.quarantine = "quarantined by callout service"
 	}
-	if len(x.segs) > 0 && !(len(x.segs) == 1 && x.segs[0].fromOriginal && x.segs[0].off == 0 && x.segs[0].size == x.rawSize) {
+	rawAdaptive := x.adaptive(ocpsmtp.PartRAWDATA) && x.rawStart >= 0
+	var total int64
+	for _, sg := range x.segs {
+		total += sg.size
+	}
+	switch {
+	case rawAdaptive && len(x.segs) == 0 && !x.stopped:
+		return protocolError("adaptive RAWDATA was not answered")
+	case rawAdaptive && len(x.segs) > 0 && total == 0:
+		return protocolError("empty adapted RAWDATA")
+	case len(x.segs) == 1 && x.segs[0].fromOriginal && x.segs[0].off == 0 && x.segs[0].size == x.rawSize:
+		// Unchanged.
+	case len(x.segs) > 0:
 		if err := s.adaptRaw(out, x); err != nil {
 			return err
 		}
@@ -183,9 +207,34 @@ func (s *session) adaptRaw(out *outcome, x *exchange) *AdaptationError {
 	if err != nil {
 		return protocolError("adapted RAWDATA: %v", err)
 	}
-	out.headerOps = diffHeaders(s.mt.headers, fields)
+	ops, err := diffHeaders(s.mt.headers, fields)
+	if err != nil {
+		return protocolError("adapted RAWDATA: %v", err)
+	}
+	out.headerOps = ops
 	out.body = body
 	return nil
+}
+
+// changeFrom splits an adapted MAIL payload into the address and the
+// ESMTP arguments the MTA accepts in a change-from: RET and ENVID for
+// Postfix, none for Sendmail (docs/profile.md 11).
+func (s *session) changeFrom(payload string) (string, string) {
+	fields := strings.Fields(payload)
+	if len(fields) == 0 {
+		return "", ""
+	}
+	if !s.postfix {
+		return fields[0], ""
+	}
+	var args []string
+	for _, a := range fields[1:] {
+		k, _, _ := strings.Cut(strings.ToUpper(a), "=")
+		if k == "RET" || k == "ENVID" {
+			args = append(args, a)
+		}
+	}
+	return fields[0], strings.Join(args, " ")
 }
 
 // apply sends the outcome to the MTA: every modification, then the reply.
@@ -205,7 +254,7 @@ func (o *outcome) modify(mod Modifier) error {
 	var errs []error
 	try := func(err error) { errs = append(errs, err) }
 	if o.from != "" {
-		try(mod.ChangeFrom(o.from, ""))
+		try(mod.ChangeFrom(o.from, o.fromArgs))
 	}
 	for _, r := range o.delRcpts {
 		try(mod.DeleteRecipient(r))

@@ -37,6 +37,12 @@ type Server struct {
 	Metrics *Metrics
 	// Spool says where message data is kept while services work on it.
 	Spool SpoolOptions
+	// TLSConfig, when not nil, makes every connection speak TLS before
+	// CS.
+	TLSConfig *tls.Config
+	// MaxConnections bounds concurrent OCP connections; further ones wait
+	// in the listen queue. Zero means no bound.
+	MaxConnections int
 	// Limits bounds what the OCP decoder accepts from processors.
 	Limits ocp.Limits
 	// IdleTimeout closes an OCP connection without transactions after
@@ -49,9 +55,11 @@ type Server struct {
 	// §3.4.1); nil announces none.
 	Extensions []string
 
-	once  sync.Once
-	ocp   *ocp.Server
-	txSeq atomic.Int64
+	once    sync.Once
+	ocp     *ocp.Server
+	txSeq   atomic.Int64
+	semOnce sync.Once
+	slots   chan struct{}
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -67,6 +75,7 @@ func (s *Server) init() *ocp.Server {
 			Handler:     ocp.HandlerFunc(s.serveTx),
 			Negotiate:   s.Negotiate,
 			Limits:      s.Limits,
+			TLSConfig:   s.TLSConfig,
 			IdleTimeout: s.IdleTimeout,
 			Logger:      s.logger(),
 		}
@@ -74,13 +83,19 @@ func (s *Server) init() *ocp.Server {
 	return s.ocp
 }
 
-// Serve accepts plain TCP connections on ln until Shutdown or Close. It
-// returns ocp.ErrClosed after Shutdown or Close.
-func (s *Server) Serve(ln net.Listener) error { return s.init().Serve(ln) }
+// Serve accepts connections on ln until Shutdown or Close. It returns
+// ocp.ErrClosed after Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.MaxConnections > 0 {
+		ln = newLimitListener(ln, s.sem())
+	}
+	return s.init().Serve(ln)
+}
 
-// ServeTLS is Serve with TLS (before CS) on every connection of ln.
-func (s *Server) ServeTLS(ln net.Listener, cfg *tls.Config) error {
-	return s.init().Serve(tls.NewListener(ln, cfg))
+// sem returns the connection semaphore shared by all listeners.
+func (s *Server) sem() chan struct{} {
+	s.semOnce.Do(func() { s.slots = make(chan struct{}, s.MaxConnections) })
+	return s.slots
 }
 
 // Shutdown stops accepting connections and waits for open transactions

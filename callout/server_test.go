@@ -1,0 +1,466 @@
+package callout
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/ocp"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// part is one original part a test processor sends.
+type part struct {
+	p       ocpsmtp.Part
+	payload string
+}
+
+// exchange is what a test processor saw of one transaction.
+type exchange struct {
+	nr       ocp.Feature    // the negotiated profile
+	answers  []*ocp.Message // the server's DUM and DUY messages, in order
+	adapted  []byte         // the adapted RAWDATA, reassembled
+	original []byte         // everything the processor sent
+	end      *ocp.TxError   // how the server ended the transaction, if it did
+	ame      bool           // the server's AME arrived
+}
+
+// serve starts srv on a loopback listener and returns its address.
+func serve(t *testing.T, srv *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; !errors.Is(err, ocp.ErrClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// process plays a processor: it negotiates prof for a group of uris and
+// sends parts, waiting for the answer to every adaptive MAIL and RCPT as
+// opes-milter does, then AME, and collects the server's answers.
+func process(t *testing.T, addr string, cfg ocp.ClientConfig, uris []string, prof ocpsmtp.Profile, parts []part) *exchange {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := ocp.Dial(ctx, addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var services []ocp.Service
+	for _, u := range uris {
+		services = append(services, ocp.Service{URI: u})
+	}
+	sg, nr, err := cl.NewServiceGroup(ctx, services, []ocp.Feature{prof.Feature()})
+	if err != nil {
+		t.Fatalf("negotiation: %v", err)
+	}
+	ans, err := ocpsmtp.ParseProfile(nr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ocpsmtp.CheckAnswer(prof, ans); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := cl.Start(ctx, sg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &exchange{nr: nr}
+	if err := tx.StartMessage(); err != nil {
+		t.Fatal(err)
+	}
+	// recv reads server messages until one answers a part (or the end).
+	recv := func() (*ocp.Message, bool) {
+		for {
+			m, err := tx.Recv(ctx)
+			if err != nil {
+				var te *ocp.TxError
+				if errors.As(err, &te) {
+					x.end = te
+				} else if err.Error() != "EOF" {
+					t.Logf("recv: %v", err)
+				}
+				return nil, false
+			}
+			switch m.Name {
+			case ocp.MsgDUM, ocp.MsgDUY:
+				x.answers = append(x.answers, m)
+				d, _ := ocpsmtp.ParseData(m)
+				if m.Name == ocp.MsgDUY || len(m.Payload) > 0 || d.SMTPError != "" || d.AddHeader == "" && d.Advice == "" {
+					return m, true
+				}
+			case ocp.MsgAME:
+				x.ame = true
+				return m, false
+			case ocp.MsgTE:
+				return m, false
+			}
+		}
+	}
+	for _, p := range parts {
+		a, _ := ans.Has(p.p)
+		allow := []string{ocpsmtp.AllowAddHeader, ocpsmtp.AllowAdvice}
+		if a {
+			allow = []string{ocpsmtp.AllowSMTPError, ocpsmtp.AllowAddHeader, ocpsmtp.AllowAdvice}
+		}
+		params := ocpsmtp.Data{Part: p.p, Allow: allow}.Params()
+		if a {
+			end := int64(len(x.original) + len(p.payload))
+			params = append(params, ocp.Param{Name: ocpsmtp.ParamKept, Values: []ocp.Value{ocp.Num(0), ocp.Num(end)}})
+		}
+		if _, err := tx.Send(ctx, params, []byte(p.payload)); err != nil {
+			t.Fatalf("send %s: %v", p.p, err)
+		}
+		x.original = append(x.original, p.payload...)
+		if a && !p.p.Data() {
+			if _, ok := recv(); !ok {
+				return x
+			}
+		}
+	}
+	if err := tx.EndMessage(ocp.Result{}); err != nil {
+		t.Fatal(err)
+	}
+	for !x.ame && x.end == nil {
+		if _, ok := recv(); !ok && !x.ame {
+			break
+		}
+	}
+	tx.End(ocp.Result{})
+	// Reassemble the adapted RAWDATA.
+	for _, m := range x.answers {
+		d, _ := ocpsmtp.ParseData(m)
+		switch {
+		case m.Name == ocp.MsgDUY:
+			off, _ := m.AnonUint(1)
+			size, _ := m.AnonUint(2)
+			if int(off+size) <= len(x.original) && rawPart(parts, off) {
+				x.adapted = append(x.adapted, x.original[off:off+size]...)
+			}
+		case d.Part == ocpsmtp.PartRAWDATA:
+			x.adapted = append(x.adapted, m.Payload...)
+		}
+	}
+	return x
+}
+
+// rawPart reports whether original offset off lies in the RAWDATA part.
+func rawPart(parts []part, off int64) bool {
+	var pos int64
+	for _, p := range parts {
+		if off >= pos && off < pos+int64(len(p.payload)) {
+			return p.p == ocpsmtp.PartRAWDATA
+		}
+		pos += int64(len(p.payload))
+	}
+	return false
+}
+
+// params returns the named parameters of m as "Name=value" strings.
+func params(m *ocp.Message) []string {
+	var out []string
+	for _, p := range m.Named {
+		if a, ok := p.Value().(ocp.Atom); ok {
+			out = append(out, p.Name+"="+string(a))
+		}
+	}
+	return out
+}
+
+var receiverOffer = ocpsmtp.Profile{
+	URI:         ocpsmtp.ReceiverURI,
+	Adaptive:    []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRCPT, ocpsmtp.PartRAWDATA},
+	Informative: []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO},
+}
+
+func envelope(raw string, rcpts ...string) []part {
+	ps := []part{{ocpsmtp.PartIP, "192.0.2.1"}, {ocpsmtp.PartHELO, "mail.example.org"},
+		{ocpsmtp.PartMAIL, "<alice@example.org> SIZE=100"}}
+	for _, r := range rcpts {
+		ps = append(ps, part{ocpsmtp.PartRCPT, r})
+	}
+	// RAWDATA in chunks of 100 octets, as a processor streams it.
+	for len(raw) > 100 {
+		ps = append(ps, part{ocpsmtp.PartRAWDATA, raw[:100]})
+		raw = raw[100:]
+	}
+	return append(ps, part{ocpsmtp.PartRAWDATA, raw})
+}
+
+func TestServerNegotiation(t *testing.T) {
+	policy, _ := NewRecipientPolicy(&mapping.RecipientPolicy{Deny: []string{"x@example.com"}})
+	disc := NewDisclaimer(&mapping.Disclaimer{Text: "footer"})
+	srv := &Server{Services: map[string]Service{"urn:policy": policy, "urn:disclaimer": disc}}
+	addr := serve(t, srv)
+	tests := []struct {
+		name  string
+		uris  []string
+		offer ocpsmtp.Profile
+		want  ocpsmtp.Profile // zero URI: refused
+	}{
+		{"policy only", []string{"urn:policy"}, receiverOffer,
+			ocpsmtp.Profile{URI: ocpsmtp.ReceiverURI, Adaptive: []ocpsmtp.Part{ocpsmtp.PartRCPT}}},
+		{"both", []string{"urn:disclaimer", "urn:policy"}, receiverOffer,
+			ocpsmtp.Profile{URI: ocpsmtp.ReceiverURI, Adaptive: []ocpsmtp.Part{ocpsmtp.PartRCPT, ocpsmtp.PartRAWDATA}}},
+		{"RCPT offered informative only", []string{"urn:policy"},
+			ocpsmtp.Profile{URI: ocpsmtp.ReceiverURI, Informative: []ocpsmtp.Part{ocpsmtp.PartRCPT}},
+			ocpsmtp.Profile{URI: ocpsmtp.ReceiverURI, Informative: []ocpsmtp.Part{ocpsmtp.PartRCPT}}},
+		{"data offered as sections and RAWDATA", []string{"urn:disclaimer"},
+			ocpsmtp.Profile{URI: ocpsmtp.SenderURI, Adaptive: []ocpsmtp.Part{ocpsmtp.PartSECTIONS, ocpsmtp.PartRAWDATA, "X-FUTURE"}},
+			ocpsmtp.Profile{URI: ocpsmtp.SenderURI, Adaptive: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}}},
+		{"unknown service", []string{"urn:nope"}, receiverOffer, ocpsmtp.Profile{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			cl, err := ocp.Dial(ctx, addr, ocp.ClientConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			var svcs []ocp.Service
+			for _, u := range tt.uris {
+				svcs = append(svcs, ocp.Service{URI: u})
+			}
+			_, f, err := cl.NewServiceGroup(ctx, svcs, []ocp.Feature{tt.offer.Feature()})
+			if tt.want.URI == "" {
+				if err == nil {
+					t.Fatalf("negotiated %v, want refusal", f)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ocpsmtp.ParseProfile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(partStrs(got.Adaptive), ",") != strings.Join(partStrs(tt.want.Adaptive), ",") ||
+				strings.Join(partStrs(got.Informative), ",") != strings.Join(partStrs(tt.want.Informative), ",") || got.URI != tt.want.URI {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func partStrs(ps []ocpsmtp.Part) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = string(p)
+	}
+	return out
+}
+
+// TestServerMessageOverOCP sends real samples through the server with a
+// chain (subject-tag, disclaimer, header-tag) and checks that the adapted
+// RAWDATA is what the chain produces when called directly.
+func TestServerMessageOverOCP(t *testing.T) {
+	tag, _ := NewHeaderTag(&mapping.HeaderTag{Headers: []mapping.Header{{Name: "X-Tag", Value: "{client_ip} {helo} {sender}"}}}, nil)
+	services := map[string]Service{
+		"urn:subject":    NewSubjectTag(&mapping.SubjectTag{Prefix: "[EXT]"}),
+		"urn:disclaimer": NewDisclaimer(&mapping.Disclaimer{Text: "-- \nfooter"}),
+		"urn:tag":        tag,
+	}
+	uris := []string{"urn:subject", "urn:disclaimer", "urn:tag"}
+	addr := serve(t, &Server{Services: services, Spool: SpoolOptions{Threshold: 1024, Dir: t.TempDir()}})
+	for _, file := range []string{"plain.eml", "nested.eml", "signed.eml", "attachments.eml"} {
+		t.Run(file, func(t *testing.T) {
+			orig := sample(t, file)
+			raw := string(all(t, orig))
+			x := process(t, addr, ocp.ClientConfig{}, uris, receiverOffer, envelope(raw, "<bob@example.com>"))
+			if x.end != nil || !x.ame {
+				t.Fatalf("transaction ended: %v (AME %v)", x.end, x.ame)
+			}
+			chain := &Chain{}
+			for _, u := range uris {
+				chain.Links = append(chain.Links, Link{URI: u, Service: services[u]})
+			}
+			want, err := chain.AdaptMessage(context.Background(), &Tx{Sender: Address{Addr: "alice@example.org"}}, orig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantRaw := raw
+			if want.Action == ActionReplace {
+				wantRaw = string(all(t, want.Message))
+			}
+			mustEqualBytes(t, "adapted RAWDATA", x.adapted, []byte(wantRaw))
+			last := x.answers[len(x.answers)-1]
+			var hdr []string
+			for _, m := range x.answers {
+				if d, _ := ocpsmtp.ParseData(m); d.AddHeader != "" {
+					hdr = append(hdr, d.AddHeader)
+				}
+			}
+			if len(hdr) != 1 || hdr[0] != "X-Tag: 192.0.2.1 mail.example.org alice@example.org" {
+				t.Errorf("Add-Header %q (last answer %v)", hdr, params(last))
+			}
+		})
+	}
+}
+
+func TestServerRecipientsAndSender(t *testing.T) {
+	policy, _ := NewRecipientPolicy(&mapping.RecipientPolicy{
+		Deny: []string{"blocked@example.com"}, Aliases: map[string]string{"info@example.com": "team@example.com"}})
+	rewrite := NewSenderRewrite(&mapping.SenderRewrite{Domains: map[string]string{"example.org": "example.net"}})
+	limit, _ := NewSizeLimit(&mapping.SizeLimit{Max: 1000})
+	small, _ := NewSizeLimit(&mapping.SizeLimit{Max: 50})
+	addr := serve(t, &Server{Services: map[string]Service{"urn:p": policy, "urn:r": rewrite, "urn:s": limit, "urn:s50": small}})
+	parts := envelope("Subject: x\r\n\r\nhi\r\n", "<ok@example.com>", "<blocked@example.com> NOTIFY=NEVER", "<info@example.com>")
+	x := process(t, addr, ocp.ClientConfig{}, []string{"urn:r", "urn:p", "urn:s"}, receiverOffer, parts)
+	if x.end != nil {
+		t.Fatal(x.end)
+	}
+	var got []string
+	for _, m := range x.answers {
+		d, _ := ocpsmtp.ParseData(m)
+		switch {
+		case m.Name == ocp.MsgDUY:
+			got = append(got, "DUY")
+		case d.SMTPError != "":
+			got = append(got, string(d.Part)+" error "+d.SMTPError)
+		default:
+			got = append(got, string(d.Part)+" "+string(m.Payload))
+		}
+	}
+	want := []string{
+		"MAIL <alice@example.net> SIZE=100",
+		"DUY",
+		"RCPT error 550 5.1.1 Recipient address rejected",
+		"RCPT <team@example.com>",
+		"DUY",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("answers:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// SIZE=100 is above the limit of 50: MAIL is refused at once.
+	limited := process(t, addr, ocp.ClientConfig{}, []string{"urn:s50"}, receiverOffer, parts[:3])
+	if len(limited.answers) != 1 || !strings.Contains(params(limited.answers[0])[1], "552 5.3.4") {
+		t.Errorf("size limit at MAIL: %v", limited.answers)
+	}
+}
+
+func TestServerFailures(t *testing.T) {
+	srv := &Server{Services: map[string]Service{"urn:boom": panicky{}, "urn:s": NewSubjectTag(&mapping.SubjectTag{Prefix: "x"})}}
+	addr := serve(t, srv)
+	t.Run("service panic", func(t *testing.T) {
+		x := process(t, addr, ocp.ClientConfig{}, []string{"urn:boom"}, receiverOffer, envelope("Subject: a\r\n\r\nb\r\n", "<a@example.com>"))
+		if x.end == nil || x.end.Result.Code != 400 {
+			t.Fatalf("end %v, want TE 400", x.end)
+		}
+	})
+	t.Run("parts out of order", func(t *testing.T) {
+		parts := []part{{ocpsmtp.PartRAWDATA, "Subject: a\r\n\r\n"}, {ocpsmtp.PartIP, "192.0.2.1"}}
+		x := process(t, addr, ocp.ClientConfig{}, []string{"urn:s"}, receiverOffer, parts)
+		if x.end == nil || !strings.Contains(x.end.Result.Reason, "order") {
+			t.Fatalf("end %v, want TE 400 for the order", x.end)
+		}
+	})
+}
+
+// panicky panics on every message.
+type panicky struct{}
+
+func (panicky) Needs() Needs { return Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}} }
+func (panicky) AdaptMessage(context.Context, *Tx, *Message) (Decision, error) {
+	panic("boom")
+}
+
+func TestServerTLS(t *testing.T) {
+	cert, pool := selfSigned(t)
+	tag, _ := NewHeaderTag(&mapping.HeaderTag{Headers: []mapping.Header{{Name: "X-Tag", Value: "yes"}}}, nil)
+	srv := &Server{
+		Services:  map[string]Service{"urn:tag": tag},
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+	}
+	addr := serve(t, srv)
+	x := process(t, addr, ocp.ClientConfig{TLS: &tls.Config{RootCAs: pool, ServerName: "localhost"}},
+		[]string{"urn:tag"}, receiverOffer, envelope("Subject: a\r\n\r\nb\r\n", "<a@example.com>"))
+	if x.end != nil || len(x.answers) != 1 || x.answers[0].Name != ocp.MsgDUY {
+		t.Fatalf("end %v answers %v", x.end, x.answers)
+	}
+	// A plain-text processor gets nowhere.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if cl, err := ocp.Dial(ctx, addr, ocp.ClientConfig{HandshakeTimeout: time.Second}); err == nil {
+		cl.Close()
+		t.Fatal("plain connection to a TLS server succeeded")
+	}
+}
+
+func TestServerMaxConnections(t *testing.T) {
+	srv := &Server{MaxConnections: 1, Services: map[string]Service{}}
+	addr := serve(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	first, err := ocp.Dial(ctx, addr, ocp.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel2()
+	if cl, err := ocp.Dial(short, addr, ocp.ClientConfig{}); err == nil {
+		cl.Close()
+		t.Fatal("second connection accepted beyond MaxConnections")
+	}
+	first.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		cl, err := ocp.Dial(ctx, addr, ocp.ClientConfig{HandshakeTimeout: 500 * time.Millisecond})
+		if err == nil {
+			cl.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slot not released: %v", err)
+		}
+	}
+}
+
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/mapping"
+)
+
+// cmdCheck validates a configuration file, builds its services and lists
+// them.
+func cmdCheck(args []string, stdout, stderr io.Writer) error {
+	path, err := parseFlags("check", args, stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := load(path)
+	if err != nil {
+		return err
+	}
+	if _, err := callout.NewServices(cfg.Callout); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", path)
+	for _, s := range cfg.Callout.Services {
+		fmt.Fprintf(stdout, "  %-18s %-20s %s\n", s.Name, s.Kind, s.URI)
+	}
+	return nil
+}
+
+// load reads the configuration and requires its [callout] table.
+func load(path string) (*mapping.Config, error) {
+	cfg, err := mapping.LoadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Callout == nil {
+		return nil, errors.New(path + ": no [callout] table")
+	}
+	return cfg, nil
+}

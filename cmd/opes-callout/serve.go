@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/ocp"
+)
+
+// shutdownGrace bounds how long open transactions may take after SIGTERM.
+const shutdownGrace = 30 * time.Second
+
+// cmdRun serves the configured listeners until SIGINT or SIGTERM (or ctx
+// ends), then shuts down gracefully. ready, when not nil, receives the
+// bound OCP addresses once listening (for tests).
+func cmdRun(ctx context.Context, args []string, stderr io.Writer, ready chan<- []net.Addr) error {
+	path, err := parseFlags("run", args, stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := load(path)
+	if err != nil {
+		return err
+	}
+	c := cfg.Callout
+	log := newLogger(stderr, c.LogFormat, c.LogLevel)
+	services, err := callout.NewServices(c)
+	if err != nil {
+		return err
+	}
+	metrics := &callout.Metrics{}
+	srv := &callout.Server{
+		Services:       services,
+		Logger:         log,
+		Metrics:        metrics,
+		MaxConnections: c.MaxConnections,
+		IdleTimeout:    c.IdleTimeout,
+		Extensions:     []string{"SIZE", "8BITMIME", "SMTPUTF8", "DSN"},
+	}
+	if c.TLS != nil {
+		if srv.TLSConfig, err = c.TLS.ServerConfig(); err != nil {
+			return err
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var lns []net.Listener
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
+	for _, addr := range c.Listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		lns = append(lns, ln)
+	}
+	var metricsSrv *http.Server
+	if c.MetricsListen != "" {
+		ln, err := net.Listen("tcp", c.MetricsListen)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics)
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics listener failed", "err", err)
+			}
+		}()
+		log.Info("metrics listening", "addr", ln.Addr().String())
+	}
+
+	errc := make(chan error, len(lns))
+	addrs := make([]net.Addr, len(lns))
+	for i, ln := range lns {
+		addrs[i] = ln.Addr()
+		log.Info("listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil, "services", len(services))
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	if ready != nil {
+		ready <- addrs
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "grace", shutdownGrace)
+	case runErr = <-errc:
+		log.Error("listener failed", "err", runErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown cut short; connections closed", "err", err)
+	}
+	if metricsSrv != nil {
+		metricsSrv.Shutdown(sctx)
+	}
+	if errors.Is(runErr, ocp.ErrClosed) {
+		runErr = nil
+	}
+	log.Info("stopped")
+	return runErr
+}
+
+// newLogger returns the daemon's logger in the configured format.
+func newLogger(w io.Writer, format string, level slog.Leveler) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -220,5 +221,41 @@ func TestPanicInSession(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "test panic") || !strings.Contains(logs.String(), "goroutine") {
 		t.Errorf("panic and stack not logged:\n%s", logs.String())
+	}
+}
+
+// TestLongHeader: Postfix sends a header field up to header_size_limit
+// (100 KiB) in one packet; it must pass the frame cap.
+func TestLongHeader(t *testing.T) {
+	h := &fakeHandler{req: allEvents}
+	_, addr := startServer(t, h, Options{})
+	s := mta(t, addr)
+	long := " " + strings.Repeat("x", 102400-len("X-Long:")-1)
+	runTo(t, s, "data")
+	if a := must(t)(s.HeaderField("X-Long", long, nil)); a.Type != gomilter.ActionContinue {
+		t.Errorf("long header answered %v", a)
+	}
+	_ = s.Close()
+	calls := h.waitLog(t, "close")
+	if !slices.Contains(calls, "header X-Long "+strconv.Quote(long)) {
+		t.Error("long header not passed to the bridge")
+	}
+}
+
+// TestModifierAfterEOM: the Modifier refuses use once the reply is out.
+func TestModifierAfterEOM(t *testing.T) {
+	h := &fakeHandler{req: allEvents}
+	var kept bridge.Modifier
+	h.eom = func(_ context.Context, mod bridge.Modifier) bridge.Reply {
+		kept = mod
+		return bridge.Reply{}
+	}
+	_, addr := startServer(t, h, Options{})
+	s := mta(t, addr)
+	runTo(t, s, "eom")
+	for _, err := range []error{kept.AddHeader("X", " y"), kept.Progress(), kept.Quarantine("q")} {
+		if !errors.Is(err, ErrModifierDone) {
+			t.Errorf("after eom: %v, want ErrModifierDone", err)
+		}
 	}
 }

@@ -13,9 +13,14 @@ import (
 )
 
 // DefaultMaxPacket is the default cap on one incoming milter packet,
-// command byte included: the 64 KiB - 1 data size of milter v6 plus a
-// margin for the command byte and oversized header or macro packets.
-const DefaultMaxPacket = 64*1024 + 4*1024
+// command byte included. Body chunks stay within milter v6's 64 KiB - 1,
+// but Postfix sends each header field in one packet of up to its
+// header_size_limit (102400 bytes by default), so the cap is that plus a
+// margin. Raise Options.MaxPacket with header_size_limit.
+const DefaultMaxPacket = 102400 + 4096
+
+// maxMaxPacket bounds Options.MaxPacket.
+const maxMaxPacket = 1 << 30
 
 const frameHeaderLen = 4 // uint32 big-endian length
 

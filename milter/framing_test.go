@@ -2,6 +2,7 @@ package milter
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/opes-milter/opes-milter/bridge"
 )
 
 func TestValidateFrame(t *testing.T) {
@@ -212,4 +215,60 @@ func FuzzFrameReader(f *testing.F) {
 		_ = srv.Close()
 		<-served
 	})
+}
+
+// countingListener counts the Write calls on its connections.
+type countingListener struct {
+	net.Listener
+	mu     sync.Mutex
+	writes int
+}
+
+type countingConn struct {
+	net.Conn
+	l *countingListener
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, l: l}, nil
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.l.mu.Lock()
+	c.l.writes++
+	c.l.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// TestOneWritePerPacket: every packet to the MTA leaves in one write call
+// (go-milter alone makes two for a packet with data).
+func TestOneWritePerPacket(t *testing.T) {
+	h := &fakeHandler{req: allEvents}
+	h.eom = func(_ context.Context, mod bridge.Modifier) bridge.Reply {
+		_ = mod.AddHeader("X-A", " 1")
+		_ = mod.AddHeader("X-B", " 2")
+		return bridge.Reply{Kind: bridge.Reject, Code: 554, Text: "5.7.1 no"}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &countingListener{Listener: ln}
+	srv := NewServer(h, Options{Logger: slog.New(slog.DiscardHandler)})
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(cl) }()
+	s := mta(t, ln.Addr().String())
+	runTo(t, s, "eom") // 8 replies before EOM
+	_ = s.Close()
+	h.waitLog(t, "close")
+	_ = srv.Close()
+	<-served
+	// OPTNEG answer + 8 replies + 2 ADDHEADER + REPLYCODE
+	if cl.writes != 12 {
+		t.Errorf("%d write calls for 12 packets", cl.writes)
+	}
 }

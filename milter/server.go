@@ -18,7 +18,8 @@ type Options struct {
 	// Logger receives the adapter's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// MaxPacket caps one incoming milter packet (command byte included);
-	// 0 means DefaultMaxPacket. A longer packet ends that connection.
+	// 0 means DefaultMaxPacket, at most 1 GiB. A longer packet ends that
+	// connection, so keep it above Postfix's header_size_limit.
 	MaxPacket int
 	// ReadTimeout bounds the wait for the MTA's next command; 0 means no
 	// limit, which is right for Postfix: a milter connection idles as long
@@ -64,6 +65,7 @@ func NewServer(h bridge.Handler, opts Options) *Server {
 	if opts.MaxPacket <= 0 {
 		opts.MaxPacket = DefaultMaxPacket
 	}
+	opts.MaxPacket = min(opts.MaxPacket, maxMaxPacket)
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
 	}

@@ -242,7 +242,7 @@ func (x *exchange) endOriginal(res ocp.Result) error {
 		return nil
 	}
 	x.ameSent = true
-	x.stopped = true
+	x.stopped = res.Code != 200
 	x.mu.Unlock()
 	return x.tx.EndMessage(res)
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ type callout struct {
 
 	mu   sync.Mutex
 	seen []*ocp.Message
+	ends []error // how each transaction ended, as the server's Recv saw it
 }
 
 // startCallout serves script on a loopback port; the negotiated profile is
@@ -56,6 +58,9 @@ func (c *callout) serve(ctx context.Context, tx *ocp.ServerTx) {
 	for {
 		m, err := tx.Recv(ctx)
 		if err != nil {
+			c.mu.Lock()
+			c.ends = append(c.ends, err)
+			c.mu.Unlock()
 			return
 		}
 		c.mu.Lock()
@@ -75,22 +80,57 @@ func (c *callout) messages() []*ocp.Message {
 	return append([]*ocp.Message(nil), c.seen...)
 }
 
-// rawTracker follows the processor's RAWDATA range of one transaction.
-type rawTracker struct{ start, size int64 }
+// waitEnds waits until n transactions ended and returns how.
+func (c *callout) waitEnds(t *testing.T, n int) []error {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		ends := append([]error(nil), c.ends...)
+		c.mu.Unlock()
+		if len(ends) >= n || time.Now().After(deadline) {
+			return ends
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
 
-// standardScript answers like opes-callout's recipient-policy + header-tag:
-// a RCPT containing "blocked" gets 550 5.1.1, other RCPTs a DUY; RAWDATA is
-// answered after the processor's AME with an annotation DUM adding
-// X-Test: yes and a DUY of the whole original.
-func standardScript() func(ctx context.Context, tx *ocp.ServerTx, m *ocp.Message) error {
-	raws := map[int64]*rawTracker{}
+// answers configures scriptServer: how the callout answers each part.
+type answers struct {
+	// rcpt answers one RCPT payload: "" = DUY (unchanged), "error:<reply>",
+	// "replace:<payload>", "delete", "hang" (never answer).
+	rcpt func(payload string) string
+	// mail answers an adaptive MAIL the same way.
+	mail func(payload string) string
+	// raw answers the RAWDATA after the processor's AME; nil = DUY.
+	raw func(orig []byte) rawAnswer
+	// onDUM runs for every processor DUM (to fail mid-body, for example).
+	onDUM func(tx *ocp.ServerTx, part ocpsmtp.Part) error
+}
+
+// rawAnswer is the callout's answer to RAWDATA.
+type rawAnswer struct {
+	data       []byte // adapted RAWDATA; nil = DUY of the original
+	addHeaders []string
+	smtpError  string
+	advice     ocpsmtp.Advice
+	none       bool // send no RAWDATA answer at all
+}
+
+// scriptServer returns a callout script answering per a.
+func scriptServer(a answers) func(ctx context.Context, tx *ocp.ServerTx, m *ocp.Message) error {
+	type state struct {
+		start int64
+		raw   []byte
+	}
+	states := map[int64]*state{}
 	var mu sync.Mutex
 	return func(ctx context.Context, tx *ocp.ServerTx, m *ocp.Message) error {
 		mu.Lock()
-		rt := raws[tx.Xid()]
-		if rt == nil {
-			rt = &rawTracker{start: -1}
-			raws[tx.Xid()] = rt
+		st := states[tx.Xid()]
+		if st == nil {
+			st = &state{start: -1}
+			states[tx.Xid()] = st
 		}
 		mu.Unlock()
 		switch m.Name {
@@ -101,27 +141,76 @@ func standardScript() func(ctx context.Context, tx *ocp.ServerTx, m *ocp.Message
 			if err != nil {
 				return err
 			}
+			if a.onDUM != nil {
+				if err := a.onDUM(tx, d.Part); err != nil {
+					return err
+				}
+			}
 			off, _ := m.AnonUint(1)
 			switch d.Part {
-			case ocpsmtp.PartRCPT:
-				if contains(m.Payload, "blocked") {
-					_, err := tx.Send(ctx, ocpsmtp.Data{Part: ocpsmtp.PartRCPT, SMTPError: "550 5.1.1 <blocked@example.com>: Recipient address rejected"}.Params(), []byte{})
+			case ocpsmtp.PartRCPT, ocpsmtp.PartMAIL:
+				f := a.rcpt
+				if d.Part == ocpsmtp.PartMAIL {
+					f = a.mail
+				}
+				if !d.Allows(ocpsmtp.AllowSMTPError) {
+					return nil // informative
+				}
+				ans := ""
+				if f != nil {
+					ans = f(string(m.Payload))
+				}
+				switch {
+				case ans == "":
+					return tx.SendDUY(off, int64(len(m.Payload)))
+				case ans == "hang":
+					return nil
+				case ans == "delete":
+					_, err := tx.Send(ctx, ocpsmtp.Data{Part: d.Part}.Params(), []byte{})
+					return err
+				case strings.HasPrefix(ans, "error:"):
+					_, err := tx.Send(ctx, ocpsmtp.Data{Part: d.Part, SMTPError: strings.TrimPrefix(ans, "error:")}.Params(), []byte{})
+					return err
+				case strings.HasPrefix(ans, "replace:"):
+					_, err := tx.Send(ctx, ocpsmtp.Data{Part: d.Part}.Params(), []byte(strings.TrimPrefix(ans, "replace:")))
 					return err
 				}
-				return tx.SendDUY(off, int64(len(m.Payload)))
 			case ocpsmtp.PartRAWDATA:
-				if rt.start < 0 {
-					rt.start = off
+				if st.start < 0 {
+					st.start = off
 				}
-				rt.size += int64(len(m.Payload))
+				st.raw = append(st.raw, m.Payload...)
 			}
 		case ocp.MsgAME:
-			if rt.start >= 0 {
-				if _, err := tx.Send(ctx, ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA, AddHeader: "X-Test: yes"}.Params(), []byte{}); err != nil {
-					return err
+			if st.start >= 0 {
+				ans := rawAnswer{}
+				if a.raw != nil {
+					ans = a.raw(st.raw)
 				}
-				if err := tx.SendDUY(rt.start, rt.size); err != nil {
-					return err
+				for _, h := range ans.addHeaders {
+					if _, err := tx.Send(ctx, ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA, AddHeader: h}.Params(), []byte{}); err != nil {
+						return err
+					}
+				}
+				if ans.advice != "" {
+					if _, err := tx.Send(ctx, ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA, Advice: ans.advice}.Params(), []byte{}); err != nil {
+						return err
+					}
+				}
+				switch {
+				case ans.none:
+				case ans.smtpError != "":
+					if _, err := tx.Send(ctx, ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA, SMTPError: ans.smtpError}.Params(), []byte{}); err != nil {
+						return err
+					}
+				case ans.data != nil:
+					if _, err := tx.Send(ctx, ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA}.Params(), ans.data); err != nil {
+						return err
+					}
+				default:
+					if err := tx.SendDUY(st.start, int64(len(st.raw))); err != nil {
+						return err
+					}
 				}
 			}
 			return tx.EndMessage(ocp.Result{Code: 200})
@@ -130,17 +219,19 @@ func standardScript() func(ctx context.Context, tx *ocp.ServerTx, m *ocp.Message
 	}
 }
 
-func contains(b []byte, s string) bool {
-	return len(s) == 0 || len(b) >= len(s) && (string(b) == s || indexOf(string(b), s) >= 0)
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
+// standardScript answers like opes-callout's recipient-policy + header-tag:
+// a RCPT containing "blocked" gets 550 5.1.1, other RCPTs a DUY; RAWDATA gets
+// X-Test: yes and a DUY of the whole original.
+func standardScript() func(ctx context.Context, tx *ocp.ServerTx, m *ocp.Message) error {
+	return scriptServer(answers{
+		rcpt: func(p string) string {
+			if strings.Contains(p, "blocked") {
+				return "error:550 5.1.1 <blocked@example.com>: Recipient address rejected"
+			}
+			return ""
+		},
+		raw: func([]byte) rawAnswer { return rawAnswer{addHeaders: []string{"X-Test: yes"}} },
+	})
 }
 
 // testPolicy is one receiver route to the callout at addr.

@@ -1,0 +1,329 @@
+package bridge_test
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/ocp"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// TestOutcomes drives one message per case through go-milter's client, the
+// milter package and the bridge against a scripted callout server, and
+// checks the exact milter actions.
+func TestOutcomes(t *testing.T) {
+	tests := []struct {
+		name    string
+		a       answers
+		policy  func(p *bridge.Policy)
+		rcpts   []string
+		body    string
+		check   func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action)
+		adapted []ocpsmtp.Part
+		inform  []ocpsmtp.Part
+	}{
+		{
+			name:  "unchanged message keeps the body and gets the trace",
+			rcpts: []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				wantFinal(t, final, gomilter.ActionAccept)
+				if len(mods) != 2 || mods[1].Type != gomilter.ActionInsertHeader || mods[1].HeaderName != "OPES-System" || mods[1].HeaderIndex != 1 {
+					t.Fatalf("mods = %+v", mods)
+				}
+			},
+		},
+		{
+			name:  "SMTP-Error on RAWDATA refuses the message with that reply",
+			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{smtpError: "554 5.7.1 Message rejected as spam"} }},
+			rcpts: []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				if final.Type != gomilter.ActionRejectWithCode || final.SMTPCode != 554 || !strings.Contains(final.SMTPReply, "5.7.1 Message rejected as spam") {
+					t.Fatalf("final = %+v", final)
+				}
+				if len(mods) != 0 {
+					t.Fatalf("modifications with a refusal: %+v", mods)
+				}
+			},
+		},
+		{
+			name:  "multi-line SMTP-Error at RCPT",
+			a:     answers{rcpt: func(string) string { return "error:550-5.1.1 first line\r\n550 5.1.1 100% second" }},
+			rcpts: []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				if acts[0].SMTPCode != 550 || !strings.Contains(acts[0].SMTPReply, "550-5.1.1 first line\r\n550 5.1.1 100%% second") {
+					t.Fatalf("rcpt = %+v", acts[0])
+				}
+			},
+		},
+		{
+			name: "recipient replaced and deleted, one added",
+			a: answers{rcpt: func(p string) string {
+				switch {
+				case strings.Contains(p, "alias"):
+					return "replace:<real@example.com>"
+				case strings.Contains(p, "gone"):
+					return "delete"
+				}
+				return ""
+			}},
+			rcpts: []string{"alias@example.com", "gone@example.com", "stay@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				wantFinal(t, final, gomilter.ActionAccept)
+				del := findMods(mods, gomilter.ActionDelRcpt, "")
+				add := findMods(mods, gomilter.ActionAddRcpt, "")
+				if len(del) != 2 || del[0].Rcpt != "<alias@example.com>" || del[1].Rcpt != "<gone@example.com>" {
+					t.Fatalf("deleted = %+v", del)
+				}
+				if len(add) != 1 || add[0].Rcpt != "<real@example.com>" {
+					t.Fatalf("added = %+v", add)
+				}
+			},
+		},
+		{
+			name:  "every recipient deleted discards the message",
+			a:     answers{rcpt: func(string) string { return "delete" }},
+			rcpts: []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				wantFinal(t, final, gomilter.ActionDiscard)
+			},
+		},
+		{
+			name: "adapted RAWDATA: header change, added field and new body in one run",
+			a: answers{raw: func(orig []byte) rawAnswer {
+				out := bytes.Replace(orig, []byte("Subject:"), []byte("Subject: [tagged]"), 1)
+				out = append(out, []byte("-- \r\nfooter\r\n")...)
+				return rawAnswer{data: out, addHeaders: []string{"X-Scanned: yes", "X-Second: 2"}}
+			}},
+			rcpts: []string{"a@example.com"},
+			body:  "hello\r\n",
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				wantFinal(t, final, gomilter.ActionAccept)
+				ch := findMods(mods, gomilter.ActionChangeHeader, "Subject")
+				if len(ch) != 1 || !strings.HasPrefix(ch[0].HeaderValue, " [tagged]") || ch[0].HeaderIndex != 1 {
+					t.Fatalf("change = %+v", ch)
+				}
+				var body []byte
+				for _, m := range findMods(mods, gomilter.ActionReplaceBody, "") {
+					body = append(body, m.Body...)
+				}
+				if string(body) != "hello\r\n-- \r\nfooter\r\n" {
+					t.Fatalf("body = %q", body)
+				}
+				if n := len(findMods(mods, gomilter.ActionAddHeader, "")); n != 2 {
+					t.Fatalf("added headers = %d", n)
+				}
+				last := mods[len(mods)-1]
+				if last.Type != gomilter.ActionReplaceBody {
+					t.Fatalf("body replacement is not the last run: %+v", last)
+				}
+			},
+		},
+		{
+			name:  "Advice Discard",
+			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{advice: ocpsmtp.AdviceDiscard} }},
+			rcpts: []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				wantFinal(t, final, gomilter.ActionDiscard)
+			},
+		},
+		{
+			name:  "Advice Quarantine",
+			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{advice: ocpsmtp.AdviceQuarantine} }},
+			rcpts: []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				wantFinal(t, final, gomilter.ActionAccept)
+				if q := findMods(mods, gomilter.ActionQuarantine, ""); len(q) != 1 {
+					t.Fatalf("quarantine = %+v", mods)
+				}
+			},
+		},
+		{
+			name:  "SMTP-Error with a 2xx code is a protocol error: tempfail",
+			a:     answers{rcpt: func(string) string { return "error:250 2.0.0 ok" }},
+			rcpts: []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				wantTempfail(t, acts[0])
+			},
+		},
+		{
+			name:  "Add-Header of OPES-System is refused: tempfail, nothing applied",
+			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{addHeaders: []string{"OPES-System: http://evil.example/"}} }},
+			rcpts: []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				wantTempfail(t, final)
+				if len(mods) != 0 {
+					t.Fatalf("modifications = %+v", mods)
+				}
+			},
+		},
+		{
+			name:  "Add-Header with CR/LF inside is refused",
+			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{addHeaders: []string{"X-A: 1\r\nX-B: 2"}} }},
+			rcpts: []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				wantTempfail(t, final)
+			},
+		},
+		{
+			name:  "RAWDATA left unanswered is a protocol error",
+			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{none: true} }},
+			rcpts: []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				wantTempfail(t, final)
+			},
+		},
+		{
+			name:  "the server ends the transaction mid-body: tempfail at end of message",
+			a:     answers{onDUM: failOn(ocpsmtp.PartRAWDATA)},
+			rcpts: []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				wantTempfail(t, final)
+				if len(mods) != 0 {
+					t.Fatalf("modifications = %+v", mods)
+				}
+			},
+		},
+		{
+			name:   "accept policy: a failed adaptation passes unadapted and says so",
+			a:      answers{onDUM: failOn(ocpsmtp.PartRAWDATA)},
+			policy: onFailure(bridge.ActionAccept),
+			rcpts:  []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				wantFinal(t, final, gomilter.ActionAccept)
+				sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System")
+				if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, "status=unadapted") {
+					t.Fatalf("trace = %+v", mods)
+				}
+			},
+		},
+		{
+			name:   "quarantine policy",
+			a:      answers{onDUM: failOn(ocpsmtp.PartRAWDATA)},
+			policy: onFailure(bridge.ActionQuarantine),
+			rcpts:  []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				wantFinal(t, final, gomilter.ActionAccept)
+				if q := findMods(mods, gomilter.ActionQuarantine, ""); len(q) != 1 {
+					t.Fatalf("mods = %+v", mods)
+				}
+			},
+		},
+		{
+			name:   "reject policy",
+			a:      answers{onDUM: failOn(ocpsmtp.PartRAWDATA)},
+			policy: onFailure(bridge.ActionReject),
+			rcpts:  []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				if final.Type != gomilter.ActionRejectWithCode || final.SMTPCode/100 != 5 {
+					t.Fatalf("final = %+v", final)
+				}
+			},
+		},
+		{
+			name:   "a server that never answers RCPT: tempfail within the RCPT deadline",
+			a:      answers{rcpt: func(string) string { return "hang" }},
+			policy: func(p *bridge.Policy) { p.Timeouts.Rcpt = 300 * time.Millisecond },
+			rcpts:  []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				wantTempfail(t, acts[0])
+				wantTempfail(t, final)
+			},
+		},
+		{
+			name:  "informative MAIL answered with SMTP-Error is a protocol error",
+			a:     answers{mail: func(string) string { return "error:550 5.1.0 no" }},
+			rcpts: []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				// MAIL is informative: the script does not answer it, so all is well.
+				wantFinal(t, final, gomilter.ActionAccept)
+			},
+		},
+		{
+			name:    "adaptive MAIL rewritten: change-from",
+			a:       answers{mail: func(string) string { return "replace:<canonical@example.org> RET=HDRS SIZE=10" }},
+			adapted: []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRCPT, ocpsmtp.PartRAWDATA},
+			inform:  []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO},
+			rcpts:   []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				ch := findMods(mods, gomilter.ActionChangeFrom, "")
+				if len(ch) != 1 || ch[0].From != "<canonical@example.org>" || ch[0].FromArgs != "" {
+					t.Fatalf("change-from = %+v", ch)
+				}
+			},
+		},
+		{
+			name:    "adaptive MAIL refused: every RCPT gets the sender's refusal",
+			a:       answers{mail: func(string) string { return "error:553 5.7.1 sender refused" }},
+			adapted: []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRCPT, ocpsmtp.PartRAWDATA},
+			rcpts:   []string{"a@example.com"},
+			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+				if acts[0].SMTPCode != 553 {
+					t.Fatalf("rcpt = %+v", acts[0])
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			co := startCallout(t, scriptServer(tt.a))
+			adapted, inform := tt.adapted, tt.inform
+			if adapted == nil {
+				adapted, inform = skeletonAdaptive, skeletonInformative
+			}
+			p := testPolicy(co.addr, adapted, inform)
+			if tt.policy != nil {
+				tt.policy(p)
+			}
+			m := startMilter(t, p)
+			s := m.session(t)
+			body := tt.body
+			if body == "" {
+				body = "body\r\n"
+			}
+			acts, mods, final := sendMessage(t, s, "sender@example.org", tt.rcpts, body)
+			tt.check(t, acts, mods, final)
+		})
+	}
+}
+
+func wantFinal(t *testing.T, a *gomilter.Action, typ gomilter.ActionType) {
+	t.Helper()
+	if a.Type != typ {
+		t.Fatalf("action = %+v, want type %v", a, typ)
+	}
+}
+
+func wantTempfail(t *testing.T, a *gomilter.Action) {
+	t.Helper()
+	if !(a.Type == gomilter.ActionTempFail || a.Type == gomilter.ActionRejectWithCode && a.SMTPCode/100 == 4) {
+		t.Fatalf("action = %+v, want a tempfail", a)
+	}
+}
+
+// failOn makes the server end the transaction with TE 400 at the first DUM
+// of part.
+func failOn(part ocpsmtp.Part) func(tx *ocp.ServerTx, p ocpsmtp.Part) error {
+	return func(tx *ocp.ServerTx, p ocpsmtp.Part) error {
+		if p == part {
+			return errors.New("scanner crashed")
+		}
+		return nil
+	}
+}
+
+// onFailure sets every failure class to a.
+func onFailure(a bridge.Action) func(p *bridge.Policy) {
+	return func(p *bridge.Policy) {
+		for _, r := range p.Routes {
+			for _, c := range []bridge.FailureClass{bridge.FailConnect, bridge.FailTimeout, bridge.FailProtocol, bridge.FailServer, bridge.FailLocal} {
+				r.Chain.OnFailure[c] = a
+			}
+		}
+	}
+}

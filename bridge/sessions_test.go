@@ -1,0 +1,224 @@
+package bridge_test
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+
+	gomilter "github.com/d--j/go-milter"
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/ocp"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// teResults returns the result codes of the processor's TEs, by xid order.
+func teResults(c *callout) []ocp.Result {
+	var out []ocp.Result
+	for _, m := range c.messages() {
+		if m.Name != ocp.MsgTE {
+			continue
+		}
+		res := ocp.Result{Code: 200}
+		if len(m.Anon) > 1 {
+			res, _ = ocp.ParseResult(m.Anon[1])
+		}
+		out = append(out, res)
+	}
+	return out
+}
+
+func TestAbortMidMessageEndsTheOCPTransaction(t *testing.T) {
+	co := startCallout(t, standardScript())
+	m := startMilter(t, testPolicy(co.addr, skeletonAdaptive, skeletonInformative))
+	s := m.session(t)
+	if _, err := s.Mail("a@example.org", ""); err != nil {
+		t.Fatal(err)
+	}
+	if act, err := s.Rcpt("b@example.com", ""); err != nil || act.Type != gomilter.ActionContinue {
+		t.Fatalf("rcpt: %v %v", act, err)
+	}
+	var h textproto.Header
+	h.Add("Subject", "x")
+	if _, err := s.Header(h); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BodyChunk([]byte("partial\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Abort(nil); err != nil {
+		t.Fatal(err)
+	}
+	// RSET then a second HELO and a complete message on the same connection.
+	if _, err := s.Helo("again.example"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "full\r\n")
+	wantFinal(t, final, gomilter.ActionAccept)
+	ends := co.waitEnds(t, 2)
+	var te *ocp.TxError
+	if len(ends) != 2 || !errors.As(ends[0], &te) || te.Xid != 1 || te.Result.Code != 400 {
+		t.Fatalf("first transaction ended with %v, want the processor's TE 1 {400}", ends)
+	}
+	if res := teResults(co); len(res) != 1 || res[0].Code != 200 {
+		t.Fatalf("TE results = %+v", res)
+	}
+	// The second transaction's HELO part carries the new name.
+	var helos []string
+	for _, msg := range co.messages() {
+		if d, err := ocpsmtp.ParseData(msg); err == nil && msg.Name == ocp.MsgDUM && d.Part == ocpsmtp.PartHELO {
+			helos = append(helos, string(msg.Payload))
+		}
+	}
+	if len(helos) != 2 || helos[1] != "again.example" {
+		t.Fatalf("HELO parts = %q", helos)
+	}
+}
+
+func TestRecipientOnAnotherRoute(t *testing.T) {
+	co := startCallout(t, standardScript())
+	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	first := p.Routes[0]
+	second := &bridge.Route{Name: "other", Chain: first.Chain, Profile: first.Profile}
+	p.Routes = append(p.Routes, second)
+	p.Select = func(f bridge.Facts) *bridge.Route {
+		if f.RcptDomain == "other.example" {
+			return second
+		}
+		return first
+	}
+	m := startMilter(t, p)
+	s := m.session(t)
+	acts, _, final := sendMessage(t, s, "a@example.org", []string{"x@example.com", "y@other.example"}, "b\r\n")
+	if acts[0].Type != gomilter.ActionContinue {
+		t.Fatalf("first = %+v", acts[0])
+	}
+	if acts[1].SMTPCode != 452 || !strings.Contains(acts[1].SMTPReply, "4.5.3") {
+		t.Fatalf("second = %+v", acts[1])
+	}
+	wantFinal(t, final, gomilter.ActionAccept)
+}
+
+func TestNonSMTPPathDeletesInsteadOfRefusing(t *testing.T) {
+	co := startCallout(t, standardScript())
+	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p.NonSMTP = func(d string) bool { return d == "LOCAL" }
+	m := startMilter(t, p)
+	macros := gomilter.NewMacroBag()
+	macros.Set("{daemon_name}", "LOCAL")
+	cl := gomilter.NewClient("tcp", m.addr)
+	s, err := cl.Session(macros)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Conn("localhost", gomilter.FamilyInet, 0, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Helo("localhost"); err != nil {
+		t.Fatal(err)
+	}
+	acts, mods, final := sendMessage(t, s, "root@localhost", []string{"blocked@example.com", "ok@example.com"}, "x\r\n")
+	if acts[0].Type != gomilter.ActionContinue {
+		t.Fatalf("blocked recipient refused at RCPT on the non-SMTP path: %+v", acts[0])
+	}
+	wantFinal(t, final, gomilter.ActionAccept)
+	del := findMods(mods, gomilter.ActionDelRcpt, "")
+	if len(del) != 1 || del[0].Rcpt != "<blocked@example.com>" {
+		t.Fatalf("deleted = %+v", del)
+	}
+}
+
+func TestUnreachableServerTempfailsAtRCPT(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	m := startMilter(t, testPolicy(dead, skeletonAdaptive, skeletonInformative))
+	s := m.session(t)
+	acts, _, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
+	if acts[0].SMTPCode != 451 {
+		t.Fatalf("rcpt = %+v", acts[0])
+	}
+	wantTempfail(t, final)
+}
+
+func TestFailoverToTheNextServer(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	co := startCallout(t, standardScript())
+	p := testPolicy(dead, skeletonAdaptive, skeletonInformative)
+	p.Routes[0].Chain.Servers.Addresses = []string{dead, co.addr}
+	p.Routes[0].Chain.Servers.FailureLimit = 1
+	m := startMilter(t, p)
+	s := m.session(t)
+	for i := 0; i < 2; i++ {
+		acts, _, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
+		if acts[0].Type != gomilter.ActionContinue {
+			t.Fatalf("rcpt = %+v", acts[0])
+		}
+		wantFinal(t, final, gomilter.ActionAccept)
+	}
+}
+
+func TestSkipRuleTracesBypass(t *testing.T) {
+	co := startCallout(t, standardScript())
+	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p.Skip = func(bridge.Facts) bool { return true }
+	m := startMilter(t, p)
+	s := m.session(t)
+	acts, mods, final := sendMessage(t, s, "a@example.org", []string{"blocked@example.com"}, "x\r\n")
+	if acts[0].Type != gomilter.ActionContinue {
+		t.Fatalf("rcpt = %+v", acts[0])
+	}
+	wantFinal(t, final, gomilter.ActionAccept)
+	sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System")
+	if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, "status=bypassed") {
+		t.Fatalf("mods = %+v", mods)
+	}
+	if n := len(co.messages()); n != 0 {
+		t.Fatalf("the callout saw %d messages", n)
+	}
+}
+
+func TestOPESBypassHeader(t *testing.T) {
+	co := startCallout(t, standardScript())
+	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p.Bypassable = func(string) bool { return true }
+	m := startMilter(t, p)
+	s := m.session(t)
+	if _, err := s.Mail("a@example.org", ""); err != nil {
+		t.Fatal(err)
+	}
+	if act, _ := s.Rcpt("blocked@example.com", ""); act.SMTPCode != 550 {
+		t.Fatalf("envelope adaptation must still happen: %+v", act)
+	}
+	if act, _ := s.Rcpt("b@example.com", ""); act.Type != gomilter.ActionContinue {
+		t.Fatalf("rcpt = %+v", act)
+	}
+	var h textproto.Header
+	h.Add("OPES-Bypass", "*")
+	h.Add("Subject", "x")
+	if _, err := s.Header(h); err != nil {
+		t.Fatal(err)
+	}
+	mods, final, err := s.BodyReadFrom(strings.NewReader("x\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFinal(t, final, gomilter.ActionAccept)
+	sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System")
+	if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, "status=bypassed") {
+		t.Fatalf("mods = %+v", mods)
+	}
+	if tag := findMods(mods, gomilter.ActionAddHeader, "X-Test"); len(tag) != 0 {
+		t.Fatal("content adapted despite the bypass")
+	}
+	for _, msg := range co.messages() {
+		if d, err := ocpsmtp.ParseData(msg); err == nil && msg.Name == ocp.MsgDUM && d.Part == ocpsmtp.PartRAWDATA {
+			t.Fatal("RAWDATA sent despite the bypass")
+		}
+	}
+}

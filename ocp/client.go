@@ -158,7 +158,7 @@ func NewClient(ctx context.Context, nc net.Conn, cfg ClientConfig) (*Client, err
 		return nil, cl.c.connErr()
 	case <-ctx.Done():
 		cl.c.terminate(Failure("handshake timeout"), ctx.Err())
-		return nil, fmt.Errorf("ocp: handshake: %w", ctx.Err())
+		return nil, cl.c.connErr()
 	}
 }
 

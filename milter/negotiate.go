@@ -32,9 +32,8 @@ const importantProtocol = gomilter.OptHeaderLeadingSpace
 //     (SMFIP_NR_*); replies of wanted events are kept, because the bridge
 //     may reject at any of them;
 //   - UNKNOWN is switched off, SKIP and HDR_LEADSPC are asked for;
-//   - actions follow Requirements.Actions; SETSYMLIST when macros are
-//     requested, which they always are: "v" at connect tells Postfix from
-//     Sendmail.
+//   - actions follow Requirements.Actions, plus SETSYMLIST: the macros of
+//     Requirements.Macros are requested on top of baseMacros.
 func newPlan(req bridge.Requirements) plan {
 	p := plan{req: req}
 	p.protocol = gomilter.OptNoUnknown | gomilter.OptNoUnknownReply |
@@ -76,20 +75,39 @@ func newPlan(req bridge.Requirements) plan {
 	}
 
 	p.macros = make([][]gomilter.MacroName, gomilter.StageEndMarker)
-	p.macros[gomilter.StageConnect] = []gomilter.MacroName{gomilter.MacroMTAVersion}
-	for st, names := range req.Macros {
-		gs, ok := macroStage(st)
-		if !ok {
-			continue
-		}
+	add := func(st gomilter.MacroStage, names ...string) {
 		for _, n := range names {
-			if n != "" && !slices.Contains(p.macros[gs], gomilter.MacroName(n)) {
-				p.macros[gs] = append(p.macros[gs], gomilter.MacroName(n))
+			if n != "" && !slices.Contains(p.macros[st], gomilter.MacroName(n)) {
+				p.macros[st] = append(p.macros[st], gomilter.MacroName(n))
 			}
+		}
+	}
+	for _, b := range baseMacros {
+		add(b.stage, b.names...)
+	}
+	for st, names := range req.Macros {
+		if gs, ok := macroStage(st); ok {
+			add(gs, names...)
 		}
 	}
 	p.actions |= gomilter.OptSetMacros
 	return p
+}
+
+// baseMacros are requested whatever the bridge asks for: a SETSYMLIST
+// list replaces the MTA's default list for its stage, so these keep the
+// usual ones available to Macros.Get. "v" tells Postfix from Sendmail;
+// "i" exists in Postfix only from DATA on, in Sendmail from MAIL on.
+var baseMacros = []struct {
+	stage gomilter.MacroStage
+	names []string
+}{
+	{gomilter.StageConnect, []string{"v", "j", "{daemon_name}", "{client_addr}", "{client_name}"}},
+	{gomilter.StageHelo, []string{"{tls_version}", "{cipher}"}},
+	{gomilter.StageMail, []string{"i", "{auth_authen}"}},
+	{gomilter.StageData, []string{"i"}},
+	{gomilter.StageEOH, []string{"i"}},
+	{gomilter.StageEOM, []string{"i"}},
 }
 
 // macroStage maps a bridge stage to go-milter's (both follow SMFIM_*).

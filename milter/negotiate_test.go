@@ -16,7 +16,7 @@ func TestPlan(t *testing.T) {
 	p := newPlan(bridge.Requirements{
 		Connect: true, Rcpt: true, Body: true,
 		Actions: bridge.ActAddHeader | bridge.ActAddRcpt,
-		Macros:  map[bridge.Stage][]string{bridge.StageConnect: {"v", "j"}, bridge.StageEOM: {"i", "i"}, bridge.Stage(42): {"x"}},
+		Macros:  map[bridge.Stage][]string{bridge.StageConnect: {"v", "{if_addr}", "j"}, bridge.StageEOM: {"i", "i"}, bridge.Stage(42): {"x"}},
 	})
 	wantOn := []gomilter.OptProtocol{
 		gomilter.OptNoHelo, gomilter.OptNoHeloReply, gomilter.OptNoMailFrom, gomilter.OptNoData,
@@ -41,11 +41,19 @@ func TestPlan(t *testing.T) {
 	if p.actions != wantActs {
 		t.Errorf("actions %v, want %v", p.actions, wantActs)
 	}
-	if got := p.macros[gomilter.StageConnect]; !slices.Equal(got, []gomilter.MacroName{"v", "j"}) {
-		t.Errorf("connect macros %q", got)
+	want := [][]gomilter.MacroName{
+		gomilter.StageConnect: {"v", "j", "{daemon_name}", "{client_addr}", "{client_name}", "{if_addr}"},
+		gomilter.StageHelo:    {"{tls_version}", "{cipher}"},
+		gomilter.StageMail:    {"i", "{auth_authen}"},
+		gomilter.StageRcpt:    nil,
+		gomilter.StageData:    {"i"},
+		gomilter.StageEOM:     {"i"},
+		gomilter.StageEOH:     {"i"},
 	}
-	if got := p.macros[gomilter.StageEOM]; !slices.Equal(got, []gomilter.MacroName{"i"}) {
-		t.Errorf("eom macros %q", got)
+	for st := range want {
+		if !slices.Equal(p.macros[st], want[st]) {
+			t.Errorf("stage %d macros %q, want %q", st, p.macros[st], want[st])
+		}
 	}
 }
 

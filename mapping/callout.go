@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"log/slog"
+	"strconv"
 	"time"
 )
 
@@ -78,5 +79,5 @@ func (r Reply) String() string {
 	if r.Code == 0 {
 		return ""
 	}
-	return itoa(r.Code) + " " + r.Text
+	return strconv.Itoa(r.Code) + " " + r.Text
 }

@@ -1,10 +1,5 @@
 package mapping
 
-import (
-	"cmp"
-	"slices"
-)
-
 func (b *builder) servers(raw map[string]rawServer) {
 	for _, name := range sortedKeys(raw) {
 		r, key := raw[name], joinPath("servers", name)
@@ -151,8 +146,4 @@ func (b *builder) chainServer(key, name string, servers map[string]*ServerSet) *
 		b.errorf(ErrReference, joinPath(key, "server"), "no server set %q (%s)", name, defined("server set", servers))
 	}
 	return s
-}
-
-func sortByName[T named](list []T) {
-	slices.SortFunc(list, func(a, b T) int { return cmp.Compare(a.name(), b.name()) })
 }

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -124,13 +125,5 @@ func (b *Bypass) Allows(uri string) bool {
 	if !b.Header {
 		return false
 	}
-	if b.Any {
-		return true
-	}
-	for _, a := range b.Allowed {
-		if a == uri {
-			return true
-		}
-	}
-	return false
+	return b.Any || slices.Contains(b.Allowed, uri)
 }

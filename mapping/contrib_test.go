@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -99,7 +100,7 @@ func TestContribMisspeltKey(t *testing.T) {
 			if !errors.Is(err, ErrUnknownKey) {
 				t.Errorf("error is not ErrUnknownKey: %v", err)
 			}
-			want := path + ":" + itoa(i+1) + ": " + tc.key + ": unknown key"
+			want := path + ":" + strconv.Itoa(i+1) + ": " + tc.key + ": unknown key"
 			if !strings.HasPrefix(err.Error(), want) {
 				t.Errorf("error:\n%v\nwant it to start with:\n%s", err, want)
 			}

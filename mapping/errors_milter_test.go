@@ -17,7 +17,7 @@ func TestMilterErrors(t *testing.T) {
 		{"listen no host", fill("[milter]\nlisten = [\"inet::8890\"]"),
 			`t.toml:2: milter.listen[0]: "inet::8890": missing host (use 0.0.0.0 or [::] for all addresses)`},
 		{"listen Sendmail syntax", fill("[milter]\nlisten = [\"inet:8890@localhost\"]"),
-			`t.toml:2: milter.listen[0]: "inet:8890@localhost": Sendmail's port@host form; write inet:host:port`},
+			`t.toml:2: milter.listen[0]: "inet:8890@localhost": this is Sendmail's port@host form; write inet:host:port`},
 		{"listen inet6 with IPv4", fill("[milter]\nlisten = [\"inet6:127.0.0.1:1\"]"),
 			`t.toml:2: milter.listen[0]: "inet6:127.0.0.1:1": inet6 needs an IPv6 address, like inet6:[::1]:8890`},
 		{"listen bad IPv6", fill("[milter]\nlisten = [\"inet:[zz::1]:1\"]"),

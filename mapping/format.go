@@ -16,9 +16,13 @@ func (c *Config) Format(w io.Writer) error {
 	p.printf("configuration %s is valid\n", c.File)
 	if c.HasMilter() {
 		c.formatMilter(p)
+	} else {
+		p.printf("\nopes-milter: not configured (no [[routes]])\n")
 	}
 	if c.Callout != nil {
 		c.Callout.format(p)
+	} else {
+		p.printf("\nopes-callout: not configured (no [callout])\n")
 	}
 	return p.err
 }

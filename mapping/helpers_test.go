@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -48,7 +49,7 @@ func mustLoad(t *testing.T, doc string) *Config {
 func numbered(doc string) string {
 	var b strings.Builder
 	for i, l := range strings.Split(doc, "\n") {
-		b.WriteString(strings.Repeat(" ", max(0, 3-len(itoa(i+1)))) + itoa(i+1) + "  " + l + "\n")
+		b.WriteString(strings.Repeat(" ", max(0, 3-len(strconv.Itoa(i+1)))) + strconv.Itoa(i+1) + "  " + l + "\n")
 	}
 	return b.String()
 }

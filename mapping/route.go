@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -74,19 +75,10 @@ type Route struct {
 }
 
 // Has reports whether the route offers part p, adaptive or informative.
-func (r *Route) Has(p Part) bool { return r.IsAdaptive(p) || hasPart(r.Informative, p) }
+func (r *Route) Has(p Part) bool { return r.IsAdaptive(p) || slices.Contains(r.Informative, p) }
 
 // IsAdaptive reports whether the route offers part p as adaptive.
-func (r *Route) IsAdaptive(p Part) bool { return hasPart(r.Adaptive, p) }
-
-func hasPart(list []Part, p Part) bool {
-	for _, q := range list {
-		if q == p {
-			return true
-		}
-	}
-	return false
-}
+func (r *Route) IsAdaptive(p Part) bool { return slices.Contains(r.Adaptive, p) }
 
 // SkipRule names messages that bypass adaptation entirely; they are traced
 // as skipped ([[skip]]).
@@ -136,7 +128,7 @@ func (m *Match) IsEmpty() bool {
 
 // Matches reports whether f satisfies m.
 func (m *Match) Matches(f Facts) bool {
-	if len(m.DaemonNames) > 0 && !contains(m.DaemonNames, f.DaemonName) {
+	if len(m.DaemonNames) > 0 && !slices.Contains(m.DaemonNames, f.DaemonName) {
 		return false
 	}
 	if len(m.ClientNetworks) > 0 && !inNetworks(m.ClientNetworks, f.ClientAddr) {
@@ -175,15 +167,6 @@ func (c *Config) Skip(f Facts) (*SkipRule, bool) {
 		}
 	}
 	return nil, false
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func inNetworks(nets []netip.Prefix, a netip.Addr) bool {

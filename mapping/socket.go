@@ -54,7 +54,7 @@ func parseSocket(s string) (Socket, error) {
 		return Socket{Network: "unix", Address: rest}, nil
 	case "inet", "inet6":
 		if strings.Contains(rest, "@") {
-			return Socket{}, errors.New(`Sendmail's port@host form; write inet:host:port`)
+			return Socket{}, errors.New(`this is Sendmail's port@host form; write inet:host:port`)
 		}
 		i := strings.LastIndexByte(rest, ':')
 		if i < 0 {

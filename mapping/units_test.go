@@ -126,7 +126,7 @@ adaptive = ["RAWDATA", "RCPT"]
 name = "monitoring"
 client_network = ["192.0.2.10"]
 non_smtp = false
-`) + "[callout]\nlisten = [\"127.0.0.1:8891\"]\n" + svc("disclaimer") + "text = \"x\"\n")
+`)+"[callout]\nlisten = [\"127.0.0.1:8891\"]\n"+svc("disclaimer")+"text = \"x\"\n")
 	var b bytes.Buffer
 	if err := c.Format(&b); err != nil {
 		t.Fatal(err)
@@ -210,5 +210,17 @@ func TestLoadFileTooLarge(t *testing.T) {
 	_, err := LoadFile(path)
 	if want := path + ": larger than 4194304 bytes"; err == nil || err.Error() != want {
 		t.Errorf("LoadFile = %v, want %s", err, want)
+	}
+}
+
+func TestFormatOneSide(t *testing.T) {
+	for doc, want := range map[string]string{
+		"[callout]\n": "\nopes-milter: not configured (no [[routes]])\n",
+		fill(""):      "\nopes-callout: not configured (no [callout])\n",
+	} {
+		var b bytes.Buffer
+		if err := mustLoad(t, doc).Format(&b); err != nil || !strings.Contains(b.String(), want) {
+			t.Errorf("Format = %v:\n%s\nwant it to contain %q", err, b.String(), want)
+		}
 	}
 }

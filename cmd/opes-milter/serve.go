@@ -37,6 +37,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%s: no routes: nothing for opes-milter to do", path)
 	}
 	log := newLogger(stderr, cfg.Milter.LogFormat, cfg.Milter.LogLevel)
+	milter.SetLibraryLogger(log)
 	policy, err := bridge.PolicyFromConfig(cfg)
 	if err != nil {
 		return err
@@ -75,7 +76,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, milter.ErrServerClosed) {
 				errc <- err
 			}
 		}()

@@ -1,0 +1,62 @@
+package e2e
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// checkSkeletonDelivery checks what the walking skeleton promises: the
+// blocked recipient was refused with 550 5.1.1 at RCPT, and the other
+// recipient's copy carries the OPES trace and the header-tag header.
+func checkSkeletonDelivery(t *testing.T, swaksOut string, sink *Sink) {
+	t.Helper()
+	if !strings.Contains(swaksOut, "550 5.1.1") {
+		t.Errorf("the SMTP client did not see 550 5.1.1 for blocked@example.com:\n%s", swaksOut)
+	}
+	msgs := sink.Wait(t, 1, 30*time.Second)
+	m := msgs[0]
+	t.Logf("delivered copy:\n%s", m.Raw)
+	if slices.Contains(m.Rcpts, "blocked@example.com") || !slices.Contains(m.Rcpts, "friend@example.com") {
+		t.Errorf("relayed recipients = %v", m.Rcpts)
+	}
+	if got := m.Header.Get("OPES-System"); got != "http://opes.example.net/opes-milter" {
+		t.Errorf("OPES-System = %q\n%s", got, m.Raw)
+	}
+	if got := m.Header.Get("OPES-Via"); !strings.Contains(got, "header-tag") {
+		t.Errorf("OPES-Via = %q", got)
+	}
+	if got := m.Header.Get("X-OPES-Tag"); got != "tagged by opes-callout" {
+		t.Errorf("X-OPES-Tag = %q\n%s", got, m.Raw)
+	}
+}
+
+func swaksSkeleton(t *testing.T, server string) string {
+	t.Helper()
+	out, err := Swaks(t, "--server", server, "--from", "sender@example.org",
+		"--to", "blocked@example.com,friend@example.com",
+		"--header", "Subject: walking skeleton", "--body", "Hello through OPES.")
+	if err != nil {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+	return out
+}
+
+// TestSkeletonPostfix: swaks → Postfix → opes-milter → OCP → opes-callout,
+// relayed to smtp-sink.
+func TestSkeletonPostfix(t *testing.T) {
+	op := StartOpes(t, OpesOptions{})
+	p := StartPostfix(t, PostfixOptions{Milter: op.PostfixSocket(), NonSMTPMilter: true})
+	out := swaksSkeleton(t, p.SMTPAddr)
+	checkSkeletonDelivery(t, out, p.Sink)
+	p.WaitLog(t, "milter-reject: RCPT", 5*time.Second)
+}
+
+// TestSkeletonSendmail: the same through a real Sendmail.
+func TestSkeletonSendmail(t *testing.T) {
+	op := StartOpes(t, OpesOptions{})
+	s := StartSendmail(t, SendmailOptions{Milter: op.SendmailSocket()})
+	out := swaksSkeleton(t, s.SMTPAddr)
+	checkSkeletonDelivery(t, out, s.Sink)
+}

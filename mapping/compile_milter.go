@@ -1,0 +1,121 @@
+package mapping
+
+import (
+	"log/slog"
+	"os"
+	"time"
+)
+
+func (b *builder) milter(m *rawMilter) {
+	c := &b.cfg.Milter
+	*c = Milter{
+		MaxSessions:     m.MaxSessions,
+		MaxTransactions: m.MaxTransactions,
+		LogLevel:        slog.Level(m.LogLevel),
+		LogFormat:       string(m.LogFormat),
+		MetricsListen:   m.MetricsListen,
+		SpoolDir:        m.SpoolDir,
+		SpoolMemory:     int64(m.SpoolMemory),
+		MaxMessageSize:  int64(m.MaxMessageSize),
+		Oversize:        Action(m.Oversize),
+	}
+	if len(m.Listen) == 0 {
+		b.errorf(ErrMissing, "milter.listen", "needs at least one socket, like %q", DefaultListen)
+	}
+	seen := make(map[string]int)
+	for i, s := range m.Listen {
+		key := indexPath("milter.listen", i)
+		sock, err := parseSocket(s)
+		if err != nil {
+			b.errorf(ErrValue, key, "%q: %v", s, err)
+			continue
+		}
+		if j, dup := seen[sock.String()]; dup {
+			b.errorf(ErrConflict, key, "%q is also milter.listen[%d]", s, j)
+			continue
+		}
+		seen[sock.String()] = i
+		if sock.Network == "unix" {
+			sock.Mode = os.FileMode(m.SocketMode)
+			sock.Owner = m.SocketOwner
+		}
+		c.Listen = append(c.Listen, sock)
+	}
+	if m.SocketOwner != "" {
+		if err := checkOwner(m.SocketOwner); err != nil {
+			b.errorf(ErrValue, "milter.socket_owner", "%v", err)
+		}
+	}
+	b.atLeast("milter.max_sessions", m.MaxSessions, 1)
+	b.atLeast("milter.max_transactions", m.MaxTransactions, 1)
+	if m.MetricsListen != "" {
+		if _, err := parseHostPort(m.MetricsListen); err != nil {
+			b.errorf(ErrValue, "milter.metrics_listen", "%q: %v", m.MetricsListen, err)
+		}
+	}
+	if m.MaxMessageSize == 0 {
+		b.errorf(ErrValue, "milter.max_message_size", "must be larger than 0")
+	}
+	b.timeouts(&m.Timeouts, &m.MTA)
+}
+
+// timeouts checks the stage deadlines against the MTA's milter timeouts:
+// an answer later than those makes the MTA apply its own default action.
+func (b *builder) timeouts(t *rawTimeouts, mta *rawMTA) {
+	const (
+		cmdKey     = "milter.mta.command_timeout"
+		contentKey = "milter.mta.content_timeout"
+		cmdWhy     = "the MTA gives up waiting for a pre-DATA reply then (Sendmail T=R defaults to 10s, Postfix milter_command_timeout to 30s)"
+		progWhy    = "Sendmail waits for each end-of-message packet no longer than T=R, so progress must come more often"
+		eomWhy     = "the MTA stops waiting for the end-of-message reply then (Postfix milter_content_timeout and Sendmail T=E default to 300s)"
+	)
+	b.cfg.Milter.MTA = MTALimits{
+		Command: b.positive(cmdKey, mta.CommandTimeout),
+		Content: b.positive(contentKey, mta.ContentTimeout),
+	}
+	stages := []struct {
+		key string
+		d   duration
+		out *time.Duration
+	}{
+		{"milter.timeouts.connect", t.Connect, &b.cfg.Milter.Timeouts.Connect},
+		{"milter.timeouts.helo", t.Helo, &b.cfg.Milter.Timeouts.Helo},
+		{"milter.timeouts.mail", t.Mail, &b.cfg.Milter.Timeouts.Mail},
+		{"milter.timeouts.rcpt", t.Rcpt, &b.cfg.Milter.Timeouts.Rcpt},
+		{"milter.timeouts.data", t.Data, &b.cfg.Milter.Timeouts.Data},
+	}
+	for _, s := range stages {
+		*s.out = b.positive(s.key, s.d)
+		b.below(s.key, s.d, cmdKey, mta.CommandTimeout, cmdWhy)
+	}
+	b.cfg.Milter.Timeouts.EndOfMessage = b.positive("milter.timeouts.end_of_message", t.EndOfMessage)
+	b.below("milter.timeouts.end_of_message", t.EndOfMessage, contentKey, mta.ContentTimeout, eomWhy)
+	b.cfg.Milter.Timeouts.ProgressInterval = b.positive("milter.timeouts.progress_interval", t.ProgressInterval)
+	b.below("milter.timeouts.progress_interval", t.ProgressInterval, cmdKey, mta.CommandTimeout, progWhy)
+}
+
+func (b *builder) trace(t *rawTrace) {
+	b.cfg.Trace = Trace{SystemURI: t.SystemURI, PrivacyURI: t.PrivacyURI, Via: t.Via}
+	if t.SystemURI == "" {
+		b.errorf(ErrMissing, "trace.system_uri", `required: the URI opes-milter adds to OPES-System trace headers (RFC 3897), like "http://opes.example.net/opes-milter"`)
+	} else {
+		b.uri("trace.system_uri", t.SystemURI)
+	}
+	if t.PrivacyURI != "" {
+		b.uri("trace.privacy_uri", t.PrivacyURI)
+	}
+}
+
+func (b *builder) bypass(r *rawBypass) {
+	by := Bypass{Header: r.Header}
+	for i, a := range r.Allowed {
+		if a == "*" {
+			by.Any = true
+		} else if err := checkURI(a); err != nil {
+			b.errorf(ErrValue, indexPath("bypass.allowed", i), `%v; or "*" for any service`, err)
+			continue
+		}
+		by.Allowed = append(by.Allowed, a)
+	}
+	b.cfg.Bypass = by
+}

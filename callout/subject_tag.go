@@ -82,11 +82,17 @@ func (s *SubjectTag) AdaptMessage(_ context.Context, tx *Tx, msg *Message) (Deci
 		return Keep().Because("already tagged"), nil
 	}
 	// Insert the prefix where the field body starts: after the colon and
-	// the white space that follows it.
+	// the folding white space that follows it.
 	colon := strings.IndexByte(string(f.Raw), ':')
 	at := colon + 1
-	for at < len(f.Raw) && (f.Raw[at] == ' ' || f.Raw[at] == '\t') {
-		at++
+	for at < len(f.Raw) {
+		if c := f.Raw[at]; c == ' ' || c == '\t' {
+			at++
+		} else if c == '\r' && at+2 < len(f.Raw) && f.Raw[at+1] == '\n' && (f.Raw[at+2] == ' ' || f.Raw[at+2] == '\t') {
+			at += 2 // a fold: go on to the text on the next line
+		} else {
+			break
+		}
 	}
 	add := s.encoded
 	if at == colon+1 {

@@ -1,0 +1,167 @@
+package callout
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// fake is a scripted service.
+type fake struct {
+	needs Needs
+	addr  func(Address) Decision
+	msg   func(*Message) (Decision, error)
+	seen  *[]string
+	name  string
+}
+
+func (f fake) Needs() Needs { return f.needs }
+
+func (f fake) AdaptRcpt(_ context.Context, _ *Tx, a Address) (Decision, error) {
+	*f.seen = append(*f.seen, f.name+":"+a.Addr)
+	return f.addr(a), nil
+}
+
+func (f fake) AdaptMessage(_ context.Context, _ *Tx, m *Message) (Decision, error) {
+	b, _ := m.Bytes(0, m.Size())
+	*f.seen = append(*f.seen, f.name+":"+string(b))
+	return f.msg(m)
+}
+
+func TestChainOrder(t *testing.T) {
+	var seen []string
+	rewrite := func(to string) func(Address) Decision {
+		return func(a Address) Decision { return ReplaceAddress(a.WithAddr(to)).WithHeader("X-"+to, "1") }
+	}
+	appendText := func(s string) func(*Message) (Decision, error) {
+		return func(m *Message) (Decision, error) {
+			n, err := m.Splice(Edit{Offset: m.Size(), End: m.Size(), Data: []byte(s)})
+			return ReplaceMessage(n).WithHeader("X-"+s, "1"), err
+		}
+	}
+	c := &Chain{Links: []Link{
+		{"a", fake{name: "a", seen: &seen, addr: rewrite("b"), msg: appendText("A")}},
+		{"b", fake{name: "b", seen: &seen, addr: func(Address) Decision { return Keep() }, msg: appendText("B")}},
+		{"c", fake{name: "c", seen: &seen, addr: rewrite("c"), msg: func(*Message) (Decision, error) {
+			d := Keep()
+			d.Advice = "Quarantine"
+			return d, nil
+		}}},
+	}}
+	d, err := c.AdaptRcpt(context.Background(), &Tx{}, Address{Addr: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Action != ActionReplace || d.Address.Addr != "c" || len(d.Headers) != 2 {
+		t.Errorf("address decision %+v", d)
+	}
+	orig := NewMessage([]byte("m"))
+	d, err = c.AdaptMessage(context.Background(), &Tx{}, orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Action != ActionReplace || string(all(t, d.Message)) != "mAB" || d.Advice != "Quarantine" || len(d.Headers) != 2 {
+		t.Errorf("message decision %+v", d)
+	}
+	want := "a:x b:b c:b a:m b:mA c:mAB"
+	if got := strings.Join(seen, " "); got != want {
+		t.Errorf("calls %q, want %q", got, want)
+	}
+	if string(all(t, orig)) != "m" {
+		t.Error("original message changed")
+	}
+}
+
+func TestChainStops(t *testing.T) {
+	var seen []string
+	boom := errors.New("boom")
+	refuse := fake{name: "r", seen: &seen, addr: func(Address) Decision { return Refuse(550, "5.1.1 no") },
+		msg: func(*Message) (Decision, error) { return Refuse(554, "5.7.1 no"), nil }}
+	fail := fake{name: "f", seen: &seen, msg: func(*Message) (Decision, error) { return Decision{}, boom }}
+	never := fake{name: "n", seen: &seen, addr: func(Address) Decision { return Keep() },
+		msg: func(*Message) (Decision, error) { return Keep(), nil }}
+	c := &Chain{Links: []Link{{"r", refuse}, {"n", never}}}
+	if d, _ := c.AdaptRcpt(context.Background(), &Tx{}, Address{Addr: "x"}); d.Action != ActionRefuse || d.Reply.Code != 550 {
+		t.Errorf("refusal: %+v", d)
+	}
+	if d, _ := c.AdaptMessage(context.Background(), &Tx{}, NewMessage(nil)); d.Action != ActionRefuse || d.Reply.Code != 554 {
+		t.Errorf("refusal: %+v", d)
+	}
+	c = &Chain{Links: []Link{{"f", fail}, {"n", never}}}
+	_, err := c.AdaptMessage(context.Background(), &Tx{}, NewMessage(nil))
+	var se *ServiceError
+	if !errors.Is(err, boom) || !errors.As(err, &se) || se.Service != "f" {
+		t.Errorf("error %v", err)
+	}
+	if got := strings.Join(seen, " "); got != "r:x r: f:" {
+		t.Errorf("calls %q", got)
+	}
+	// A decision that cannot be encoded is the service's error.
+	bad := fake{name: "b", seen: &seen, msg: func(*Message) (Decision, error) { return Refuse(250, "ok"), nil }}
+	c = &Chain{Links: []Link{{"b", bad}}}
+	if _, err := c.AdaptMessage(context.Background(), &Tx{}, NewMessage(nil)); !errors.As(err, &se) || !errors.Is(err, ErrBadReply) {
+		t.Errorf("bad reply: %v", err)
+	}
+	opes := fake{name: "o", seen: &seen, msg: func(*Message) (Decision, error) { return Keep().WithHeader("OPES-Via", "x"), nil }}
+	c = &Chain{Links: []Link{{"o", opes}}}
+	if _, err := c.AdaptMessage(context.Background(), &Tx{}, NewMessage(nil)); !errors.Is(err, ErrBadField) {
+		t.Errorf("OPES header: %v", err)
+	}
+}
+
+func TestChainNeeds(t *testing.T) {
+	c := &Chain{Links: []Link{
+		{"a", fake{needs: Needs{Read: []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartALLHEADERS, ocpsmtp.PartRCPT}}}},
+		{"b", fake{needs: Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartSECTIONS, ocpsmtp.PartRCPT}}}},
+	}}
+	n := c.Needs()
+	if got := partStrs(n.Adapt); strings.Join(got, ",") != "RAWDATA,RCPT" {
+		t.Errorf("adapt %v", got)
+	}
+	if got := partStrs(n.Read); strings.Join(got, ",") != "IP" {
+		t.Errorf("read %v", got)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	var m Metrics
+	m.ObserveCall("urn:a", ocpsmtp.PartRCPT, Refuse(550, "5.1.1 x"), nil, 3*time.Millisecond)
+	m.ObserveCall("urn:a", ocpsmtp.PartRCPT, Keep(), nil, 20*time.Millisecond)
+	m.ObserveCall("urn:\"b\"", ocpsmtp.PartRAWDATA, Decision{}, errors.New("x"), 2*time.Second)
+	m.ObserveTransaction("ok", time.Second)
+	var b bytes.Buffer
+	if _, err := m.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		`opes_callout_transactions_total{result="ok"} 1`,
+		`opes_callout_service_calls_total{service="urn:a",part="RCPT",verdict="reject"} 1`,
+		`opes_callout_service_calls_total{service="urn:a",part="RCPT",verdict="keep"} 1`,
+		`opes_callout_service_calls_total{service="urn:\"b\"",part="RAWDATA",verdict="error"} 1`,
+		`opes_callout_service_duration_seconds_bucket{service="urn:a",part="RCPT",le="0.005"} 1`,
+		`opes_callout_service_duration_seconds_bucket{service="urn:a",part="RCPT",le="0.025"} 2`,
+		`opes_callout_service_duration_seconds_bucket{service="urn:a",part="RCPT",le="+Inf"} 2`,
+		`opes_callout_service_duration_seconds_count{service="urn:a",part="RCPT"} 2`,
+		`opes_callout_transaction_duration_seconds_count 1`,
+		"# TYPE opes_callout_service_duration_seconds histogram",
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("missing %s", want)
+		}
+	}
+	// Every sample line is "name{labels} value" or "name value".
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.HasPrefix(l, "#") {
+			continue
+		}
+		if f := strings.Fields(l); len(f) != 2 || !strings.HasPrefix(f[0], "opes_callout_") {
+			t.Errorf("bad line %q", l)
+		}
+	}
+}

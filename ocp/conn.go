@@ -2,6 +2,7 @@ package ocp
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -15,6 +16,9 @@ const (
 	highWater = 4 << 20
 	// defaultWriteTimeout bounds one write to the transport.
 	defaultWriteTimeout = 30 * time.Second
+	// lingerTimeout bounds how long a connection we ended with CE keeps
+	// reading before it closes.
+	lingerTimeout = 250 * time.Millisecond
 )
 
 // conn is the part of an OCP connection shared by both roles: a writer
@@ -148,7 +152,11 @@ func (c *conn) writeLoop() {
 				closing := c.closing
 				c.mu.Unlock()
 				if closing {
-					c.nc.Close()
+					// Half-close so the CE is delivered; fail closes the
+					// rest after a short linger.
+					if cw, ok := c.nc.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
+						c.nc.Close()
+					}
 					return
 				}
 				break
@@ -207,8 +215,16 @@ func (c *conn) fail(e *ConnError) {
 		}
 		c.err = e
 		c.drained.Broadcast()
+		sentCE := c.ending != nil
 		c.mu.Unlock()
 		close(c.done)
+		if sentCE {
+			// Read what the peer still sends for a moment: closing with
+			// unread input would reset the connection and could destroy
+			// our CE before the peer reads it.
+			c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+			io.CopyN(io.Discard, c.nc, 1<<20)
+		}
 		c.nc.Close()
 	})
 }

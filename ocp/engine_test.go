@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -227,5 +228,184 @@ func TestClientCloseFailsTransactions(t *testing.T) {
 	case <-block:
 	case <-ctx.Done():
 		t.Fatal("server handler context not cancelled after CE")
+	}
+}
+
+func TestServerIdleTimeout(t *testing.T) {
+	srv := &Server{Handler: HandlerFunc(echoHandler), IdleTimeout: 200 * time.Millisecond}
+	cl := dialTest(t, startServer(t, srv))
+	select {
+	case <-cl.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("idle connection not closed")
+	}
+	var ce *ConnError
+	if err := cl.Err(); !errors.As(err, &ce) || !ce.Remote || ce.Result.Failed() {
+		t.Fatalf("Err() = %v, want a remote CE without failure", err)
+	}
+}
+
+func TestServerShutdownWaitsForTransactions(t *testing.T) {
+	release := make(chan struct{})
+	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, tx *ServerTx) {
+		<-release
+		echoHandler(ctx, tx)
+	}), Negotiate: acceptProfile}
+	cl := dialTest(t, startServer(t, srv))
+	sg := newGroup(t, cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- runTx(ctx, cl, sg, []byte("in flight")) }()
+	for srvInFlight(srv) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(ctx) }()
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with a transaction in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatalf("in-flight transaction: %v", err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	<-cl.Done()
+}
+
+func srvInFlight(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for sc := range s.conns {
+		n += sc.inFlight()
+	}
+	return n
+}
+
+func TestHandlerPanicEndsTransaction(t *testing.T) {
+	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, tx *ServerTx) {
+		panic("boom")
+	}), Negotiate: acceptProfile}
+	cl := dialTest(t, startServer(t, srv))
+	sg := newGroup(t, cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tx, err := cl.Start(ctx, sg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tx.Recv(ctx)
+	var te *TxError
+	if !errors.As(err, &te) || !te.Remote {
+		t.Fatalf("Recv err = %v, want remote *TxError", err)
+	}
+	// The connection survives: the next transaction fails alone.
+	if err := runTx(ctx, cl, sg, []byte("again")); err == nil {
+		t.Fatal("panicking handler answered")
+	} else if !errors.As(err, &te) {
+		t.Fatalf("second transaction: %v", err)
+	}
+}
+
+func TestHandlerReturningMidMessage(t *testing.T) {
+	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, tx *ServerTx) {
+		tx.StartMessage()
+	}), Negotiate: acceptProfile}
+	cl := dialTest(t, startServer(t, srv))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tx, err := cl.Start(ctx, newGroup(t, cl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := tx.Recv(ctx)
+	if err != nil || m.Name != MsgAMS {
+		t.Fatalf("Recv = %v, %v; want AMS", m, err)
+	}
+	_, err = tx.Recv(ctx)
+	var te *TxError
+	if !errors.As(err, &te) || te.Result.Code != CodeFailure {
+		t.Fatalf("Recv err = %v, want TE 400", err)
+	}
+}
+
+// TestPauseResume drives DWP/DPM/DWM through both roles: the server pauses
+// the original flow, the processor's Send blocks until the server resumes.
+func TestPauseResume(t *testing.T) {
+	resumed := make(chan struct{})
+	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, tx *ServerTx) {
+		tx.Pause(4)
+		var n int
+		for {
+			m, err := tx.Recv(ctx)
+			if err != nil {
+				return
+			}
+			switch m.Name {
+			case MsgDUM:
+				n += len(m.Payload)
+			case MsgDPM:
+				t.Error("DPM must not reach the handler")
+			case MsgAME:
+				tx.StartMessage()
+				tx.Send(ctx, nil, []byte(strconv.Itoa(n)))
+				tx.EndMessage(Result{})
+				tx.End(Result{})
+				return
+			}
+			if n >= 4 {
+				select {
+				case <-resumed:
+				default:
+					time.Sleep(100 * time.Millisecond)
+					close(resumed)
+					tx.Resume(0)
+				}
+			}
+		}
+	}), Negotiate: acceptProfile}
+	cl := dialTest(t, startServer(t, srv))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tx, err := cl.Start(ctx, newGroup(t, cl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.StartMessage()
+	// Let the DWP arrive before sending.
+	time.Sleep(50 * time.Millisecond)
+	if _, err := tx.Send(ctx, nil, []byte("12345")); err != nil {
+		t.Fatal(err)
+	}
+	off, err := tx.Send(ctx, nil, []byte("678"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-resumed:
+	default:
+		t.Fatal("Send returned while paused")
+	}
+	if off != 5 {
+		t.Fatalf("offset %d, want 5", off)
+	}
+	tx.EndMessage(Result{})
+	var got string
+	for {
+		m, err := tx.Recv(ctx)
+		if err != nil {
+			break
+		}
+		if m.Name == MsgDUM {
+			got = string(m.Payload)
+		}
+	}
+	if got != "8" {
+		t.Fatalf("server counted %q octets, want 8", got)
 	}
 }

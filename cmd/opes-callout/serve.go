@@ -19,10 +19,16 @@ import (
 // shutdownGrace bounds how long open transactions may take after SIGTERM.
 const shutdownGrace = 30 * time.Second
 
+// listening tells a test where the daemon listens.
+type listening struct {
+	ocp     []net.Addr
+	metrics net.Addr // nil without metrics_listen
+}
+
 // cmdRun serves the configured listeners until SIGINT or SIGTERM (or ctx
 // ends), then shuts down gracefully. ready, when not nil, receives the
-// bound OCP addresses once listening (for tests).
-func cmdRun(ctx context.Context, args []string, stderr io.Writer, ready chan<- []net.Addr) error {
+// bound addresses once listening (for tests).
+func cmdRun(ctx context.Context, args []string, stderr io.Writer, ready chan<- listening) error {
 	path, err := parseFlags("run", args, stderr)
 	if err != nil {
 		return err
@@ -70,6 +76,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, ready chan<- [
 		lns = append(lns, ln)
 	}
 	var metricsSrv *http.Server
+	var up listening
 	if c.MetricsListen != "" {
 		ln, err := net.Listen("tcp", c.MetricsListen)
 		if err != nil {
@@ -84,18 +91,18 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, ready chan<- [
 				log.Error("metrics listener failed", "err", err)
 			}
 		}()
+		up.metrics = ln.Addr()
 		log.Info("metrics listening", "addr", ln.Addr().String())
 	}
 
 	errc := make(chan error, len(lns))
-	addrs := make([]net.Addr, len(lns))
-	for i, ln := range lns {
-		addrs[i] = ln.Addr()
+	for _, ln := range lns {
+		up.ocp = append(up.ocp, ln.Addr())
 		log.Info("listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil, "services", len(services))
 		go func() { errc <- srv.Serve(ln) }()
 	}
 	if ready != nil {
-		ready <- addrs
+		ready <- up
 	}
 
 	var runErr error

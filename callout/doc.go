@@ -1,0 +1,36 @@
+// Package callout is the Go API for OPES mail services and the callout
+// server that runs them: the server role of package ocp (OCP Core, RFC
+// 4037) plus the OCP/SMTP profile layer (draft-ietf-opes-smtp-00 as
+// docs/profile.md pins it down).
+//
+// # Services
+//
+// A Service declares the parts it adapts and the parts it only reads
+// (Needs), and implements one or more of MailAdapter, RcptAdapter and
+// MessageAdapter. It receives typed parts: the connection facts and the
+// envelope in a Tx, MAIL and RCPT as an Address, and the mail data as a
+// Message, whose MIME structure (Section, with byte offsets) is parsed on
+// demand and whose parts read through go-message (Section.Entity) or as
+// raw streams (Section.Body, Message.NewReader). It answers with a
+// Decision: keep, replace, refuse with an SMTP reply, add header fields,
+// advice. The layer encodes decisions per the profile: DUY for kept data
+// the processor preserved (or an echo), a DUM with new content, a DUM with
+// SMTP-Error, Add-Header on the answer and on annotation DUMs.
+//
+// A Chain applies the services of one service group in SGC order, each on
+// the previous one's output. Messages are spooled (memory, then an
+// unlinked temporary file) and never rebuilt: services change them with
+// Message.Splice, so every byte they do not edit stays as it was.
+//
+// # Built-in services
+//
+// RecipientPolicy, SenderRewrite, HeaderTag, SubjectTag, Disclaimer,
+// AttachmentFilter, Command and SizeLimit, built from the [callout]
+// configuration of package mapping by NewService.
+//
+// # Server
+//
+// Server accepts OCP connections (TCP or TLS), negotiates each service
+// group's profile from its chain (Negotiate), runs transactions, and
+// reports to Metrics (Prometheus text format) and a *slog.Logger.
+package callout

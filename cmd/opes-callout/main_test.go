@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opes-milter/opes-milter/ocp"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+const testConfig = `
+[callout]
+listen = ["127.0.0.1:0"]
+metrics_listen = "127.0.0.1:0"
+log_level = "debug"
+
+[callout.services.policy]
+uri = "http://opes-milter.example/services/recipient-policy"
+kind = "recipient-policy"
+deny = ["blocked@example.com"]
+reply = "550 5.1.1 Recipient address rejected: blocked by policy"
+
+[callout.services.tag]
+uri = "http://opes-milter.example/services/header-tag"
+kind = "header-tag"
+headers = { "X-OPES-Tag" = "tagged by opes-callout" }
+`
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "opes-callout.toml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestRun starts the daemon, runs one transaction through it as a
+// processor would (a refused and an accepted recipient, then the
+// message), reads the metrics and stops it.
+func TestRun(t *testing.T) {
+	path := writeConfig(t, testConfig)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan listening, 1)
+	done := make(chan error, 1)
+	logs := &lockedWriter{}
+	go func() { done <- cmdRun(ctx, []string{"-config", path}, logs, ready) }()
+	var up listening
+	select {
+	case up = <-ready:
+	case err := <-done:
+		t.Fatalf("run: %v\n%s", err, logs)
+	case <-time.After(10 * time.Second):
+		t.Fatal("not listening after 10s")
+	}
+
+	tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer tcancel()
+	cl, err := ocp.Dial(tctx, up.ocp[0].String(), ocp.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	offer := ocpsmtp.Profile{URI: ocpsmtp.ReceiverURI,
+		Adaptive:    []ocpsmtp.Part{ocpsmtp.PartRCPT, ocpsmtp.PartRAWDATA},
+		Informative: []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartMAIL}}
+	sg, _, err := cl.NewServiceGroup(tctx, []ocp.Service{
+		{URI: "http://opes-milter.example/services/recipient-policy"},
+		{URI: "http://opes-milter.example/services/header-tag"}}, []ocp.Feature{offer.Feature()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := cl.Start(tctx, sg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.StartMessage()
+	var sent int64
+	send := func(p ocpsmtp.Part, payload string, adaptive bool) {
+		allow := []string{ocpsmtp.AllowAddHeader, ocpsmtp.AllowAdvice}
+		if adaptive {
+			allow = append([]string{ocpsmtp.AllowSMTPError}, allow...)
+		}
+		params := ocpsmtp.Data{Part: p, Allow: allow}.Params()
+		sent += int64(len(payload))
+		params = append(params, ocp.Param{Name: ocpsmtp.ParamKept, Values: []ocp.Value{ocp.Num(0), ocp.Num(sent)}})
+		if _, err := tx.Send(tctx, params, []byte(payload)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv := func() *ocp.Message {
+		for {
+			m, err := tx.Recv(tctx)
+			if err != nil {
+				t.Fatalf("recv: %v\n%s", err, logs)
+			}
+			if m.Name != ocp.MsgAMS {
+				return m
+			}
+		}
+	}
+	send(ocpsmtp.PartIP, "192.0.2.1", false)
+	send(ocpsmtp.PartHELO, "mail.example.org", false)
+	send(ocpsmtp.PartMAIL, "<alice@example.org>", false)
+	send(ocpsmtp.PartRCPT, "<blocked@example.com>", true)
+	if m := recv(); m.Name != ocp.MsgDUM || !strings.Contains(string(ocp.AppendMessage(nil, m)), "550 5.1.1 Recipient address rejected: blocked by policy") {
+		t.Fatalf("blocked recipient: %q", ocp.AppendMessage(nil, m))
+	}
+	send(ocpsmtp.PartRCPT, "<bob@example.com>", true)
+	if m := recv(); m.Name != ocp.MsgDUY {
+		t.Fatalf("accepted recipient: %q", ocp.AppendMessage(nil, m))
+	}
+	send(ocpsmtp.PartRAWDATA, "Subject: hi\r\n\r\nhello\r\n", true)
+	tx.EndMessage(ocp.Result{})
+	m := recv()
+	if want := "Add-Header: \"34:X-OPES-Tag: tagged by opes-callout\""; m.Name != ocp.MsgDUY || !strings.Contains(string(ocp.AppendMessage(nil, m)), want) {
+		t.Fatalf("message answer: %q", ocp.AppendMessage(nil, m))
+	}
+	if m := recv(); m.Name != ocp.MsgAME {
+		t.Fatalf("want AME, got %q", ocp.AppendMessage(nil, m))
+	}
+	tx.End(ocp.Result{})
+
+	resp, err := http.Get("http://" + up.metrics.String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `opes_callout_service_calls_total{service="http://opes-milter.example/services/recipient-policy",part="RCPT",verdict="reject"} 1`) {
+		t.Errorf("metrics:\n%s", body)
+	}
+
+	cl.Close()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("did not stop within 10s")
+	}
+	if !strings.Contains(logs.String(), "transaction done") || !strings.Contains(logs.String(), "stopped") {
+		t.Errorf("logs:\n%s", logs)
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	good := writeConfig(t, testConfig)
+	bad := writeConfig(t, testConfig+"\n[callout.services.x]\nuri = \"urn:x\"\nkind = \"teleport\"\n")
+	noCallout := writeConfig(t, "")
+	tests := []struct {
+		args   []string
+		status int
+		out    string
+	}{
+		{nil, 2, "usage"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"run"}, 2, "-config FILE is required"},
+		{[]string{"check", "-config", good, "extra"}, 2, "-config FILE is required"},
+		{[]string{"check", "-config", good}, 0, "policy"},
+		{[]string{"check", "-config", bad}, 1, "teleport"},
+		{[]string{"check", "-config", noCallout}, 1, "no [callout] table"},
+		{[]string{"run", "-config", filepath.Join(t.TempDir(), "missing.toml")}, 1, "no such file"},
+		{[]string{"help"}, 0, "usage"},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		status := run(context.Background(), tt.args, &out, &errb)
+		if status != tt.status || !strings.Contains(out.String()+errb.String(), tt.out) {
+			t.Errorf("%q: status %d, output %q; want %d and %q", tt.args, status, out.String()+errb.String(), tt.status, tt.out)
+		}
+	}
+}

@@ -409,3 +409,64 @@ func TestPauseResume(t *testing.T) {
 		t.Fatalf("server counted %q octets, want 8", got)
 	}
 }
+
+// TestSlowReaderPausesPeer checks that a transaction whose application
+// does not read asks the peer to pause (DWP), that the peer stops, and
+// that it resumes (DWM) once the application reads.
+func TestSlowReaderPausesPeer(t *testing.T) {
+	chunk := bytes.Repeat([]byte("z"), 256<<10)
+	const chunks = 40 // 10 MiB, well above the queue's soft limit
+	stx := make(chan *ServerTx, 1)
+	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, tx *ServerTx) {
+		stx <- tx
+		tx.StartMessage()
+		for range chunks {
+			if _, err := tx.Send(ctx, nil, chunk); err != nil {
+				return
+			}
+		}
+		tx.EndMessage(Result{})
+		tx.End(Result{})
+	}), Negotiate: acceptProfile}
+	cl := dialTest(t, startServer(t, srv))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tx, err := cl.Start(ctx, newGroup(t, cl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := <-stx
+	for {
+		server.mu.Lock()
+		stopped, sent := server.out.stopped(), server.out.offset
+		server.mu.Unlock()
+		tx.mu.Lock()
+		queued := tx.queued
+		tx.mu.Unlock()
+		if stopped && queued == int(sent) {
+			if sent < queueSoftLimit || sent >= chunks*int64(len(chunk)) {
+				t.Fatalf("server stopped after %d octets", sent)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("server not paused (sent %d, queued %d)", sent, queued)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	var n int
+	for {
+		m, err := tx.Recv(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(m.Payload)
+	}
+	if n != chunks*len(chunk) {
+		t.Fatalf("received %d octets, want %d", n, chunks*len(chunk))
+	}
+}

@@ -81,6 +81,9 @@ func (s *Server) ListenAndServe(addr string) error {
 // its own goroutine. It returns ErrClosed after Shutdown or Close, or the
 // accept error.
 func (s *Server) Serve(ln net.Listener) error {
+	if s.Handler == nil {
+		return errors.New("ocp: Server.Handler is nil")
+	}
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()

@@ -19,19 +19,21 @@ type txCore struct {
 
 	last atomic.Int64 // time of the last message in either direction, unix ns
 
-	sendMu sync.Mutex // serializes the owner's sends, never taken by the read loop
-	mu     sync.Mutex // guards everything below; never held while blocking
-	out    outFlow
-	in     inFlow
-	pres   preservation
-	dwss   bool // processor: DWSS received; server: DWSS sent
-	dss    bool // processor: DSS sent; server: DSS received
-	pqSent bool // a progress query for an idle transaction is outstanding
-	queue  []*Message
-	end    error // set when the transaction ended: io.EOF, *TxError or *ConnError
-	notify chan struct{}
-	done   chan struct{} // closed when the transaction ended
-	remove func()        // unregisters the transaction from its connection
+	sendMu  sync.Mutex // serializes the owner's sends, never taken by the read loop
+	mu      sync.Mutex // guards everything below; never held while blocking
+	out     outFlow
+	in      inFlow
+	pres    preservation
+	dwss    bool // processor: DWSS received; server: DWSS sent
+	dss     bool // processor: DSS sent; server: DSS received
+	pqSent  bool // a progress query for an idle transaction is outstanding
+	queue   []*Message
+	queued  int   // payload octets in queue
+	pausing bool  // we sent DWP because the queue is full
+	end     error // set when the transaction ended: io.EOF, *TxError or *ConnError
+	notify  chan struct{}
+	done    chan struct{} // closed when the transaction ended
+	remove  func()        // unregisters the transaction from its connection
 }
 
 func newTxCore(c *conn, xid int64, server bool, remove func()) *txCore {
@@ -261,7 +263,7 @@ func (t *txCore) finishLocked(err error) {
 	}
 	t.end = err
 	if err != io.EOF {
-		t.queue = nil
+		t.queue, t.queued = nil, 0
 	}
 	close(t.done)
 	t.wakeLocked()
@@ -306,6 +308,11 @@ func (t *txCore) recv(ctx context.Context) (*Message, error) {
 			m := t.queue[0]
 			t.queue[0] = nil
 			t.queue = t.queue[1:]
+			t.queued -= len(m.Payload)
+			if t.pausing && t.queued < queueSoftLimit/2 && t.end == nil {
+				t.pausing = false
+				t.sendCtl(&Message{Name: MsgDWM, Anon: []Value{t.xidAtom()}})
+			}
 			t.mu.Unlock()
 			return m, nil
 		}
@@ -325,9 +332,26 @@ func (t *txCore) recv(ctx context.Context) (*Message, error) {
 	}
 }
 
+// Unread payload octets queued for one transaction: above the soft limit
+// the peer is asked to pause (DWP) until the application catches up (DWM);
+// above the hard limit the peer is ignoring the pause and the transaction
+// ends with TE 400.
+const (
+	queueSoftLimit = 4 << 20
+	queueHardLimit = 64 << 20
+)
+
 func (t *txCore) deliverLocked(m *Message) {
 	t.queue = append(t.queue, m)
+	t.queued += len(m.Payload)
 	t.wakeLocked()
+	switch {
+	case t.queued > queueHardLimit:
+		t.failLocked("too much unread data: DWP not honoured")
+	case t.queued > queueSoftLimit && !t.pausing && t.in.started && !t.in.ended:
+		t.pausing = true
+		t.sendCtl(&Message{Name: MsgDWP, Anon: []Value{t.xidAtom(), Num(t.in.offset)}})
+	}
 }
 
 // handle processes a message from the peer carrying this transaction's

@@ -73,4 +73,3 @@ func (op *Opes) StartCallout(t testing.TB, calloutBin string) *Process {
 		func() bool { return Listening(op.CalloutAddr) })
 	return op.Callout
 }
-

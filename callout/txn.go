@@ -25,6 +25,7 @@ type txn struct {
 	tx    *Tx
 
 	started bool // our AMS went out
+	done    bool // our AME went out
 	rank    int  // rank of the last part received (SMTP order)
 
 	raw      *Spool
@@ -101,8 +102,15 @@ func (t *txn) run(ctx context.Context) error {
 		}
 		if err != nil {
 			var te *ocp.TxError
-			if errors.As(err, &te) {
+			var ce *ocp.ConnError
+			switch {
+			case errors.As(err, &ce) && t.done:
+				// The processor has all it needs and closed the
+				// connection without a TE: fine.
+				return nil
+			case errors.As(err, &te), errors.As(err, &ce):
 				t.result = "aborted"
+				t.tx.Logger.Info("transaction ended by the processor", "err", err)
 				return nil
 			}
 			return err

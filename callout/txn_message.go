@@ -26,7 +26,11 @@ func (t *txn) ame(ctx context.Context, m *ocp.Message) error {
 			return err
 		}
 	}
-	return t.otx.EndMessage(ocp.Result{})
+	if err := t.otx.EndMessage(ocp.Result{}); err != nil {
+		return err
+	}
+	t.done = true
+	return nil
 }
 
 // message runs the chain on the spooled RAWDATA and sends the answer.

@@ -323,11 +323,14 @@ func TestHandlerReturningMidMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The AMS may be purged by the failing TE before it is read.
 	m, err := tx.Recv(ctx)
-	if err != nil || m.Name != MsgAMS {
-		t.Fatalf("Recv = %v, %v; want AMS", m, err)
+	if err == nil {
+		if m.Name != MsgAMS {
+			t.Fatalf("Recv = %s, want AMS", m.Name)
+		}
+		_, err = tx.Recv(ctx)
 	}
-	_, err = tx.Recv(ctx)
 	var te *TxError
 	if !errors.As(err, &te) || te.Result.Code != CodeFailure {
 		t.Fatalf("Recv err = %v, want TE 400", err)

@@ -36,8 +36,11 @@ func TestCalloutErrors(t *testing.T) {
 		{"tls server_name", "[callout.tls]\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\"\nserver_name = \"x\"",
 			"t.toml:2: callout.tls.cert_file: stat /nonexistent/c.pem: no such file or directory\n" +
 				`t.toml:4: callout.tls.server_name: only for connecting to a callout server`},
-		{"tls insecure_skip_verify", "[callout.tls]\nenabled = false\ninsecure_skip_verify = true\n[callout.tls.x]",
-			`t.toml:4: callout.tls.x: unknown key`},
+		{"tls insecure_skip_verify", "[callout.tls]\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\"\ninsecure_skip_verify = true",
+			"t.toml:2: callout.tls.cert_file: stat /nonexistent/c.pem: no such file or directory\n" +
+				`t.toml:4: callout.tls.insecure_skip_verify: only for connecting to a callout server`},
+		{"tls unknown key", "[callout.tls]\nenabled = false\n[callout.tls.x]",
+			`t.toml:3: callout.tls.x: unknown key`},
 		{"services type", "[callout]\nservices = 1",
 			`t.toml:2: callout.services: expected a table, got an integer`},
 		{"kind missing", "[callout.services.s]\nuri = \"urn:s\"",
@@ -95,6 +98,8 @@ func TestCalloutErrors(t *testing.T) {
 			`t.toml:1: callout.services.s: the service does nothing: set text and/or html`},
 		{"disclaimer text type", svc("disclaimer") + "text = [\"a\"]\nhtml = \"<p>a</p>\"",
 			`t.toml:4: callout.services.s.text: expected a string, got an array`},
+		{"disclaimer html type", svc("disclaimer") + "html = 1",
+			`t.toml:4: callout.services.s.html: expected a string, got an integer`},
 		{"attachment-filter does nothing", svc("attachment-filter"),
 			`t.toml:1: callout.services.s: the service does nothing: set extensions, content_types or max_size`},
 		{"attachment-filter extensions", svc("attachment-filter") + "extensions = [\"exe\"]",

@@ -237,13 +237,18 @@ func (c *conn) connErr() *ConnError {
 }
 
 // readErr turns a Decode error into the way the connection ends: a
-// *SyntaxError is answered with CE 400 (RFC 4037 §5); anything else is a
-// transport failure, which OCP treats as CE 400 from the peer.
+// *SyntaxError is answered with CE 400 (RFC 4037 §5), and so is a read
+// deadline expiring inside a message; anything else is a transport
+// failure, which OCP treats as CE 400 from the peer.
 func (c *conn) readErr(err error) {
 	var se *SyntaxError
 	if errors.As(err, &se) {
 		c.log.Warn("ocp: invalid input from peer", "err", err)
 		c.terminate(Failure(se.Msg), err)
+		return
+	}
+	if isTimeout(err) {
+		c.terminate(Failure("read timeout"), err)
 		return
 	}
 	c.fail(&ConnError{Result: Failure("transport closed"), Remote: true, Err: err})

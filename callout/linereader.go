@@ -18,7 +18,7 @@ type lineReader struct {
 }
 
 func newLineReader(ra io.ReaderAt, off, end int64) *lineReader {
-	return &lineReader{br: bufio.NewReaderSize(io.NewSectionReader(ra, off, end-off), 32<<10), off: off}
+	return &lineReader{br: bufio.NewReaderSize(io.NewSectionReader(ra, off, end-off), 4<<10), off: off}
 }
 
 // line is one line of a byte range.

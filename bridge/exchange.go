@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -28,12 +29,15 @@ type exchange struct {
 	changed chan struct{} // closed and replaced on every state change
 
 	// Original data, offsets from 0: the pre-DATA parts in memory (small,
-	// always kept) and, for adaptive RAWDATA, the kept original RAWDATA.
-	pre      []byte
-	rawStart int64 // original offset of the first RAWDATA octet, -1 before
-	rawSize  int64
-	origRaw  *Spool
-	parts    []sentPart
+	// always kept) and, when a data part is adaptive, the kept data parts
+	// in a spool starting at original offset dataStart.
+	pre       []byte
+	parts     []sentPart
+	dataStart int64 // original offset of the first data-part octet, -1 before
+	dataSize  int64
+	keepData  bool
+	orig      *Spool
+	insts     []*dataInst // data-part instances in the order sent
 
 	pendingRcpt int // index into rcpts of the RCPT awaiting its answer, -1 if none
 	pendingMail bool
@@ -45,8 +49,7 @@ type exchange struct {
 	dataReply  *Reply // SMTP-Error on a data part
 	advice     ocpsmtp.Advice
 
-	segs    []segment // the adapted RAWDATA, in order
-	adapted *Spool
+	adapted *Spool // the adapted bytes of every data-part answer
 	// stopped is set when the processor ended its original flow early
 	// (Advice Accept, a bypass): no more parts are sent.
 	stopped   bool
@@ -73,17 +76,44 @@ type partAnswer struct {
 	reply   *Reply // the server refused it with an SMTP reply
 }
 
-// segment is one piece of the adapted RAWDATA: bytes the server sent (in
-// the adapted spool) or a range of the kept original it referenced by DUY.
+// segment is one piece of an adapted data-part instance: bytes the server
+// sent (in the adapted spool) or a range of the kept original it referenced
+// by DUY (offsets in the orig spool).
 type segment struct {
 	fromOriginal bool
 	off, size    int64
 }
 
+// dataInst is one instance of a data part the processor sent (RAWDATA,
+// ALLHEADERS, BODY, one SINGLEHEADERS field or one SECTIONS entity) with
+// the server's answer.
+type dataInst struct {
+	part      ocpsmtp.Part
+	index     string // AM-Index, "" for single-instance parts
+	off, size int64  // original octets (absolute offsets)
+	answered  bool
+	segs      []segment
+}
+
+// unchanged reports whether the answer is exactly the original.
+func (d *dataInst) unchanged(dataStart int64) bool {
+	return d.answered && len(d.segs) == 1 && d.segs[0].fromOriginal &&
+		d.segs[0].off == d.off-dataStart && d.segs[0].size == d.size
+}
+
+// answerSize is the total size of the answer.
+func (d *dataInst) answerSize() int64 {
+	var n int64
+	for _, s := range d.segs {
+		n += s.size
+	}
+	return n
+}
+
 func newExchange(tx *ocp.Tx, prof ocpsmtp.Profile, log *slog.Logger, spoolDir string, spoolMem int) *exchange {
 	return &exchange{
 		tx: tx, prof: prof, log: log, spoolDir: spoolDir, spoolMem: spoolMem,
-		changed: make(chan struct{}), rawStart: -1, pendingRcpt: -1,
+		changed: make(chan struct{}), dataStart: -1, pendingRcpt: -1,
 	}
 }
 
@@ -131,8 +161,8 @@ func (x *exchange) abort(reason string) {
 func (x *exchange) close() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.origRaw != nil {
-		x.origRaw.Close()
+	if x.orig != nil {
+		x.orig.Close()
 	}
 	if x.adapted != nil {
 		x.adapted.Close()
@@ -198,39 +228,91 @@ func (x *exchange) sendPart(ctx context.Context, part ocpsmtp.Part, payload []by
 	return nil
 }
 
-// sendRaw sends one chunk of RAWDATA; adaptive RAWDATA is kept for DUY.
-func (x *exchange) sendRaw(ctx context.Context, chunk []byte, adaptive bool, allow []string, opts []ocpsmtp.Opt) error {
+// sendData sends one chunk of a data-part instance: a new instance when
+// part or index differ from the last one sent. Data parts are kept for DUY
+// when any data part is adaptive.
+func (x *exchange) sendData(ctx context.Context, part ocpsmtp.Part, index string, chunk []byte, allow []string, opts []ocpsmtp.Opt) error {
 	x.mu.Lock()
-	first := x.rawStart < 0
-	if first {
-		x.rawStart = int64(len(x.pre))
-		x.parts = append(x.parts, sentPart{part: ocpsmtp.PartRAWDATA, off: x.rawStart})
-		if adaptive {
-			x.origRaw = NewSpool(x.spoolDir, x.spoolMem)
+	if x.dataStart < 0 {
+		x.dataStart = int64(len(x.pre))
+		for _, p := range x.prof.Adaptive {
+			if p.Data() {
+				x.keepData = true
+			}
+		}
+		if x.keepData {
+			x.orig = NewSpool(x.spoolDir, x.spoolMem)
 		}
 	}
-	if adaptive {
-		if _, err := x.origRaw.Write(chunk); err != nil {
+	var inst *dataInst
+	if n := len(x.insts); n > 0 && x.insts[n-1].part == part && x.insts[n-1].index == index {
+		inst = x.insts[n-1]
+	} else {
+		inst = &dataInst{part: part, index: index, off: x.dataStart + x.dataSize}
+		x.insts = append(x.insts, inst)
+	}
+	first := inst.size == 0
+	if x.keepData {
+		if _, err := x.orig.Write(chunk); err != nil {
 			x.mu.Unlock()
 			return failure(FailLocal, err)
 		}
 	}
-	x.rawSize += int64(len(chunk))
-	x.parts[len(x.parts)-1].size = x.rawSize
-	end := x.rawStart + x.rawSize
+	x.dataSize += int64(len(chunk))
+	inst.size += int64(len(chunk))
+	end := x.dataStart + x.dataSize
 	x.mu.Unlock()
-	d := ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA}
+	d := ocpsmtp.Data{Part: part, Index: index, Opts: opts}
 	if first {
-		d.Allow, d.Opts = allow, opts
+		d.Allow = allow
 	}
 	params := d.Params()
-	if adaptive {
+	if x.keepData {
 		params = append(params, x.keptParam(end))
 	}
 	if _, err := x.tx.Send(ctx, params, chunk); err != nil {
 		return failure(FailServer, err)
 	}
 	return nil
+}
+
+// instance returns the data-part instance for a server answer.
+func (x *exchange) instance(part ocpsmtp.Part, index string) *dataInst {
+	for _, d := range x.insts {
+		if d.part == part && d.index == index {
+			return d
+		}
+	}
+	return nil
+}
+
+// instanceAt returns the instance holding the original octets [off, off+size).
+func (x *exchange) instanceAt(off, size int64) *dataInst {
+	for _, d := range x.insts {
+		if off >= d.off && off+size <= d.off+d.size {
+			return d
+		}
+	}
+	return nil
+}
+
+// content returns a reader of an instance's adapted bytes; call with mu held.
+func (x *exchange) content(d *dataInst) (io.Reader, error) {
+	readers := make([]io.Reader, 0, len(d.segs))
+	for _, sg := range d.segs {
+		var r io.Reader
+		var err error
+		if sg.fromOriginal {
+			r, err = x.orig.Section(sg.off, sg.size)
+		} else {
+			r, err = x.adapted.Section(sg.off, sg.size)
+		}
+		if err != nil {
+			return nil, err
+		}
+		readers = append(readers, r)
+	}
+	return io.MultiReader(readers...), nil
 }
 
 // endOriginal sends the processor's AME once: 200 at the end of the

@@ -142,17 +142,28 @@ func (x *exchange) takeAdvice(a ocpsmtp.Advice) {
 // handleDUY resolves a reference to kept original data.
 func (x *exchange) handleDUY(off, size int64) *AdaptationError {
 	// A DUY answers the pending MAIL/RCPT when it names exactly that part.
-	if p, ok := x.partAt(off, size); ok && p.part != ocpsmtp.PartRAWDATA {
+	if p, ok := x.partAt(off, size); ok && !p.part.Data() {
+		if a, _ := x.prof.Has(p.part); !a {
+			return protocolError("DUY for informative part %s", p.part)
+		}
 		return x.answerPart(p.part, nil, true)
 	}
-	if x.rawStart >= 0 && off >= x.rawStart && off+size <= x.rawStart+x.rawSize {
-		if x.origRaw == nil {
-			return protocolError("DUY references RAWDATA that was not kept")
-		}
-		x.segs = append(x.segs, segment{fromOriginal: true, off: off - x.rawStart, size: size})
-		return nil
+	d := x.instanceAt(off, size)
+	if d == nil {
+		return protocolError("DUY %d+%d does not match a kept part", off, size)
 	}
-	return protocolError("DUY %d+%d does not match a kept part", off, size)
+	if a, _ := x.prof.Has(d.part); !a {
+		return protocolError("DUY for informative part %s", d.part)
+	}
+	if !d.part.Splittable() && (off != d.off || size != d.size) {
+		return protocolError("DUY of part of a %s instance", d.part)
+	}
+	if !x.keepData {
+		return protocolError("DUY references data that was not kept")
+	}
+	d.answered = true
+	d.segs = append(d.segs, segment{fromOriginal: true, off: off - x.dataStart, size: size})
+	return nil
 }
 
 // partAt finds the sent part covering exactly [off, off+size).
@@ -203,22 +214,31 @@ func (x *exchange) handleDUM(d ocpsmtp.Data, payload []byte) *AdaptationError {
 			return x.answerPartReply(d.Part, reply)
 		}
 		return x.answerPart(d.Part, payload, false)
-	case ocpsmtp.PartRAWDATA:
-		if reply != nil {
-			x.dataReply = reply
-			return nil
-		}
-		if x.adapted == nil {
-			x.adapted = NewSpool(x.spoolDir, x.spoolMem)
-		}
-		off := x.adapted.Size()
-		if _, err := x.adapted.Write(payload); err != nil {
-			return failure(FailLocal, err)
-		}
-		x.segs = append(x.segs, segment{off: off, size: int64(len(payload))})
+	}
+	if !d.Part.Data() {
+		return protocolError("adapted part %s is not supported by this processor", d.Part)
+	}
+	inst := x.instance(d.Part, d.Index)
+	if inst == nil {
+		return protocolError("answer for %s %q that was not sent", d.Part, d.Index)
+	}
+	if reply != nil {
+		x.dataReply = reply
 		return nil
 	}
-	return protocolError("adapted part %s is not supported by this processor", d.Part)
+	inst.answered = true
+	if len(payload) == 0 {
+		return nil
+	}
+	if x.adapted == nil {
+		x.adapted = NewSpool(x.spoolDir, x.spoolMem)
+	}
+	off := x.adapted.Size()
+	if _, err := x.adapted.Write(payload); err != nil {
+		return failure(FailLocal, err)
+	}
+	inst.segs = append(inst.segs, segment{off: off, size: int64(len(payload))})
+	return nil
 }
 
 // answerPart records the answer to the pending MAIL or RCPT: unchanged

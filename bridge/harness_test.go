@@ -104,6 +104,9 @@ type answers struct {
 	mail func(payload string) string
 	// raw answers the RAWDATA after the processor's AME; nil = DUY.
 	raw func(orig []byte) rawAnswer
+	// data answers a non-RAWDATA data-part instance after the processor's
+	// AME: "" = DUY, "delete", "replace:<bytes>", "none".
+	data func(part ocpsmtp.Part, index string, orig []byte) string
 	// onDUM runs for every processor DUM (to fail mid-body, for example).
 	onDUM func(tx *ocp.ServerTx, part ocpsmtp.Part) error
 }
@@ -119,9 +122,18 @@ type rawAnswer struct {
 
 // scriptServer returns a callout script answering per a.
 func scriptServer(a answers) func(ctx context.Context, tx *ocp.ServerTx, m *ocp.Message) error {
+	type inst struct {
+		part  ocpsmtp.Part
+		index string
+		off   int64
+		data  []byte
+		// adaptive: the processor allowed SMTP-Error on it.
+		adaptive bool
+	}
 	type state struct {
 		start int64
 		raw   []byte
+		insts []*inst
 	}
 	states := map[int64]*state{}
 	var mu sync.Mutex
@@ -180,6 +192,16 @@ func scriptServer(a answers) func(ctx context.Context, tx *ocp.ServerTx, m *ocp.
 					st.start = off
 				}
 				st.raw = append(st.raw, m.Payload...)
+			default:
+				if !d.Part.Data() {
+					break
+				}
+				n := len(st.insts)
+				if n == 0 || st.insts[n-1].part != d.Part || st.insts[n-1].index != d.Index {
+					st.insts = append(st.insts, &inst{part: d.Part, index: d.Index, off: off, adaptive: d.Allows(ocpsmtp.AllowSMTPError)})
+					n++
+				}
+				st.insts[n-1].data = append(st.insts[n-1].data, m.Payload...)
 			}
 		case ocp.MsgAME:
 			if st.start >= 0 {
@@ -211,6 +233,26 @@ func scriptServer(a answers) func(ctx context.Context, tx *ocp.ServerTx, m *ocp.
 					if err := tx.SendDUY(st.start, int64(len(st.raw))); err != nil {
 						return err
 					}
+				}
+			}
+			for _, in := range st.insts {
+				ans := ""
+				if a.data != nil {
+					ans = a.data(in.part, in.index, in.data)
+				}
+				params := ocpsmtp.Data{Part: in.part, Index: in.index}.Params()
+				var err error
+				switch {
+				case !in.adaptive || ans == "none":
+				case ans == "":
+					err = tx.SendDUY(in.off, int64(len(in.data)))
+				case ans == "delete":
+					_, err = tx.Send(ctx, params, []byte{})
+				case strings.HasPrefix(ans, "replace:"):
+					_, err = tx.Send(ctx, params, []byte(strings.TrimPrefix(ans, "replace:")))
+				}
+				if err != nil {
+					return err
 				}
 			}
 			return tx.EndMessage(ocp.Result{Code: 200})

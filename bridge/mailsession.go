@@ -46,6 +46,8 @@ type mailTx struct {
 	headerBytes int
 	headerSent  bool
 	bodyBytes   int64
+	body        *Spool    // the body, spooled for SECTIONS
+	sections    []section // the body's sections, cut at end of message
 }
 
 // rcptState is one recipient the MTA passed.
@@ -177,7 +179,7 @@ func (s *session) EndOfHeaders(ctx context.Context, mac Macros) Reply {
 // Body implements Session.
 func (s *session) Body(ctx context.Context, mac Macros, chunk []byte) Reply {
 	if s.mt == nil || s.mt.x == nil {
-		if s.mt != nil && s.mt.x == nil && s.mt.route == nil {
+		if s.mt != nil && s.mt.route == nil {
 			return Reply{Kind: Skip}
 		}
 		return Reply{Kind: Continue}
@@ -215,6 +217,9 @@ func (s *session) Close() {
 func (s *session) endTx(reason string) {
 	mt := s.mt
 	s.mt = nil
+	if mt != nil && mt.body != nil {
+		mt.body.Close()
+	}
 	if mt == nil || mt.x == nil {
 		return
 	}

@@ -44,6 +44,7 @@ func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome
 	x := mt.x
 	if x != nil && mt.fail == nil {
 		s.sendHeader(ctx, mac)
+		s.sendBodyEnd(ctx, mac)
 	}
 	if x != nil && mt.fail == nil {
 		cctx, cancel := stageContext(ctx, p.Timeouts.EndOfMessage)
@@ -166,54 +167,7 @@ func (s *session) collect(out *outcome, x *exchange) *AdaptationError {
 	case ocpsmtp.AdviceQuarantine:
 		out.quarantine = "quarantined by callout service"
 	}
-	rawAdaptive := x.adaptive(ocpsmtp.PartRAWDATA) && x.rawStart >= 0
-	var total int64
-	for _, sg := range x.segs {
-		total += sg.size
-	}
-	switch {
-	case rawAdaptive && len(x.segs) == 0 && !x.stopped:
-		return protocolError("adaptive RAWDATA was not answered")
-	case rawAdaptive && len(x.segs) > 0 && total == 0:
-		return protocolError("empty adapted RAWDATA")
-	case len(x.segs) == 1 && x.segs[0].fromOriginal && x.segs[0].off == 0 && x.segs[0].size == x.rawSize:
-		// Unchanged.
-	case len(x.segs) > 0:
-		if err := s.adaptRaw(out, x); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// adaptRaw turns an adapted RAWDATA stream into header operations and a
-// replacement body; call with x.mu held.
-func (s *session) adaptRaw(out *outcome, x *exchange) *AdaptationError {
-	readers := make([]io.Reader, 0, len(x.segs))
-	for _, sg := range x.segs {
-		var r io.Reader
-		var err error
-		if sg.fromOriginal {
-			r, err = x.origRaw.Section(sg.off, sg.size)
-		} else {
-			r, err = x.adapted.Section(sg.off, sg.size)
-		}
-		if err != nil {
-			return failure(FailLocal, err)
-		}
-		readers = append(readers, r)
-	}
-	fields, body, err := splitMessage(io.MultiReader(readers...), s.policy().MaxHeaderBytes)
-	if err != nil {
-		return protocolError("adapted RAWDATA: %v", err)
-	}
-	ops, err := diffHeaders(s.mt.headers, fields)
-	if err != nil {
-		return protocolError("adapted RAWDATA: %v", err)
-	}
-	out.headerOps = ops
-	out.body = body
-	return nil
+	return s.collectData(out, x)
 }
 
 // changeFrom splits an adapted MAIL payload into the address and the

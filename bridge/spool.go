@@ -97,6 +97,14 @@ func (s *Spool) Section(off, n int64) (io.Reader, error) {
 	return bytes.NewReader(s.mem.Bytes()[off : off+n]), nil
 }
 
+// ReaderAt returns random access to everything written so far.
+func (s *Spool) ReaderAt() io.ReaderAt {
+	if s.file != nil {
+		return s.file
+	}
+	return bytes.NewReader(s.mem.Bytes())
+}
+
 // Reader returns a reader of everything written so far.
 func (s *Spool) Reader() io.Reader {
 	r, _ := s.Section(0, s.size)

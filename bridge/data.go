@@ -1,0 +1,217 @@
+package bridge
+
+import (
+	"context"
+	"strings"
+
+	"github.com/opes-milter/opes-milter/ocp"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// maxDUM is the largest payload of one data DUM.
+const maxDUM = 64 << 10
+
+// headerBlock returns the header section as the data parts carry it: each
+// field "Name:value" CRLF, then the empty line.
+func headerBlock(fields []headerField) string {
+	var b strings.Builder
+	for _, h := range fields {
+		b.WriteString(h.name)
+		b.WriteByte(':')
+		b.WriteString(h.value)
+		b.WriteString("\r\n")
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+// sendHeader sends the header parts once, at the end of the header (or at
+// the first body chunk or end of message, whichever comes first).
+func (s *session) sendHeader(ctx context.Context, mac Macros) Reply {
+	mt, x := s.mt, s.mt.x
+	if mt.headerSent || x == nil || mt.fail != nil {
+		return Reply{Kind: Continue}
+	}
+	mt.headerSent = true
+	if !x.negotiatesData() {
+		return Reply{Kind: Continue}
+	}
+	if s.bypassRequested() {
+		mt.status = traceBypassed
+		if err := x.endOriginal(ocp.Result{Code: 206, Reason: "bypass"}); err != nil {
+			return s.onFailure(failure(FailServer, err), false)
+		}
+		return Reply{Kind: Continue}
+	}
+	block := headerBlock(mt.headers)
+	switch {
+	case x.negotiated(ocpsmtp.PartRAWDATA):
+		return s.sendChunk(ctx, mac, ocpsmtp.PartRAWDATA, "", []byte(block))
+	case x.negotiated(ocpsmtp.PartALLHEADERS):
+		if rep := s.sendChunk(ctx, mac, ocpsmtp.PartALLHEADERS, "", []byte(block)); rep.Kind != Continue {
+			return rep
+		}
+	case x.negotiated(ocpsmtp.PartSINGLEHEADERS):
+		for i, h := range mt.headers {
+			if !x.prof.WantsHeader(h.name) {
+				continue
+			}
+			field := h.name + ":" + h.value + "\r\n"
+			if rep := s.sendChunk(ctx, mac, ocpsmtp.PartSINGLEHEADERS, ocpsmtp.FormatIndex(i+1), []byte(field)); rep.Kind != Continue {
+				return rep
+			}
+		}
+	}
+	return Reply{Kind: Continue}
+}
+
+// sendBody streams one body chunk: as RAWDATA or BODY at once, into the
+// body spool for SECTIONS (which are cut at end of message).
+func (s *session) sendBody(ctx context.Context, mac Macros, chunk []byte) Reply {
+	mt, x := s.mt, s.mt.x
+	mt.bodyBytes += int64(len(chunk))
+	if mt.fail != nil || x == nil {
+		return Reply{Kind: Continue}
+	}
+	switch {
+	case x.negotiated(ocpsmtp.PartRAWDATA):
+		return s.sendChunk(ctx, mac, ocpsmtp.PartRAWDATA, "", chunk)
+	case x.negotiated(ocpsmtp.PartBODY):
+		return s.sendChunk(ctx, mac, ocpsmtp.PartBODY, "", chunk)
+	case x.negotiated(ocpsmtp.PartSECTIONS):
+		if mt.body == nil {
+			mt.body = NewSpool(s.policy().SpoolDir, s.policy().SpoolMemory)
+		}
+		if _, err := mt.body.Write(chunk); err != nil {
+			return s.onFailure(failure(FailLocal, err), false)
+		}
+		return s.pendingReply()
+	}
+	if x.negotiatesData() {
+		return Reply{Kind: Continue}
+	}
+	return Reply{Kind: Skip}
+}
+
+// sendBodyEnd sends what only end of message can: an empty BODY, or the
+// SECTIONS cut from the spooled body.
+func (s *session) sendBodyEnd(ctx context.Context, mac Macros) Reply {
+	mt, x := s.mt, s.mt.x
+	if mt.fail != nil || x == nil {
+		return Reply{Kind: Continue}
+	}
+	switch {
+	case x.negotiated(ocpsmtp.PartBODY) && mt.bodyBytes == 0:
+		return s.sendChunk(ctx, mac, ocpsmtp.PartBODY, "", []byte{})
+	case x.negotiated(ocpsmtp.PartSECTIONS):
+		if mt.body == nil {
+			mt.body = NewSpool(s.policy().SpoolDir, s.policy().SpoolMemory)
+		}
+		ra := mt.body.ReaderAt()
+		mt.sections = splitSections(ra, mt.body.Size(), mt.header("Content-Type"))
+		for _, sec := range mt.sections {
+			buf := make([]byte, min(maxDUM, sec.end-sec.start))
+			for off := sec.start; off < sec.end || off == sec.start; {
+				n := min(int64(len(buf)), sec.end-off)
+				if _, err := ra.ReadAt(buf[:n], off); err != nil {
+					return s.onFailure(failure(FailLocal, err), false)
+				}
+				if rep := s.sendChunk(ctx, mac, ocpsmtp.PartSECTIONS, sec.index(), buf[:n]); rep.Kind != Continue {
+					return rep
+				}
+				off += n
+				if n == 0 {
+					break
+				}
+			}
+		}
+	}
+	return Reply{Kind: Continue}
+}
+
+// pendingReply returns a refusal or stop the server already sent.
+func (s *session) pendingReply() Reply {
+	x := s.mt.x
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.dataReply != nil {
+		return *x.dataReply
+	}
+	return Reply{Kind: Continue}
+}
+
+// sendChunk sends one chunk of a data-part instance, unless the server
+// already refused the message or asked to adapt no further.
+func (s *session) sendChunk(ctx context.Context, mac Macros, part ocpsmtp.Part, index string, b []byte) Reply {
+	x := s.mt.x
+	x.mu.Lock()
+	stop, stopped, reply := x.stopAsked, x.stopped, x.dataReply
+	x.mu.Unlock()
+	if reply != nil {
+		// An SMTP-Error for the message is the answer to the next event.
+		return *reply
+	}
+	if stop && !stopped {
+		// Advice Accept: adapt no further (docs/profile.md 9).
+		if err := x.endOriginal(ocp.Result{Code: 206, Reason: "advice accept"}); err != nil {
+			return s.onFailure(failure(FailServer, err), false)
+		}
+		return Reply{Kind: Skip}
+	}
+	if stopped {
+		return Reply{Kind: Skip}
+	}
+	cctx, cancel := stageContext(ctx, s.policy().Timeouts.EndOfMessage)
+	defer cancel()
+	for len(b) > maxDUM {
+		if err := x.sendData(cctx, part, index, b[:maxDUM], x.allowFor(part), s.newOpts(mac)); err != nil {
+			return s.onFailure(failure(FailServer, err), false)
+		}
+		b = b[maxDUM:]
+	}
+	if err := x.sendData(cctx, part, index, b, x.allowFor(part), s.newOpts(mac)); err != nil {
+		return s.onFailure(failure(FailServer, err), false)
+	}
+	if f := x.failed(); f != nil {
+		return s.onFailure(f, false)
+	}
+	return Reply{Kind: Continue}
+}
+
+// newOpts returns the AM-OPT values known now that were not sent yet in
+// this transaction.
+func (s *session) newOpts(mac Macros) []ocpsmtp.Opt {
+	var opts []ocpsmtp.Opt
+	for _, km := range ocpsmtp.OptMacros() {
+		v := mac.Get(km[1])
+		if v == "" || s.mt.optsSent[km[0]] {
+			continue
+		}
+		if s.mt.optsSent == nil {
+			s.mt.optsSent = map[string]bool{}
+		}
+		s.mt.optsSent[km[0]] = true
+		opts = append(opts, ocpsmtp.Opt{Key: km[0], Value: v})
+	}
+	return opts
+}
+
+// negotiatesData reports whether any data part is negotiated.
+func (x *exchange) negotiatesData() bool {
+	for _, p := range x.prof.Parts() {
+		if p.Data() {
+			return true
+		}
+	}
+	return false
+}
+
+// header returns the raw value of the first field called name.
+func (mt *mailTx) header(name string) string {
+	for _, h := range mt.headers {
+		if strings.EqualFold(h.name, name) {
+			return h.value
+		}
+	}
+	return ""
+}

@@ -156,4 +156,3 @@ func (s *session) sectionByIndex(index string) (section, bool) {
 	}
 	return section{}, false
 }
-

@@ -43,7 +43,7 @@ func TestSplitSectionsFallsBackToOneSection(t *testing.T) {
 	for _, tc := range []struct{ body, ct string }{
 		{"just text\r\n", "text/plain"},
 		{"--b\r\nx\r\n", "multipart/mixed; boundary=b"}, // no closing delimiter
-		{"x\r\n", "multipart/mixed"},                     // no boundary
+		{"x\r\n", "multipart/mixed"},                    // no boundary
 	} {
 		secs := splitSections(strings.NewReader(tc.body), int64(len(tc.body)), tc.ct)
 		if len(secs) != 1 || secs[0].index() != "1" || secs[0].start != 0 || secs[0].end != int64(len(tc.body)) {

@@ -47,6 +47,9 @@ func buildBinaries(root string) error {
 		return err
 	}
 	b.dir = dir
+	if err := writeOwner(dir); err != nil {
+		return err
+	}
 	cmd := exec.Command(goBin, "build", "-o", dir+"/", "./cmd/opes-milter", "./cmd/opes-callout")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -57,10 +60,14 @@ func buildBinaries(root string) error {
 	return nil
 }
 
-// Main runs the tests and then removes what BuildBinaries built. Use it as
+// Main removes what earlier test binaries left behind (SweepStale), runs the
+// tests, and then removes what BuildBinaries built. Use it as
 //
 //	func TestMain(m *testing.M) { os.Exit(e2e.Main(m)) }
 func Main(m *testing.M) int {
+	for _, s := range SweepStale() {
+		fmt.Fprintf(os.Stderr, "e2e: stale: %s\n", s)
+	}
 	code := m.Run()
 	if dir := builtBinaries.dir; dir != "" {
 		if err := os.RemoveAll(dir); err != nil {

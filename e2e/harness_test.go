@@ -1,14 +1,17 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestFillTemplate(t *testing.T) {
@@ -70,7 +73,7 @@ func TestContribSnippetsRender(t *testing.T) {
 			t.Errorf("%s keeps a placeholder: %q", name, m)
 		}
 	}
-	if strings.HasSuffix(strings.TrimSpace(mc), "MAILER(`smtp')dnl") == false {
+	if !strings.HasSuffix(strings.TrimSpace(mc), "MAILER(`smtp')dnl") {
 		t.Errorf("sendmail .mc must end with the MAILER line:\n%s", mc)
 	}
 }
@@ -172,5 +175,42 @@ func TestProcessCleanup(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("instance dir %s still there: %v", dir, err)
+	}
+}
+
+// TestSweepStale checks that an instance directory whose owner died is swept with
+// the process working in it, and that a live owner's directory is kept.
+func TestSweepStale(t *testing.T) {
+	stale, err := os.MkdirTemp("", "opes-e2e-stale-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(stale) })
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(stale, ownerFile), fmt.Sprintf("%d 1\n", dead.Process.Pid), 0o644)
+	orphan := exec.Command("sleep", "60")
+	orphan.Dir = stale
+	if err := orphan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- orphan.Wait() }()
+	t.Cleanup(func() { _ = orphan.Process.Kill() })
+
+	live := InstanceDir(t, "live")
+	swept := SweepStale()
+	if !slices.Contains(swept, "removed "+stale) {
+		t.Errorf("SweepStale = %q, want it to remove %s", swept, stale)
+	}
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		t.Error("the process in the stale directory survived")
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("SweepStale removed a live owner's directory: %v", err)
 	}
 }

@@ -23,6 +23,9 @@ func InstanceDir(t testing.TB, prefix string) string {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatalf("e2e: temp dir: %v", err)
 	}
+	if err := writeOwner(dir); err != nil {
+		t.Fatalf("e2e: temp dir: %v", err)
+	}
 	t.Cleanup(func() {
 		if killed := KillProcessesIn(dir); len(killed) > 0 {
 			t.Logf("e2e: killed leftover processes working in %s: %s", dir, strings.Join(killed, "; "))
@@ -96,6 +99,67 @@ func isZombie(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z'
+}
+
+// instancePattern matches the directories InstanceDir and BuildBinaries create.
+const instancePattern = "opes-e2e-*"
+
+// ownerFile, inside an instance directory, holds the pid and start time of the test
+// process that created it, so that SweepStale can tell an abandoned directory from
+// one of a test binary still running.
+const ownerFile = ".opes-e2e-owner"
+
+// writeOwner records the current process as the owner of dir.
+func writeOwner(dir string) error {
+	self := os.Getpid()
+	return os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(self)+" "+startTime(self)+"\n"), 0o644)
+}
+
+// SweepStale removes the instance directories of test binaries that died without
+// running their cleanups (killed, or panicked on a go test -timeout), after killing
+// the peers still working in them. Directories of live test binaries are left
+// alone. It returns what it killed and removed; Main calls it before the tests.
+func SweepStale() []string {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), instancePattern))
+	var swept []string
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue // not ours, or being created right now
+		}
+		pid, start, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+		if n, err := strconv.Atoi(pid); err == nil && startTime(n) == start {
+			continue // the owner is alive
+		}
+		for _, k := range KillProcessesIn(dir) {
+			swept = append(swept, "killed "+k)
+		}
+		if os.RemoveAll(dir) == nil {
+			swept = append(swept, "removed "+dir)
+		}
+	}
+	return swept
+}
+
+// startTime returns field 22 of /proc/PID/stat (start time in clock ticks since
+// boot), which tells a process from a later one that reuses its pid; "" if the
+// process does not exist.
+func startTime(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ""
+	}
+	// Fields after the command name start with field 3 (state).
+	fields := strings.Fields(s[i+1:])
+	if len(fields) < 20 {
+		return ""
+	}
+	return fields[19]
 }
 
 // writeFile writes a file or fails the test.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -71,8 +72,8 @@ func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 		p.Sink = StartSink(t, SinkOptions{})
 		relay = p.Sink.Addr
 	}
-	mkdirs(t, 0o755, p.ConfigDir, filepath.Join(dir, "queue"), filepath.Join(dir, "data"))
-	chownPostfix(t, filepath.Join(dir, "data"))
+	mkdirs(t, 0o755, p.ConfigDir)
+	preparePostfixDirs(t, filepath.Join(dir, "queue"), filepath.Join(dir, "data"))
 	writeFile(t, filepath.Join(p.ConfigDir, "main.cf"), postfixMainCF(t, dir, "["+hostOf(relay)+"]:"+portOf(relay), o), 0o644)
 	writeFile(t, filepath.Join(p.ConfigDir, "master.cf"), postfixMasterCF(t, p.SMTPAddr, p.SubmissionAddr), 0o644)
 	t.Cleanup(func() {
@@ -154,11 +155,60 @@ func (p *Postfix) Sendmail(t testing.TB, from string, rcpts []string, msg []byte
 	return nil
 }
 
-// chownPostfix gives path to the postfix user, as data_directory requires.
-func chownPostfix(t testing.TB, path string) {
+// postfixDirs are the queue subdirectories of Debian 12's /etc/postfix/postfix-files
+// with owner ("" root, else mail_owner), group ("" none, else setgid_group) and mode.
+var postfixDirs = []struct {
+	name         string
+	owner, group bool
+	mode         os.FileMode
+}{
+	{"active", true, false, 0o700}, {"bounce", true, false, 0o700}, {"corrupt", true, false, 0o700},
+	{"defer", true, false, 0o700}, {"deferred", true, false, 0o700}, {"flush", true, false, 0o700},
+	{"hold", true, false, 0o700}, {"incoming", true, false, 0o700}, {"private", true, false, 0o700},
+	{"maildrop", true, true, 0o730}, {"public", true, true, 0o710}, {"pid", false, false, 0o755},
+	{"saved", true, false, 0o700}, {"trace", true, false, 0o700},
+}
+
+// preparePostfixDirs creates the queue and data directories with the owners and
+// modes "postfix check" would give them, and the queue's quick-start file, which
+// makes "postfix start-fg" skip its checks: they take seconds of shell work per
+// instance, and a fresh instance has nothing to repair.
+func preparePostfixDirs(t testing.TB, queue, data string) {
 	t.Helper()
-	if out, err := exec.Command("chown", "postfix", path).CombinedOutput(); err != nil {
-		t.Fatalf("e2e: chown postfix %s: %v: %s (%s)", path, err, out, InstallHint)
+	owner, err := user.Lookup("postfix")
+	if err != nil {
+		t.Fatalf("e2e: user postfix: %v (%s)", err, InstallHint)
+	}
+	group, err := user.LookupGroup("postdrop")
+	if err != nil {
+		t.Fatalf("e2e: group postdrop: %v (%s)", err, InstallHint)
+	}
+	uid, _ := strconv.Atoi(owner.Uid)
+	gid, _ := strconv.Atoi(group.Gid)
+	ownerGid, _ := strconv.Atoi(owner.Gid)
+	mkdirs(t, 0o755, queue)
+	mkdirs(t, 0o700, data)
+	chown(t, data, uid, ownerGid)
+	for _, d := range postfixDirs {
+		path := filepath.Join(queue, d.name)
+		mkdirs(t, d.mode, path)
+		u, g := 0, 0
+		if d.owner {
+			u, g = uid, ownerGid
+		}
+		if d.group {
+			g = gid
+		}
+		chown(t, path, u, g)
+	}
+	writeFile(t, filepath.Join(queue, "quick-start"), "", 0o644)
+}
+
+// chown changes a file's owner or fails the test.
+func chown(t testing.TB, path string, uid, gid int) {
+	t.Helper()
+	if err := os.Chown(path, uid, gid); err != nil {
+		t.Fatalf("e2e: %v", err)
 	}
 }
 

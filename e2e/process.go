@@ -63,7 +63,9 @@ func (c Command) Start(t testing.TB) *Process {
 	p.cmd.Env = c.Env
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: if the test binary dies without its cleanups (a go test -timeout
+	// panic), the peer dies with it; what escapes by detaching is left to SweepStale.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// A daemon that forks may keep the output pipe open after the leader exits;
 	// do not let Wait hang on it.
 	p.cmd.WaitDelay = 2 * time.Second

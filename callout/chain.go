@@ -17,7 +17,9 @@ type Link struct {
 
 // Chain applies the services of one service group in SGC order, each on
 // the previous one's output: a replaced address or message is what the
-// next service sees, a refusal stops the chain, added headers accumulate.
+// next service sees, a refusal stops the chain, added headers accumulate
+// (later services do not see them in the message: the processor adds
+// them at end of message).
 // A Chain is itself a Service. It is safe for concurrent use when its
 // services are.
 type Chain struct {
@@ -90,7 +92,7 @@ var errSkip = fmt.Errorf("callout: service skips the part")
 func (c *Chain) adaptAddress(ctx context.Context, tx *Tx, part ocpsmtp.Part, a Address,
 	call func(Service, Address) (Decision, error)) (Decision, error) {
 	cur, changed := a, false
-	var advice string
+	var advice ocpsmtp.Advice
 	var headers []Field
 	for _, l := range c.Links {
 		d, err := c.call(ctx, tx, l, part, func() (Decision, error) { return call(l.Service, cur) })

@@ -48,9 +48,7 @@ func TestChainOrder(t *testing.T) {
 		{"a", fake{name: "a", seen: &seen, addr: rewrite("b"), msg: appendText("A")}},
 		{"b", fake{name: "b", seen: &seen, addr: func(Address) Decision { return Keep() }, msg: appendText("B")}},
 		{"c", fake{name: "c", seen: &seen, addr: rewrite("c"), msg: func(*Message) (Decision, error) {
-			d := Keep()
-			d.Advice = "Quarantine"
-			return d, nil
+			return Keep().WithAdvice(ocpsmtp.AdviceQuarantine), nil
 		}}},
 	}}
 	d, err := c.AdaptRcpt(context.Background(), &Tx{}, Address{Addr: "x"})

@@ -52,9 +52,10 @@ type Decision struct {
 	// ActionRefuse, on any part: the first rides on the answer, the others
 	// on annotation DUMs (docs/profile.md, section 8).
 	Headers []Field
-	// Advice is a hint for the processor ("Quarantine", "Discard"), sent
-	// as the profile's Advice parameter. The draft leaves its values open.
-	Advice string
+	// Advice is a hint for the processor (ocpsmtp.AdviceQuarantine,
+	// AdviceDiscard, AdviceAccept; docs/profile.md, section 9), sent as the
+	// profile's Advice parameter.
+	Advice ocpsmtp.Advice
 	// Reason says why, for logs; it is never sent.
 	Reason string
 }
@@ -84,6 +85,12 @@ func RefuseWith(r Reply) Decision { return Decision{Action: ActionRefuse, Reply:
 // WithHeader returns d with one more header field to add.
 func (d Decision) WithHeader(name, value string) Decision {
 	d.Headers = append(d.Headers[:len(d.Headers):len(d.Headers)], Field{Name: name, Value: value})
+	return d
+}
+
+// WithAdvice returns d with Advice set.
+func (d Decision) WithAdvice(a ocpsmtp.Advice) Decision {
+	d.Advice = a
 	return d
 }
 

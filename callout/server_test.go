@@ -272,3 +272,25 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
+
+// TestServerInformativeData: with RAWDATA only informative, header fields
+// still reach the processor in annotation DUMs; nothing else is sent.
+func TestServerInformativeData(t *testing.T) {
+	tag, _ := NewHeaderTag(&mapping.HeaderTag{Headers: []mapping.Header{{Name: "X-A", Value: "1"}, {Name: "X-B", Value: "2"}}}, nil)
+	addr := serve(t, &Server{Services: map[string]Service{"urn:t": tag}})
+	offer := ocpsmtp.Profile{URI: ocpsmtp.ReceiverURI, Informative: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}}
+	x := process(t, addr, ocp.ClientConfig{}, []string{"urn:t"}, offer, []part{{ocpsmtp.PartRAWDATA, "Subject: a\r\n\r\nb\r\n"}})
+	if x.end != nil || !x.ame {
+		t.Fatalf("end %v ame %v", x.end, x.ame)
+	}
+	var got []string
+	for _, m := range x.answers {
+		if m.Name != ocp.MsgDUM || len(m.Payload) != 0 {
+			t.Errorf("unexpected answer %q", ocp.AppendMessage(nil, m))
+		}
+		got = append(got, strings.Join(params(m), " "))
+	}
+	if want := "AM-Part=RAWDATA Add-Header=X-A: 1|AM-Part=RAWDATA Add-Header=X-B: 2"; strings.Join(got, "|") != want {
+		t.Errorf("annotations %q, want %q", strings.Join(got, "|"), want)
+	}
+}

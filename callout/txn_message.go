@@ -21,8 +21,14 @@ func (t *txn) ame(ctx context.Context, m *ocp.Message) error {
 	if err := t.start(); err != nil {
 		return err
 	}
-	if t.raw != nil && t.adaptive(ocpsmtp.PartRAWDATA, t.rawData) {
-		if err := t.message(ctx); err != nil {
+	if t.raw != nil {
+		var err error
+		if t.adaptive(ocpsmtp.PartRAWDATA, t.rawData) {
+			err = t.message(ctx)
+		} else {
+			err = t.annotateOnly(ctx)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -78,6 +84,44 @@ func (t *txn) message(ctx context.Context) error {
 		return err
 	}
 	return t.annotate(ctx, ocpsmtp.PartRAWDATA, headers)
+}
+
+// annotateOnly runs the chain on informative RAWDATA: the message cannot
+// change, but header fields and advice may still be sent in annotation
+// DUMs when the processor allowed them (docs/profile.md, section 6).
+func (t *txn) annotateOnly(ctx context.Context) error {
+	d := t.rawData
+	if !d.Allows(ocpsmtp.AllowAddHeader) && !d.Allows(ocpsmtp.AllowAdvice) {
+		return nil
+	}
+	sp := t.raw
+	t.raw = nil
+	msg, err := sp.Message()
+	if err != nil {
+		return err
+	}
+	defer msg.Close()
+	dec, err := t.chain.AdaptMessage(ctx, t.tx, msg)
+	if err != nil {
+		return err
+	}
+	if dec.Action != ActionKeep {
+		t.tx.Logger.Warn("RAWDATA is informative: decision not carried out", "action", dec.Action.String(), "reason", dec.Reason)
+		if dec.Message != nil {
+			dec.Message.Close()
+		}
+		if dec.Action == ActionRefuse {
+			return nil
+		}
+	}
+	first, rest := t.annotations(d, dec)
+	if len(first) > 0 {
+		params := append(ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA}.Params(), first...)
+		if _, err := t.otx.Send(ctx, params, []byte{}); err != nil {
+			return err
+		}
+	}
+	return t.annotate(ctx, ocpsmtp.PartRAWDATA, rest)
 }
 
 // sendMessage sends m as RAWDATA DUMs; the first carries first.

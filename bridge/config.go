@@ -22,6 +22,9 @@ func PolicyFromConfig(c *mapping.Config) (*Policy, error) {
 		MaxHeaderBytes:  1 << 20,
 		SpoolDir:        c.Milter.SpoolDir,
 		SpoolMemory:     int(c.Milter.SpoolMemory),
+		MaxMessageSize:  c.Milter.MaxMessageSize,
+		Oversize:        actionFrom(c.Milter.Oversize),
+		NonSMTP:         c.Milter.IsNonSMTP,
 		Timeouts: Timeouts{
 			Connect:      c.Milter.Timeouts.Connect,
 			Helo:         c.Milter.Timeouts.Helo,

@@ -73,6 +73,9 @@ func (s *session) sendBody(ctx context.Context, mac Macros, chunk []byte) Reply 
 	if mt.fail != nil || x == nil {
 		return Reply{Kind: Continue}
 	}
+	if max := s.policy().MaxMessageSize; max > 0 && int64(mt.headerBytes)+mt.bodyBytes > max {
+		return s.oversize()
+	}
 	switch {
 	case x.negotiated(ocpsmtp.PartRAWDATA):
 		return s.sendChunk(ctx, mac, ocpsmtp.PartRAWDATA, "", chunk)
@@ -127,6 +130,28 @@ func (s *session) sendBodyEnd(ctx context.Context, mac Macros) Reply {
 		}
 	}
 	return Reply{Kind: Continue}
+}
+
+// oversize applies the configured action to a message larger than the
+// adaptation limit.
+func (s *session) oversize() Reply {
+	mt, x := s.mt, s.mt.x
+	switch s.policy().Oversize {
+	case ActionAccept:
+		if mt.status != traceSkipped {
+			mt.status = traceSkipped
+			s.log.Info("message too large to adapt; delivered as received", "route", routeName(mt.route))
+			if err := x.endOriginal(ocp.Result{Code: 206, Reason: "oversize"}); err != nil {
+				return s.onFailure(failure(FailServer, err), false)
+			}
+		}
+		return Reply{Kind: Skip}
+	case ActionTempFail:
+		s.dropExchange("message too large")
+		return Reply{Kind: TempFail, Code: 452, Text: "4.3.4 Message too large for content adaptation"}
+	}
+	s.dropExchange("message too large")
+	return Reply{Kind: Reject, Code: 552, Text: "5.3.4 Message too large for content adaptation"}
 }
 
 // pendingReply returns a refusal or stop the server already sent.

@@ -230,6 +230,20 @@ func (s *session) endTx(reason string) {
 	s.b.inflight.Add(-1)
 }
 
+// dropExchange ends the OCP transaction of the current message early; the
+// message goes on without adaptation (or is refused by the caller).
+func (s *session) dropExchange(reason string) {
+	mt := s.mt
+	if mt.x == nil {
+		return
+	}
+	mt.x.abort(reason)
+	mt.x.close()
+	mt.x = nil
+	mt.route = nil
+	s.b.inflight.Add(-1)
+}
+
 // stageContext bounds a wait for the callout server by the stage deadline.
 func stageContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	if d <= 0 {

@@ -9,6 +9,8 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/emersion/go-message/textproto"
+
 	"github.com/opes-milter/opes-milter/bridge"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
@@ -325,5 +327,61 @@ func onFailure(a bridge.Action) func(p *bridge.Policy) {
 				r.Chain.OnFailure[c] = a
 			}
 		}
+	}
+}
+
+func TestOversize(t *testing.T) {
+	for _, tc := range []struct {
+		action bridge.Action
+		check  func(t *testing.T, mods []gomilter.ModifyAction, final *gomilter.Action)
+	}{
+		{bridge.ActionReject, func(t *testing.T, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			if final.SMTPCode != 552 {
+				t.Fatalf("final = %+v", final)
+			}
+		}},
+		{bridge.ActionTempFail, func(t *testing.T, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			if final.SMTPCode != 452 {
+				t.Fatalf("final = %+v", final)
+			}
+		}},
+		{bridge.ActionAccept, func(t *testing.T, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			wantFinal(t, final, gomilter.ActionAccept)
+			sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System")
+			if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, "status=skipped") {
+				t.Fatalf("mods = %+v", mods)
+			}
+		}},
+	} {
+		co := startCallout(t, standardScript())
+		p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+		p.MaxMessageSize = 1000
+		p.Oversize = tc.action
+		m := startMilter(t, p)
+		s := m.session(t)
+		if _, err := s.Mail("a@example.org", ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Rcpt("b@example.com", ""); err != nil {
+			t.Fatal(err)
+		}
+		var h textproto.Header
+		h.Add("Subject", "big")
+		if _, err := s.Header(h); err != nil {
+			t.Fatal(err)
+		}
+		act, err := s.BodyChunk(bytes.Repeat([]byte("x"), 2000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if act.StopProcessing() {
+			tc.check(t, nil, act)
+			continue
+		}
+		mods, final, err := s.End()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.check(t, mods, final)
 	}
 }

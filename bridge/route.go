@@ -90,6 +90,12 @@ type Policy struct {
 	Bypassable func(serviceURI string) bool
 
 	Timeouts        Timeouts
+	// MaxMessageSize bounds what is sent to a callout server; Oversize
+	// says what happens to a larger message: ActionReject (552),
+	// ActionTempFail (452) or ActionAccept (delivered unadapted, traced
+	// as skipped).
+	MaxMessageSize  int64
+	Oversize        Action
 	MaxSessions     int
 	MaxTransactions int
 	MaxHeaderBytes  int

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	gomilter "github.com/d--j/go-milter"
 	"github.com/emersion/go-message/textproto"
@@ -220,5 +221,63 @@ func TestOPESBypassHeader(t *testing.T) {
 		if d, err := ocpsmtp.ParseData(msg); err == nil && msg.Name == ocp.MsgDUM && d.Part == ocpsmtp.PartRAWDATA {
 			t.Fatal("RAWDATA sent despite the bypass")
 		}
+	}
+}
+
+func TestSessionLimit(t *testing.T) {
+	co := startCallout(t, standardScript())
+	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p.MaxSessions = 1
+	m := startMilter(t, p)
+	first := m.session(t)
+	cl := gomilter.NewClient("tcp", m.addr)
+	second, err := cl.Session(gomilter.NewMacroBag())
+	if err != nil {
+		t.Fatal(err)
+	}
+	act, err := second.Conn("client.example", gomilter.FamilyInet, 1, "192.0.2.11")
+	if err != nil || act.SMTPCode != 451 || !strings.Contains(act.SMTPReply, "4.3.2") {
+		t.Fatalf("second session: %+v %v", act, err)
+	}
+	second.Close()
+	// The first session still works, and a new one does once it is gone.
+	_, _, final := sendMessage(t, first, "a@example.org", []string{"b@example.com"}, "x\r\n")
+	wantFinal(t, final, gomilter.ActionAccept)
+	first.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		s, err := cl.Session(gomilter.NewMacroBag())
+		if err != nil {
+			t.Fatal(err)
+		}
+		act, err := s.Conn("client.example", gomilter.FamilyInet, 1, "192.0.2.11")
+		s.Close()
+		if err == nil && act.Type == gomilter.ActionContinue {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery after the load dropped: %+v %v", act, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestTransactionLimit(t *testing.T) {
+	co := startCallout(t, standardScript())
+	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p.MaxTransactions = 1
+	m := startMilter(t, p)
+	a, b := m.session(t), m.session(t)
+	if _, err := a.Mail("a@example.org", ""); err != nil {
+		t.Fatal(err)
+	}
+	if act, _ := a.Rcpt("x@example.com", ""); act.Type != gomilter.ActionContinue {
+		t.Fatalf("first = %+v", act)
+	}
+	if _, err := b.Mail("a@example.org", ""); err != nil {
+		t.Fatal(err)
+	}
+	if act, _ := b.Rcpt("y@example.com", ""); act.SMTPCode != 451 || !strings.Contains(act.SMTPReply, "4.3.2") {
+		t.Fatalf("second = %+v", act)
 	}
 }

@@ -11,6 +11,7 @@ const (
 	traceAdapted   = ""          // adapted: no parameter
 	traceUnadapted = "unadapted" // a failure policy let the message through unadapted
 	traceBypassed  = "bypassed"  // an OPES-Bypass request or a skip rule was honoured
+	traceSkipped   = "skipped"   // too large to adapt, delivered as received
 )
 
 // headerField is one header field as the MTA passes it: the name and the raw

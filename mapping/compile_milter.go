@@ -46,6 +46,13 @@ func (b *builder) milter(m *rawMilter) {
 			b.errorf(ErrValue, "milter.socket_owner", "%v", err)
 		}
 	}
+	for i, d := range m.NonSMTPDaemons {
+		if d == "" {
+			b.errorf(ErrValue, indexPath("milter.non_smtp_daemon_names", i), "empty daemon name")
+			continue
+		}
+		c.NonSMTPDaemons = append(c.NonSMTPDaemons, d)
+	}
 	b.atLeast("milter.max_sessions", m.MaxSessions, 1)
 	b.atLeast("milter.max_transactions", m.MaxTransactions, 1)
 	if m.MetricsListen != "" {

@@ -75,10 +75,25 @@ type Milter struct {
 	// Oversize says what happens to a larger one.
 	MaxMessageSize int64
 	Oversize       Action
+	// NonSMTPDaemons are the {daemon_name} values that mark mail entering
+	// without SMTP (Postfix non_smtpd_milters through a cleanup service
+	// with its own milter_macro_daemon_name): recipients are never refused
+	// at RCPT there (docs/profile.md 1).
+	NonSMTPDaemons []string
 	Timeouts       Timeouts
 	// MTA holds the MTA's own milter timeouts the stage deadlines were
 	// checked against.
 	MTA MTALimits
+}
+
+// IsNonSMTP reports whether daemonName marks the non-SMTP path.
+func (m *Milter) IsNonSMTP(daemonName string) bool {
+	for _, d := range m.NonSMTPDaemons {
+		if d == daemonName {
+			return true
+		}
+	}
+	return false
 }
 
 // Timeouts are the per-stage deadlines for the callout exchange, each

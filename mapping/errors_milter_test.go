@@ -40,6 +40,8 @@ func TestMilterErrors(t *testing.T) {
 			`t.toml:2: milter.socket_owner: bad owner "postfix:mail:x" (want user or user:group)`},
 		{"max_sessions", fill("[milter]\nmax_sessions = 0"),
 			`t.toml:2: milter.max_sessions: must be at least 1, not 0`},
+		{"non_smtp_daemon_names empty", fill("[milter]\nnon_smtp_daemon_names = [\"\"]"),
+			`t.toml:2: milter.non_smtp_daemon_names[0]: empty daemon name`},
 		{"max_sessions type", fill("[milter]\nmax_sessions = \"5\""),
 			`t.toml:2: milter.max_sessions: expected an integer, got a string`},
 		{"max_transactions", fill("[milter]\nmax_transactions = -1"),

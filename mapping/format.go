@@ -49,6 +49,9 @@ func (c *Config) formatMilter(p *printer) {
 	p.printf("\nopes-milter\n")
 	p.field("listen", "%s", joinStringers(m.Listen))
 	p.field("limits", "%d sessions, %d transactions in flight", m.MaxSessions, m.MaxTransactions)
+	if len(m.NonSMTPDaemons) > 0 {
+		p.field("non-SMTP", "daemon names %s (recipients deleted, never refused at RCPT)", strings.Join(m.NonSMTPDaemons, ", "))
+	}
 	p.field("messages", "up to %s adapted (larger: %s); spooled to %s above %s",
 		formatSize(m.MaxMessageSize), m.Oversize, orDefault(m.SpoolDir, "the temporary directory"), formatSize(m.SpoolMemory))
 	t := &m.Timeouts

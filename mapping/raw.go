@@ -32,6 +32,7 @@ type rawMilter struct {
 	SpoolMemory     size           `toml:"spool_memory"`
 	MaxMessageSize  size           `toml:"max_message_size"`
 	Oversize        oversizeAction `toml:"oversize"`
+	NonSMTPDaemons  []string       `toml:"non_smtp_daemon_names"`
 	Timeouts        rawTimeouts    `toml:"timeouts"`
 	MTA             rawMTA         `toml:"mta"`
 }

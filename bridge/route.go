@@ -89,7 +89,7 @@ type Policy struct {
 	TraceVia   bool   // add OPES-Via too
 	Bypassable func(serviceURI string) bool
 
-	Timeouts        Timeouts
+	Timeouts Timeouts
 	// MaxMessageSize bounds what is sent to a callout server; Oversize
 	// says what happens to a larger message: ActionReject (552),
 	// ActionTempFail (452) or ActionAccept (delivered unadapted, traced

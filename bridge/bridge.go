@@ -10,7 +10,8 @@ import (
 // Bridge turns MTA sessions into OCP transactions for the configured callout
 // servers. It implements Handler. The zero value is not usable; use New.
 type Bridge struct {
-	log *slog.Logger
+	log     *slog.Logger
+	metrics *Metrics
 
 	mu     sync.Mutex
 	state  *state // current policy and its connection pool
@@ -26,12 +27,23 @@ type state struct {
 	pool   *pool
 }
 
+// Option configures a Bridge.
+type Option func(*Bridge)
+
+// WithMetrics records the bridge's Prometheus metrics in m.
+func WithMetrics(m *Metrics) Option { return func(b *Bridge) { b.metrics = m } }
+
 // New returns a Bridge serving p. A nil logger discards logs.
-func New(p *Policy, log *slog.Logger) *Bridge {
+func New(p *Policy, log *slog.Logger, opts ...Option) *Bridge {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Bridge{log: log, state: &state{policy: p, pool: newPool(p, log)}}
+	b := &Bridge{log: log}
+	for _, o := range opts {
+		o(b)
+	}
+	b.state = &state{policy: p, pool: newPool(p, log, b.metrics)}
+	return b
 }
 
 // Reload switches to a new policy: new transactions use it and new OCP
@@ -40,7 +52,7 @@ func New(p *Policy, log *slog.Logger) *Bridge {
 func (b *Bridge) Reload(p *Policy) {
 	b.mu.Lock()
 	old := b.state
-	b.state = &state{policy: p, pool: newPool(p, b.log)}
+	b.state = &state{policy: p, pool: newPool(p, b.log, b.metrics)}
 	b.mu.Unlock()
 	go drain(old)
 }
@@ -86,8 +98,10 @@ func (b *Bridge) Requirements() Requirements {
 func (b *Bridge) NewSession(ctx context.Context) (Session, error) {
 	st := b.current()
 	if max := st.policy.MaxSessions; max > 0 && b.sessions.Load() >= int64(max) {
+		b.metrics.refused("sessions")
 		return nil, ErrOverloaded
 	}
 	b.sessions.Add(1)
+	b.metrics.addSessions(1)
 	return &session{b: b, log: b.log}, nil
 }

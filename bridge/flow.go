@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
@@ -31,6 +32,7 @@ func (s *session) startExchange(ctx context.Context, mac Macros) (Reply, bool) {
 	p := s.policy()
 	if max := p.MaxTransactions; max > 0 && s.b.inflight.Load() >= int64(max) {
 		mt.route = nil
+		s.b.metrics.refused("transactions")
 		return Reply{Kind: TempFail, Code: 451, Text: "4.3.2 Too many messages in adaptation, try again later"}, false
 	}
 	cctx, cancel := stageContext(ctx, p.Timeouts.Rcpt)
@@ -40,6 +42,8 @@ func (s *session) startExchange(ctx context.Context, mac Macros) (Reply, bool) {
 		return s.onFailure(failure(FailConnect, err), true), false
 	}
 	s.b.inflight.Add(1)
+	s.b.metrics.addTransactions(1)
+	mt.xstart = time.Now()
 	mt.x = newExchange(tx, prof, s.log, p.SpoolDir, p.SpoolMemory)
 	go mt.x.receive(context.WithoutCancel(ctx))
 	if err := tx.StartMessage(); err != nil {
@@ -144,6 +148,7 @@ func (s *session) onFailure(f *AdaptationError, preData bool) Reply {
 	if mt.fail == nil {
 		mt.fail = f
 		s.log.Warn("adaptation failed", "route", routeName(mt.route), "class", f.Class.String(), "err", f.Err)
+		s.b.metrics.failure(routeName(mt.route), f.Class, s.actionFor(f))
 		if mt.x != nil {
 			mt.x.abort(f.Error())
 		}
@@ -160,11 +165,19 @@ func (s *session) onFailure(f *AdaptationError, preData bool) Reply {
 
 // action returns the failure action configured for the current failure.
 func (s *session) action() Action {
-	mt := s.mt
-	if mt.route == nil || mt.fail == nil {
+	if s.mt.fail == nil {
 		return ActionTempFail
 	}
-	a, ok := mt.route.Chain.OnFailure[mt.fail.Class]
+	return s.actionFor(s.mt.fail)
+}
+
+// actionFor returns the action the route's chain configures for f.
+func (s *session) actionFor(f *AdaptationError) Action {
+	mt := s.mt
+	if mt.route == nil {
+		return ActionTempFail
+	}
+	a, ok := mt.route.Chain.OnFailure[f.Class]
 	if !ok {
 		return ActionTempFail
 	}

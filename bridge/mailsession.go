@@ -32,8 +32,9 @@ type mailTx struct {
 	authed  bool
 	rcpts   []rcptState
 
-	route *Route
-	x     *exchange // nil until the first RCPT starts the OCP transaction
+	route  *Route
+	x      *exchange // nil until the first RCPT starts the OCP transaction
+	xstart time.Time // when the OCP transaction started
 	// status is how the message is traced: adapted, unadapted (a failure
 	// policy let it through) or bypassed.
 	status     string
@@ -210,6 +211,7 @@ func (s *session) Abort(ctx context.Context, mac Macros) { s.endTx("aborted by t
 func (s *session) Close() {
 	s.endTx("MTA connection closed")
 	s.b.sessions.Add(-1)
+	s.b.metrics.addSessions(-1)
 }
 
 // endTx ends the current mail transaction, aborting its OCP transaction
@@ -228,6 +230,7 @@ func (s *session) endTx(reason string) {
 	}
 	mt.x.close()
 	s.b.inflight.Add(-1)
+	s.b.metrics.addTransactions(-1)
 }
 
 // dropExchange ends the OCP transaction of the current message early; the
@@ -242,6 +245,7 @@ func (s *session) dropExchange(reason string) {
 	mt.x = nil
 	mt.route = nil
 	s.b.inflight.Add(-1)
+	s.b.metrics.addTransactions(-1)
 }
 
 // stageContext bounds a wait for the callout server by the stage deadline.

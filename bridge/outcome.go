@@ -52,6 +52,8 @@ func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome
 		cancel()
 		if err != nil {
 			s.onFailure(err, false)
+		} else {
+			s.b.metrics.calloutDone(routeName(mt.route), time.Since(mt.xstart))
 		}
 	}
 	if mt.fail != nil {
@@ -250,9 +252,13 @@ func (s *session) logSummary(mac Macros, o *outcome, rep Reply) {
 	if o.quarantine != "" {
 		verdict = "quarantine"
 	}
+	status := statusName(o.status)
+	if o.class != "" && (rep.Kind == Reject || rep.Kind == TempFail) {
+		status = "failed"
+	}
 	attrs := []any{
 		"qid", mac.Get("i"), "route", routeName(mt.route), "services", strings.Join(o.services, " "),
-		"verdict", verdict, "status", statusName(o.status), "rcpts", len(mt.rcpts), "size", mt.bodyBytes,
+		"verdict", verdict, "status", status, "rcpts", len(mt.rcpts), "size", mt.bodyBytes,
 		"duration", time.Since(mt.started).Round(time.Millisecond),
 	}
 	if rep.Code != 0 {
@@ -262,6 +268,7 @@ func (s *session) logSummary(mac Macros, o *outcome, rep Reply) {
 		attrs = append(attrs, "failure", o.class)
 	}
 	s.log.Info("message", attrs...)
+	s.b.metrics.message(routeName(mt.route), verdict, status)
 }
 
 func statusName(s string) string {

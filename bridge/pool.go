@@ -16,7 +16,8 @@ import (
 // Each connection negotiates, at connect, one service group per chain that
 // uses its server set, so no later negotiation blocks running transactions.
 type pool struct {
-	log    *slog.Logger
+	log     *slog.Logger
+	metrics *Metrics
 	chains map[*ServerSet][]*Chain
 	ups    map[*ServerSet][]*upstream
 
@@ -35,6 +36,7 @@ type upstream struct {
 	dialing   int
 	failures  int
 	openUntil time.Time
+	tripped   bool
 }
 
 // upConn is one negotiated OCP connection.
@@ -49,8 +51,8 @@ type group struct {
 	profile ocpsmtp.Profile
 }
 
-func newPool(p *Policy, log *slog.Logger) *pool {
-	pl := &pool{log: log, chains: map[*ServerSet][]*Chain{}, ups: map[*ServerSet][]*upstream{}, next: map[*ServerSet]int{}}
+func newPool(p *Policy, log *slog.Logger, m *Metrics) *pool {
+	pl := &pool{log: log, metrics: m, chains: map[*ServerSet][]*Chain{}, ups: map[*ServerSet][]*upstream{}, next: map[*ServerSet]int{}}
 	seen := map[*Chain]bool{}
 	for _, r := range p.Routes {
 		c := r.Chain
@@ -98,7 +100,7 @@ func (pl *pool) start(ctx context.Context, r *Route, routes []*Route) (*ocp.Tx, 
 	var errs []error
 	for i := range ups {
 		u := ups[(first+i)%len(ups)]
-		if u.open(time.Now()) {
+		if u.isOpen(time.Now(), pl.metrics) {
 			errs = append(errs, fmt.Errorf("%s: circuit breaker open", u.addr))
 			continue
 		}
@@ -114,7 +116,7 @@ func (pl *pool) start(ctx context.Context, r *Route, routes []*Route) (*ocp.Tx, 
 		}
 		tx, err := uc.c.Start(ctx, g.sg)
 		if err != nil {
-			u.failed(pl.log, err)
+			u.failed(pl.log, pl.metrics, err)
 			errs = append(errs, err)
 			continue
 		}
@@ -124,14 +126,19 @@ func (pl *pool) start(ctx context.Context, r *Route, routes []*Route) (*ocp.Tx, 
 	return nil, ocpsmtp.Profile{}, failure(FailConnect, errors.Join(errs...))
 }
 
-// open reports whether the breaker is open at now.
-func (u *upstream) open(now time.Time) bool {
+// isOpen reports whether the breaker is open at now; a breaker whose
+// revival delay passed closes (half-open: the next try decides).
+func (u *upstream) isOpen(now time.Time, m *Metrics) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.tripped && !now.Before(u.openUntil) {
+		u.tripped = false
+		m.breaker(u.addr, false)
+	}
 	return now.Before(u.openUntil)
 }
 
-func (u *upstream) failed(log *slog.Logger, err error) {
+func (u *upstream) failed(log *slog.Logger, m *Metrics, err error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.failures++
@@ -146,6 +153,8 @@ func (u *upstream) failed(log *slog.Logger, err error) {
 		}
 		u.openUntil = time.Now().Add(delay)
 		u.failures = 0
+		u.tripped = true
+		m.breaker(u.addr, true)
 		log.Warn("circuit breaker open", "server", u.addr, "for", delay, "err", err)
 	}
 }
@@ -196,7 +205,7 @@ func (u *upstream) get(ctx context.Context, pl *pool, routes []*Route) (*upConn,
 	}
 	u.mu.Unlock()
 	if err != nil {
-		u.failed(pl.log, err)
+		u.failed(pl.log, pl.metrics, err)
 		if best != nil {
 			return best, nil
 		}
@@ -230,6 +239,11 @@ func (pl *pool) dial(ctx context.Context, u *upstream, routes []*Route) (*upConn
 		uc.groups[chain] = group{sg: sg, profile: answer}
 	}
 	pl.log.Info("callout connection ready", "server", u.addr, "groups", len(uc.groups))
+	pl.metrics.addConnections(1)
+	go func() {
+		<-c.Done()
+		pl.metrics.addConnections(-1)
+	}()
 	return uc, nil
 }
 

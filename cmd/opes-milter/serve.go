@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,7 +50,8 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			log.Info("removed stale spool files", "dir", policy.SpoolDir, "count", n)
 		}
 	}
-	br := bridge.New(policy, log)
+	reg := newRegistry()
+	br := bridge.New(policy, log, bridge.WithMetrics(bridge.NewMetrics(reg)))
 	defer br.Close()
 
 	srv := milter.NewServer(br, milter.Options{Logger: log})
@@ -63,6 +65,18 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			return fmt.Errorf("listen %s: %w", s, err)
 		}
 		lns = append(lns, ln)
+	}
+
+	var serving atomic.Bool
+	if cfg.Milter.MetricsListen != "" {
+		stop, err := serveMetrics(ctx, cfg.Milter.MetricsListen, reg, serving.Load, log)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("metrics listener %s: %w", cfg.Milter.MetricsListen, err)
+		}
+		defer stop()
 	}
 
 	sigs := make(chan os.Signal, 1)
@@ -81,6 +95,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 		}()
 	}
+	serving.Store(true)
 	log.Info("opes-milter started", "config", path, "routes", len(policy.Routes))
 	for {
 		select {

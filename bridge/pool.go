@@ -18,8 +18,8 @@ import (
 type pool struct {
 	log     *slog.Logger
 	metrics *Metrics
-	chains map[*ServerSet][]*Chain
-	ups    map[*ServerSet][]*upstream
+	chains  map[*ServerSet][]*Chain
+	ups     map[*ServerSet][]*upstream
 
 	mu   sync.Mutex
 	next map[*ServerSet]int // round-robin cursor

@@ -200,7 +200,7 @@ func isToken(s string) bool {
 }
 
 // commandActions are the outcomes a command's exit status maps to.
-func commandActions() []string { return []string{"pass", "replace", "reject", "tempfail"} }
+func commandActions() []string { return []string{"pass", "headers", "replace", "reject", "tempfail"} }
 
 func (o *optionsBuilder) command(r *rawCommand) *Command {
 	c := &Command{

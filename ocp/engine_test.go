@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -471,5 +472,42 @@ func TestSlowReaderPausesPeer(t *testing.T) {
 	}
 	if n != chunks*len(chunk) {
 		t.Fatalf("received %d octets, want %d", n, chunks*len(chunk))
+	}
+}
+
+// TestNoGoroutineLeak checks that closing the client and the server stops
+// every goroutine they started.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		srv := &Server{Handler: HandlerFunc(echoHandler), Negotiate: acceptProfile, IdleTimeout: time.Minute}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Serve(ln)
+		defer srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		cl, err := Dial(ctx, ln.Addr().String(), ClientConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		sg := newGroup(t, cl)
+		if err := runTx(ctx, cl, sg, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.Start(ctx, sg); err != nil { // left open on purpose
+			t.Fatal(err)
+		}
+	}()
+	deadline := time.Now().Add(3 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,22 +126,22 @@ func TestGoldenReceiver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &Metrics{}
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
 	srv := &Server{Metrics: m, Services: map[string]Service{
 		"http://services.example.net/opes/recipient-check": policy,
 		"http://services.example.net/opes/spam-tag":        tag,
 	}}
 	replay(t, srv, readTranscript(t, "receiver.txt"))
-	var out bytes.Buffer
-	m.WriteTo(&out)
-	for _, want := range []string{
-		`opes_callout_service_calls_total{service="http://services.example.net/opes/recipient-check",part="RCPT",verdict="reject"} 1`,
-		`opes_callout_service_calls_total{service="http://services.example.net/opes/recipient-check",part="RCPT",verdict="keep"} 1`,
-		`opes_callout_service_calls_total{service="http://services.example.net/opes/spam-tag",part="RAWDATA",verdict="keep"} 1`,
-	} {
-		if !bytes.Contains(out.Bytes(), []byte(want)) {
-			t.Errorf("metrics lack %s:\n%s", want, out.Bytes())
-		}
+	want := `
+# HELP opes_callout_service_calls_total Service calls by service URI, part and verdict (keep, replace, reject, tempfail, error).
+# TYPE opes_callout_service_calls_total counter
+opes_callout_service_calls_total{part="RAWDATA",service="http://services.example.net/opes/spam-tag",verdict="keep"} 1
+opes_callout_service_calls_total{part="RCPT",service="http://services.example.net/opes/recipient-check",verdict="keep"} 1
+opes_callout_service_calls_total{part="RCPT",service="http://services.example.net/opes/recipient-check",verdict="reject"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "opes_callout_service_calls_total"); err != nil {
+		t.Error(err)
 	}
 }
 

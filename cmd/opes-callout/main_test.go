@@ -135,7 +135,7 @@ func TestRun(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(body), `opes_callout_service_calls_total{service="http://opes-milter.example/services/recipient-policy",part="RCPT",verdict="reject"} 1`) {
+	if !strings.Contains(string(body), `opes_callout_service_calls_total{part="RCPT",service="http://opes-milter.example/services/recipient-policy",verdict="reject"} 1`) {
 		t.Errorf("metrics:\n%s", body)
 	}
 

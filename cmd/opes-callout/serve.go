@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"io"
 	"log/slog"
 	"net"
@@ -43,7 +46,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, ready chan<- l
 	if err != nil {
 		return err
 	}
-	metrics := &callout.Metrics{}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := callout.NewMetrics(reg)
 	srv := &callout.Server{
 		Services:       services,
 		Logger:         log,
@@ -84,7 +89,8 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, ready chan<- l
 			return err
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", metrics)
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/mapping"
+)
+
+const contrib = "../../contrib/opes-milter.toml"
+
+func TestCheck(t *testing.T) {
+	var out, errs bytes.Buffer
+	if code := run(context.Background(), []string{"check", "-config", contrib}, &out, &errs); code != 0 {
+		t.Fatalf("check contrib: exit %d\n%s", code, errs.String())
+	}
+	if !strings.Contains(out.String(), `route 1 "inbound"`) {
+		t.Errorf("check printed no routes:\n%s", out.String())
+	}
+
+	data, err := os.ReadFile(contrib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(data), "max_sessions = ", "max_sesions = ", 1)
+	line := 1 + strings.Count(bad[:strings.Index(bad, "max_sesions")], "\n")
+	path := filepath.Join(t.TempDir(), "bad.toml")
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errs.Reset()
+	if code := run(context.Background(), []string{"check", "-config", path}, &out, &errs); code != 1 {
+		t.Fatalf("check with a misspelt key: exit %d", code)
+	}
+	want := path + ":" + strconv.Itoa(line) + ": milter.max_sesions: unknown key"
+	if !strings.Contains(errs.String(), want) {
+		t.Fatalf("stderr %q lacks %q", errs.String(), want)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	var out, errs bytes.Buffer
+	for _, args := range [][]string{nil, {"nope"}, {"run"}, {"try", "-config", contrib}} {
+		if code := run(context.Background(), args, &out, &errs); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+}
+
+// TestTry runs a message through a real opes-callout server (in-process)
+// configured from contrib/opes-milter.toml and checks the printed actions.
+func TestTry(t *testing.T) {
+	cfg, err := mapping.LoadFile(contrib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	services, err := callout.NewServices(cfg.Callout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &callout.Server{Services: services}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	data, _ := os.ReadFile(contrib)
+	text := strings.ReplaceAll(string(data), "127.0.0.1:8891", ln.Addr().String())
+	dir := t.TempDir()
+	path := filepath.Join(dir, "try.toml")
+	os.WriteFile(path, []byte(text), 0o600)
+	eml := filepath.Join(dir, "m.eml")
+	os.WriteFile(eml, []byte("From: a@example.org\nSubject: try\n\nhello\n"), 0o600)
+
+	var out, errs bytes.Buffer
+	code := run(context.Background(), []string{"try", "-config", path, "-rcpt", "blocked@example.com", "-rcpt", "friend@example.com", eml}, &out, &errs)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errs.String())
+	}
+	got := out.String()
+	for _, want := range []string{
+		"rcpt <blocked@example.com> reject 550 5.1.1",
+		"rcpt <friend@example.com> continue",
+		"insert header    1 OPES-System: http://opes.example.net/opes-milter",
+		"add header       X-OPES-Tag: tagged by opes-callout",
+		"replace body", // the disclaimer
+		"end of message   accept",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the daemon's and the test's
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitLog(t *testing.T, logs *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log never said %q:\n%s", want, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRunReloadAndStop starts the daemon, reloads a valid and an invalid
+// configuration with SIGHUP and stops it.
+func TestRunReloadAndStop(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	data, _ := os.ReadFile(contrib)
+	text := strings.ReplaceAll(string(data), "inet:127.0.0.1:8890", "inet:"+addr)
+	path := filepath.Join(t.TempDir(), "run.toml")
+	os.WriteFile(path, []byte(text), 0o600)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"run", "-config", path}, logs, logs) }()
+	waitLog(t, logs, "opes-milter started")
+
+	os.WriteFile(path, []byte(strings.Replace(text, "opes.example.net/opes-milter", "opes.example.net/reloaded", 1)), 0o600)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitLog(t, logs, "configuration reloaded")
+
+	os.WriteFile(path, []byte(text+"\nbogus = 1\n"), 0o600)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitLog(t, logs, "reload failed; keeping the running configuration")
+	if !strings.Contains(logs.String(), "bogus: unknown key") {
+		t.Errorf("the reload error does not name the key:\n%s", logs.String())
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, logs.String())
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("did not stop")
+	}
+}

@@ -162,8 +162,13 @@ func (p *printer) ChangeHeader(index int, name, value string) error {
 	return nil
 }
 func (p *printer) ReplaceBody(r io.Reader) error {
-	n, err := io.Copy(io.Discard, r)
-	fmt.Fprintf(p.w, "  replace body     %d bytes\n", n)
+	body, err := io.ReadAll(r)
+	fmt.Fprintf(p.w, "  replace body     %d bytes\n", len(body))
+	for _, line := range strings.SplitAfter(string(body), "\n") {
+		if line != "" {
+			fmt.Fprintf(p.w, "    | %s", strings.ReplaceAll(strings.TrimSuffix(line, "\r\n"), "\r", "\\r")+"\n")
+		}
+	}
 	return err
 }
 func (p *printer) ChangeFrom(from, args string) error {

@@ -58,6 +58,7 @@ fuzz:
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./ocp/...
+	$(BIN)/opes-bench run $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BIN)

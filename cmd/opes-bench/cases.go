@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Milter kinds a case puts behind the MTA.
+const (
+	milterNone = ""     // no milter (Postfix alone)
+	milterNoop = "noop" // the go-milter no-op baseline (a)
+	milterPass = "pass" // opes-milter + opes-callout, pass-through chain (b)
+	milterFull = "full" // opes-milter + opes-callout, the `make run` chain (c)
+)
+
+// Case is one configuration the bench measures.
+type Case struct {
+	ID      string // "a", "b", "c", "postfix", "postfix+a", "postfix+b"
+	Title   string
+	Postfix bool   // fed through a real Postfix by smtp-source
+	Milter  string // milterNone, milterNoop, milterPass or milterFull
+}
+
+// allCases returns the cases of the issue, in report order.
+func allCases() []Case {
+	return []Case{
+		{ID: "a", Title: "(a) go-milter no-op, every event", Milter: milterNoop},
+		{ID: "b", Title: "(b) opes-milter + opes-callout, pass-through", Milter: milterPass},
+		{ID: "c", Title: "(c) opes-milter + opes-callout, make run chain", Milter: milterFull},
+		{ID: "postfix", Title: "Postfix alone", Postfix: true},
+		{ID: "postfix+a", Title: "Postfix + (a)", Postfix: true, Milter: milterNoop},
+		{ID: "postfix+b", Title: "Postfix + (b)", Postfix: true, Milter: milterPass},
+	}
+}
+
+// caseByID finds a case.
+func caseByID(id string) (Case, bool) {
+	all := allCases()
+	i := slices.IndexFunc(all, func(c Case) bool { return c.ID == id })
+	if i < 0 {
+		return Case{}, false
+	}
+	return all[i], true
+}
+
+// Options are the parameters of a bench run.
+type Options struct {
+	Runs             int           // interleaved runs of each case
+	Sessions         int           // concurrent sessions (milter or SMTP)
+	Duration         time.Duration // measured time of a direct case
+	Warmup           time.Duration // unmeasured load before it
+	Mix              Mix           // direct cases
+	PostfixMessages  int           // messages per Postfix run
+	PostfixWarmup    int           // unmeasured messages before them
+	PostfixSize      int64         // smtp-source -l
+	PostfixRcpts     int           // smtp-source -r
+	PostfixDrainWait time.Duration // bound on delivering the queue
+}
+
+// Run is the measurement of one run of one case.
+type Run struct {
+	Case        string
+	Messages    int // messages accepted (and, through Postfix, delivered)
+	Errors      int
+	FirstErrors []string
+	Elapsed     time.Duration   // wall time to send the messages
+	Latencies   []time.Duration // direct cases only
+	Usage       []Usage
+}
+
+// Throughput is messages per second.
+func (r Run) Throughput() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Messages) / r.Elapsed.Seconds()
+}
+
+// CPU is the CPU time of the case's processes (the load generator not
+// counted).
+func (r Run) CPU() time.Duration {
+	var t time.Duration
+	for _, u := range r.Usage {
+		if !u.Driver {
+			t += u.CPU
+		}
+	}
+	return t
+}
+
+// CPUPer1000 is CPU seconds per 1,000 messages.
+func (r Run) CPUPer1000() float64 {
+	if r.Messages == 0 {
+		return 0
+	}
+	return r.CPU().Seconds() * 1000 / float64(r.Messages)
+}
+
+// runCase runs one case once in a fresh directory under the work dir.
+func (e *env) runCase(ctx context.Context, c Case, o Options) (Run, error) {
+	dir, err := os.MkdirTemp(e.work, "case-"+strings.ReplaceAll(c.ID, "+", "-")+"-")
+	if err != nil {
+		return Run{}, err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return Run{}, err
+	}
+	// The milter first (Postfix needs its address), stopped last.
+	var (
+		comps  []Component
+		addr   string
+		socket string
+	)
+	switch c.Milter {
+	case milterNoop:
+		ch, a, err := e.startNoop(dir)
+		if err != nil {
+			return Run{}, err
+		}
+		defer ch.Stop()
+		addr, comps = a, []Component{{Name: "go-milter no-op", Pid: ch.Pid()}}
+	case milterPass, milterFull:
+		p, err := e.startOpes(dir, opesVariant{PassThrough: c.Milter == milterPass})
+		if err != nil {
+			return Run{}, err
+		}
+		defer p.Stop()
+		addr, comps = p.MilterAddr, p.Components()
+	}
+	if addr != "" {
+		socket = "inet:" + addr
+	}
+	if c.Postfix {
+		return e.runPostfix(ctx, c, o, dir, socket, comps)
+	}
+	return e.runDirect(ctx, c, o, addr, comps), nil
+}
+
+// runDirect drives the milter at addr with the load generator.
+func (e *env) runDirect(ctx context.Context, c Case, o Options, addr string, comps []Component) Run {
+	lo := LoadOptions{Addr: addr, Sessions: o.Sessions, Duration: o.Warmup, Mix: o.Mix}
+	RunLoad(ctx, lo)
+	m := startMeter(append(comps, Component{Name: "load generator", Driver: true}))
+	lo.Duration = o.Duration
+	res := RunLoad(ctx, lo)
+	return Run{
+		Case: c.ID, Messages: res.Messages, Errors: res.Errors, FirstErrors: res.FirstErrors,
+		Elapsed: res.Elapsed, Latencies: res.Latencies, Usage: m.Stop(),
+	}
+}
+
+// runPostfix starts Postfix with the milter socket (if any) and feeds it
+// with smtp-source; the measured window ends when the queue is delivered.
+func (e *env) runPostfix(ctx context.Context, c Case, o Options, dir, socket string, comps []Component) (Run, error) {
+	pf, err := e.startPostfix(dir, socket)
+	if err != nil {
+		return Run{}, err
+	}
+	defer pf.Stop()
+	src := smtpSource{addr: pf.SMTPAddr, sessions: o.Sessions, size: o.PostfixSize, rcpts: o.PostfixRcpts}
+	if _, err := src.run(ctx, o.PostfixWarmup); err != nil {
+		return Run{}, err
+	}
+	if err := pf.WaitDrained(o.PostfixDrainWait); err != nil {
+		return Run{}, err
+	}
+	sent0 := pf.waitSent(o.PostfixWarmup*o.PostfixRcpts, 10*time.Second)
+	_, other0 := pf.LogCounts()
+
+	m := startMeter(append(comps, pf.Components()...))
+	res, srcErr := src.run(ctx, o.PostfixMessages)
+	drainErr := pf.WaitDrained(o.PostfixDrainWait)
+	usage := m.Stop()
+	usage = append(usage, Usage{Name: "smtp-source", Driver: true, CPU: res.cpu})
+
+	r := Run{Case: c.ID, Elapsed: res.elapsed, Usage: usage}
+	want := o.PostfixMessages * o.PostfixRcpts
+	sent := pf.waitSent(sent0+want, 10*time.Second) - sent0
+	_, other := pf.LogCounts()
+	r.Messages = sent / max(o.PostfixRcpts, 1)
+	r.Errors = o.PostfixMessages - r.Messages
+	for _, err := range []error{srcErr, drainErr} {
+		if err != nil {
+			r.FirstErrors = append(r.FirstErrors, err.Error())
+		}
+	}
+	if other > other0 || r.Errors > 0 {
+		r.FirstErrors = append(r.FirstErrors, fmt.Sprintf("maillog: %d recipients sent of %d, %d other outcomes; last lines:\n%s",
+			sent, want, other-other0, pf.Log(8)))
+	}
+	return r, nil
+}
+
+// waitSent polls the maillog until it counts at least n delivered
+// recipients or timeout passes (postlogd writes asynchronously), and
+// returns the count.
+func (p *postfix) waitSent(n int, timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	for {
+		sent, _ := p.LogCounts()
+		if sent >= n || time.Now().After(deadline) {
+			return sent
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startNoop starts the baseline filter ("opes-bench noop") on a free port.
+func (e *env) startNoop(dir string) (*child, string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	ch, err := startChild("go-milter no-op", []string{e.selfBin, "noop", "-listen", addr}, dir,
+		filepath.Join(dir, "noop.log"), func() bool { return listening(addr) })
+	if err != nil {
+		return nil, "", err
+	}
+	return ch, addr, nil
+}

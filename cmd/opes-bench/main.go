@@ -1,0 +1,131 @@
+// Command opes-bench measures what opes-milter costs: a load generator
+// that acts as the MTA with go-milter's client, a no-op go-milter filter
+// as the baseline, and a runner that measures every case of `make bench`
+// on loopback and writes the results into docs/PERFORMANCE.md.
+//
+// Usage:
+//
+//	opes-bench run  [flags]     every case, interleaved; writes the report
+//	opes-bench load -addr A     drive one running milter and print the figures
+//	opes-bench noop -listen A   serve the no-op baseline filter
+//
+// The cases (see docs/PERFORMANCE.md): (a) the no-op go-milter filter,
+// (b) opes-milter + opes-callout with a pass-through chain, (c) the same
+// with the `make run` chain, each driven directly by the load generator;
+// then a real Postfix fed by smtp-source, alone, with (a) and with (b).
+// run needs root for Postfix and the built bin/opes-milter and
+// bin/opes-callout.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage:
+  opes-bench run  [-runs N] [-cases LIST] [-sessions N] [-duration D] [-mix MIX] [-doc FILE] ...
+  opes-bench load -addr HOST:PORT [-sessions N] [-duration D] [-messages N] [-mix MIX] [-hold]
+  opes-bench noop -listen HOST:PORT
+Run "opes-bench COMMAND -h" for the flags of a command.
+`
+
+// errUsage marks a command line error whose message has been printed.
+var errUsage = errors.New("usage")
+
+// run dispatches the subcommand and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "run":
+		err = cmdRun(ctx, args[1:], stdout, stderr)
+	case "load":
+		err = cmdLoad(ctx, args[1:], stdout, stderr)
+	case "noop":
+		err = cmdNoop(ctx, args[1:], stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "opes-bench: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "opes-bench: %v\n", err)
+		return 1
+	}
+}
+
+// mixFlag is a flag.Value for a Mix.
+type mixFlag struct{ m *Mix }
+
+func (f mixFlag) String() string {
+	if f.m == nil {
+		return ""
+	}
+	return f.m.String()
+}
+
+func (f mixFlag) Set(s string) error {
+	m, err := ParseMix(s)
+	if err != nil {
+		return err
+	}
+	*f.m = m
+	return nil
+}
+
+// sizeFlag is a flag.Value for a byte count with a unit.
+type sizeFlag struct{ n *int64 }
+
+func (f sizeFlag) String() string {
+	if f.n == nil {
+		return ""
+	}
+	return formatSize(*f.n)
+}
+
+func (f sizeFlag) Set(s string) error {
+	n, err := ParseSize(s)
+	if err != nil {
+		return err
+	}
+	*f.n = n
+	return nil
+}
+
+// parse parses a command's flags and rejects arguments.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage // the flag package printed the error and the usage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "opes-bench %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return errUsage
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Shape is one kind of message the load generator sends: its size on the
+// wire (header and body, CRLF line ends) and its number of recipients.
+type Shape struct {
+	Size  int64
+	Rcpts int
+}
+
+func (s Shape) String() string { return formatSize(s.Size) + "/" + strconv.Itoa(s.Rcpts) }
+
+// Mix is a weighted choice of message shapes.
+type Mix []MixEntry
+
+// MixEntry is one shape of a Mix with its relative weight.
+type MixEntry struct {
+	Shape  Shape
+	Weight int
+}
+
+// ErrBadMix reports a -mix value that does not parse.
+var ErrBadMix = errors.New("bad message mix")
+
+// ParseMix parses "SIZE/RCPTS:WEIGHT,..." such as "10KiB/3:8,100KiB/1:2".
+// The weight may be left out (1), and so may the recipients (1).
+func ParseMix(s string) (Mix, error) {
+	var m Mix
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		e := MixEntry{Shape: Shape{Rcpts: 1}, Weight: 1}
+		spec, w, hasW := strings.Cut(item, ":")
+		if hasW {
+			n, err := strconv.Atoi(w)
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("%w: weight %q in %q", ErrBadMix, w, item)
+			}
+			e.Weight = n
+		}
+		size, rcpts, hasR := strings.Cut(spec, "/")
+		n, err := ParseSize(size)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadMix, err)
+		}
+		e.Shape.Size = n
+		if hasR {
+			r, err := strconv.Atoi(rcpts)
+			if err != nil || r < 1 || r > 1000 {
+				return nil, fmt.Errorf("%w: recipients %q in %q", ErrBadMix, rcpts, item)
+			}
+			e.Shape.Rcpts = r
+		}
+		m = append(m, e)
+	}
+	if len(m) == 0 {
+		return nil, fmt.Errorf("%w: empty", ErrBadMix)
+	}
+	return m, nil
+}
+
+// Pick returns the shape for a number drawn uniformly from [0, m.Total()).
+func (m Mix) Pick(n int) Shape {
+	for _, e := range m {
+		if n < e.Weight {
+			return e.Shape
+		}
+		n -= e.Weight
+	}
+	return m[len(m)-1].Shape
+}
+
+// Total is the sum of the weights.
+func (m Mix) Total() int {
+	t := 0
+	for _, e := range m {
+		t += e.Weight
+	}
+	return t
+}
+
+func (m Mix) String() string {
+	parts := make([]string, len(m))
+	for i, e := range m {
+		parts[i] = e.Shape.String() + ":" + strconv.Itoa(e.Weight)
+	}
+	return strings.Join(parts, ",")
+}
+
+// sizeUnits are the suffixes ParseSize knows, longest first.
+var sizeUnits = []struct {
+	name string
+	mult int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1},
+}
+
+// ParseSize parses a byte count with an optional unit: "10240", "10KiB",
+// "100MiB", "1MB".
+func ParseSize(s string) (int64, error) {
+	num, mult := s, int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(s, u.name) {
+			num, mult = strings.TrimSuffix(s, u.name), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || n < 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("bad size %q (write it like 10240, \"10KiB\" or \"100MiB\")", s)
+	}
+	return n * mult, nil
+}
+
+// formatSize prints n with the largest binary unit that divides it.
+func formatSize(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "GiB"
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "KiB"
+	}
+	return strconv.FormatInt(n, 10) + "B"
+}

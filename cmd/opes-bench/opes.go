@@ -1,0 +1,131 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// ContribConfig is the configuration `make run` uses, relative to the
+// repository root; every opes-milter case starts from it.
+const ContribConfig = "contrib/opes-milter.toml"
+
+// Chains of the opes-milter cases.
+const (
+	// chainFull is the chain of ContribConfig, case (c).
+	chainFull = `services = ["recipient-policy", "header-tag", "disclaimer", "attachment-filter"]`
+	// chainPass is case (b): recipient-policy adapts RCPT and size-limit
+	// adapts RAWDATA; neither matches a generated message, so each answers
+	// unchanged (DUY). opes-callout has no pass-through service kind and
+	// refuses services configured to do nothing, hence these two.
+	chainPass = `services = ["recipient-policy", "size-limit"]`
+	// passServices defines size-limit on both sides.
+	passServices = `
+# opes-bench: the RAWDATA half of the pass-through chain of case (b).
+[services.size-limit]
+uri = "http://opes-milter.example/services/size-limit"
+
+[callout.services.size-limit]
+uri = "http://opes-milter.example/services/size-limit"
+kind = "size-limit"
+max = "1GiB"
+`
+)
+
+// opesVariant says how a case changes ContribConfig.
+type opesVariant struct {
+	PassThrough    bool   // case (b) instead of (c)
+	MaxSessions    int    // [milter] max_sessions; 0 keeps it
+	MaxMessageSize string // [milter] max_message_size; "" keeps it
+}
+
+// ErrConfigDrift reports that ContribConfig no longer has a line the
+// bench edits; the bench must follow the file.
+var ErrConfigDrift = errors.New("contrib/opes-milter.toml changed: the bench cannot apply its edit")
+
+// opesConfig returns ContribConfig's text with the bench's addresses and
+// spool directory and the variant's changes.
+func opesConfig(contrib, milterAddr, calloutAddr, spoolDir string, v opesVariant) (string, error) {
+	edits := [][2]string{
+		{`listen = ["inet:127.0.0.1:8890"]`, `listen = ["inet:` + milterAddr + `"]`},
+		{`addresses = ["127.0.0.1:8891"]`, `addresses = ["` + calloutAddr + `"]`},
+		{`listen = ["127.0.0.1:8891"]`, `listen = ["` + calloutAddr + `"]`},
+		{`spool_dir = ""`, fmt.Sprintf("spool_dir = %q", spoolDir)},
+	}
+	if v.PassThrough {
+		edits = append(edits, [2]string{chainFull, chainPass})
+	}
+	if v.MaxSessions > 0 {
+		edits = append(edits, [2]string{"max_sessions = 500", "max_sessions = " + strconv.Itoa(v.MaxSessions)})
+	}
+	if v.MaxMessageSize != "" {
+		edits = append(edits, [2]string{`max_message_size = "50MiB"`, fmt.Sprintf("max_message_size = %q", v.MaxMessageSize)})
+	}
+	s := contrib
+	for _, e := range edits {
+		if !strings.Contains(s, e[0]) {
+			return "", fmt.Errorf("%w: no %q", ErrConfigDrift, e[0])
+		}
+		s = strings.Replace(s, e[0], e[1], 1)
+	}
+	if v.PassThrough {
+		s += passServices
+	}
+	return s, nil
+}
+
+// opesPair is a running opes-milter with its opes-callout.
+type opesPair struct {
+	MilterAddr, CalloutAddr string
+	Milter, Callout         *child
+}
+
+// startOpes writes the variant's configuration into dir and starts
+// opes-callout, then opes-milter, from the built binaries.
+func (e *env) startOpes(dir string, v opesVariant) (*opesPair, error) {
+	contrib, err := os.ReadFile(filepath.Join(e.repo, ContribConfig))
+	if err != nil {
+		return nil, err
+	}
+	p := &opesPair{}
+	if p.MilterAddr, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	if p.CalloutAddr, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	cfg, err := opesConfig(string(contrib), p.MilterAddr, p.CalloutAddr, dir, v)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "opes-milter.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	p.Callout, err = startChild("opes-callout", []string{e.calloutBin, "run", "-config", path}, dir,
+		filepath.Join(dir, "opes-callout.log"), func() bool { return listening(p.CalloutAddr) })
+	if err != nil {
+		return nil, err
+	}
+	p.Milter, err = startChild("opes-milter", []string{e.milterBin, "run", "-config", path}, dir,
+		filepath.Join(dir, "opes-milter.log"), func() bool { return listening(p.MilterAddr) })
+	if err != nil {
+		p.Callout.Stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Stop stops opes-milter, then opes-callout.
+func (p *opesPair) Stop() {
+	p.Milter.Stop()
+	p.Callout.Stop()
+}
+
+// Components are the two daemons, for a meter.
+func (p *opesPair) Components() []Component {
+	return []Component{{Name: "opes-milter", Pid: p.Milter.Pid()}, {Name: "opes-callout", Pid: p.Callout.Pid()}}
+}

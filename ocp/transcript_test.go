@@ -457,6 +457,8 @@ func (r *runner) do(st step, verb, arg, want string) string {
 			r.group = sg
 		}
 		return r.outcome(err, want)
+	case "ungroup":
+		return r.outcome(r.client.DestroyServiceGroup(r.group), want)
 	case "start":
 		tx, err := r.client.Start(ctx, r.group)
 		if err == nil {

@@ -26,7 +26,8 @@ type ClientConfig struct {
 	HandshakeTimeout time.Duration
 	// TxIdleTimeout bounds how long a transaction may go without any
 	// message in either direction: after half of it the client sends PQ,
-	// after all of it the transaction ends with TE 400 (RFC 4037 §2.7).
+	// and when another half passes without an answer the transaction ends
+	// with TE 400 (RFC 4037 §2.7). A PA naming the transaction restarts it.
 	// Zero means 60s; a negative value disables the check.
 	TxIdleTimeout time.Duration
 	// Limits bounds what the decoder accepts from the server.

@@ -19,7 +19,7 @@ import (
 // OCP digest (section h) against one role of this package. The format is
 // described in ../testdata/ocp/README.md.
 
-const stepTimeout = 3 * time.Second
+const stepTimeout = 5 * time.Second
 
 type step struct {
 	kind byte // 'P', 'S' or 'A'
@@ -206,7 +206,7 @@ func (r *runner) run() {
 		go func() {
 			defer close(r.dialed)
 			cl, err := Dial(r.ctx, ln.Addr().String(), ClientConfig{
-				HandshakeTimeout: r.duration("handshake", 2*time.Second),
+				HandshakeTimeout: r.duration("handshake", 5*time.Second),
 				TxIdleTimeout:    r.duration("tx-idle", -1),
 			})
 			r.client = cl

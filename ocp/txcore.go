@@ -24,9 +24,10 @@ type txCore struct {
 	out     outFlow
 	in      inFlow
 	pres    preservation
-	dwss    bool // processor: DWSS received; server: DWSS sent
-	dss     bool // processor: DSS sent; server: DSS received
-	pqSent  bool // a progress query for an idle transaction is outstanding
+	dwss    bool      // processor: DWSS received; server: DWSS sent
+	dss     bool      // processor: DSS sent; server: DSS received
+	pqSent  bool      // a progress query for an idle transaction is outstanding
+	pqAt    time.Time // when it was sent
 	queue   []*Message
 	queued  int   // payload octets in queue
 	pausing bool  // we sent DWP because the queue is full
@@ -55,22 +56,22 @@ func newTxCore(c *conn, xid int64, server bool, remove func()) *txCore {
 func (t *txCore) touch() { t.last.Store(time.Now().UnixNano()) }
 
 // checkIdle enforces a transaction idle timeout (RFC 4037 §2.7): after
-// half of it without any message a PQ is sent, after all of it the
-// transaction is terminated with TE 400.
+// half of it without any message a PQ is sent; when another half passes
+// without an answer the transaction is terminated with TE 400. A PQ
+// always precedes the TE, however late the check runs.
 func (t *txCore) checkIdle(now time.Time, timeout time.Duration) {
-	idle := now.Sub(time.Unix(0, t.last.Load()))
-	if idle < timeout/2 {
+	if now.Sub(time.Unix(0, t.last.Load())) < timeout/2 {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
 	case t.end != nil:
-	case idle >= timeout:
-		t.failLocked("idle timeout")
 	case !t.pqSent:
-		t.pqSent = true
+		t.pqSent, t.pqAt = true, now
 		t.sendCtl(&Message{Name: MsgPQ, Anon: []Value{t.xidAtom()}})
+	case now.Sub(t.pqAt) >= timeout/2:
+		t.failLocked("idle timeout")
 	}
 }
 

@@ -12,8 +12,12 @@ import (
 
 const (
 	// highWater is the amount of encoded, unwritten data above which data
-	// senders wait for the writer.
-	highWater = 4 << 20
+	// senders wait for the writer. It bounds the memory a slow peer can
+	// pin per connection (the queue and the buffer being written, each at
+	// most about twice this after append growth): 512 KiB keeps a
+	// streamed 50 MiB body well inside a small heap and is still eight
+	// 64 KiB DUMs ahead of the writer.
+	highWater = 512 << 10
 	// defaultWriteTimeout bounds one write to the transport.
 	defaultWriteTimeout = 30 * time.Second
 	// lingerTimeout bounds how long a connection we ended with CE keeps

@@ -419,7 +419,9 @@ func TestPauseResume(t *testing.T) {
 // that it resumes (DWM) once the application reads.
 func TestSlowReaderPausesPeer(t *testing.T) {
 	chunk := bytes.Repeat([]byte("z"), 256<<10)
-	const chunks = 40 // 10 MiB, well above the queue's soft limit
+	// 32 MiB: far enough above the queue's soft limit that the pause lands
+	// before the end although socket buffers absorb several MiB.
+	const chunks = 128
 	stx := make(chan *ServerTx, 1)
 	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, tx *ServerTx) {
 		stx <- tx

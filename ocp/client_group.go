@@ -123,4 +123,3 @@ func (cl *Client) DestroyServiceGroup(sg *ServiceGroup) error {
 	cl.mu.Unlock()
 	return cl.c.send(&Message{Name: MsgSGD, Anon: []Value{Num(sg.ID)}}, false)
 }
-

@@ -66,6 +66,7 @@ func (e *env) runConcurrency(ctx context.Context, sessions, perSession int, mix 
 type LargeResult struct {
 	Case       string
 	Size       int64
+	Parts      int
 	Elapsed    time.Duration
 	MilterHWM  int64 // opes-milter's peak RSS, the figure of the target
 	CalloutHWM int64
@@ -77,10 +78,21 @@ type LargeResult struct {
 // largeMaxSize is max_message_size for the large-message runs.
 const largeMaxSize = "1GiB"
 
+// largePart bounds the text parts of the large message: the disclaimer of
+// (c) leaves text parts above 16 MiB alone, and the check wants it to
+// rewrite the whole message.
+const largePart = 12 << 20
+
+// largeShape is the large message: one recipient, text/plain parts of at
+// most largePart bytes.
+func largeShape(size int64) Shape {
+	return Shape{Size: size, Rcpts: 1, Parts: int((size + largePart - 1) / largePart)}
+}
+
 // runLarge sends one message of size bytes (one recipient) through a
 // fresh opes-milter and opes-callout and reads their peak RSS.
 func (e *env) runLarge(ctx context.Context, c Case, size int64) (LargeResult, error) {
-	r := LargeResult{Case: c.ID, Size: size}
+	r := LargeResult{Case: c.ID, Size: size, Parts: largeShape(size).Parts}
 	dir, err := os.MkdirTemp(e.work, "large-"+c.ID+"-")
 	if err != nil {
 		return r, err
@@ -95,7 +107,7 @@ func (e *env) runLarge(ctx context.Context, c Case, size int64) (LargeResult, er
 	r.StartHWM = vmHWM(p.Milter.Pid())
 	res := RunLoad(ctx, LoadOptions{
 		Addr: p.MilterAddr, Messages: 1, Timeout: 300 * time.Second,
-		Mix: Mix{{Shape: Shape{Size: size, Rcpts: 1}, Weight: 1}},
+		Mix: Mix{{Shape: largeShape(size), Weight: 1}},
 	})
 	r.Elapsed = res.Elapsed
 	r.MilterHWM, r.CalloutHWM = vmHWM(p.Milter.Pid()), vmHWM(p.Callout.Pid())

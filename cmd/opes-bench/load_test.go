@@ -20,7 +20,7 @@ func TestRunLoadNoop(t *testing.T) {
 	}{
 		{"messages", LoadOptions{Sessions: 4, Messages: 40}, 40},
 		{"reused connections", LoadOptions{Sessions: 3, Messages: 30, PerSession: 4}, 30},
-		{"mix", LoadOptions{Sessions: 2, Messages: 10, Mix: Mix{{Shape{1 << 10, 1}, 1}, {Shape{200 << 10, 7}, 1}}}, 10},
+		{"mix", LoadOptions{Sessions: 2, Messages: 10, Mix: Mix{{Shape{1 << 10, 1, 0}, 1}, {Shape{200 << 10, 7, 3}, 1}}}, 10},
 		{"held", LoadOptions{Sessions: 20, PerSession: 2, Hold: true}, 40},
 	}
 	for _, tt := range tests {

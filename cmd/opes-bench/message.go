@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 )
 
 // Message is one generated test message: envelope, header fields and a
@@ -14,6 +15,7 @@ type Message struct {
 	Rcpts    []string
 	Header   []Field
 	BodySize int64 // bytes of the body, CRLF line ends
+	Parts    int   // text/plain parts; more than 1 makes a multipart body
 }
 
 // Field is one header field; Value has no leading space.
@@ -32,6 +34,11 @@ func NewMessage(shape Shape, seq uint64) Message {
 		m.Rcpts = append(m.Rcpts, "rcpt"+strconv.Itoa(i+1)+"@example.com")
 	}
 	id := strconv.FormatUint(seq, 10)
+	ctype := "text/plain; charset=us-ascii"
+	if shape.Parts > 1 {
+		m.Parts = shape.Parts
+		ctype = `multipart/mixed; boundary="` + boundary + `"`
+	}
 	m.Header = []Field{
 		{"From", "Bench Sender <" + m.From + ">"},
 		{"To", "<" + m.Rcpts[0] + ">"},
@@ -39,7 +46,7 @@ func NewMessage(shape Shape, seq uint64) Message {
 		{"Date", benchDate},
 		{"Message-ID", "<" + id + ".opes-bench@example.org>"},
 		{"MIME-Version", "1.0"},
-		{"Content-Type", "text/plain; charset=us-ascii"},
+		{"Content-Type", ctype},
 		{"Content-Transfer-Encoding", "7bit"},
 	}
 	m.BodySize = max(shape.Size-m.HeaderSize()-2, lineLen)
@@ -59,8 +66,27 @@ func (m Message) HeaderSize() int64 {
 func (m Message) Size() int64 { return m.HeaderSize() + 2 + m.BodySize }
 
 // Body returns a reader of the body: 78-character text lines ending in
-// CRLF, the last one shorter when BodySize is not a multiple of 80.
-func (m Message) Body() io.Reader { return newBodyReader(m.BodySize) }
+// CRLF, the last one shorter when BodySize is not a multiple of 80. A
+// multipart body has Parts such texts, each with its MIME header, between
+// boundary lines; it is as long as BodySize give or take a line per part.
+func (m Message) Body() io.Reader {
+	if m.Parts <= 1 {
+		return newBodyReader(m.BodySize)
+	}
+	const partHeader = "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+	open := "--" + boundary + "\r\n"
+	overhead := int64(m.Parts*(len(open)+len(partHeader)) + len(boundary) + 6)
+	per := max((m.BodySize-overhead)/int64(m.Parts), lineLen)
+	var rs []io.Reader
+	for range m.Parts {
+		rs = append(rs, strings.NewReader(open+partHeader), newBodyReader(per))
+	}
+	rs = append(rs, strings.NewReader("--"+boundary+"--\r\n"))
+	return io.MultiReader(rs...)
+}
+
+// boundary separates the parts of a multipart body.
+const boundary = "opes-bench-boundary-7Hq2"
 
 // lineLen is the length of a body line with its CRLF.
 const lineLen = 80

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"io"
+	"mime"
+	"mime/multipart"
+	"net/mail"
 	"strings"
 	"testing"
 )
@@ -87,5 +90,47 @@ func BenchmarkBodyReader(b *testing.B) {
 				break
 			}
 		}
+	}
+}
+
+func TestMultipartMessage(t *testing.T) {
+	m := NewMessage(Shape{Size: 1 << 20, Rcpts: 1, Parts: 4}, 1)
+	var raw bytes.Buffer
+	for _, f := range m.Header {
+		raw.WriteString(f.Name + ": " + f.Value + "\r\n")
+	}
+	raw.WriteString("\r\n")
+	if _, err := io.Copy(&raw, m.Body()); err != nil {
+		t.Fatal(err)
+	}
+	if d := int64(raw.Len()) - m.Size(); d < -int64(4*lineLen) || d > 0 {
+		t.Errorf("message has %d bytes; Size() %d", raw.Len(), m.Size())
+	}
+	msg, err := mail.ReadMessage(&raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/mixed" {
+		t.Fatalf("content type %q %v", mt, err)
+	}
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	parts := 0
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(p)
+		if p.Header.Get("Content-Type") != "text/plain; charset=us-ascii" || len(b) < 200<<10 {
+			t.Errorf("part %d: %q, %d bytes", parts, p.Header.Get("Content-Type"), len(b))
+		}
+		parts++
+	}
+	if parts != 4 {
+		t.Errorf("%d parts; want 4", parts)
 	}
 }

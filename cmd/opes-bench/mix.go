@@ -8,13 +8,21 @@ import (
 )
 
 // Shape is one kind of message the load generator sends: its size on the
-// wire (header and body, CRLF line ends) and its number of recipients.
+// wire (header and body, CRLF line ends), its number of recipients and of
+// text/plain parts (more than one makes it multipart/mixed).
 type Shape struct {
 	Size  int64
 	Rcpts int
+	Parts int // 0 or 1: a single text/plain body
 }
 
-func (s Shape) String() string { return formatSize(s.Size) + "/" + strconv.Itoa(s.Rcpts) }
+func (s Shape) String() string {
+	t := formatSize(s.Size) + "/" + strconv.Itoa(s.Rcpts)
+	if s.Parts > 1 {
+		t += "/" + strconv.Itoa(s.Parts)
+	}
+	return t
+}
 
 // Mix is a weighted choice of message shapes.
 type Mix []MixEntry
@@ -28,8 +36,9 @@ type MixEntry struct {
 // ErrBadMix reports a -mix value that does not parse.
 var ErrBadMix = errors.New("bad message mix")
 
-// ParseMix parses "SIZE/RCPTS:WEIGHT,..." such as "10KiB/3:8,100KiB/1:2".
-// The weight may be left out (1), and so may the recipients (1).
+// ParseMix parses "SIZE/RCPTS/PARTS:WEIGHT,..." such as
+// "10KiB/3:8,100KiB/1/4:2". The weight may be left out (1), and so may the
+// recipients (1) and the text parts (1).
 func ParseMix(s string) (Mix, error) {
 	var m Mix
 	for _, item := range strings.Split(s, ",") {
@@ -47,6 +56,7 @@ func ParseMix(s string) (Mix, error) {
 			e.Weight = n
 		}
 		size, rcpts, hasR := strings.Cut(spec, "/")
+		rcpts, parts, hasP := strings.Cut(rcpts, "/")
 		n, err := ParseSize(size)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBadMix, err)
@@ -58,6 +68,13 @@ func ParseMix(s string) (Mix, error) {
 				return nil, fmt.Errorf("%w: recipients %q in %q", ErrBadMix, rcpts, item)
 			}
 			e.Shape.Rcpts = r
+		}
+		if hasP {
+			n, err := strconv.Atoi(parts)
+			if err != nil || n < 1 || n > 1000 {
+				return nil, fmt.Errorf("%w: parts %q in %q", ErrBadMix, parts, item)
+			}
+			e.Shape.Parts = n
 		}
 		m = append(m, e)
 	}

@@ -10,9 +10,10 @@ func TestParseMix(t *testing.T) {
 		in   string
 		want Mix
 	}{
-		{"10KiB/3", Mix{{Shape{10 << 10, 3}, 1}}},
-		{"10KiB/3:8, 100KiB:2", Mix{{Shape{10 << 10, 3}, 8}, {Shape{100 << 10, 1}, 2}}},
-		{"512/1000:1,1MiB/1", Mix{{Shape{512, 1000}, 1}, {Shape{1 << 20, 1}, 1}}},
+		{"10KiB/3", Mix{{Shape{10 << 10, 3, 0}, 1}}},
+		{"10KiB/3:8, 100KiB:2", Mix{{Shape{10 << 10, 3, 0}, 8}, {Shape{100 << 10, 1, 0}, 2}}},
+		{"512/1000:1,1MiB/1", Mix{{Shape{512, 1000, 0}, 1}, {Shape{1 << 20, 1, 0}, 1}}},
+		{"100MiB/1/8", Mix{{Shape{100 << 20, 1, 8}, 1}}},
 	}
 	for _, tt := range tests {
 		got, err := ParseMix(tt.in)
@@ -30,7 +31,7 @@ func TestParseMix(t *testing.T) {
 			}
 		}
 	}
-	for _, bad := range []string{"", " , ", "10XB/3", "10KiB/0", "10KiB/x", "10KiB/3:0", "10KiB/3:-1", "-5", "10KiB/1001"} {
+	for _, bad := range []string{"", " , ", "10XB/3", "10KiB/0", "10KiB/x", "10KiB/3:0", "10KiB/3:-1", "-5", "10KiB/1001", "1MiB/1/0", "1MiB/1/x"} {
 		if _, err := ParseMix(bad); !errors.Is(err, ErrBadMix) {
 			t.Errorf("ParseMix(%q) error = %v; want ErrBadMix", bad, err)
 		}
@@ -38,7 +39,7 @@ func TestParseMix(t *testing.T) {
 }
 
 func TestMixPick(t *testing.T) {
-	m := Mix{{Shape{1, 1}, 3}, {Shape{2, 1}, 1}}
+	m := Mix{{Shape{1, 1, 0}, 3}, {Shape{2, 1, 0}, 1}}
 	if m.Total() != 4 {
 		t.Fatalf("Total = %d", m.Total())
 	}
@@ -48,6 +49,9 @@ func TestMixPick(t *testing.T) {
 	}
 	if counts[1] != 300 || counts[2] != 100 {
 		t.Errorf("picks %v; want 300 and 100", counts)
+	}
+	if got := (Mix{{Shape{3, 2, 4}, 1}}).String(); got != "3B/2/4:1" {
+		t.Errorf("String = %q", got)
 	}
 	if got := m.String(); got != "1B/1:3,2B/1:1" {
 		t.Errorf("String = %q", got)

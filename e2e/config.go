@@ -57,7 +57,41 @@ func postfixMainCF(t testing.TB, dir, relayhost string, o PostfixOptions) string
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s = %s\n", k, o.Extra[k])
 	}
-	return b.String()
+	return lastSettingWins(b.String())
+}
+
+// lastSettingWins comments out every main.cf setting (with its continuation lines)
+// that a later line sets again. Postfix would use the last one anyway, but every
+// Postfix process would also log "overriding earlier entry" for each of them.
+func lastSettingWins(text string) string {
+	lines := strings.SplitAfter(text, "\n")
+	seen := map[string]bool{}
+	continuation := false // lines[i+1:] up to the next setting continue a setting
+	for i := len(lines) - 1; i >= 0; i-- {
+		line := lines[i]
+		if line == "" || line[0] == '#' || strings.TrimSpace(line) == "" {
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			continuation = true
+			continue
+		}
+		name, _, ok := strings.Cut(line, "=")
+		name = strings.TrimSpace(name)
+		if !ok {
+			continuation = false
+			continue
+		}
+		if seen[name] {
+			lines[i] = "#e2e overridden below# " + line
+			for j := i + 1; continuation && j < len(lines) && len(lines[j]) > 0 && (lines[j][0] == ' ' || lines[j][0] == '\t'); j++ {
+				lines[j] = "#e2e overridden below# " + lines[j]
+			}
+		}
+		seen[name] = true
+		continuation = false
+	}
+	return strings.Join(lines, "")
 }
 
 // postfixMasterCF renders master.cf: the internal services and the contrib SMTP and

@@ -54,6 +54,7 @@ func TestContribSnippetsRender(t *testing.T) {
 		{"main protocol", main, "\nmilter_protocol = 6\n"},
 		{"main size", main, "\nmessage_size_limit = 67108864\n"},
 		{"main non-smtpd off", main, "\nnon_smtpd_milters =\n"},
+		{"main non-smtpd overridden", main, "\n#e2e overridden below# non_smtpd_milters = inet:127.0.0.1:8890\n"},
 		{"main extra sorted last", main, "\nbiff = yes\nsmtpd_banner = x\n"},
 		{"main queue", main, "\nqueue_directory = " + dir + "/queue\n"},
 		{"master smtp", master, "\n127.0.0.1:2526        inet  n       -       n  "},
@@ -75,6 +76,14 @@ func TestContribSnippetsRender(t *testing.T) {
 	}
 	if !strings.HasSuffix(strings.TrimSpace(mc), "MAILER(`smtp')dnl") {
 		t.Errorf("sendmail .mc must end with the MAILER line:\n%s", mc)
+	}
+}
+
+func TestLastSettingWins(t *testing.T) {
+	in := "# a = comment\na = 1\nb = 2\n  continued\n\nc = 3\na = 4\nb =\n"
+	want := "# a = comment\n#e2e overridden below# a = 1\n#e2e overridden below# b = 2\n#e2e overridden below#   continued\n\nc = 3\na = 4\nb =\n"
+	if got := lastSettingWins(in); got != want {
+		t.Errorf("lastSettingWins:\n%s\nwant:\n%s", got, want)
 	}
 }
 

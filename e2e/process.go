@@ -27,6 +27,10 @@ type Command struct {
 	Env          []string      // full environment; nil inherits the test's
 	Ready        func() bool   // polled until it returns true; nil means ready at once
 	ReadyTimeout time.Duration // how long to poll Ready
+	// Diagnose, if set, is called when the process does not become ready; what
+	// it returns is added to the failure message. For peers that log elsewhere
+	// than to their standard output and error.
+	Diagnose func() string
 }
 
 // Process is a child process started by Command.Start or StartProcess. It runs in its
@@ -90,7 +94,11 @@ func (c Command) Start(t testing.TB) *Process {
 		timeout = DefaultReadyTimeout
 	}
 	if err := p.waitReady(c.Ready, timeout); err != nil {
-		t.Fatalf("e2e: %v\n--- output of %s ---\n%s", err, c.Name, p.Output())
+		diag := ""
+		if c.Diagnose != nil {
+			diag = "\n--- diagnosis ---\n" + c.Diagnose()
+		}
+		t.Fatalf("e2e: %v\n--- output of %s ---\n%s%s", err, c.Name, p.Output(), diag)
 	}
 	return p
 }

@@ -339,8 +339,9 @@ func wire(name string, anon []ocp.Value, named []ocp.Param, payload []byte) stri
 // Configurations and milter sessions.
 
 // configEdit replaces the first occurrence of Old in a configuration by
-// New; startOpesEdited fails the test when Old is not there, so an edit
-// cannot silently miss after contrib/opes-milter.toml changes.
+// New, or appends New when Old is empty; startOpesEdited fails the test
+// when Old is not there, so an edit cannot silently miss after
+// contrib/opes-milter.toml changes.
 type configEdit struct{ Old, New string }
 
 // serverAddresses matches the address list of the server set local.
@@ -368,6 +369,10 @@ func startOpesEdited(t *testing.T, noCallout bool, edits ...configEdit) *Opes {
 func applyEdits(t testing.TB, cfg string, edits []configEdit) string {
 	t.Helper()
 	for _, e := range edits {
+		if e.Old == "" {
+			cfg += "\n" + e.New
+			continue
+		}
 		if e.Old == "\x00addresses" {
 			if !serverAddresses.MatchString(cfg) {
 				t.Fatalf("e2e: configuration has no server set addresses line")

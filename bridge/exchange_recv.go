@@ -249,6 +249,11 @@ func (x *exchange) answerPart(part ocpsmtp.Part, payload []byte, keep bool) *Ada
 	if !keep {
 		a.value = string(payload)
 		a.deleted = len(payload) == 0
+		if !a.deleted {
+			if err := checkPathAnswer(a.value); err != nil {
+				return protocolError("adapted %s: %v", part, err)
+			}
+		}
 	}
 	switch {
 	case part == ocpsmtp.PartMAIL && x.pendingMail:

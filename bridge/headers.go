@@ -53,6 +53,9 @@ func splitMessage(r io.Reader, maxHeader int) ([]headerField, io.Reader, error) 
 			return nil, nil, errors.New("header line ends without CR")
 		}
 		content := line[:len(line)-2]
+		if bytes.IndexByte(content, 0) >= 0 || bytes.IndexByte(content, '\r') >= 0 {
+			return nil, nil, errors.New("NUL or bare CR in the header")
+		}
 		if len(content) == 0 {
 			return fields, br, nil
 		}

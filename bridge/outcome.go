@@ -198,9 +198,24 @@ func (o *outcome) apply(s *session, mod Modifier) Reply {
 	if o.reply.Kind != Accept && o.reply.Kind != Discard {
 		return o.reply
 	}
-	err := o.modify(mod)
-	if err != nil {
+	if err := o.check(); err != nil {
+		// Nothing was sent yet: the failure policy decides.
+		f := protocolError("adapted message: %v", err)
+		s.onFailure(f, false)
+		o.class = f.Class.String()
+		if a := s.action(); a == ActionTempFail || a == ActionReject {
+			return s.failedReply(false)
+		}
+		*o = outcome{reply: Reply{Kind: Accept}, services: o.services, class: o.class, status: traceUnadapted,
+			trace: traceFields(s.policy().SystemURI, o.services, traceUnadapted, s.policy().TraceVia),
+			traceIndex: o.traceIndex, quarantine: s.mt.quarantine}
+	}
+	if err := o.modify(mod); err != nil {
+		// The MTA connection failed mid-way: the MTA discards what it
+		// got with the message (Postfix answers 421/451).
 		s.log.Error("applying the adaptation failed", "err", err)
+		o.class = FailLocal.String()
+		s.b.metrics.failure(routeName(s.mt.route), FailLocal, ActionTempFail)
 		return Reply{Kind: TempFail, Code: 451, Text: "4.3.0 Content adaptation could not be applied, try again later"}
 	}
 	return o.reply

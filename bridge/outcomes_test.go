@@ -385,3 +385,29 @@ func TestOversize(t *testing.T) {
 		tc.check(t, mods, final)
 	}
 }
+
+func TestHostileEnvelopeAnswers(t *testing.T) {
+	for _, payload := range []string{
+		"replace:<a@example.com>\r\nRCPT TO:<b@example.com>",
+		"replace:<a@example.com>\x00NOTIFY=NEVER",
+		"replace:<" + strings.Repeat("a", 1<<20) + "@example.com>",
+		"replace:not-an-address",
+	} {
+		co := startCallout(t, scriptServer(answers{rcpt: func(string) string { return payload }}))
+		m := startMilter(t, testPolicy(co.addr, skeletonAdaptive, skeletonInformative))
+		s := m.session(t)
+		acts, mods, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
+		wantTempfail(t, acts[0])
+		wantTempfail(t, final)
+		if len(mods) != 0 {
+			t.Fatalf("%q: modifications sent: %+v", truncateTest(payload), mods)
+		}
+	}
+}
+
+func truncateTest(s string) string {
+	if len(s) > 60 {
+		return s[:60]
+	}
+	return s
+}

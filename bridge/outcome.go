@@ -207,7 +207,7 @@ func (o *outcome) apply(s *session, mod Modifier) Reply {
 			return s.failedReply(false)
 		}
 		*o = outcome{reply: Reply{Kind: Accept}, services: o.services, class: o.class, status: traceUnadapted,
-			trace: traceFields(s.policy().SystemURI, o.services, traceUnadapted, s.policy().TraceVia),
+			trace:      traceFields(s.policy().SystemURI, o.services, traceUnadapted, s.policy().TraceVia),
 			traceIndex: o.traceIndex, quarantine: s.mt.quarantine}
 	}
 	if err := o.modify(mod); err != nil {

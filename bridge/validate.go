@@ -10,7 +10,7 @@ import (
 // modifications. One milter packet carries at most 64 KiB; these leave
 // room for the packet's other fields.
 const (
-	maxPathAnswer  = 1000      // an adapted MAIL or RCPT: path (256) plus ESMTP arguments
+	maxPathAnswer  = 1000     // an adapted MAIL or RCPT: path (256) plus ESMTP arguments
 	maxHeaderValue = 60 << 10 // one added or changed header field
 )
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/smtp"
+	"net/textproto"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,7 +17,7 @@ import (
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
-	"github.com/emersion/go-message/textproto"
+	mtextproto "github.com/emersion/go-message/textproto"
 
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
@@ -453,7 +455,7 @@ func sendViaMilter(t *testing.T, s *gomilter.ClientSession, body string) milterO
 		}
 		return o
 	}
-	var h textproto.Header
+	var h mtextproto.Header
 	h.Add("Subject", "hostile")
 	h.Add("From", "<sender@example.org>")
 	if act, err := s.Header(h); err != nil || act.Type != gomilter.ActionContinue {
@@ -804,5 +806,115 @@ func TestHostileMilterPackets(t *testing.T) {
 	t.Logf("opes-milter peak RSS through %d hostile MTA connections: %s", len(tests), MiB(st.HWM))
 	if st.HWM > hostileRSSLimit {
 		t.Errorf("opes-milter peak RSS %s, want at most %s", MiB(st.HWM), MiB(hostileRSSLimit))
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Overload.
+
+// holdSMTP opens an SMTP session to addr and takes it through EHLO, MAIL
+// and (when rcpt is set) RCPT, then leaves it open until the test closes
+// it; Postfix holds one milter session per SMTP session. It returns the
+// session and the reply to the last command.
+func holdSMTP(t *testing.T, addr string, rcpt bool) (*smtp.Client, error) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetDeadline(time.Now().Add(time.Minute))
+	c, err := smtp.NewClient(nc, hostOf(addr))
+	if err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Hello("held.client.test"); err != nil {
+		return c, err
+	}
+	if err := c.Mail("held@example.org"); err != nil {
+		return c, err
+	}
+	if rcpt {
+		return c, c.Rcpt("held@example.com")
+	}
+	return c, nil
+}
+
+// TestOverload fills opes-milter's session and transaction limits through
+// Postfix: the session beyond max_sessions and the transaction beyond
+// max_transactions get 451 4.3.2, and service recovers as soon as the load
+// drops.
+func TestOverload(t *testing.T) {
+	const sessions, transactions = 3, 2
+	metrics := FreeAddr(t)
+	op := startOpesEdited(t, false, metricsAt(metrics),
+		configEdit{`max_sessions = 500`, fmt.Sprintf("max_sessions = %d", sessions)},
+		configEdit{`max_transactions = 1000`, fmt.Sprintf("max_transactions = %d", transactions)})
+	pf := StartPostfix(t, PostfixOptions{Milter: op.PostfixSocket()})
+	is432 := func(err error) bool {
+		var te *textproto.Error
+		return errors.As(err, &te) && te.Code == 451 && strings.Contains(te.Msg, "4.3.2")
+	}
+
+	t.Run("sessions", func(t *testing.T) {
+		var held []*smtp.Client
+		for i := range sessions {
+			c, err := holdSMTP(t, pf.SMTPAddr, false)
+			if err != nil {
+				t.Fatalf("session %d within the limit: %v", i+1, err)
+			}
+			held = append(held, c)
+		}
+		if !Eventually(10*time.Second, func() bool { return scrape(t, metrics).Sum("opes_milter_milter_sessions") == sessions }) {
+			t.Fatalf("opes-milter counts %v sessions, want %d", scrape(t, metrics).Sum("opes_milter_milter_sessions"), sessions)
+		}
+		rep := RunLoad(context.Background(), LoadOptions{Addr: pf.SMTPAddr, Prefix: "ovs", Sessions: 2, Messages: 2})
+		t.Logf("beyond the session limit: %v: %v", rep, rep.Results)
+		for _, r := range rep.Results {
+			if !r.Refused() || r.Code != 451 || !strings.Contains(r.Reply, "4.3.2") {
+				t.Errorf("beyond the session limit: %v", r)
+			}
+		}
+		for _, c := range held {
+			c.Quit()
+			c.Close()
+		}
+		recovered := Eventually(10*time.Second, func() bool {
+			r := SendSMTP(context.Background(), pf.SMTPAddr, DefaultMail("ovs-recovered", 1))
+			return r.Accepted
+		})
+		if !recovered {
+			t.Fatalf("no recovery after the load dropped:\n%s", op.Milter.Output())
+		}
+	})
+
+	t.Run("transactions", func(t *testing.T) {
+		for i := range transactions {
+			if _, err := holdSMTP(t, pf.SMTPAddr, true); err != nil {
+				t.Fatalf("transaction %d within the limit: %v", i+1, err)
+			}
+		}
+		c, err := holdSMTP(t, pf.SMTPAddr, true)
+		if !is432(err) {
+			t.Fatalf("the transaction beyond the limit: %v, want 451 4.3.2", err)
+		}
+		c.Close()
+		m := scrape(t, metrics)
+		if m.Sum("opes_milter_overload_refusals_total", `limit="transactions"`) < 1 || m.Sum("opes_milter_overload_refusals_total", `limit="sessions"`) < 1 {
+			t.Errorf("overload refusals not counted: %v / %v", m.Sum("opes_milter_overload_refusals_total", `limit="sessions"`),
+				m.Sum("opes_milter_overload_refusals_total", `limit="transactions"`))
+		}
+	})
+	// The held transactions ended with their subtest.
+	rep := RunLoad(context.Background(), LoadOptions{Addr: pf.SMTPAddr, Prefix: "ovr", Sessions: 2, Messages: 6})
+	got := rep.Delivered(t, pf.Sink, "ovr", 30*time.Second)
+	if len(got) != 6 {
+		t.Errorf("after the overload: %v", rep)
+	}
+	for id, m := range got {
+		if a := adaptation(m); a != "adapted" {
+			t.Errorf("%s: %s", id, a)
+		}
 	}
 }

@@ -24,6 +24,21 @@ type Case struct {
 	Title   string
 	Postfix bool   // fed through a real Postfix by smtp-source
 	Milter  string // milterNone, milterNoop, milterPass or milterFull
+	// Alt runs opes-milter and opes-callout from the -alt-bin directory:
+	// another build of the same cases, measured in the same rounds
+	// (before/after a change).
+	Alt bool
+}
+
+// altSuffix marks the ID of a case run with the alternative build.
+const altSuffix = "-alt"
+
+// altOf returns c run with the alternative build.
+func altOf(c Case) Case {
+	c.ID += altSuffix
+	c.Title += ", alt build"
+	c.Alt = true
+	return c
 }
 
 // allCases returns the cases of the issue, in report order.
@@ -41,9 +56,13 @@ func allCases() []Case {
 // caseByID finds a case.
 func caseByID(id string) (Case, bool) {
 	all := allCases()
-	i := slices.IndexFunc(all, func(c Case) bool { return c.ID == id })
-	if i < 0 {
+	base, alt := strings.CutSuffix(id, altSuffix)
+	i := slices.IndexFunc(all, func(c Case) bool { return c.ID == base })
+	if i < 0 || (alt && all[i].Milter != milterPass && all[i].Milter != milterFull) {
 		return Case{}, false
+	}
+	if alt {
+		return altOf(all[i]), true
 	}
 	return all[i], true
 }
@@ -125,7 +144,7 @@ func (e *env) runCase(ctx context.Context, c Case, o Options) (Run, error) {
 		defer ch.Stop()
 		addr, comps = a, []Component{{Name: "go-milter no-op", Pid: ch.Pid()}}
 	case milterPass, milterFull:
-		p, err := e.startOpes(dir, opesVariant{PassThrough: c.Milter == milterPass})
+		p, err := e.startOpes(dir, opesVariant{PassThrough: c.Milter == milterPass, Alt: c.Alt})
 		if err != nil {
 			return Run{}, err
 		}
@@ -176,7 +195,8 @@ func (e *env) runPostfix(ctx context.Context, c Case, o Options, dir, socket str
 	res, srcErr := src.run(ctx, o.PostfixMessages)
 	drainErr := pf.WaitDrained(o.PostfixDrainWait)
 	usage := m.Stop()
-	usage = append(usage, Usage{Name: "smtp-source", Driver: true, CPU: res.cpu})
+	usage = append(usage, Usage{Name: "smtp-source", Driver: true, CPU: res.cpu,
+		Peaks: []Peak{{Comm: "smtp-source", Procs: 1, HWM: res.maxRSS}}})
 
 	r := Run{Case: c.ID, Elapsed: res.elapsed, Usage: usage}
 	want := o.PostfixMessages * o.PostfixRcpts

@@ -17,6 +17,7 @@ type env struct {
 	repo       string // repository root (contrib/, e2e/testdata/)
 	milterBin  string
 	calloutBin string
+	altBin     string // another build of opes-milter and opes-callout, for the -alt cases
 	selfBin    string // this program, for "opes-bench noop"
 	work       string // scratch directory, removed at the end
 	progress   io.Writer
@@ -40,6 +41,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		concurrency = fs.Int("concurrency", 1000, "sessions held open at once for the many-sessions check; 0 skips it")
 		large       int64
 		keep        = fs.Bool("keep", false, "keep the scratch directory (daemon logs, Postfix maillogs)")
+		altBin      = fs.String("alt-bin", "", "`directory` with another build of opes-milter and opes-callout: "+
+			"each opes-milter case also runs with it, in the same rounds (before/after a change)")
 	)
 	fs.IntVar(&o.Runs, "runs", 3, "interleaved runs of each case")
 	fs.IntVar(&o.Sessions, "sessions", 16, "concurrent sessions (milter connections, or smtp-source -s)")
@@ -67,13 +70,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return errUsage
 		}
 		cases = append(cases, c)
+		if *altBin != "" && (c.Milter == milterPass || c.Milter == milterFull) && !c.Alt {
+			cases = append(cases, altOf(c))
+		}
 	}
 	if o.Runs < 1 || o.Sessions < 1 {
 		fmt.Fprintf(stderr, "opes-bench run: -runs and -sessions must be positive\n")
 		return errUsage
 	}
 
-	e, err := newEnv(*repo, *bin, stderr)
+	e, err := newEnv(*repo, *bin, *altBin, stderr)
 	if err != nil {
 		return err
 	}
@@ -83,7 +89,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		defer os.RemoveAll(e.work)
 	}
 
-	rep := &Report{Machine: describeMachine(), Options: o, Cases: cases, Started: time.Now(), Runs: map[string][]Run{}}
+	rep := &Report{Machine: describeMachine(), Options: o, Cases: cases, Started: time.Now(), Runs: map[string][]Run{}, AltBin: *altBin}
 	for round := 1; round <= o.Runs; round++ {
 		for _, c := range cases {
 			if err := ctx.Err(); err != nil {
@@ -143,7 +149,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // newEnv locates the repository and the binaries and makes the scratch
 // directory (world-readable: Postfix and smtp-sink drop privileges).
-func newEnv(repo, bin string, progress io.Writer) (*env, error) {
+func newEnv(repo, bin, altBin string, progress io.Writer) (*env, error) {
 	var err error
 	if repo == "" {
 		if repo, err = findRepo(); err != nil {
@@ -153,9 +159,13 @@ func newEnv(repo, bin string, progress io.Writer) (*env, error) {
 	if bin == "" {
 		bin = filepath.Join(repo, "bin")
 	}
-	e := &env{repo: repo, progress: progress,
+	e := &env{repo: repo, progress: progress, altBin: altBin,
 		milterBin: filepath.Join(bin, "opes-milter"), calloutBin: filepath.Join(bin, "opes-callout")}
-	for _, p := range []string{e.milterBin, e.calloutBin} {
+	bins := []string{e.milterBin, e.calloutBin}
+	if altBin != "" {
+		bins = append(bins, filepath.Join(altBin, "opes-milter"), filepath.Join(altBin, "opes-callout"))
+	}
+	for _, p := range bins {
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("%w (run make build)", err)
 		}

@@ -40,6 +40,7 @@ type opesVariant struct {
 	PassThrough    bool   // case (b) instead of (c)
 	MaxSessions    int    // [milter] max_sessions; 0 keeps it
 	MaxMessageSize string // [milter] max_message_size; "" keeps it
+	Alt            bool   // run the binaries of env.altBin
 }
 
 // ErrConfigDrift reports that ContribConfig no longer has a line the
@@ -105,12 +106,16 @@ func (e *env) startOpes(dir string, v opesVariant) (*opesPair, error) {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	p.Callout, err = startChild("opes-callout", []string{e.calloutBin, "run", "-config", path}, dir,
+	milterBin, calloutBin := e.milterBin, e.calloutBin
+	if v.Alt {
+		milterBin, calloutBin = filepath.Join(e.altBin, "opes-milter"), filepath.Join(e.altBin, "opes-callout")
+	}
+	p.Callout, err = startChild("opes-callout", []string{calloutBin, "run", "-config", path}, dir,
 		filepath.Join(dir, "opes-callout.log"), func() bool { return listening(p.CalloutAddr) })
 	if err != nil {
 		return nil, err
 	}
-	p.Milter, err = startChild("opes-milter", []string{e.milterBin, "run", "-config", path}, dir,
+	p.Milter, err = startChild("opes-milter", []string{milterBin, "run", "-config", path}, dir,
 		filepath.Join(dir, "opes-milter.log"), func() bool { return listening(p.MilterAddr) })
 	if err != nil {
 		p.Callout.Stop()

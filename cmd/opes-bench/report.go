@@ -14,6 +14,7 @@ type Report struct {
 	Runs        map[string][]Run // by case ID, in round order
 	Concurrency *ConcurrencyResult
 	Large       []LargeResult
+	AltBin      string // where the "alt build" cases took their binaries
 	Started     time.Time
 	Took        time.Duration
 }
@@ -57,7 +58,7 @@ func (r *Report) Markdown() string {
 
 func (r *Report) machine(b *strings.Builder) {
 	m := r.Machine
-	fmt.Fprintf(b, "## Machine\n\n")
+	fmt.Fprintf(b, "## End-to-end: `make bench`\n\n### Machine\n\n")
 	fmt.Fprintf(b, "| | |\n|---|---|\n")
 	fmt.Fprintf(b, "| CPU | %s; %d logical CPUs (nproc) |\n", m.CPU, m.NProc)
 	fmt.Fprintf(b, "| Memory | %s |\n", m.Memory)
@@ -68,7 +69,7 @@ func (r *Report) machine(b *strings.Builder) {
 
 func (r *Report) results(b *strings.Builder) {
 	o := r.Options
-	fmt.Fprintf(b, "## End-to-end results\n\n")
+	fmt.Fprintf(b, "### Results\n\n")
 	fmt.Fprintf(b, "%d interleaved rounds (each round runs every case once, each run with freshly started processes); "+
 		"figures are **median (min–max)** over the rounds. %d concurrent sessions everywhere. "+
 		"Direct cases (a)–(c): the load generator (go-milter client acting as Postfix, one milter connection "+
@@ -79,6 +80,10 @@ func (r *Report) results(b *strings.Builder) {
 		"every process under the master, plus smtp-sink), not of the load generator.\n\n",
 		o.Runs, o.Sessions, o.Mix, o.Duration, o.Warmup, o.Sessions, o.PostfixSize, o.PostfixRcpts,
 		o.PostfixMessages, o.PostfixWarmup)
+	if r.hasAlt() {
+		fmt.Fprintf(b, "Cases marked \"alt build\" ran opes-milter and opes-callout built from `%s`, in the same rounds "+
+			"as the others (run right after their twin).\n\n", r.AltBin)
+	}
 	fmt.Fprintf(b, "| Case | msg/s | p50 ms | p99 ms | CPU s / 1,000 msgs | errors |\n")
 	fmt.Fprintf(b, "|---|--:|--:|--:|--:|--:|\n")
 	var sums []Summary
@@ -140,7 +145,19 @@ func (r *Report) ratios(b *strings.Builder) {
 		{"Postfix+(a) / Postfix alone", "msg/s", "postfix+a", "postfix", figTput, false, "", 0},
 		{"Postfix+(b) / Postfix alone", "CPU per message", "postfix+b", "postfix", figCPU, false, "", 0},
 	}
-	fmt.Fprintf(b, "## Ratios\n\n")
+	if r.hasAlt() {
+		rows = append(rows,
+			ratioRow{"(b, alt) / (b)", "CPU per message", "b" + altSuffix, "b", figCPU, false, "", 0},
+			ratioRow{"(b, alt) / (a)", "CPU per message", "b" + altSuffix, "a", figCPU, false, "≤ 1.5", 1.5},
+			ratioRow{"(b, alt) / (a)", "wall time per message", "b" + altSuffix, "a", figMsgTime, false, "≤ 1.5", 1.5},
+			ratioRow{"(c, alt) / (c)", "CPU per message", "c" + altSuffix, "c", figCPU, false, "", 0},
+			ratioRow{"(c, alt) / (a)", "CPU per message", "c" + altSuffix, "a", figCPU, false, "≤ 2.5", 2.5},
+			ratioRow{"p99 (b, alt) − p99 (a)", "ms", "b" + altSuffix, "a", figP99, true, "≤ 2 ms", 2},
+			ratioRow{"Postfix+(b, alt) / Postfix+(a)", "msg/s", "postfix+b" + altSuffix, "postfix+a", figTput, false, "≥ 0.9", 0.9},
+			ratioRow{"Postfix+(b, alt) / Postfix+(b)", "CPU per message", "postfix+b" + altSuffix, "postfix+b", figCPU, false, "", 0},
+		)
+	}
+	fmt.Fprintf(b, "### Ratios\n\n")
 	fmt.Fprintf(b, "Each ratio is taken per round (run *i* of one case against run *i* of the other) and summarised "+
 		"as median (min–max). Wall time per message is 1 / throughput at %d sessions.\n\n", r.Options.Sessions)
 	fmt.Fprintf(b, "| Ratio | figure | median (min–max) | target | met |\n|---|---|--:|---|---|\n")
@@ -170,7 +187,7 @@ func (r *Report) ratios(b *strings.Builder) {
 
 func (r *Report) extras(b *strings.Builder) {
 	if c := r.Concurrency; c != nil {
-		fmt.Fprintf(b, "## Many sessions\n\n")
+		fmt.Fprintf(b, "### Many sessions\n\n")
 		fmt.Fprintf(b, "%d milter sessions opened at once against (c) (`max_sessions` raised to %d; `connections = 2` "+
 			"per callout server as shipped), then %d messages on each: %d messages accepted, **%d errors**, "+
 			"at most **%d OCP connections** to opes-callout (target: ≤ 8, zero errors: %s). "+
@@ -183,7 +200,7 @@ func (r *Report) extras(b *strings.Builder) {
 		}
 	}
 	if len(r.Large) > 0 {
-		fmt.Fprintf(b, "## Large message\n\n")
+		fmt.Fprintf(b, "### Large message\n\n")
 		fmt.Fprintf(b, "One message with one recipient through freshly started daemons (`max_message_size` raised), "+
 			"made of %d text/plain parts so that the disclaimer of (c), which leaves text parts over 16 MiB alone, "+
 			"rewrites every part. Peak RSS is VmHWM after the message; \"before\" is after one small message.\n\n",
@@ -205,6 +222,16 @@ func (r *Report) extras(b *strings.Builder) {
 		}
 		b.WriteString("\n")
 	}
+}
+
+// hasAlt reports whether an alternative build was measured.
+func (r *Report) hasAlt() bool {
+	for _, c := range r.Cases {
+		if c.Alt {
+			return true
+		}
+	}
+	return false
 }
 
 // fmtSpread prints "median (min–max)" with prec decimals.

@@ -86,3 +86,28 @@ func TestFormatting(t *testing.T) {
 		t.Errorf("oneLine did not shorten: %d", len(s))
 	}
 }
+
+func TestReportAlt(t *testing.T) {
+	b, _ := caseByID("b")
+	a, _ := caseByID("a")
+	rep := &Report{
+		Options: Options{Runs: 2, Sessions: 16, Mix: defaultMix()},
+		Cases:   []Case{a, b, altOf(b)},
+		AltBin:  "/tmp/after",
+		Runs: map[string][]Run{
+			"a":     fakeRuns("a", 2, 1000, 200*time.Microsecond, time.Millisecond),
+			"b":     fakeRuns("b", 2, 800, 400*time.Microsecond, time.Millisecond),
+			"b-alt": fakeRuns("b-alt", 2, 900, 300*time.Microsecond, time.Millisecond),
+		},
+	}
+	md := rep.Markdown()
+	for _, want := range []string{"built from `/tmp/after`", "| (b) opes-milter + opes-callout, pass-through, alt build | 900",
+		"| (b, alt) / (b) | CPU per message | 0.75 (0.75–0.75) |", "| (b, alt) / (a) | CPU per message | 1.50 (1.50–1.50) | ≤ 1.5 | yes |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if strings.Contains(md, "Postfix+(b, alt)") {
+		t.Error("ratio of cases that did not run")
+	}
+}

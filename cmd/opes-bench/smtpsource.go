@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -24,6 +25,7 @@ type smtpSource struct {
 type sourceResult struct {
 	elapsed time.Duration
 	cpu     time.Duration
+	maxRSS  int64 // bytes
 }
 
 // run sends messages and returns when smtp-source has exited, that is
@@ -44,6 +46,9 @@ func (s smtpSource) run(ctx context.Context, messages int) (sourceResult, error)
 	res := sourceResult{elapsed: time.Since(start)}
 	if ps := cmd.ProcessState; ps != nil {
 		res.cpu = ps.UserTime() + ps.SystemTime()
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			res.maxRSS = ru.Maxrss << 10
+		}
 	}
 	if err != nil || strings.Contains(out.String(), "smtp-source:") {
 		return res, fmt.Errorf("smtp-source: %v: %s", err, strings.TrimSpace(out.String()))

@@ -30,6 +30,29 @@ func checkSkeletonDelivery(t *testing.T, swaksOut string, sink *Sink) {
 	if got := m.Header.Get("X-OPES-Tag"); got != "tagged by opes-callout" {
 		t.Errorf("X-OPES-Tag = %q\n%s", got, m.Raw)
 	}
+	// The trace lines sit directly below the MTA's own Received line
+	// (docs/profile.md 12: the milter index counts that hidden line).
+	if names := fieldNames(m.Raw); len(names) < 3 || names[0] != "Received" || names[1] != "OPES-System" || names[2] != "OPES-Via" {
+		t.Errorf("header order %v, want Received, OPES-System, OPES-Via first", names)
+	}
+}
+
+// fieldNames returns the names of a message's header fields in order.
+func fieldNames(raw []byte) []string {
+	var names []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			continue
+		}
+		if name, _, ok := strings.Cut(line, ":"); ok {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 func swaksSkeleton(t *testing.T, server string) string {

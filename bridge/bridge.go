@@ -83,6 +83,10 @@ func (b *Bridge) Requirements() Requirements {
 	return Requirements{
 		Connect: true, Helo: true, Mail: true, Rcpt: true, Data: false,
 		Headers: true, EndOfHeaders: true, Body: true,
+		// Refusals at connect (limits) and RCPT (policy, route split,
+		// failures) are immediate; everything found while the message
+		// streams is answered at end of message.
+		Replies: EventConnect | EventRcpt | EventEndOfMessage,
 		Actions: ActAddHeader | ActChangeHeader | ActReplaceBody | ActAddRcpt | ActDelRcpt | ActChangeFrom | ActQuarantine,
 		Macros: map[Stage][]string{
 			StageConnect: {"j", "v", "{daemon_name}", "{client_addr}", "{client_name}"},

@@ -42,6 +42,7 @@ type mailTx struct {
 	fail       *AdaptationError // the failure that changed the status
 
 	optsSent map[string]bool // AM-OPT keywords already sent
+	deferred *Reply          // a refusal decided at a header or body event
 
 	headers     []headerField
 	headerBytes int
@@ -163,7 +164,7 @@ func (s *session) Header(ctx context.Context, mac Macros, name, value string) Re
 	mt := s.mt
 	mt.headerBytes += len(name) + len(value) + 3
 	if max := s.policy().MaxHeaderBytes; max > 0 && mt.headerBytes > max {
-		return Reply{Kind: Reject, Code: 552, Text: "5.3.4 Message header too large"}
+		return s.defer_(Reply{Kind: Reject, Code: 552, Text: "5.3.4 Message header too large"})
 	}
 	mt.headers = append(mt.headers, headerField{name: name, value: value})
 	return Reply{Kind: Continue}
@@ -174,7 +175,7 @@ func (s *session) EndOfHeaders(ctx context.Context, mac Macros) Reply {
 	if s.mt == nil || s.mt.x == nil {
 		return Reply{Kind: Continue}
 	}
-	return s.sendHeader(ctx, mac)
+	return s.defer_(s.sendHeader(ctx, mac))
 }
 
 // Body implements Session.
@@ -186,9 +187,9 @@ func (s *session) Body(ctx context.Context, mac Macros, chunk []byte) Reply {
 		return Reply{Kind: Continue}
 	}
 	if rep := s.sendHeader(ctx, mac); rep.Kind != Continue {
-		return rep
+		return s.defer_(rep)
 	}
-	return s.sendBody(ctx, mac, chunk)
+	return s.defer_(s.sendBody(ctx, mac, chunk))
 }
 
 // EndOfMessage implements Session.
@@ -197,10 +198,30 @@ func (s *session) EndOfMessage(ctx context.Context, mac Macros, mod Modifier) Re
 	if mt == nil {
 		return Reply{Kind: Accept}
 	}
+	if d := mt.deferred; d != nil {
+		// A refusal decided while the message streamed (the MTA does
+		// not wait for replies to header and body events).
+		s.endTx("message refused")
+		return *d
+	}
 	defer s.endTx("")
 	out := s.finish(ctx, mac, mod)
 	rep := out.apply(s, mod)
 	s.logSummary(mac, out, rep)
+	return rep
+}
+
+// defer_ keeps the first refusal decided at a header or body event for
+// end of message: the bridge asks the MTA not to wait for replies there
+// (Requirements.Replies). Skip passes through (without effect when the
+// MTA does not wait for the reply).
+func (s *session) defer_(rep Reply) Reply {
+	if rep.Kind == Reject || rep.Kind == TempFail {
+		if s.mt != nil && s.mt.deferred == nil {
+			s.mt.deferred = &rep
+		}
+		return Reply{Kind: Continue}
+	}
 	return rep
 }
 

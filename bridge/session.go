@@ -27,12 +27,34 @@ type Requirements struct {
 	// Events the bridge wants to see. An event not wanted is negotiated
 	// away (SMFIP_NO*), saving a round trip per event.
 	Connect, Helo, Mail, Rcpt, Data, Headers, EndOfHeaders, Body bool
+	// Replies are the events the bridge may answer with something other
+	// than Continue; the adapter asks the MTA not to wait for a reply to
+	// the others (SMFIP_NR_*), saving a round trip per event. The bridge
+	// defers a refusal it decides at such an event to the next event in
+	// Replies (end of message).
+	Replies Events
 	// Actions the bridge may take at end of message.
 	Actions Actions
 	// Macros wanted per stage, by macro name without braces handling:
 	// names are as the MTA spells them, e.g. "i", "{daemon_name}".
 	Macros map[Stage][]string
 }
+
+// Events is a set of MTA events.
+type Events uint32
+
+// The MTA events, for Requirements.Replies.
+const (
+	EventConnect Events = 1 << iota
+	EventHelo
+	EventMail
+	EventRcpt
+	EventData
+	EventHeader
+	EventEndOfHeaders
+	EventBody
+	EventEndOfMessage
+)
 
 // Actions is a set of end-of-message modification capabilities.
 type Actions uint32

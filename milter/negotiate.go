@@ -29,8 +29,9 @@ const importantProtocol = gomilter.OptHeaderLeadingSpace
 //     can be answered 451 4.3.2 and the bridge learns the client;
 //   - an event the bridge does not want is switched off (SMFIP_NO*) and,
 //     since the adapter would answer it Continue anyway, its reply too
-//     (SMFIP_NR_*); replies of wanted events are kept, because the bridge
-//     may reject at any of them;
+//     (SMFIP_NR_*); a wanted event outside Requirements.Replies keeps its
+//     event but loses its reply (SMFIP_NR_*); with Replies zero every
+//     wanted event keeps its reply;
 //   - UNKNOWN is switched off, SKIP and HDR_LEADSPC are asked for;
 //   - actions follow Requirements.Actions, plus SETSYMLIST: the macros of
 //     Requirements.Macros are requested on top of baseMacros.
@@ -40,19 +41,25 @@ func newPlan(req bridge.Requirements) plan {
 		gomilter.OptSkip | gomilter.OptHeaderLeadingSpace
 	events := []struct {
 		want   bool
+		ev     bridge.Events
 		no, nr gomilter.OptProtocol
 	}{
-		{req.Helo, gomilter.OptNoHelo, gomilter.OptNoHeloReply},
-		{req.Mail, gomilter.OptNoMailFrom, gomilter.OptNoMailReply},
-		{req.Rcpt, gomilter.OptNoRcptTo, gomilter.OptNoRcptReply},
-		{req.Data, gomilter.OptNoData, gomilter.OptNoDataReply},
-		{req.Headers, gomilter.OptNoHeaders, gomilter.OptNoHeaderReply},
-		{req.EndOfHeaders, gomilter.OptNoEOH, gomilter.OptNoEOHReply},
-		{req.Body, gomilter.OptNoBody, gomilter.OptNoBodyReply},
+		{req.Helo, bridge.EventHelo, gomilter.OptNoHelo, gomilter.OptNoHeloReply},
+		{req.Mail, bridge.EventMail, gomilter.OptNoMailFrom, gomilter.OptNoMailReply},
+		{req.Rcpt, bridge.EventRcpt, gomilter.OptNoRcptTo, gomilter.OptNoRcptReply},
+		{req.Data, bridge.EventData, gomilter.OptNoData, gomilter.OptNoDataReply},
+		{req.Headers, bridge.EventHeader, gomilter.OptNoHeaders, gomilter.OptNoHeaderReply},
+		{req.EndOfHeaders, bridge.EventEndOfHeaders, gomilter.OptNoEOH, gomilter.OptNoEOHReply},
+		{req.Body, bridge.EventBody, gomilter.OptNoBody, gomilter.OptNoBodyReply},
 	}
 	for _, e := range events {
-		if !e.want {
+		switch {
+		case !e.want:
 			p.protocol |= e.no | e.nr
+		case req.Replies != 0 && req.Replies&e.ev == 0:
+			// Wanted, but the bridge never answers it with anything
+			// but Continue: the MTA need not wait for the reply.
+			p.protocol |= e.nr
 		}
 	}
 

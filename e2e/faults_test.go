@@ -211,19 +211,13 @@ func startFaultRig(t *testing.T) *faultRig {
 	rg := &faultRig{t: t, rogue: startRogue(t), metrics: FreeAddr(t)}
 	rg.slow = filepath.Join(t.TempDir(), "slow")
 	rg.proxy = startProxy(t, "")
-	script := fmt.Sprintf(`if [ -s %[1]s ]; then sleep "$(cat %[1]s)"; fi; exec cat >/dev/null`, rg.slow)
-	rg.op = startOpesEdited(t, false,
+	rg.op = startOpesEdited(t, false, append(slowService(rg.slow),
 		calloutAt(rg.proxy.Addr), metricsAt(rg.metrics),
 		configEdit{`rcpt = "8s"`, fmt.Sprintf("rcpt = %q", faultRcptDeadline.String())},
 		configEdit{`end_of_message = "240s"`, fmt.Sprintf("end_of_message = %q", faultEOMDeadline.String())},
 		configEdit{`progress_interval = "5s"`, `progress_interval = "1s"`},
 		configEdit{`failure_limit = 5`, `failure_limit = 1000`},
-		configEdit{`services = ["recipient-policy", "header-tag", "disclaimer", "attachment-filter"]`,
-			`services = ["recipient-policy", "header-tag", "disclaimer", "attachment-filter", "slow"]`},
-		configEdit{"params = {}\n", "params = {}\n\n[services.slow]\nuri = \"http://opes-milter.example/services/slow\"\n"},
-		configEdit{"", fmt.Sprintf("\n[callout.services.slow]\nuri = \"http://opes-milter.example/services/slow\"\n"+
-			"kind = \"command\"\nargv = [\"/bin/sh\", \"-c\", %q]\nexit_codes = { 0 = \"pass\" }\ntimeout = \"30s\"\n", script)},
-	)
+	)...)
 	rg.proxy.setTarget(rg.op.CalloutAddr)
 	b, err := os.ReadFile(rg.op.Config)
 	if err != nil {
@@ -234,17 +228,35 @@ func startFaultRig(t *testing.T) *faultRig {
 	return rg
 }
 
-// setSlow makes the callout's slow service sleep d (0: not at all).
-func (rg *faultRig) setSlow(t testing.TB, d time.Duration) {
+// slowService adds a service "slow" to the end of the default chain: a
+// command service of opes-callout that sleeps as many seconds as the file
+// flag says (not at all when it is empty or missing) and passes the
+// message unchanged.
+func slowService(flag string) []configEdit {
+	script := fmt.Sprintf(`if [ -s %[1]s ]; then sleep "$(cat %[1]s)"; fi; exec cat >/dev/null`, flag)
+	return []configEdit{
+		{`services = ["recipient-policy", "header-tag", "disclaimer", "attachment-filter"]`,
+			`services = ["recipient-policy", "header-tag", "disclaimer", "attachment-filter", "slow"]`},
+		{"params = {}\n", "params = {}\n\n[services.slow]\nuri = \"http://opes-milter.example/services/slow\"\n"},
+		{"", fmt.Sprintf("\n[callout.services.slow]\nuri = \"http://opes-milter.example/services/slow\"\n"+
+			"kind = \"command\"\nargv = [\"/bin/sh\", \"-c\", %q]\nexit_codes = { 0 = \"pass\" }\ntimeout = \"30s\"\n", script)},
+	}
+}
+
+// setSlow makes the slow service of slowService sleep d (0: not at all).
+func setSlow(t testing.TB, flag string, d time.Duration) {
 	t.Helper()
 	content := ""
 	if d > 0 {
-		content = fmt.Sprintf("%.1f", d.Seconds())
+		content = fmt.Sprintf("%.2f", d.Seconds())
 	}
-	if err := os.WriteFile(rg.slow, []byte(content), 0o644); err != nil {
+	if err := os.WriteFile(flag, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
+
+// setSlow makes the callout sleep d in every transaction (0: not at all).
+func (rg *faultRig) setSlow(t testing.TB, d time.Duration) { setSlow(t, rg.slow, d) }
 
 // send sends n messages at once through Postfix and returns what the
 // client saw. during, if set, runs in the test's goroutine while the

@@ -25,9 +25,10 @@ type callout struct {
 	srv    *ocp.Server
 	script func(ctx context.Context, tx *ocp.ServerTx, m *ocp.Message) error
 
-	mu   sync.Mutex
-	seen []*ocp.Message
-	ends []error // how each transaction ended, as the server's Recv saw it
+	mu    sync.Mutex
+	conns map[*ocp.Group]bool // distinct service groups seen = connections (one group each)
+	seen  []*ocp.Message
+	ends  []error // how each transaction ended, as the server's Recv saw it
 }
 
 // startCallout serves script on a loopback port; the negotiated profile is
@@ -55,6 +56,12 @@ func startCallout(t *testing.T, script func(ctx context.Context, tx *ocp.ServerT
 }
 
 func (c *callout) serve(ctx context.Context, tx *ocp.ServerTx) {
+	c.mu.Lock()
+	if c.conns == nil {
+		c.conns = map[*ocp.Group]bool{}
+	}
+	c.conns[tx.Group()] = true
+	c.mu.Unlock()
 	for {
 		m, err := tx.Recv(ctx)
 		if err != nil {
@@ -71,6 +78,14 @@ func (c *callout) serve(ctx context.Context, tx *ocp.ServerTx) {
 			return
 		}
 	}
+}
+
+// connections returns how many OCP connections carried transactions (each
+// connection of the bridge has one service group per chain).
+func (c *callout) connections() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.conns)
 }
 
 // messages returns the processor's messages seen so far.

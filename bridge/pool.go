@@ -34,6 +34,7 @@ type upstream struct {
 	mu        sync.Mutex
 	conns     []*upConn
 	dialing   int
+	changed   chan struct{} // closed and replaced when a dial ends
 	failures  int
 	openUntil time.Time
 	tripped   bool
@@ -166,52 +167,75 @@ func (u *upstream) succeeded() {
 }
 
 // get returns a live connection, dialling a new one while fewer than the
-// configured number exist and every existing one is busy.
+// configured number exist and every existing one is busy. At most
+// Connections connections exist or are being dialled at any time: a caller
+// that finds none ready and the limit reached waits for a dial in
+// progress.
 func (u *upstream) get(ctx context.Context, pl *pool, routes []*Route) (*upConn, error) {
 	max := u.set.Connections
 	if max <= 0 {
 		max = 1
 	}
-	u.mu.Lock()
-	live := u.conns[:0]
-	for _, c := range u.conns {
-		select {
-		case <-c.c.Done():
-			continue
-		default:
+	for {
+		u.mu.Lock()
+		live := u.conns[:0]
+		for _, c := range u.conns {
+			select {
+			case <-c.c.Done():
+				continue
+			default:
+			}
+			live = append(live, c)
 		}
-		live = append(live, c)
-	}
-	u.conns = live
-	var best *upConn
-	for _, c := range u.conns {
-		if best == nil || c.c.InFlight() < best.c.InFlight() {
-			best = c
+		u.conns = live
+		var best *upConn
+		for _, c := range u.conns {
+			if best == nil || c.c.InFlight() < best.c.InFlight() {
+				best = c
+			}
 		}
-	}
-	if best != nil && (best.c.InFlight() == 0 || len(u.conns)+u.dialing >= max) {
-		u.mu.Unlock()
-		return best, nil
-	}
-	u.dialing++
-	u.mu.Unlock()
-
-	uc, err := pl.dial(ctx, u, routes)
-
-	u.mu.Lock()
-	u.dialing--
-	if err == nil {
-		u.conns = append(u.conns, uc)
-	}
-	u.mu.Unlock()
-	if err != nil {
-		u.failed(pl.log, pl.metrics, err)
-		if best != nil {
+		full := len(u.conns)+u.dialing >= max
+		if best != nil && (best.c.InFlight() == 0 || full) {
+			u.mu.Unlock()
 			return best, nil
 		}
-		return nil, err
+		if u.changed == nil {
+			u.changed = make(chan struct{})
+		}
+		if full {
+			// No connection yet and the limit reached by dials in
+			// progress: wait for one of them.
+			ch := u.changed
+			u.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		u.dialing++
+		u.mu.Unlock()
+
+		uc, err := pl.dial(ctx, u, routes)
+
+		u.mu.Lock()
+		u.dialing--
+		if err == nil {
+			u.conns = append(u.conns, uc)
+		}
+		close(u.changed)
+		u.changed = make(chan struct{})
+		u.mu.Unlock()
+		if err != nil {
+			u.failed(pl.log, pl.metrics, err)
+			if best != nil {
+				return best, nil
+			}
+			return nil, err
+		}
+		return uc, nil
 	}
-	return uc, nil
 }
 
 // dial connects to u and negotiates a service group for every chain on its

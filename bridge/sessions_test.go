@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -279,5 +280,43 @@ func TestTransactionLimit(t *testing.T) {
 	}
 	if act, _ := b.Rcpt("y@example.com", ""); act.SMTPCode != 451 || !strings.Contains(act.SMTPReply, "4.3.2") {
 		t.Fatalf("second = %+v", act)
+	}
+}
+
+// TestConnectionsBounded opens many sessions at once: no more OCP
+// connections than configured are dialled.
+func TestConnectionsBounded(t *testing.T) {
+	co := startCallout(t, standardScript())
+	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p.Routes[0].Chain.Servers.Connections = 2
+	m := startMilter(t, p)
+	const n = 40
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			cl := gomilter.NewClient("tcp", m.addr)
+			s, err := cl.Session(gomilter.NewMacroBag())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Close()
+			s.Conn("client.example", gomilter.FamilyInet, 1, "192.0.2.1")
+			s.Helo("client.example")
+			s.Mail("a@example.org", "")
+			act, err := s.Rcpt("b@example.com", "")
+			if err == nil && act.Type != gomilter.ActionContinue {
+				err = fmt.Errorf("rcpt: %+v", act)
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := co.connections(); got > 2 {
+		t.Fatalf("%d OCP connections, want at most 2", got)
 	}
 }

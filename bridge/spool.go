@@ -46,6 +46,11 @@ func (s *Spool) Write(p []byte) (int, error) {
 	if s.file != nil {
 		n, err = s.file.Write(p)
 	} else {
+		if s.mem.Cap() == 0 {
+			// Start at a typical message size instead of doubling up
+			// from 64 bytes.
+			s.mem.Grow(min(s.threshold, max(len(p), 16<<10)))
+		}
 		n, err = s.mem.Write(p)
 	}
 	s.size += int64(n)

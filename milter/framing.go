@@ -45,15 +45,26 @@ type frameConn struct {
 	closeOnce sync.Once
 	closeErr  error
 	onClose   func()
+
+	bufs *readBufs // where r and buf go back once reading ended; may be nil
 }
 
 func newFrameConn(c net.Conn, maxPacket uint32, logger *slog.Logger, onClose func()) *frameConn {
+	return newPooledFrameConn(c, maxPacket, logger, onClose, nil)
+}
+
+// newPooledFrameConn is newFrameConn with read buffers taken from bufs and
+// returned to it when the read side ends (only the reading goroutine
+// touches them).
+func newPooledFrameConn(c net.Conn, maxPacket uint32, logger *slog.Logger, onClose func(), bufs *readBufs) *frameConn {
 	return &frameConn{
 		Conn:    c,
-		r:       bufio.NewReaderSize(c, 4096),
+		r:       bufs.reader(c),
+		buf:     bufs.frame(),
 		max:     maxPacket,
 		logger:  logger,
 		onClose: onClose,
+		bufs:    bufs,
 	}
 }
 
@@ -66,6 +77,10 @@ func (c *frameConn) Read(p []byte) (int, error) {
 		}
 		if err := c.readFrame(); err != nil {
 			c.rerr = err
+			// The read side is over (go-milter stops at the first
+			// error): the buffers can serve another connection.
+			c.bufs.release(c.r, c.buf)
+			c.r, c.buf, c.frame = nil, nil, nil
 			if fe, ok := err.(*FrameError); ok {
 				c.logger.Warn("milter: closing connection on a bad packet",
 					"remote", remoteString(c.Conn), "cmd", string(rune(fe.Cmd)),
@@ -112,13 +127,16 @@ func (c *frameConn) readFrame() error {
 	return nil
 }
 
-// Write buffers p and writes every complete frame in one call.
+// Write buffers p and writes every complete frame in one call. Complete
+// modification frames (end of message) are held back until a reply frame
+// follows or 64 KiB are pending, so the modifications and the final reply
+// of a message usually leave in one write.
 func (c *frameConn) Write(p []byte) (int, error) {
 	if c.werr != nil {
 		return 0, c.werr
 	}
 	c.wbuf = append(c.wbuf, p...)
-	done := completeFrames(c.wbuf)
+	done := flushPoint(c.wbuf)
 	if done == 0 {
 		return len(p), nil
 	}
@@ -131,17 +149,40 @@ func (c *frameConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// completeFrames returns the length of the prefix of b made of whole frames.
-func completeFrames(b []byte) int {
-	off := 0
-	for len(b)-off >= frameHeaderLen {
+// maxHeldBack bounds the modification frames held back by Write.
+const maxHeldBack = 64 << 10
+
+// flushPoint returns how much of b to write now: the whole frames up to the
+// last one that is not a modification, or every whole frame once more than
+// maxHeldBack bytes are pending.
+func flushPoint(b []byte) int {
+	off, flush := 0, 0
+	for len(b)-off >= frameHeaderLen+1 {
 		n := uint64(binary.BigEndian.Uint32(b[off:]))
 		if uint64(len(b)-off) < frameHeaderLen+n {
 			break
 		}
+		cmd := b[off+frameHeaderLen]
 		off += frameHeaderLen + int(n)
+		if !isModification(cmd) {
+			flush = off
+		}
 	}
-	return off
+	if off > maxHeldBack {
+		return off
+	}
+	return flush
+}
+
+// isModification reports whether cmd is an end-of-message modification
+// (SMFIR_ADDRCPT, DELRCPT, ADDRCPT_PAR, REPLBODY, CHGFROM, ADDHEADER,
+// INSHEADER, CHGHEADER, QUARANTINE), always followed by a final reply.
+func isModification(cmd byte) bool {
+	switch cmd {
+	case '+', '-', '2', 'b', 'e', 'h', 'i', 'm', 'q':
+		return true
+	}
+	return false
 }
 
 // Close closes the connection once; it is safe for concurrent use.
@@ -170,6 +211,7 @@ type frameListener struct {
 	max    uint32
 	logger *slog.Logger
 	conns  *tracker
+	bufs   readBufs
 
 	once sync.Once
 	done chan struct{}
@@ -185,7 +227,7 @@ func (l *frameListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err == nil {
-			fc := newFrameConn(c, l.max, l.logger, nil)
+			fc := newPooledFrameConn(c, l.max, l.logger, nil, &l.bufs)
 			if !l.conns.add(fc) {
 				_ = c.Close()
 				return nil, net.ErrClosed

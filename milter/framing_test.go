@@ -111,9 +111,28 @@ func TestFrameConnWrites(t *testing.T) {
 			t.Errorf("write %d = %q, want %q", i, sc.writes[i], want[i])
 		}
 	}
+	// a completed modification frame waits for the reply that follows it
 	fc.Write(frame('b', "body")[6:])
-	if last := sc.writes[len(sc.writes)-1]; !bytes.Equal(last, frame('b', "body")) {
-		t.Errorf("completed frame written as %q", last)
+	if len(sc.writes) != len(want) {
+		t.Fatalf("modification frame written before its reply: %q", sc.writes[len(sc.writes)-1])
+	}
+	fc.Write(frame('a', ""))
+	if last := sc.writes[len(sc.writes)-1]; !bytes.Equal(last, append(frame('b', "body"), frame('a', "")...)) {
+		t.Errorf("modification and reply written as %q", last)
+	}
+}
+
+func TestFrameConnHoldsBackAtMost64K(t *testing.T) {
+	sc := &scriptConn{r: bytes.NewReader(nil)}
+	fc := newFrameConn(sc, DefaultMaxPacket, slog.New(slog.DiscardHandler), nil)
+	chunk := frame('b', string(bytes.Repeat([]byte("x"), 60000)))
+	fc.Write(chunk)
+	if len(sc.writes) != 0 {
+		t.Fatal("one body chunk was not held back")
+	}
+	fc.Write(chunk)
+	if len(sc.writes) != 1 || len(sc.writes[0]) != 2*len(chunk) {
+		t.Fatalf("writes %d, want one of both chunks", len(sc.writes))
 	}
 }
 
@@ -267,8 +286,8 @@ func TestOneWritePerPacket(t *testing.T) {
 	h.waitLog(t, "close")
 	_ = srv.Close()
 	<-served
-	// OPTNEG answer + 8 replies + 2 ADDHEADER + REPLYCODE
-	if cl.writes != 12 {
-		t.Errorf("%d write calls for 12 packets", cl.writes)
+	// OPTNEG answer + 8 replies + (2 ADDHEADER + REPLYCODE in one write)
+	if cl.writes != 10 {
+		t.Errorf("%d write calls for 12 packets, want 10", cl.writes)
 	}
 }

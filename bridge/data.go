@@ -188,13 +188,21 @@ func (s *session) sendChunk(ctx context.Context, mac Macros, part ocpsmtp.Part, 
 	}
 	cctx, cancel := stageContext(ctx, s.policy().Timeouts.EndOfMessage)
 	defer cancel()
+	var opts []ocpsmtp.Opt
+	if !s.mt.dataOpts {
+		// Values that became known since MAIL (the queue id) go on
+		// the first data DUM only (docs/profile.md 5.4).
+		s.mt.dataOpts = true
+		opts = s.newOpts(mac)
+	}
 	for len(b) > maxDUM {
-		if err := x.sendData(cctx, part, index, b[:maxDUM], x.allowFor(part), s.newOpts(mac)); err != nil {
+		if err := x.sendData(cctx, part, index, b[:maxDUM], x.allowFor(part), opts); err != nil {
 			return s.onFailure(failure(FailServer, err), false)
 		}
 		b = b[maxDUM:]
+		opts = nil
 	}
-	if err := x.sendData(cctx, part, index, b, x.allowFor(part), s.newOpts(mac)); err != nil {
+	if err := x.sendData(cctx, part, index, b, x.allowFor(part), opts); err != nil {
 		return s.onFailure(failure(FailServer, err), false)
 	}
 	if f := x.failed(); f != nil {

@@ -42,6 +42,7 @@ type mailTx struct {
 	fail       *AdaptationError // the failure that changed the status
 
 	optsSent map[string]bool // AM-OPT keywords already sent
+	dataOpts bool            // the first data DUM (with its AM-OPT) was sent
 	deferred *Reply          // a refusal decided at a header or body event
 
 	headers     []headerField

@@ -23,36 +23,20 @@ type step struct {
 	m          *ocp.Message
 }
 
-// readTranscript parses a golden transcript; every message must be in
-// canonical form.
+// readTranscript parses a golden transcript.
 func readTranscript(t *testing.T, name string) []step {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "testdata", "profile", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var steps []step
-	for len(data) > 0 {
-		switch {
-		case data[0] == '#':
-			i := bytes.IndexByte(data, '\n')
-			data = data[i+1:]
-		case bytes.HasPrefix(data, []byte("P: ")), bytes.HasPrefix(data, []byte("S: ")):
-			from := data[0] == 'S'
-			data = data[3:]
-			m, err := ocp.NewDecoder(bytes.NewReader(data), ocp.Limits{}).Decode()
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			wire := ocp.AppendMessage(nil, m)
-			if !bytes.HasPrefix(data, wire) {
-				t.Fatalf("%s: not canonical: %q", name, wire)
-			}
-			steps = append(steps, step{fromServer: from, m: m})
-			data = data[len(wire):]
-		default:
-			t.Fatalf("%s: unexpected %q", name, data[:min(40, len(data))])
-		}
+	parsed, err := ocpsmtp.ParseTranscript(data)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	steps := make([]step, len(parsed))
+	for i, st := range parsed {
+		steps[i] = step{fromServer: st.FromServer, m: st.Message}
 	}
 	return steps
 }

@@ -5,14 +5,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
@@ -34,31 +35,13 @@ func readTranscript(t *testing.T, name string) []step {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var steps []step
-	for len(data) > 0 {
-		switch {
-		case data[0] == '#':
-			i := bytes.IndexByte(data, '\n')
-			if i < 0 {
-				i = len(data) - 1
-			}
-			data = data[i+1:]
-		case bytes.HasPrefix(data, []byte("P: ")), bytes.HasPrefix(data, []byte("S: ")):
-			from := data[0] == 'S'
-			data = data[3:]
-			m, err := ocp.NewDecoder(bytes.NewReader(data), ocp.Limits{}).Decode()
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			wire := ocp.AppendMessage(nil, m)
-			if !bytes.HasPrefix(data, wire) {
-				t.Fatalf("%s: message not in canonical form: %q", name, wire)
-			}
-			steps = append(steps, step{fromServer: from, wire: wire})
-			data = data[len(wire):]
-		default:
-			t.Fatalf("%s: unexpected line %q", name, data[:min(40, len(data))])
-		}
+	parsed, err := ocpsmtp.ParseTranscript(data)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	steps := make([]step, len(parsed))
+	for i, st := range parsed {
+		steps[i] = step{fromServer: st.FromServer, wire: st.Wire}
 	}
 	return steps
 }

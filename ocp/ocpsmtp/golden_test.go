@@ -126,36 +126,18 @@ type sided struct {
 	msg  *ocp.Message
 }
 
-// splitTranscript reads the golden format: "# ..." LF lines between
-// messages, and "P: " / "S: " followed by one OCP message. Each message
-// must be in canonical form (AppendMessage gives back the same octets).
+// splitTranscript reads the golden format with ParseTranscript.
 func splitTranscript(data []byte) ([]sided, error) {
-	var out []sided
-	for len(data) > 0 {
-		if data[0] == '#' {
-			i := bytes.IndexByte(data, '\n')
-			if i < 0 {
-				return nil, fmt.Errorf("unterminated comment")
-			}
-			data = data[i+1:]
-			continue
+	steps, err := ParseTranscript(data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]sided, len(steps))
+	for i, st := range steps {
+		out[i] = sided{from: "P", msg: st.Message}
+		if st.FromServer {
+			out[i].from = "S"
 		}
-		if len(data) < 3 || (string(data[:3]) != "P: " && string(data[:3]) != "S: ") {
-			return nil, fmt.Errorf("expected \"P: \", \"S: \" or \"#\" at %q", data[:min(len(data), 20)])
-		}
-		from := string(data[:1])
-		rd := bytes.NewReader(data[3:])
-		dec := ocp.NewDecoder(rd, ocp.Limits{})
-		m, err := dec.Decode()
-		if err != nil {
-			return nil, fmt.Errorf("after %d messages: %w", len(out), err)
-		}
-		n := len(data) - 3 - rd.Len() - dec.Buffered()
-		if enc := ocp.AppendMessage(nil, m); !bytes.Equal(enc, data[3:3+n]) {
-			return nil, fmt.Errorf("%s message %d not canonical:\n%q\n%q", from, len(out)+1, data[3:3+n], enc)
-		}
-		out = append(out, sided{from, m})
-		data = data[3+n:]
 	}
 	return out, nil
 }

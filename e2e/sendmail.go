@@ -24,6 +24,10 @@ type SendmailOptions struct {
 	Hostname string
 	// ExtraMC is m4 text added to the .mc before the MAILER lines.
 	ExtraMC string
+
+	// submissionAddr is where the submission daemon of the contrib snippet
+	// (Name=MSA) listens; StartSendmail picks it. Empty renders 127.0.0.1:587.
+	submissionAddr string
 }
 
 // Sendmail is a throwaway Sendmail daemon (sendmail -bD) running from the unpacked
@@ -31,11 +35,12 @@ type SendmailOptions struct {
 // 60 s "unable to qualify my own domain name" stall) and mount namespace (its
 // /dev/log is the harness's Syslog).
 type Sendmail struct {
-	Dir      string // instance directory: sendmail.mc, sendmail.cf, run/, dev/
-	SMTPAddr string
-	Sink     *Sink // the relay target, when StartSendmail started it
-	Syslog   *Syslog
-	proc     *Process
+	Dir            string // instance directory: sendmail.mc, sendmail.cf, run/, dev/
+	SMTPAddr       string // the daemon with Name=MTA ({daemon_name} MTA)
+	SubmissionAddr string // the contrib snippet's daemon with Name=MSA (only with a Milter)
+	Sink           *Sink  // the relay target, when StartSendmail started it
+	Syslog         *Syslog
+	proc           *Process
 }
 
 // sendmailScript runs inside unshare: it builds a /dev holding the null devices and
@@ -62,7 +67,8 @@ func StartSendmail(t testing.TB, o SendmailOptions) *Sendmail {
 	unshare := RequirePeer(t, "unshare")
 	m4 := RequirePeer(t, "m4")
 	dir := InstanceDir(t, "sendmail")
-	s := &Sendmail{Dir: dir, SMTPAddr: FreeAddr(t)}
+	s := &Sendmail{Dir: dir, SMTPAddr: FreeAddr(t), SubmissionAddr: FreeAddr(t)}
+	o.submissionAddr = s.SubmissionAddr
 	relay := o.RelayTo
 	if relay == "" {
 		s.Sink = StartSink(t, SinkOptions{})
@@ -97,7 +103,7 @@ func StartSendmail(t testing.TB, o SendmailOptions) *Sendmail {
 		Argv: []string{unshare, "--uts", "--mount", "--propagation", "private",
 			"sh", "-c", sendmailScript, "sh", dir, host, sendmailBinary(root), filepath.Join(dir, "sendmail.cf")},
 		Dir:   dir,
-		Ready: func() bool { return Listening(s.SMTPAddr) },
+		Ready: func() bool { return Listening(s.SMTPAddr) && (o.Milter == "" || Listening(s.SubmissionAddr)) },
 	}.Start(t)
 	return s
 }
@@ -127,9 +133,15 @@ func (s *Sendmail) WaitLog(t testing.TB, substr string, timeout time.Duration) s
 // sendmailMC renders the .mc for an instance in dir.
 func sendmailMC(t testing.TB, dir, host, smtpAddr, relay string, o SendmailOptions) string {
 	t.Helper()
+	submission := o.submissionAddr
+	if submission == "" {
+		submission = "127.0.0.1:587"
+	}
 	contrib := FillTemplate(t, ContribSendmailMC, readRepoFile(t, ContribSendmailMC), map[string]string{
 		"MILTER":             o.Milter,
 		"MESSAGE_SIZE_LIMIT": fmt.Sprint(TestMessageSizeLimit),
+		"SUBMISSION_PORT":    portOf(submission),
+		"SUBMISSION_ADDR":    hostOf(submission),
 	})
 	if o.Milter == "" {
 		contrib = "dnl no milter\n"

@@ -317,10 +317,10 @@ type mta struct {
 	br   *bridge.Bridge
 }
 
-func startMilter(t *testing.T, p *bridge.Policy) *mta {
+func startMilter(t *testing.T, p *bridge.Policy, opts ...bridge.Option) *mta {
 	t.Helper()
 	p.SpoolDir = t.TempDir()
-	br := bridge.New(p, testLogger(t))
+	br := bridge.New(p, testLogger(t), opts...)
 	srv := milter.NewServer(br, milter.Options{Logger: testLogger(t)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,39 +1,21 @@
 package bridge_test
 
 import (
-	"context"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	gomilter "github.com/d--j/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/opes-milter/opes-milter/bridge"
-	"github.com/opes-milter/opes-milter/milter"
 )
 
 func TestMetrics(t *testing.T) {
 	co := startCallout(t, standardScript())
 	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
-	p.SpoolDir = t.TempDir()
 	reg := prometheus.NewRegistry()
-	br := bridge.New(p, testLogger(t), bridge.WithMetrics(bridge.NewMetrics(reg)))
-	srv := milter.NewServer(br, milter.Options{Logger: testLogger(t)})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		br.Close()
-	})
-	m := &mta{addr: ln.Addr().String(), br: br}
+	m := startMilter(t, p, bridge.WithMetrics(bridge.NewMetrics(reg)))
 	s := m.session(t)
 	_, _, final := sendMessage(t, s, "a@example.org", []string{"blocked@example.com", "b@example.com"}, "x\r\n")
 	wantFinal(t, final, gomilter.ActionAccept)

@@ -9,6 +9,7 @@ import (
 	"net/smtp"
 	"net/textproto"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -248,6 +249,17 @@ func (p *Postfix) QueueFiles(queues ...string) []string {
 	}
 	sort.Strings(files)
 	return files
+}
+
+// Flush asks Postfix to retry its deferred mail now (postqueue -f).
+func (p *Postfix) Flush(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), ClientTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, RequirePeer(t, "postqueue"), "-c", p.ConfigDir, "-f").CombinedOutput()
+	if err != nil {
+		t.Fatalf("e2e: postqueue -f: %v: %s", err, out)
+	}
 }
 
 // QueueFiles lists Sendmail's queue files whose names start with prefix:

@@ -62,3 +62,15 @@ bench: build
 
 clean:
 	rm -rf $(BIN)
+
+# soak: SOAK (default 10m) of steady load, SOAK_RATE messages per second,
+# through a real Postfix, opes-milter and opes-callout on loopback
+# (e2e/soak_test.go, build tag soak, not part of `make test`): resident
+# memory and goroutines must stay flat after the warm-up and every message
+# must be delivered or refused.
+SOAK         ?= 10m
+SOAK_RATE    ?= 10
+SOAK_TIMEOUT ?= 40m
+.PHONY: soak
+soak: build
+	OPES_SOAK=$(SOAK) OPES_SOAK_RATE=$(SOAK_RATE) $(GO) test -tags soak -count=1 -v -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' ./e2e/

@@ -213,11 +213,12 @@ func RunLoad(ctx context.Context, o LoadOptions) LoadReport {
 						select {
 						case <-time.After(wait):
 						case <-ctx.Done():
+							return // its time never came: not sent
 						}
 					}
 				}
 				// A message that was begun is finished even when ctx
-				// ended meanwhile: its outcome must be known.
+				// ends meanwhile: its outcome must be known.
 				r := SendSMTP(context.WithoutCancel(ctx), o.Addr, build(n))
 				if o.OnResult != nil {
 					o.OnResult(r)

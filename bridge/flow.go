@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -133,6 +134,8 @@ func (s *session) sendRcpt(ctx context.Context, r *rcptState) Reply {
 			// Never refuse at RCPT on the non-SMTP path: the MTA would
 			// keep the message queued. Delete the recipient instead.
 			r.deleted = true
+			s.log.Info("recipient removed (non-SMTP path)", "rcpt", r.addr,
+				"reply", strconv.Itoa(a.reply.Code)+" "+a.reply.Text, "daemon", s.daemonName)
 			return Reply{Kind: Continue}
 		}
 		return *a.reply

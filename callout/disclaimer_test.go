@@ -132,3 +132,26 @@ func TestDisclaimerHTMLFromText(t *testing.T) {
 		t.Errorf("html = %q, want %q", d.html, want)
 	}
 }
+
+// TestDisclaimerKeepsFinalLineBreak: a single-part text body that ends
+// with a line break still does after the footer (finding F-h10-2), in every
+// transfer encoding.
+func TestDisclaimerKeepsFinalLineBreak(t *testing.T) {
+	for _, tc := range []struct{ cte, body, want string }{
+		{"7bit", "Line one.\r\nLine two.\r\n", "Line one.\r\nLine two.\r\nfooter\r\n"},
+		{"quoted-printable", "Gr=FC=DFe.\r\n", "Gr=FC=DFe.\r\nfooter\r\n"},
+		{"7bit", "no break", "no break\r\nfooter"},
+	} {
+		msg := "Subject: x\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: " + tc.cte + "\r\n\r\n" + tc.body
+		orig := NewMessage([]byte(msg))
+		d, err := NewDisclaimer(&mapping.Disclaimer{Text: "footer"}).AdaptMessage(context.Background(), &Tx{}, orig)
+		if err != nil || d.Action != ActionReplace {
+			t.Fatalf("%s: %v %v", tc.cte, d.Action, err)
+		}
+		root, _ := d.Message.Root()
+		body, _ := d.Message.Bytes(root.BodyOffset, root.End)
+		if string(body) != tc.want {
+			t.Errorf("%s %q: body %q, want %q", tc.cte, tc.body, body, tc.want)
+		}
+	}
+}

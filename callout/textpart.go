@@ -71,8 +71,11 @@ func appendToText(msg *Message, s *Section, footer string) ([]Edit, string) {
 			ins = append(ins, "\r\n"...)
 		}
 		ins = append(ins, add...)
-		if !endsWithBreak {
+		switch {
+		case !endsWithBreak:
 			ins = bytes.TrimSuffix(ins, []byte("\r\n"))
+		case !bytes.HasSuffix(ins, []byte("\n")):
+			ins = append(ins, "\r\n"...)
 		}
 	}
 	newText := make([]byte, 0, len(text)+len(ins))

@@ -147,7 +147,11 @@ func TestScenarioNonSMTP(t *testing.T) {
 	if msgs, _ := p.Sink.Messages(); len(msgs) != 1 {
 		t.Errorf("the sink got %d messages, want 1", len(msgs))
 	}
-	if ml := op.Milter.Output(); !strings.Contains(ml, "route=outbound") {
+	ml := op.Milter.Output()
+	if !strings.Contains(ml, "route=outbound") {
 		t.Errorf("opes-milter log lacks the outbound route:\n%s", ml)
+	}
+	if !strings.Contains(ml, "recipient removed (non-SMTP path)") || !strings.Contains(ml, "rcpt=<blocked@example.com>") {
+		t.Errorf("opes-milter did not log the removed recipient:\n%s", ml)
 	}
 }

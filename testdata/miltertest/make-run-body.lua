@@ -1,13 +1,17 @@
 -- Runs against `make run` (contrib/opes-milter.toml): body replacements of
 -- the disclaimer and attachment-filter services, each checked byte for byte
--- with mt.eom_check(MT_BODYCHANGE). Three messages on one connection:
+-- with mt.eom_check(MT_BODYCHANGE). Five messages on one connection:
 --   1. multipart/alternative: the disclaimer goes after the text of the
 --      text/plain part and, escaped, before </body> of the text/html part;
 --   2. multipart/mixed with a quoted-printable ISO-8859-1 text part and a
 --      text attachment: the footer is added to the first part in its own
 --      encoding, the attachment is left as it is;
 --   3. a PDF alone: no text to add to, nothing to remove, so no body
---      replacement (but the trace lines all the same).
+--      replacement (but the trace lines all the same);
+--   4. a single-part text message: the footer goes on a line of its own and
+--      the body still ends with a line break;
+--   5. a base64 UTF-8 text part: the footer is added to the decoded text,
+--      which is encoded again in lines of 76.
 --
 -- Globals set with miltertest -D (optional):
 --   MILTER  the milter socket; default inet:8890@127.0.0.1
@@ -98,6 +102,30 @@ message(3, "application/pdf; name=\"report.pdf\"", { { "Content-Transfer-Encodin
 	"JVBERi0xLjQKJcOkw7zDtsOfCjEgMCBvYmoKPDwvVHlwZS9DYXRhbG9nPj4KZW5kb2JqCg==\r\n")
 assert(not mt.eom_check(conn, MT_BODYCHANGE), "message 3: a PDF-only body was replaced")
 mt.echo("message 3: PDF alone left as it is")
+
+message(4, "text/plain; charset=us-ascii", {}, "Line one.\r\nLine two.\r\n")
+assert(mt.eom_check(conn, MT_BODYCHANGE, "Line one.\r\nLine two.\r\n" .. FOOTER .. "\r\n"),
+	"message 4: footer not on a line of its own, or the final line break lost")
+mt.echo("message 4: footer after the single text part")
+
+-- "Grüße aus München.\r\n" in UTF-8, base64.
+message(5, "multipart/mixed; boundary=\"m2\"", {},
+	"--m2\r\n" ..
+	"Content-Type: text/plain; charset=utf-8\r\n" ..
+	"Content-Transfer-Encoding: base64\r\n" ..
+	"\r\n" ..
+	"R3LDvMOfZSBhdXMgTcO8bmNoZW4uDQo=\r\n" ..
+	"--m2--\r\n")
+-- The same text with FOOTER .. "\r\n" after it, base64.
+assert(mt.eom_check(conn, MT_BODYCHANGE,
+	"--m2\r\n" ..
+	"Content-Type: text/plain; charset=utf-8\r\n" ..
+	"Content-Transfer-Encoding: base64\r\n" ..
+	"\r\n" ..
+	"R3LDvMOfZSBhdXMgTcO8bmNoZW4uDQpUaGlzIG1lc3NhZ2Ugd2FzIHByb2Nlc3NlZCBieSBhbiBP\r\n" ..
+	"UEVTIHN5c3RlbS4NCg==\r\n" ..
+	"--m2--\r\n"), "message 5: footer not added to the base64 part")
+mt.echo("message 5: footer in the base64 part")
 
 assert(mt.disconnect(conn) == nil, "disconnect")
 mt.echo("make-run-body.lua: ok")

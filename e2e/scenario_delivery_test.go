@@ -12,6 +12,13 @@ import (
 // scenario waits for a copy to arrive.
 const scenarioTimeout = 30 * time.Second
 
+// rcptRejectLog is what each MTA logs when opes-milter refuses
+// blocked@example.com at RCPT.
+var rcptRejectLog = map[string]string{
+	"postfix":  "milter-reject: RCPT from localhost[127.0.0.1]: 550 5.1.1 Recipient address rejected: blocked by policy; from=<sender@example.org> to=<blocked@example.com>",
+	"sendmail": "Milter: to=<blocked@example.com>, reject=550 5.1.1 Recipient address rejected: blocked by policy",
+}
+
 // TestScenarioDelivery: a multipart message with a .exe and a PDF
 // attachment to a denied and an allowed recipient, through Postfix and
 // Sendmail with the shipped configuration. The denied recipient gets
@@ -37,6 +44,7 @@ func TestScenarioDelivery(t *testing.T) {
 			if d.Rcpts[0].Code != 250 || d.Rcpts[2].Code != 250 {
 				t.Errorf("allowed recipients: %v", d.Rcpts)
 			}
+			m.WaitLog(t, rcptRejectLog[m.Name], scenarioTimeout)
 			c := m.Sink.Wait(t, 1, scenarioTimeout)[0]
 			if want := []string{"colleague@example.com", "friend@example.com"}; !slices.Equal(sorted(c.Rcpts), want) {
 				t.Errorf("relayed to %v, want %v", c.Rcpts, want)

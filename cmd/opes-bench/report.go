@@ -78,7 +78,7 @@ func (r *Report) results(b *strings.Builder) {
 		"(after %d warm-up messages), relayed to `smtp-sink`; msg/s is what smtp-source achieved, and the CPU window "+
 		"closes when the queue is delivered. CPU is user+system time of every process of the case (for Postfix "+
 		"every process under the master, plus smtp-sink), not of the load generator.\n\n",
-		o.Runs, o.Sessions, o.Mix, o.Duration, o.Warmup, o.Sessions, o.PostfixSize, o.PostfixRcpts,
+		o.Runs, o.Sessions, mixText(o.Mix), o.Duration, o.Warmup, o.Sessions, o.PostfixSize, o.PostfixRcpts,
 		o.PostfixMessages, o.PostfixWarmup)
 	if r.hasAlt() {
 		fmt.Fprintf(b, "Cases marked \"alt build\" ran opes-milter and opes-callout built from `%s`, in the same rounds "+
@@ -232,6 +232,15 @@ func (r *Report) hasAlt() bool {
 		}
 	}
 	return false
+}
+
+// mixText describes the message mix for the report: "10KiB/3" for one
+// shape, the weighted list otherwise.
+func mixText(m Mix) string {
+	if len(m) == 1 {
+		return m[0].Shape.String()
+	}
+	return m.String()
 }
 
 // fmtSpread prints "median (min–max)" with prec decimals.

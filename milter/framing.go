@@ -146,6 +146,7 @@ func (c *frameConn) Write(p []byte) (int, error) {
 		c.werr = err
 		return 0, err
 	}
+	quickAck(c.Conn)
 	return len(p), nil
 }
 

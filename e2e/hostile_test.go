@@ -434,6 +434,13 @@ func (o milterOutcome) String() string {
 	return fmt.Sprintf("rcpt %+v, final %+v, %d modifications, in %v", o.rcpt, o.final, len(o.mods), o.took.Round(time.Millisecond))
 }
 
+// hostileSubject and hostileBody are the content of the messages the
+// hostile tests send; no log may repeat them.
+const (
+	hostileSubject = "Subject-3b7d15a0"
+	hostileBody    = "Body-8c2e4f91"
+)
+
 // sendViaMilter runs one message (MAIL, one RCPT, a header, body, end of
 // message) through a milter session.
 func sendViaMilter(t *testing.T, s *gomilter.ClientSession, body string) milterOutcome {
@@ -456,7 +463,7 @@ func sendViaMilter(t *testing.T, s *gomilter.ClientSession, body string) milterO
 		return o
 	}
 	var h mtextproto.Header
-	h.Add("Subject", "hostile")
+	h.Add("Subject", hostileSubject)
 	h.Add("From", "<sender@example.org>")
 	if act, err := s.Header(h); err != nil || act.Type != gomilter.ActionContinue {
 		t.Fatalf("header: %+v %v", act, err)
@@ -584,7 +591,7 @@ func TestHostileCalloutServer(t *testing.T) {
 			before := scrape(t, metrics)
 			r.setScript(tt.script)
 			s := milterClient(t, op.MilterAddr)
-			o := sendViaMilter(t, s, "hostile body\r\n")
+			o := sendViaMilter(t, s, hostileBody+"\r\n")
 			if !o.tempfailed() {
 				t.Fatalf("want the tempfail policy outcome, got %v: %+v", o, o.mods)
 			}
@@ -624,6 +631,7 @@ func TestHostileCalloutServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkLogsClean(t, map[string]string{"opes-milter": op.Milter.Output()}, []string{hostileSubject, hostileBody}, nil)
 	t.Logf("opes-milter peak RSS through %d hostile callout servers: %s", len(tests), MiB(st.HWM))
 	if st.HWM > hostileRSSLimit {
 		t.Errorf("opes-milter peak RSS %s, want at most %s", MiB(st.HWM), MiB(hostileRSSLimit))

@@ -203,7 +203,7 @@ type faultRig struct {
 // that wait them out stay fast.
 const (
 	faultRcptDeadline = 2 * time.Second
-	faultEOMDeadline  = 6 * time.Second
+	faultEOMDeadline  = 4 * time.Second
 )
 
 func startFaultRig(t *testing.T) *faultRig {
@@ -472,7 +472,7 @@ func TestFaults(t *testing.T) {
 			return nil
 		}},
 		{name: "OCP connections reset during 50 transactions", n: 50, arrange: func(t *testing.T) func() {
-			rg.setSlow(t, 4*time.Second)
+			rg.setSlow(t, 2*time.Second)
 			return func() {
 				if !waitInFlight(t, rg.metrics, 40) {
 					t.Errorf("50 transactions never got in flight")
@@ -538,11 +538,11 @@ func TestFaults(t *testing.T) {
 // while Postfix is sending, and checks every message's fate.
 func (rg *faultRig) restartUnderLoad(t *testing.T) {
 	pids := []int{rg.op.Milter.Pid()}
-	rep := rg.load(t, LoadOptions{Prefix: "rs", Sessions: 3, Messages: 90, Rate: 20}, func() {
-		time.Sleep(time.Second)
+	rep := rg.load(t, LoadOptions{Prefix: "rs", Sessions: 3, Messages: 60, Rate: 20}, func() {
+		time.Sleep(800 * time.Millisecond)
 		restartMilter(rg.t, rg.op, false)
 		pids = append(pids, rg.op.Milter.Pid())
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(time.Second)
 		restartMilter(rg.t, rg.op, true)
 		pids = append(pids, rg.op.Milter.Pid())
 	})

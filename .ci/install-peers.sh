@@ -11,7 +11,7 @@
 set -euo pipefail
 
 SENDMAIL_ROOT=${OPES_SENDMAIL_ROOT:-/opt/opes-milter-peers/sendmail}
-PACKAGES=(postfix swaks miltertest spamassassin spamc spamd m4 liblockfile1 libwrap0)
+PACKAGES=(postfix swaks miltertest spamassassin spamc spamd m4 liblockfile1 libwrap0 systemd)
 SENDMAIL_PACKAGES=(sendmail-bin sendmail-cf sendmail-base)
 
 log() { printf 'install-peers: %s\n' "$*"; }
@@ -111,7 +111,7 @@ unpack_sendmail() {
 
 check() {
 	local bin
-	for bin in postfix smtp-sink swaks miltertest spamd spamc m4 unshare; do
+	for bin in postfix smtp-sink swaks miltertest spamd spamc m4 unshare systemd-analyze; do
 		command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || die "$bin missing after install"
 	done
 	if ldd "$SENDMAIL_ROOT/usr/libexec/sendmail/sendmail" | grep -q 'not found'; then

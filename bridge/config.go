@@ -45,6 +45,7 @@ func PolicyFromConfig(c *mapping.Config) (*Policy, error) {
 			Addresses:    s.Addresses,
 			RoundRobin:   s.Strategy == mapping.RoundRobin,
 			Connections:  s.Connections,
+			IdleTimeout:  s.IdleTimeout,
 			FailureLimit: s.FailureLimit,
 			RevivalDelay: s.RevivalDelay,
 			Client: ocp.ClientConfig{

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -28,7 +29,7 @@ func (x *exchange) allowFor(part ocpsmtp.Part) []string {
 // startExchange opens the OCP transaction for the current mail transaction
 // and sends the parts that precede the first RCPT. ok is false when it
 // failed; the reply is then the failure policy's answer.
-func (s *session) startExchange(ctx context.Context, mac Macros) (Reply, bool) {
+func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt string) (Reply, bool) {
 	mt := s.mt
 	p := s.policy()
 	if max := p.MaxTransactions; max > 0 && s.b.inflight.Load() >= int64(max) {
@@ -39,6 +40,16 @@ func (s *session) startExchange(ctx context.Context, mac Macros) (Reply, bool) {
 	cctx, cancel := stageContext(ctx, p.Timeouts.Rcpt)
 	defer cancel()
 	tx, prof, err := s.st.pool.start(cctx, mt.route, p.Routes)
+	if errors.Is(err, errRetired) {
+		// A reload replaced the pool between MAIL and this RCPT: the
+		// transaction starts on the new configuration.
+		s.st = s.b.current()
+		p = s.policy()
+		if mt.route = p.Select(s.facts(firstRcpt)); mt.route == nil {
+			return Reply{Kind: Continue}, false
+		}
+		tx, prof, err = s.st.pool.start(cctx, mt.route, p.Routes)
+	}
 	if err != nil {
 		return s.onFailure(failure(FailConnect, err), true), false
 	}
@@ -98,7 +109,7 @@ func (s *session) startExchange(ctx context.Context, mac Macros) (Reply, bool) {
 
 // sendRcpt sends one RCPT part and, when it is adaptive, waits for the
 // server's answer within the RCPT deadline.
-func (s *session) sendRcpt(ctx context.Context, r *rcptState) Reply {
+func (s *session) sendRcpt(ctx context.Context, mac Macros, r *rcptState) Reply {
 	mt, x := s.mt, s.mt.x
 	if mt.fail != nil {
 		return s.failedReply(true)
@@ -134,7 +145,7 @@ func (s *session) sendRcpt(ctx context.Context, r *rcptState) Reply {
 			// Never refuse at RCPT on the non-SMTP path: the MTA would
 			// keep the message queued. Delete the recipient instead.
 			r.deleted = true
-			s.log.Info("recipient removed (non-SMTP path)", "rcpt", r.addr,
+			s.log.Info("recipient removed (non-SMTP path)", "qid", mac.Get("i"), "rcpt", r.addr,
 				"reply", strconv.Itoa(a.reply.Code)+" "+a.reply.Text, "daemon", s.daemonName)
 			return Reply{Kind: Continue}
 		}

@@ -150,14 +150,14 @@ func scriptServer(a answers) func(ctx context.Context, tx *ocp.ServerTx, m *ocp.
 		raw   []byte
 		insts []*inst
 	}
-	states := map[int64]*state{}
+	states := map[*ocp.ServerTx]*state{}
 	var mu sync.Mutex
 	return func(ctx context.Context, tx *ocp.ServerTx, m *ocp.Message) error {
 		mu.Lock()
-		st := states[tx.Xid()]
+		st := states[tx]
 		if st == nil {
 			st = &state{start: -1}
-			states[tx.Xid()] = st
+			states[tx] = st
 		}
 		mu.Unlock()
 		switch m.Name {

@@ -85,9 +85,9 @@ func (s *session) Helo(ctx context.Context, mac Macros, name string) Reply {
 
 // Mail implements Session.
 func (s *session) Mail(ctx context.Context, mac Macros, from string, args []string) Reply {
-	if s.st == nil {
-		s.st = s.b.current()
-	}
+	// Each mail transaction runs on the configuration current when it
+	// starts: a session that outlives a reload picks up the new one.
+	s.st = s.b.current()
 	s.endTx("new MAIL")
 	s.mt = &mailTx{started: time.Now(), from: from, args: args, authed: mac.Get("{auth_authen}") != ""}
 	return Reply{Kind: Continue}
@@ -130,7 +130,7 @@ func (s *session) Rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 			mt.route = p.Select(f)
 		}
 		if mt.route != nil {
-			if rep, ok := s.startExchange(ctx, mac); !ok {
+			if rep, ok := s.startExchange(ctx, mac, rcpt); !ok {
 				mt.rcpts = append(mt.rcpts, rcptState{addr: rcpt, args: args, index: -1, refused: rep.Kind == Reject || rep.Kind == TempFail})
 				return rep
 			}
@@ -145,7 +145,7 @@ func (s *session) Rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 	}
 	rep := Reply{Kind: Continue}
 	if mt.x != nil {
-		rep = s.sendRcpt(ctx, &r)
+		rep = s.sendRcpt(ctx, mac, &r)
 	}
 	if rep.Kind == Reject || rep.Kind == TempFail {
 		r.refused = true

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opes-milter/opes-milter/ocp"
@@ -21,9 +22,14 @@ type pool struct {
 	chains  map[*ServerSet][]*Chain
 	ups     map[*ServerSet][]*upstream
 
-	mu   sync.Mutex
-	next map[*ServerSet]int // round-robin cursor
+	mu      sync.Mutex
+	next    map[*ServerSet]int // round-robin cursor
+	retired atomic.Bool        // replaced by a reload: starts no transaction
 }
+
+// errRetired is returned by start on a pool a reload replaced; the caller
+// retries with the current one.
+var errRetired = errors.New("bridge: callout pool retired by a reload")
 
 // upstream is one callout server address with its connections and its
 // circuit breaker.
@@ -42,8 +48,9 @@ type upstream struct {
 
 // upConn is one negotiated OCP connection.
 type upConn struct {
-	c      *ocp.Client
-	groups map[*Chain]group
+	c        *ocp.Client
+	groups   map[*Chain]group
+	lastUsed atomic.Int64 // unix nanoseconds of the last transaction start
 }
 
 // group is a service group negotiated on one connection.
@@ -86,6 +93,9 @@ func (pl *pool) offers(set *ServerSet, routes []*Route) map[*Chain]ocpsmtp.Profi
 // failing over across the set's servers. Errors are *AdaptationError of
 // class FailConnect.
 func (pl *pool) start(ctx context.Context, r *Route, routes []*Route) (*ocp.Tx, ocpsmtp.Profile, error) {
+	if pl.retired.Load() {
+		return nil, ocpsmtp.Profile{}, errRetired
+	}
 	set := r.Chain.Servers
 	ups := pl.ups[set]
 	if len(ups) == 0 {
@@ -115,6 +125,7 @@ func (pl *pool) start(ctx context.Context, r *Route, routes []*Route) (*ocp.Tx, 
 			errs = append(errs, fmt.Errorf("%s: chain %q has no service group", u.addr, r.Chain.Name))
 			continue
 		}
+		uc.lastUsed.Store(time.Now().UnixNano())
 		tx, err := uc.c.Start(ctx, g.sg)
 		if err != nil {
 			u.failed(pl.log, pl.metrics, err)
@@ -179,11 +190,19 @@ func (u *upstream) get(ctx context.Context, pl *pool, routes []*Route) (*upConn,
 	for {
 		u.mu.Lock()
 		live := u.conns[:0]
+		now := time.Now().UnixNano()
 		for _, c := range u.conns {
 			select {
 			case <-c.c.Done():
 				continue
 			default:
+			}
+			if idle := u.set.IdleTimeout; idle > 0 && c.c.InFlight() == 0 && now-c.lastUsed.Load() > int64(idle) {
+				// Close it before the callout server's own idle timeout
+				// does, so no transaction starts on a connection the
+				// server is closing.
+				go c.c.Close()
+				continue
 			}
 			live = append(live, c)
 		}
@@ -246,6 +265,7 @@ func (pl *pool) dial(ctx context.Context, u *upstream, routes []*Route) (*upConn
 		return nil, fmt.Errorf("%s: %w", u.addr, err)
 	}
 	uc := &upConn{c: c, groups: map[*Chain]group{}}
+	uc.lastUsed.Store(time.Now().UnixNano())
 	for chain, offer := range pl.offers(u.set, routes) {
 		sg, feat, err := c.NewServiceGroup(ctx, chain.Services, []ocp.Feature{offer.Feature()})
 		if err != nil {
@@ -288,12 +308,12 @@ func (pl *pool) close() {
 // closeWhenIdle closes every connection once it has no transaction in
 // flight (after a reload).
 func (pl *pool) closeWhenIdle() {
+	pl.retired.Store(true)
 	for _, ups := range pl.ups {
 		for _, u := range ups {
 			u.mu.Lock()
 			conns := u.conns
 			u.conns = nil
-			u.openUntil = time.Now().Add(time.Hour) // retired: never dial again
 			u.mu.Unlock()
 			for _, c := range conns {
 				go func(c *ocp.Client) {

@@ -48,7 +48,8 @@ type ServerSet struct {
 	Name         string
 	Addresses    []string
 	RoundRobin   bool
-	Connections  int // OCP connections per server
+	Connections  int           // OCP connections per server
+	IdleTimeout  time.Duration // close a connection unused this long (before the server does)
 	Client       ocp.ClientConfig
 	FailureLimit int           // consecutive failures before the breaker opens
 	RevivalDelay time.Duration // how long an open breaker waits

@@ -320,3 +320,47 @@ func TestConnectionsBounded(t *testing.T) {
 		t.Fatalf("%d OCP connections, want at most 2", got)
 	}
 }
+
+// TestReloadKeepsSessionsWorking: a session connected before a reload
+// sends its next messages on the new configuration (finding F-h9-6).
+func TestReloadKeepsSessionsWorking(t *testing.T) {
+	co := startCallout(t, standardScript())
+	m := startMilter(t, testPolicy(co.addr, skeletonAdaptive, skeletonInformative))
+	s := m.session(t)
+	_, _, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
+	wantFinal(t, final, gomilter.ActionAccept)
+	for i := 0; i < 3; i++ {
+		p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+		p.SystemURI = fmt.Sprintf("http://opes.example.net/reload%d", i)
+		p.SpoolDir = t.TempDir()
+		m.br.Reload(p)
+		acts, mods, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
+		if acts[0].Type != gomilter.ActionContinue {
+			t.Fatalf("reload %d: rcpt %+v", i, acts[0])
+		}
+		wantFinal(t, final, gomilter.ActionAccept)
+		sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System")
+		if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, fmt.Sprintf("reload%d", i)) {
+			t.Fatalf("reload %d: message not on the new configuration: %+v", i, sys)
+		}
+	}
+}
+
+// TestIdleConnectionsClosed: a connection unused for longer than the
+// server set's idle timeout is replaced before the next transaction, so
+// no transaction starts on a connection the callout server is closing.
+func TestIdleConnectionsClosed(t *testing.T) {
+	co := startCallout(t, standardScript())
+	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p.Routes[0].Chain.Servers.IdleTimeout = 50 * time.Millisecond
+	m := startMilter(t, p)
+	s := m.session(t)
+	for i := 0; i < 2; i++ {
+		_, _, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
+		wantFinal(t, final, gomilter.ActionAccept)
+		time.Sleep(120 * time.Millisecond)
+	}
+	if got := co.connections(); got != 2 {
+		t.Fatalf("%d OCP connections, want 2 (the idle one replaced)", got)
+	}
+}

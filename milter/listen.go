@@ -108,7 +108,11 @@ func Listen(s Socket) (net.Listener, error) {
 	if err := removeStale(s.Address); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("unix", s.Address)
+	var ln net.Listener
+	err := withUmask(0o177, func() (err error) {
+		ln, err = net.Listen("unix", s.Address)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

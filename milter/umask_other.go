@@ -1,0 +1,5 @@
+//go:build !unix
+
+package milter
+
+func withUmask(_ int, fn func() error) error { return fn() }

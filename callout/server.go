@@ -31,6 +31,10 @@ type Server struct {
 	// Services maps a service URI, as processors name it in SGC, to the
 	// service. Groups naming an unknown URI are refused.
 	Services map[string]Service
+
+	// reloaded holds the services set by SetServices, which replace
+	// Services for service groups created afterwards.
+	reloaded atomic.Pointer[map[string]Service]
 	// Logger receives connection and transaction events; nil discards.
 	Logger *slog.Logger
 	// Metrics, when not nil, counts transactions and service calls.
@@ -105,14 +109,28 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.init().Shutdown(
 // Close ends every connection at once.
 func (s *Server) Close() error { return s.init().Close() }
 
+// SetServices replaces the services for service groups created from now
+// on (a configuration reload); groups already negotiated keep theirs. It
+// is safe to call while the server runs.
+func (s *Server) SetServices(services map[string]Service) { s.reloaded.Store(&services) }
+
+// services returns the current services.
+func (s *Server) services() map[string]Service {
+	if p := s.reloaded.Load(); p != nil {
+		return *p
+	}
+	return s.Services
+}
+
 // chain builds the chain of a service group from its SGC services.
 func (s *Server) chain(services []ocp.Service) (*Chain, error) {
 	c := &Chain{Links: make([]Link, 0, len(services))}
 	if s.Metrics != nil {
 		c.Observer = s.Metrics
 	}
+	current := s.services()
 	for _, sv := range services {
-		svc, ok := s.Services[sv.URI]
+		svc, ok := current[sv.URI]
 		if !ok {
 			return nil, fmt.Errorf("callout: unknown service %q", sv.URI)
 		}
@@ -125,8 +143,9 @@ func (s *Server) chain(services []ocp.Service) (*Chain, error) {
 // offers made for the whole connection rather than one group.
 func (s *Server) allServices() *Chain {
 	c := &Chain{}
-	for _, uri := range sortedKeys(s.Services) {
-		c.Links = append(c.Links, Link{URI: uri, Service: s.Services[uri]})
+	current := s.services()
+	for _, uri := range sortedKeys(current) {
+		c.Links = append(c.Links, Link{URI: uri, Service: current[uri]})
 	}
 	return c
 }

@@ -294,3 +294,21 @@ func TestServerInformativeData(t *testing.T) {
 		t.Errorf("annotations %q, want %q", strings.Join(got, "|"), want)
 	}
 }
+
+func TestSetServicesAppliesToNewGroups(t *testing.T) {
+	old, err := NewSizeLimit(&mapping.SizeLimit{Max: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &Server{Services: map[string]Service{"urn:old": old}}
+	if _, err := srv.chain([]ocp.Service{{URI: "urn:old"}}); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetServices(map[string]Service{"urn:new": old})
+	if _, err := srv.chain([]ocp.Service{{URI: "urn:old"}}); err == nil {
+		t.Fatal("a removed service still builds a chain after the reload")
+	}
+	if c, err := srv.chain([]ocp.Service{{URI: "urn:new"}}); err != nil || len(c.Links) != 1 {
+		t.Fatalf("new service: %v %v", c, err)
+	}
+}

@@ -20,6 +20,22 @@ import (
 	"github.com/opes-milter/opes-milter/ocp"
 )
 
+// reloadServices loads the configuration again and gives its services to
+// new service groups; listeners, TLS and limits need a restart. An invalid
+// file keeps the running services.
+func reloadServices(path string, srv *callout.Server, log *slog.Logger) {
+	cfg, err := load(path)
+	if err == nil {
+		var services map[string]callout.Service
+		if services, err = callout.NewServices(cfg.Callout); err == nil {
+			srv.SetServices(services)
+			log.Info("services reloaded (listeners, TLS and limits change on restart)", "config", path, "services", len(services))
+			return
+		}
+	}
+	log.Error("reload failed; keeping the running services", "err", err)
+}
+
 // shutdownGrace bounds how long open transactions may take after SIGTERM.
 const shutdownGrace = 30 * time.Second
 
@@ -112,12 +128,23 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, ready chan<- l
 		ready <- up
 	}
 
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "grace", shutdownGrace)
-	case runErr = <-errc:
-		log.Error("listener failed", "err", runErr)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", "grace", shutdownGrace)
+			break wait
+		case runErr = <-errc:
+			log.Error("listener failed", "err", runErr)
+			break wait
+		case <-hup:
+			reloadServices(path, srv, log)
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()

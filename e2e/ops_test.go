@@ -130,7 +130,6 @@ func TestOpsMetrics(t *testing.T) {
 // by the configuration that was current for it, and the last good
 // configuration is in force afterwards.
 func TestOpsReloadUnderLoad(t *testing.T) {
-	t.Skip("waiting for fix: F-h9-6")
 	flag := filepath.Join(t.TempDir(), "slow")
 	setSlow(t, flag, 200*time.Millisecond)
 	metrics := FreeAddr(t)

@@ -341,17 +341,22 @@ func wire(name string, anon []ocp.Value, named []ocp.Param, payload []byte) stri
 // Configurations and milter sessions.
 
 // configEdit replaces the first occurrence of Old in a configuration by
-// New, or appends New when Old is empty; startOpesEdited fails the test
-// when Old is not there, so an edit cannot silently miss after
-// contrib/opes-milter.toml changes.
+// New, or appends New when Old is empty; applyEdits fails the test when
+// Old is not there, so an edit cannot silently miss after
+// contrib/opes-milter.toml changes. Old = addressesLine replaces the
+// server set's address list, whatever its port.
 type configEdit struct{ Old, New string }
+
+// addressesLine stands for the line `addresses = ["127.0.0.1:PORT"]` of
+// the server set in a configEdit (its port differs per test).
+const addressesLine = "\x00addresses line"
 
 // serverAddresses matches the address list of the server set local.
 var serverAddresses = regexp.MustCompile(`(?m)^addresses = \["127\.0\.0\.1:\d+"\]$`)
 
 // calloutAt points the server set at addrs.
 func calloutAt(addrs ...string) configEdit {
-	return configEdit{Old: "\x00addresses", New: `addresses = ["` + strings.Join(addrs, `", "`) + `"]`}
+	return configEdit{Old: addressesLine, New: `addresses = ["` + strings.Join(addrs, `", "`) + `"]`}
 }
 
 // metricsAt serves opes-milter's metrics on addr.
@@ -368,18 +373,19 @@ func startOpesEdited(t *testing.T, noCallout bool, edits ...configEdit) *Opes {
 	}})
 }
 
+// applyEdits applies the edits to cfg in order.
 func applyEdits(t testing.TB, cfg string, edits []configEdit) string {
 	t.Helper()
 	for _, e := range edits {
-		if e.Old == "" {
-			cfg += "\n" + e.New
-			continue
-		}
-		if e.Old == "\x00addresses" {
+		switch e.Old {
+		case addressesLine:
 			if !serverAddresses.MatchString(cfg) {
-				t.Fatalf("e2e: configuration has no server set addresses line")
+				t.Fatalf("e2e: configuration has no line matching %s", serverAddresses)
 			}
 			cfg = serverAddresses.ReplaceAllLiteralString(cfg, e.New)
+			continue
+		case "":
+			cfg += "\n" + e.New
 			continue
 		}
 		if !strings.Contains(cfg, e.Old) {

@@ -56,9 +56,10 @@ type exchange struct {
 	ameSent   bool
 	stopAsked bool // the server sent Advice Accept
 
-	ame  bool // the server's AME arrived
-	end  bool // the transaction ended (TE either way)
-	fail *AdaptationError
+	serverSpoke bool // the server sent something for this transaction
+	ame         bool // the server's AME arrived
+	end         bool // the transaction ended (TE either way)
+	fail        *AdaptationError
 }
 
 // sentPart is one DUM the processor sent.

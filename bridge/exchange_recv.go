@@ -17,7 +17,8 @@ func (x *exchange) receive(ctx context.Context) {
 		m, err := x.tx.Recv(ctx)
 		if err != nil {
 			x.mu.Lock()
-			if errors.Is(err, io.EOF) {
+			var ce *ocp.ConnError
+			if errors.Is(err, io.EOF) && !errors.As(err, &ce) {
 				// The server's TE 200 (or ours): the transaction is over.
 				x.end = true
 				if !x.ame && x.fail == nil {
@@ -31,6 +32,7 @@ func (x *exchange) receive(ctx context.Context) {
 			return
 		}
 		x.mu.Lock()
+		x.serverSpoke = true
 		if x.fail == nil {
 			if f := x.handle(m); f != nil {
 				x.setFail(f)

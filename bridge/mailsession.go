@@ -2,10 +2,12 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
@@ -122,18 +124,13 @@ func (s *session) Rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 	mt := s.mt
 	p := s.policy()
 	r := rcptState{addr: rcpt, args: args, index: -1}
-	if len(mt.rcpts) == 0 && mt.route == nil && mt.status == traceAdapted {
+	first := len(mt.rcpts) == 0 && mt.route == nil && mt.status == traceAdapted
+	if first {
 		f := s.facts(rcpt)
 		if p.Skip != nil && p.Skip(f) {
 			mt.status = traceBypassed
 		} else if p.Select != nil {
 			mt.route = p.Select(f)
-		}
-		if mt.route != nil {
-			if rep, ok := s.startExchange(ctx, mac, rcpt); !ok {
-				mt.rcpts = append(mt.rcpts, rcptState{addr: rcpt, args: args, index: -1, refused: rep.Kind == Reject || rep.Kind == TempFail})
-				return rep
-			}
 		}
 	} else if mt.route != nil && p.Select != nil {
 		if other := p.Select(s.facts(rcpt)); other != mt.route {
@@ -143,15 +140,63 @@ func (s *session) Rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 			return Reply{Kind: TempFail, Code: 452, Text: "4.5.3 Recipient needs a separate transaction, try again"}
 		}
 	}
-	rep := Reply{Kind: Continue}
-	if mt.x != nil {
-		rep = s.sendRcpt(ctx, mac, &r)
+	var rep Reply
+	for attempt := 0; ; attempt++ {
+		if first && mt.route != nil && mt.x == nil {
+			var ok bool
+			if rep, ok = s.startExchange(ctx, mac, rcpt); !ok {
+				if attempt == 0 && s.retryable() {
+					s.resetExchange()
+					continue
+				}
+				mt.rcpts = append(mt.rcpts, rcptState{addr: rcpt, args: args, index: -1, refused: rep.Kind == Reject || rep.Kind == TempFail})
+				return rep
+			}
+		}
+		rep = Reply{Kind: Continue}
+		if mt.x != nil {
+			rep = s.sendRcpt(ctx, mac, &r)
+		}
+		if first && attempt == 0 && s.retryable() {
+			s.resetExchange()
+			r.index = -1
+			continue
+		}
+		break
 	}
 	if rep.Kind == Reject || rep.Kind == TempFail {
 		r.refused = true
 	}
 	mt.rcpts = append(mt.rcpts, r)
 	return rep
+}
+
+// retryable reports whether the failed exchange of the current transaction
+// may be tried once more on another connection: the connection ended
+// before the server said anything for the transaction (a callout server
+// restarting, a connection it closed while idle), so nothing was answered
+// yet and the MTA has not been told.
+func (s *session) retryable() bool {
+	mt := s.mt
+	if mt.fail == nil || mt.x == nil {
+		return false
+	}
+	mt.x.mu.Lock()
+	spoke := mt.x.serverSpoke
+	mt.x.mu.Unlock()
+	var ce *ocp.ConnError
+	return !spoke && errors.As(mt.fail.Err, &ce)
+}
+
+// resetExchange drops a failed exchange so the transaction can start over.
+func (s *session) resetExchange() {
+	mt := s.mt
+	s.log.Info("callout connection lost before the server answered; retrying the transaction once", "route", routeName(mt.route), "err", mt.fail.Err)
+	mt.x.close()
+	mt.x = nil
+	s.b.inflight.Add(-1)
+	s.b.metrics.addTransactions(-1)
+	mt.fail, mt.status, mt.quarantine, mt.optsSent = nil, traceAdapted, "", nil
 }
 
 // Data implements Session.

@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -362,5 +363,40 @@ func TestIdleConnectionsClosed(t *testing.T) {
 	}
 	if got := co.connections(); got != 2 {
 		t.Fatalf("%d OCP connections, want 2 (the idle one replaced)", got)
+	}
+}
+
+// TestRetryWhenTheConnectionDiesFirst: a callout connection that ends
+// before the server answered anything for the transaction (a server
+// restarting) costs a retry on another connection, not a tempfail.
+func TestRetryWhenTheConnectionDiesFirst(t *testing.T) {
+	good := startCallout(t, standardScript())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dying *ocp.Server
+	dying = &ocp.Server{
+		Handler: ocp.HandlerFunc(func(ctx context.Context, tx *ocp.ServerTx) {
+			go dying.Close() // the whole server goes away mid-transaction
+			<-ctx.Done()
+		}),
+		Negotiate: func(_ *ocp.Group, offer []ocp.Feature) (ocp.Feature, bool) { return offer[0], true },
+		Logger:    testLogger(t),
+	}
+	go dying.Serve(ln)
+	t.Cleanup(func() { dying.Close() })
+	p := testPolicy(ln.Addr().String(), skeletonAdaptive, skeletonInformative)
+	p.Routes[0].Chain.Servers.Addresses = []string{ln.Addr().String(), good.addr}
+	p.Routes[0].Chain.Servers.FailureLimit = 100
+	m := startMilter(t, p)
+	s := m.session(t)
+	acts, mods, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
+	if acts[0].Type != gomilter.ActionContinue {
+		t.Fatalf("rcpt = %+v", acts[0])
+	}
+	wantFinal(t, final, gomilter.ActionAccept)
+	if tag := findMods(mods, gomilter.ActionAddHeader, "X-Test"); len(tag) != 1 {
+		t.Fatalf("not adapted by the second server: %+v", mods)
 	}
 }

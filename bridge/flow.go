@@ -161,8 +161,12 @@ func (s *session) onFailure(f *AdaptationError, preData bool) Reply {
 	mt := s.mt
 	if mt.fail == nil {
 		mt.fail = f
-		s.log.Warn("adaptation failed", "route", routeName(mt.route), "class", f.Class.String(), "err", f.Err)
-		s.b.metrics.failure(routeName(mt.route), f.Class, s.actionFor(f))
+		if !(mt.mayRetry && s.lostBeforeAnswer(f)) {
+			// A failure that will be retried is neither logged as one
+			// nor counted.
+			s.log.Warn("adaptation failed", "route", routeName(mt.route), "class", f.Class.String(), "err", f.Err)
+			s.b.metrics.failure(routeName(mt.route), f.Class, s.actionFor(f))
+		}
 		if mt.x != nil {
 			mt.x.abort(f.Error())
 		}

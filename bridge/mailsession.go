@@ -43,6 +43,7 @@ type mailTx struct {
 	quarantine string
 	fail       *AdaptationError // the failure that changed the status
 
+	mayRetry bool            // a lost connection may be retried (first RCPT, first attempt)
 	optsSent map[string]bool // AM-OPT keywords already sent
 	dataOpts bool            // the first data DUM (with its AM-OPT) was sent
 	deferred *Reply          // a refusal decided at a header or body event
@@ -141,7 +142,12 @@ func (s *session) Rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 		}
 	}
 	var rep Reply
+	mt.mayRetry = first
+	defer func() { mt.mayRetry = false }()
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			mt.mayRetry = false
+		}
 		if first && mt.route != nil && mt.x == nil {
 			var ok bool
 			if rep, ok = s.startExchange(ctx, mac, rcpt); !ok {
@@ -177,15 +183,24 @@ func (s *session) Rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 // restarting, a connection it closed while idle), so nothing was answered
 // yet and the MTA has not been told.
 func (s *session) retryable() bool {
-	mt := s.mt
-	if mt.fail == nil || mt.x == nil {
+	return s.mt.mayRetry && s.mt.fail != nil && s.lostBeforeAnswer(s.mt.fail)
+}
+
+// lostBeforeAnswer reports whether f is the callout server's side of the
+// connection ending (its CE, or the transport closing) before the server
+// sent anything for the current transaction. A connection we ended
+// ourselves (the server broke the protocol) is not retried: it would do it
+// again.
+func (s *session) lostBeforeAnswer(f *AdaptationError) bool {
+	x := s.mt.x
+	if x == nil {
 		return false
 	}
-	mt.x.mu.Lock()
-	spoke := mt.x.serverSpoke
-	mt.x.mu.Unlock()
+	x.mu.Lock()
+	spoke := x.serverSpoke
+	x.mu.Unlock()
 	var ce *ocp.ConnError
-	return !spoke && errors.As(mt.fail.Err, &ce)
+	return !spoke && errors.As(f.Err, &ce) && ce.Remote
 }
 
 // resetExchange drops a failed exchange so the transaction can start over.

@@ -490,12 +490,14 @@ func TestFaults(t *testing.T) {
 		}
 		start := time.Now()
 		rep := rg.send(t, prefix, c.n, during)
-		// Every message meets the fault, except in the reset case, where
-		// those that had not started their transaction get a new
-		// connection and may pass.
+		// Every message meets the fault, except in the reset case:
+		// transactions that had not started, and those whose connection
+		// ended before the callout server answered anything for them
+		// (the bridge retries those once on a new connection), may pass
+		// adapted. At least one in flight at end of message meets it.
 		minFailed := c.n
 		if c.n == 50 {
-			minFailed = 30
+			minFailed = 1
 		}
 		rg.check(t, rep, prefix, pol, minFailed)
 		t.Logf("%s: %v for %d messages", prefix, time.Since(start).Round(time.Millisecond), c.n)

@@ -37,9 +37,16 @@ func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt strin
 		s.b.metrics.refused("transactions")
 		return Reply{Kind: TempFail, Code: 451, Text: "4.3.2 Too many messages in adaptation, try again later"}, false
 	}
+	// The whole start is answered within the RCPT deadline; reaching a
+	// callout server (dial, negotiation, TS) within the connect deadline.
 	cctx, cancel := stageContext(ctx, p.Timeouts.Rcpt)
 	defer cancel()
-	tx, prof, err := s.st.pool.start(cctx, mt.route, p.Routes)
+	start := func() (*ocp.Tx, ocpsmtp.Profile, error) {
+		sctx, cancel := stageContext(cctx, p.Timeouts.Connect)
+		defer cancel()
+		return s.st.pool.start(sctx, mt.route, p.Routes)
+	}
+	tx, prof, err := start()
 	if errors.Is(err, errRetired) {
 		// A reload replaced the pool between MAIL and this RCPT: the
 		// transaction starts on the new configuration.
@@ -48,7 +55,7 @@ func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt strin
 		if mt.route = p.Select(s.facts(firstRcpt)); mt.route == nil {
 			return Reply{Kind: Continue}, false
 		}
-		tx, prof, err = s.st.pool.start(cctx, mt.route, p.Routes)
+		tx, prof, err = start()
 	}
 	if err != nil {
 		return s.onFailure(failure(FailConnect, err), true), false
@@ -95,7 +102,9 @@ func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt strin
 		return s.onFailure(failure(FailServer, err), true), false
 	}
 	if x.adaptive(ocpsmtp.PartMAIL) {
-		if f := x.wait(cctx, func() bool { return !x.pendingMail }); f != nil {
+		mctx, cancel := stageContext(cctx, p.Timeouts.Mail)
+		defer cancel()
+		if f := x.wait(mctx, func() bool { return !x.pendingMail }); f != nil {
 			return s.onFailure(f, true), false
 		}
 		if r := x.mail.reply; r != nil {

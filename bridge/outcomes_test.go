@@ -238,15 +238,6 @@ func TestOutcomes(t *testing.T) {
 			},
 		},
 		{
-			name:  "informative MAIL answered with SMTP-Error is a protocol error",
-			a:     answers{mail: func(string) string { return "error:550 5.1.0 no" }},
-			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				// MAIL is informative: the script does not answer it, so all is well.
-				wantFinal(t, final, gomilter.ActionAccept)
-			},
-		},
-		{
 			name:    "adaptive MAIL rewritten: change-from",
 			a:       answers{mail: func(string) string { return "replace:<canonical@example.org> RET=HDRS SIZE=10" }},
 			adapted: []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRCPT, ocpsmtp.PartRAWDATA},

@@ -56,6 +56,11 @@ type ServerSet struct {
 }
 
 // Timeouts are the per-stage deadlines for waiting on callout servers.
+// Connect bounds reaching a server (dial, negotiation, TS) and Mail the
+// answer to an adaptive MAIL, both inside Rcpt, which bounds everything
+// the first RCPT waits for. Helo and Data bound nothing today: HELO is
+// informative only and data parts are streamed without waiting; they stay
+// as ceilings the configuration checks against the MTA.
 type Timeouts struct {
 	Connect, Helo, Mail, Rcpt, Data, EndOfMessage time.Duration
 	Progress                                      time.Duration // PROGRESS interval at end of message
@@ -69,7 +74,6 @@ type Facts struct {
 	SenderDomain  string
 	RcptDomain    string
 	NonSMTP       bool
-	Headers       func(name string) []string
 }
 
 // Policy is everything the bridge needs from the configuration. It is

@@ -400,3 +400,40 @@ func TestRetryWhenTheConnectionDiesFirst(t *testing.T) {
 		t.Fatalf("not adapted by the second server: %+v", mods)
 	}
 }
+
+// TestConnectDeadline: a callout server that accepts TCP but never speaks
+// is given up after the connect deadline, well inside the RCPT deadline.
+func TestConnectDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	p := testPolicy(ln.Addr().String(), skeletonAdaptive, skeletonInformative)
+	p.Timeouts.Connect = 200 * time.Millisecond
+	p.Timeouts.Rcpt = 5 * time.Second
+	p.Routes[0].Chain.Servers.Client.HandshakeTimeout = 10 * time.Second
+	m := startMilter(t, p)
+	s := m.session(t)
+	if _, err := s.Mail("a@example.org", ""); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	act, err := s.Rcpt("b@example.com", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTempfail(t, act)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("RCPT answered after %v: the connect deadline was not applied", d)
+	}
+}

@@ -41,6 +41,7 @@ type conn struct {
 	held    []byte        // non-phase messages held during a negotiation phase
 	phase   bool          // a negotiation phase is active (RFC 4037 §6.1)
 	closing bool          // a CE is queued: nothing more may be sent
+	corked  int           // Cork calls not yet matched by Uncork
 	ending  *ConnError    // how the connection ends once the CE is written
 	err     *ConnError    // set once when the connection has ended
 	kick    chan struct{} // wakes the writer
@@ -110,9 +111,40 @@ func (c *conn) sendErrLocked() error {
 }
 
 func (c *conn) wakeLocked() {
+	if c.heldByCork() {
+		return // Uncork wakes the writer
+	}
 	select {
 	case c.kick <- struct{}{}:
 	default:
+	}
+}
+
+// cork holds the writer back until the matching uncork, so that the
+// messages queued meanwhile leave in one write. Corks nest. A cork holds
+// back at most highWater octets: beyond that the writer writes, and data
+// senders wait for it as usual, so a burst of any size stays bounded.
+func (c *conn) cork() {
+	c.mu.Lock()
+	c.corked++
+	c.mu.Unlock()
+}
+
+// heldByCork reports whether a cork holds the output back; c.mu is held.
+func (c *conn) heldByCork() bool {
+	return c.corked > 0 && !c.closing && len(c.out) <= highWater
+}
+
+// uncork releases one cork; the last one wakes the writer.
+func (c *conn) uncork() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corked == 0 {
+		return
+	}
+	c.corked--
+	if c.corked == 0 && len(c.out) > 0 {
+		c.wakeLocked()
 	}
 }
 
@@ -152,6 +184,10 @@ func (c *conn) writeLoop() {
 		for {
 			c.mu.Lock()
 			buf := c.out
+			if c.heldByCork() {
+				c.mu.Unlock()
+				break // Uncork wakes us again
+			}
 			if len(buf) == 0 {
 				closing := c.closing
 				c.mu.Unlock()

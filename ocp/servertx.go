@@ -106,5 +106,18 @@ func (t *ServerTx) Resume(sizeRequest int64) error {
 	return t.c.send(m, false)
 }
 
+// Cork holds back the output of the transaction's connection until Uncork,
+// so that the messages sent in between leave in one write instead of one
+// write each, and the peer reads them at once. Use it around a burst of
+// sends that follow each other without waiting (the answers to one message
+// and the AME). While corked, the connection's other transactions wait
+// too, so keep bursts short; at most the connection's output buffer (512
+// KiB) is held back, beyond that output flows and sends wait for it as
+// usual. Corks nest: each Cork needs its Uncork.
+func (t *ServerTx) Cork() { t.c.cork() }
+
+// Uncork ends a Cork; the last one lets the output go.
+func (t *ServerTx) Uncork() { t.c.uncork() }
+
 // Done returns a channel closed when the transaction has ended.
 func (t *ServerTx) Done() <-chan struct{} { return t.done }

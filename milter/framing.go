@@ -35,9 +35,10 @@ type frameConn struct {
 	max    uint32
 	logger *slog.Logger
 
-	buf   []byte // frame buffer, reused; never larger than max+4
-	frame []byte // unread rest of the current validated frame
-	rerr  error  // sticky read error
+	readMu sync.Mutex // held by Read; lets Close release idle read buffers
+	buf    []byte     // frame buffer, reused; never larger than max+4
+	frame  []byte     // unread rest of the current validated frame
+	rerr   error      // sticky read error
 
 	wbuf []byte // pending outgoing bytes (at most one partial frame)
 	werr error  // sticky write error
@@ -71,6 +72,8 @@ func newPooledFrameConn(c net.Conn, maxPacket uint32, logger *slog.Logger, onClo
 // Read implements io.Reader over validated frames. Any framing error is
 // sticky: go-milter gives up the connection on the first read error.
 func (c *frameConn) Read(p []byte) (int, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
 	if len(c.frame) == 0 {
 		if c.rerr != nil {
 			return 0, c.rerr
@@ -79,8 +82,7 @@ func (c *frameConn) Read(p []byte) (int, error) {
 			c.rerr = err
 			// The read side is over (go-milter stops at the first
 			// error): the buffers can serve another connection.
-			c.bufs.release(c.r, c.buf)
-			c.r, c.buf, c.frame = nil, nil, nil
+			c.releaseReadBufs()
 			if fe, ok := err.(*FrameError); ok {
 				c.logger.Warn("milter: closing connection on a bad packet",
 					"remote", remoteString(c.Conn), "cmd", string(rune(fe.Cmd)),
@@ -92,6 +94,12 @@ func (c *frameConn) Read(p []byte) (int, error) {
 	n := copy(p, c.frame)
 	c.frame = c.frame[n:]
 	return n, nil
+}
+
+// releaseReadBufs gives the read buffers back; c.readMu is held.
+func (c *frameConn) releaseReadBufs() {
+	c.bufs.release(c.r, c.buf)
+	c.r, c.buf, c.frame = nil, nil, nil
 }
 
 // readFrame reads and validates one whole frame into c.frame.
@@ -190,6 +198,18 @@ func isModification(cmd byte) bool {
 func (c *frameConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closeErr = c.Conn.Close()
+		// go-milter closes after the MTA's QUIT without reading to the
+		// end, so the read buffers go back here. A Read blocked in
+		// another goroutine fails now and gives them back itself.
+		if c.readMu.TryLock() {
+			if c.rerr == nil {
+				c.rerr = net.ErrClosed
+			}
+			if c.r != nil {
+				c.releaseReadBufs()
+			}
+			c.readMu.Unlock()
+		}
 		if c.onClose != nil {
 			c.onClose()
 		}

@@ -291,3 +291,25 @@ func TestOneWritePerPacket(t *testing.T) {
 		t.Errorf("%d write calls for 12 packets, want 10", cl.writes)
 	}
 }
+
+// TestFrameConnCloseReleasesReadBuffers: go-milter closes after QUIT
+// without reading to the end; the read buffers must still go back to the
+// pool (with Postfix, one connection per SMTP session, they were never
+// reused before), and a later Read must fail instead of touching them.
+func TestFrameConnCloseReleasesReadBuffers(t *testing.T) {
+	var bufs readBufs
+	in := append(frame('O', "123456789012"), frame('Q', "")...)
+	fc := newPooledFrameConn(&scriptConn{r: bytes.NewReader(in)}, DefaultMaxPacket, slog.New(slog.DiscardHandler), nil, &bufs)
+	if _, err := io.ReadFull(fc, make([]byte, 4+13)); err != nil {
+		t.Fatal(err)
+	}
+	if err := fc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fc.r != nil || fc.buf != nil {
+		t.Fatal("read buffers kept after Close")
+	}
+	if _, err := fc.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Read after Close: %v, want net.ErrClosed", err)
+	}
+}

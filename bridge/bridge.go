@@ -19,6 +19,8 @@ type Bridge struct {
 
 	sessions atomic.Int64
 	inflight atomic.Int64
+
+	pendingBufs pendingBufs // buffers of data queued for callout servers
 }
 
 // state is one loaded policy with the pool built for it.

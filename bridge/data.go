@@ -38,7 +38,7 @@ func (s *session) sendHeader(ctx context.Context, mac Macros) Reply {
 	}
 	if s.bypassRequested() {
 		mt.status = traceBypassed
-		if err := x.endOriginal(ocp.Result{Code: 206, Reason: "bypass"}); err != nil {
+		if err := s.stopOriginal("bypass"); err != nil {
 			return s.onFailure(failure(FailServer, err), false)
 		}
 		return Reply{Kind: Continue}
@@ -132,16 +132,23 @@ func (s *session) sendBodyEnd(ctx context.Context, mac Macros) Reply {
 	return Reply{Kind: Continue}
 }
 
+// stopOriginal ends the original message early (AME 206); data still
+// queued is not sent.
+func (s *session) stopOriginal(reason string) error {
+	s.mt.pending.reset()
+	return s.mt.x.endOriginal(ocp.Result{Code: 206, Reason: reason})
+}
+
 // oversize applies the configured action to a message larger than the
 // adaptation limit.
 func (s *session) oversize() Reply {
-	mt, x := s.mt, s.mt.x
+	mt := s.mt
 	switch s.policy().Oversize {
 	case ActionAccept:
 		if mt.status != traceSkipped {
 			mt.status = traceSkipped
 			s.log.Info("message too large to adapt; delivered as received", "route", routeName(mt.route))
-			if err := x.endOriginal(ocp.Result{Code: 206, Reason: "oversize"}); err != nil {
+			if err := s.stopOriginal("oversize"); err != nil {
 				return s.onFailure(failure(FailServer, err), false)
 			}
 		}
@@ -165,8 +172,9 @@ func (s *session) pendingReply() Reply {
 	return Reply{Kind: Continue}
 }
 
-// sendChunk sends one chunk of a data-part instance, unless the server
-// already refused the message or asked to adapt no further.
+// sendChunk queues one chunk of a data-part instance (see pending),
+// unless the server already refused the message or asked to adapt no
+// further.
 func (s *session) sendChunk(ctx context.Context, mac Macros, part ocpsmtp.Part, index string, b []byte) Reply {
 	x := s.mt.x
 	x.mu.Lock()
@@ -177,8 +185,9 @@ func (s *session) sendChunk(ctx context.Context, mac Macros, part ocpsmtp.Part, 
 		return *reply
 	}
 	if stop && !stopped {
-		// Advice Accept: adapt no further (docs/profile.md 9).
-		if err := x.endOriginal(ocp.Result{Code: 206, Reason: "advice accept"}); err != nil {
+		// Advice Accept: adapt no further (docs/profile.md 9). What is
+		// still queued is not sent.
+		if err := s.stopOriginal("advice accept"); err != nil {
 			return s.onFailure(failure(FailServer, err), false)
 		}
 		return Reply{Kind: Skip}
@@ -186,8 +195,6 @@ func (s *session) sendChunk(ctx context.Context, mac Macros, part ocpsmtp.Part, 
 	if stopped {
 		return Reply{Kind: Skip}
 	}
-	cctx, cancel := stageContext(ctx, s.policy().Timeouts.EndOfMessage)
-	defer cancel()
 	var opts []ocpsmtp.Opt
 	if !s.mt.dataOpts {
 		// Values that became known since MAIL (the queue id) go on
@@ -195,6 +202,44 @@ func (s *session) sendChunk(ctx context.Context, mac Macros, part ocpsmtp.Part, 
 		s.mt.dataOpts = true
 		opts = s.newOpts(mac)
 	}
+	pd := &s.mt.pending
+	if !pd.fits(len(b)) {
+		if rep := s.flushData(ctx); rep.Kind != Continue {
+			return rep
+		}
+	}
+	if pd.fits(len(b)) {
+		pd.add(&s.b.pendingBufs, part, index, opts, b)
+		return Reply{Kind: Continue}
+	}
+	return s.sendDUMs(ctx, part, index, opts, b)
+}
+
+// flushData sends the queued data DUMs, in one write.
+func (s *session) flushData(ctx context.Context) Reply {
+	pd := &s.mt.pending
+	if len(pd.dums) == 0 {
+		return Reply{Kind: Continue}
+	}
+	x := s.mt.x
+	x.tx.Cork()
+	defer x.tx.Uncork()
+	for _, d := range pd.dums {
+		if rep := s.sendDUMs(ctx, d.part, d.index, d.opts, pd.buf[d.start:d.end]); rep.Kind != Continue {
+			pd.reset()
+			return rep
+		}
+	}
+	pd.reset()
+	return Reply{Kind: Continue}
+}
+
+// sendDUMs sends one chunk of a data-part instance, in DUMs of at most
+// maxDUM octets.
+func (s *session) sendDUMs(ctx context.Context, part ocpsmtp.Part, index string, opts []ocpsmtp.Opt, b []byte) Reply {
+	x := s.mt.x
+	cctx, cancel := stageContext(ctx, s.policy().Timeouts.EndOfMessage)
+	defer cancel()
 	for len(b) > maxDUM {
 		if err := x.sendData(cctx, part, index, b[:maxDUM], x.allowFor(part), opts); err != nil {
 			return s.onFailure(failure(FailServer, err), false)

@@ -53,6 +53,7 @@ type mailTx struct {
 	headerSent  bool
 	bodyBytes   int64
 	body        *Spool    // the body, spooled for SECTIONS
+	pending     pending   // data queued for the callout server
 	sections    []section // the body's sections, cut at end of message
 }
 
@@ -301,8 +302,11 @@ func (s *session) Close() {
 func (s *session) endTx(reason string) {
 	mt := s.mt
 	s.mt = nil
-	if mt != nil && mt.body != nil {
-		mt.body.Close()
+	if mt != nil {
+		mt.pending.release(&s.b.pendingBufs)
+		if mt.body != nil {
+			mt.body.Close()
+		}
 	}
 	if mt == nil || mt.x == nil {
 		return
@@ -326,6 +330,7 @@ func (s *session) dropExchange(reason string) {
 	mt.x.close()
 	mt.x = nil
 	mt.route = nil
+	mt.pending.reset()
 	s.b.inflight.Add(-1)
 	s.b.metrics.addTransactions(-1)
 }

@@ -97,7 +97,15 @@ func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome
 // server's, telling the MTA that work goes on every progress interval.
 func (s *session) awaitAnswer(ctx context.Context, mod Modifier) *AdaptationError {
 	x := s.mt.x
-	if err := x.endOriginal(okResult); err != nil {
+	// The queued data and the AME leave in one write.
+	x.tx.Cork()
+	if rep := s.flushData(ctx); rep.Kind != Continue {
+		x.tx.Uncork()
+		return s.mt.fail
+	}
+	err := x.endOriginal(okResult)
+	x.tx.Uncork()
+	if err != nil {
 		return failure(FailServer, err)
 	}
 	interval := s.policy().Timeouts.Progress

@@ -117,11 +117,11 @@ func (t *txn) run(ctx context.Context) error {
 		}
 		switch m.Name {
 		case ocp.MsgDUM:
-			if err := t.dum(ctx, m); err != nil {
+			if err := t.corked(func() error { return t.dum(ctx, m) }); err != nil {
 				return err
 			}
 		case ocp.MsgAME:
-			if err := t.ame(ctx, m); err != nil {
+			if err := t.corked(func() error { return t.ame(ctx, m) }); err != nil {
 				return err
 			}
 		case ocp.MsgTE:
@@ -132,6 +132,15 @@ func (t *txn) run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// corked runs the handling of one message of the processor with the
+// connection corked, so that its answers (AMS, DUY or DUMs, AME, TE) reach
+// the processor in one write.
+func (t *txn) corked(handle func() error) error {
+	t.otx.Cork()
+	defer t.otx.Uncork()
+	return handle()
 }
 
 // adaptive reports whether the processor waits for an answer to part. With

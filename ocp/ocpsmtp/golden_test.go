@@ -167,6 +167,7 @@ type replay struct {
 	orgEnded       bool
 	dataSent       bool
 	ended          bool
+	srvEnded       bool // the server's AME
 	lastRank       int
 	inst           []*instance
 	nextRcpt       int
@@ -353,6 +354,14 @@ func (r *replay) server(m *ocp.Message) error {
 				return fmt.Errorf("adaptive %s not answered before AME", in.part)
 			}
 		}
+		r.srvEnded = true
+		return r.checkXid(m)
+	case "TE":
+		// The server may end the transaction once its AME is out.
+		if !r.srvEnded {
+			return fmt.Errorf("server TE before its AME")
+		}
+		r.ended = true
 		return r.checkXid(m)
 	default:
 		return fmt.Errorf("unexpected message")

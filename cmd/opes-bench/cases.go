@@ -163,7 +163,9 @@ func (e *env) runCase(ctx context.Context, c Case, o Options) (Run, error) {
 // runDirect drives the milter at addr with the load generator.
 func (e *env) runDirect(ctx context.Context, c Case, o Options, addr string, comps []Component) Run {
 	lo := LoadOptions{Addr: addr, Sessions: o.Sessions, Duration: o.Warmup, Mix: o.Mix}
-	RunLoad(ctx, lo)
+	if o.Warmup > 0 { // a zero Duration would mean "no time limit"
+		RunLoad(ctx, lo)
+	}
 	m := startMeter(append(comps, Component{Name: "load generator", Driver: true}))
 	lo.Duration = o.Duration
 	res := RunLoad(ctx, lo)

@@ -152,30 +152,38 @@ func (a *adapter) guard(ev event, m gomilter.Modifier, progress func() error,
 }
 
 // keepAlive sends progress every ProgressInterval until the returned stop
-// function is called; stop waits, so no packet follows the reply.
+// function is called; stop waits for a packet being sent, so no packet
+// follows the reply. It uses a timer, not a goroutine: most events are
+// answered long before the first interval, and a goroutine started and
+// stopped for each of them cost two scheduler wake-ups per event.
 func (a *adapter) keepAlive(progress func() error) (stop func()) {
 	every := a.srv.opts.ProgressInterval
 	if progress == nil || every <= 0 || a.version < 6 {
 		return func() {}
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if err := progress(); err != nil {
-					a.logger.Debug("milter: keep-alive stopped", "err", err)
-					return
-				}
-			}
+	var mu sync.Mutex // held while a packet is sent
+	stopped := false
+	var t *time.Timer
+	mu.Lock() // t is set before the first tick reads it
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
+		if err := progress(); err != nil {
+			a.logger.Debug("milter: keep-alive stopped", "err", err)
+			return
+		}
+		t.Reset(every)
 	})
-	return func() { close(done); wg.Wait() }
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
+	}
 }
 
 // response maps a bridge reply to a milter response for event ev.

@@ -21,6 +21,7 @@ type Bridge struct {
 	inflight atomic.Int64
 
 	pendingBufs pendingBufs // buffers of data queued for callout servers
+	spoolBufs   spoolBufs   // memory of the exchanges' spools
 }
 
 // state is one loaded policy with the pool built for it.

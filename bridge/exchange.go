@@ -22,8 +22,9 @@ type exchange struct {
 	prof ocpsmtp.Profile // negotiated for the service group
 	log  *slog.Logger
 
-	spoolDir string
-	spoolMem int
+	spoolDir  string
+	spoolMem  int
+	spoolBufs *spoolBufs // memory of the spools, recycled on close
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every state change
@@ -111,9 +112,9 @@ func (d *dataInst) answerSize() int64 {
 	return n
 }
 
-func newExchange(tx *ocp.Tx, prof ocpsmtp.Profile, log *slog.Logger, spoolDir string, spoolMem int) *exchange {
+func newExchange(tx *ocp.Tx, prof ocpsmtp.Profile, log *slog.Logger, spoolDir string, spoolMem int, bufs *spoolBufs) *exchange {
 	return &exchange{
-		tx: tx, prof: prof, log: log, spoolDir: spoolDir, spoolMem: spoolMem,
+		tx: tx, prof: prof, log: log, spoolDir: spoolDir, spoolMem: spoolMem, spoolBufs: bufs,
 		changed: make(chan struct{}), dataStart: -1, pendingRcpt: -1,
 	}
 }
@@ -242,7 +243,7 @@ func (x *exchange) sendData(ctx context.Context, part ocpsmtp.Part, index string
 			}
 		}
 		if x.keepData {
-			x.orig = NewSpool(x.spoolDir, x.spoolMem)
+			x.orig = newPooledSpool(x.spoolDir, x.spoolMem, x.spoolBufs)
 		}
 	}
 	var inst *dataInst

@@ -233,7 +233,7 @@ func (x *exchange) handleDUM(d ocpsmtp.Data, payload []byte) *AdaptationError {
 		return nil
 	}
 	if x.adapted == nil {
-		x.adapted = NewSpool(x.spoolDir, x.spoolMem)
+		x.adapted = newPooledSpool(x.spoolDir, x.spoolMem, x.spoolBufs)
 	}
 	off := x.adapted.Size()
 	if _, err := x.adapted.Write(payload); err != nil {

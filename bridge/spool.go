@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // spoolPrefix names every spool file, so that stale ones can be found and
@@ -26,12 +27,43 @@ type Spool struct {
 	mem       bytes.Buffer
 	file      *os.File
 	size      int64
+	bufs      *spoolBufs // where the memory goes back on Close; may be nil
+}
+
+// spoolBufs recycles the memory of closed spools: the bridge keeps every
+// message's original data for the callout server's DUY, which otherwise
+// costs a fresh buffer per message.
+type spoolBufs struct{ pool sync.Pool }
+
+const (
+	spoolBufMin = 16 << 10 // a typical message
+	spoolBufMax = 64 << 10 // larger buffers are left to the garbage collector
+)
+
+func (b *spoolBufs) get() []byte {
+	if p, ok := b.pool.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, spoolBufMin)
+}
+
+func (b *spoolBufs) put(buf []byte) {
+	if cap(buf) >= spoolBufMin && cap(buf) <= spoolBufMax {
+		buf = buf[:0]
+		b.pool.Put(&buf)
+	}
 }
 
 // NewSpool returns an empty spool that moves to a file in dir (os.TempDir
 // when empty) once it holds more than threshold bytes.
 func NewSpool(dir string, threshold int) *Spool {
 	return &Spool{dir: dir, threshold: threshold}
+}
+
+// newPooledSpool is NewSpool with its memory taken from bufs and given
+// back on Close; nothing may read the spool after Close.
+func newPooledSpool(dir string, threshold int, bufs *spoolBufs) *Spool {
+	return &Spool{dir: dir, threshold: threshold, bufs: bufs}
 }
 
 // Write appends p.
@@ -49,7 +81,11 @@ func (s *Spool) Write(p []byte) (int, error) {
 		if s.mem.Cap() == 0 {
 			// Start at a typical message size instead of doubling up
 			// from 64 bytes.
-			s.mem.Grow(min(s.threshold, max(len(p), 16<<10)))
+			if s.bufs != nil && len(p) <= spoolBufMin {
+				s.mem = *bytes.NewBuffer(s.bufs.get())
+			} else {
+				s.mem.Grow(min(s.threshold, max(len(p), spoolBufMin)))
+			}
 		}
 		n, err = s.mem.Write(p)
 	}
@@ -118,6 +154,9 @@ func (s *Spool) Reader() io.Reader {
 
 // Close releases the memory and removes the file, if any.
 func (s *Spool) Close() error {
+	if s.bufs != nil {
+		s.bufs.put(s.mem.Bytes())
+	}
 	s.mem = bytes.Buffer{}
 	if s.file == nil {
 		return nil

@@ -86,10 +86,12 @@ func (b *Bridge) Requirements() Requirements {
 	return Requirements{
 		Connect: true, Helo: true, Mail: true, Rcpt: true, Data: false,
 		Headers: true, EndOfHeaders: true, Body: true,
-		// Refusals at connect (limits) and RCPT (policy, route split,
-		// failures) are immediate; everything found while the message
-		// streams is answered at end of message.
-		Replies: EventConnect | EventRcpt | EventEndOfMessage,
+		// Refusals at RCPT (policy, route split, failures) are
+		// immediate; everything found while the message streams is
+		// answered at end of message. CONNECT needs no reply: a session
+		// over max_sessions is refused at its first RCPT (the MTA then
+		// waits for one reply fewer per SMTP session).
+		Replies: EventRcpt | EventEndOfMessage,
 		Actions: ActAddHeader | ActChangeHeader | ActReplaceBody | ActAddRcpt | ActDelRcpt | ActChangeFrom | ActQuarantine,
 		Macros: map[Stage][]string{
 			StageConnect: {"j", "v", "{daemon_name}", "{client_addr}", "{client_name}"},

@@ -18,7 +18,7 @@ type Handler interface {
 	Requirements() Requirements
 	// NewSession starts the state of one MTA connection. It returns an
 	// error (for example ErrOverloaded) when the session must be refused;
-	// the adapter then answers 451 4.3.2 at connect.
+	// the adapter then answers 451 4.3.2 at every event that has a reply.
 	NewSession(ctx context.Context) (Session, error)
 }
 

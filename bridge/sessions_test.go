@@ -237,9 +237,20 @@ func TestSessionLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	act, err := second.Conn("client.example", gomilter.FamilyInet, 1, "192.0.2.11")
+	// CONNECT has no reply (the MTA does not wait for it): the refusal
+	// is the answer to the first RCPT.
+	if act, err := second.Conn("client.example", gomilter.FamilyInet, 1, "192.0.2.11"); err != nil || act.Type != gomilter.ActionContinue {
+		t.Fatalf("second session, connect: %+v %v", act, err)
+	}
+	if _, err := second.Helo("client.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := second.Mail("a@example.org", ""); err != nil {
+		t.Fatal(err)
+	}
+	act, err := second.Rcpt("b@example.com", "")
 	if err != nil || act.SMTPCode != 451 || !strings.Contains(act.SMTPReply, "4.3.2") {
-		t.Fatalf("second session: %+v %v", act, err)
+		t.Fatalf("second session, rcpt: %+v %v", act, err)
 	}
 	second.Close()
 	// The first session still works, and a new one does once it is gone.
@@ -252,7 +263,10 @@ func TestSessionLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		act, err := s.Conn("client.example", gomilter.FamilyInet, 1, "192.0.2.11")
+		s.Conn("client.example", gomilter.FamilyInet, 1, "192.0.2.11")
+		s.Helo("client.example")
+		s.Mail("a@example.org", "")
+		act, err := s.Rcpt("b@example.com", "")
 		s.Close()
 		if err == nil && act.Type == gomilter.ActionContinue {
 			break

@@ -854,23 +854,41 @@ func holdSMTP(t *testing.T, addr string, rcpt bool) (*smtp.Client, error) {
 // TestOverload fills opes-milter's session and transaction limits through
 // Postfix: the session beyond max_sessions and the transaction beyond
 // max_transactions get 451 4.3.2, and service recovers as soon as the load
-// drops.
+// drops. Each limit gets its own daemons: a held session counts once it
+// reached RCPT (Postfix sends CONNECT, HELO and MAIL, which need no reply,
+// together with the first RCPT), and then it holds a transaction too.
 func TestOverload(t *testing.T) {
-	const sessions, transactions = 3, 2
-	metrics := FreeAddr(t)
-	op := startOpesEdited(t, false, metricsAt(metrics),
-		configEdit{`max_sessions = 500`, fmt.Sprintf("max_sessions = %d", sessions)},
-		configEdit{`max_transactions = 1000`, fmt.Sprintf("max_transactions = %d", transactions)})
-	pf := StartPostfix(t, PostfixOptions{Milter: op.PostfixSocket()})
 	is432 := func(err error) bool {
 		var te *textproto.Error
 		return errors.As(err, &te) && te.Code == 451 && strings.Contains(te.Msg, "4.3.2")
 	}
+	rig := func(t *testing.T, sessions, transactions int) (*Postfix, string, *Opes) {
+		metrics := FreeAddr(t)
+		op := startOpesEdited(t, false, metricsAt(metrics),
+			configEdit{`max_sessions = 500`, fmt.Sprintf("max_sessions = %d", sessions)},
+			configEdit{`max_transactions = 1000`, fmt.Sprintf("max_transactions = %d", transactions)})
+		return StartPostfix(t, PostfixOptions{Milter: op.PostfixSocket()}), metrics, op
+	}
+	// afterwards every message goes through, adapted.
+	recovers := func(t *testing.T, pf *Postfix, prefix string) {
+		rep := RunLoad(context.Background(), LoadOptions{Addr: pf.SMTPAddr, Prefix: prefix, Sessions: 2, Messages: 6})
+		got := rep.Delivered(t, pf.Sink, prefix, 30*time.Second)
+		if len(got) != 6 {
+			t.Errorf("after the overload: %v", rep)
+		}
+		for id, m := range got {
+			if a := adaptation(m); a != "adapted" {
+				t.Errorf("%s: %s", id, a)
+			}
+		}
+	}
 
 	t.Run("sessions", func(t *testing.T) {
+		const sessions = 3
+		pf, metrics, op := rig(t, sessions, 1000)
 		var held []*smtp.Client
 		for i := range sessions {
-			c, err := holdSMTP(t, pf.SMTPAddr, false)
+			c, err := holdSMTP(t, pf.SMTPAddr, true)
 			if err != nil {
 				t.Fatalf("session %d within the limit: %v", i+1, err)
 			}
@@ -886,6 +904,9 @@ func TestOverload(t *testing.T) {
 				t.Errorf("beyond the session limit: %v", r)
 			}
 		}
+		if n := scrape(t, metrics).Sum("opes_milter_overload_refusals_total", `limit="sessions"`); n < 1 {
+			t.Errorf("session refusals not counted: %v", n)
+		}
 		for _, c := range held {
 			c.Quit()
 			c.Close()
@@ -897,34 +918,32 @@ func TestOverload(t *testing.T) {
 		if !recovered {
 			t.Fatalf("no recovery after the load dropped:\n%s", op.Milter.Output())
 		}
+		recovers(t, pf, "ovsr")
 	})
 
 	t.Run("transactions", func(t *testing.T) {
+		const transactions = 2
+		pf, metrics, _ := rig(t, 500, transactions)
+		var held []*smtp.Client
 		for i := range transactions {
-			if _, err := holdSMTP(t, pf.SMTPAddr, true); err != nil {
+			c, err := holdSMTP(t, pf.SMTPAddr, true)
+			if err != nil {
 				t.Fatalf("transaction %d within the limit: %v", i+1, err)
 			}
+			held = append(held, c)
 		}
 		c, err := holdSMTP(t, pf.SMTPAddr, true)
 		if !is432(err) {
 			t.Fatalf("the transaction beyond the limit: %v, want 451 4.3.2", err)
 		}
 		c.Close()
-		m := scrape(t, metrics)
-		if m.Sum("opes_milter_overload_refusals_total", `limit="transactions"`) < 1 || m.Sum("opes_milter_overload_refusals_total", `limit="sessions"`) < 1 {
-			t.Errorf("overload refusals not counted: %v / %v", m.Sum("opes_milter_overload_refusals_total", `limit="sessions"`),
-				m.Sum("opes_milter_overload_refusals_total", `limit="transactions"`))
+		if n := scrape(t, metrics).Sum("opes_milter_overload_refusals_total", `limit="transactions"`); n < 1 {
+			t.Errorf("transaction refusals not counted: %v", n)
 		}
+		for _, c := range held {
+			c.Quit()
+			c.Close()
+		}
+		recovers(t, pf, "ovr")
 	})
-	// The held transactions ended with their subtest.
-	rep := RunLoad(context.Background(), LoadOptions{Addr: pf.SMTPAddr, Prefix: "ovr", Sessions: 2, Messages: 6})
-	got := rep.Delivered(t, pf.Sink, "ovr", 30*time.Second)
-	if len(got) != 6 {
-		t.Errorf("after the overload: %v", rep)
-	}
-	for id, m := range got {
-		if a := adaptation(m); a != "adapted" {
-			t.Errorf("%s: %s", id, a)
-		}
-	}
 }

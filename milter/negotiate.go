@@ -25,8 +25,9 @@ type plan struct {
 const importantProtocol = gomilter.OptHeaderLeadingSpace
 
 // newPlan maps Requirements to milter negotiation bits:
-//   - CONNECT is always asked for (with its reply), so a refused session
-//     can be answered 451 4.3.2 and the bridge learns the client;
+//   - CONNECT is always asked for, so that the bridge learns the client;
+//     its reply only when Requirements.Replies has EventConnect (a refused
+//     session is answered 451 4.3.2 at the first event that has a reply);
 //   - an event the bridge does not want is switched off (SMFIP_NO*) and,
 //     since the adapter would answer it Continue anyway, its reply too
 //     (SMFIP_NR_*); a wanted event outside Requirements.Replies keeps its
@@ -51,6 +52,9 @@ func newPlan(req bridge.Requirements) plan {
 		{req.Headers, bridge.EventHeader, gomilter.OptNoHeaders, gomilter.OptNoHeaderReply},
 		{req.EndOfHeaders, bridge.EventEndOfHeaders, gomilter.OptNoEOH, gomilter.OptNoEOHReply},
 		{req.Body, bridge.EventBody, gomilter.OptNoBody, gomilter.OptNoBodyReply},
+	}
+	if req.Replies != 0 && req.Replies&bridge.EventConnect == 0 {
+		p.protocol |= gomilter.OptNoConnReply
 	}
 	for _, e := range events {
 		switch {

@@ -12,6 +12,27 @@ import (
 	"github.com/opes-milter/opes-milter/bridge"
 )
 
+// TestPlanConnectReply: CONNECT is always asked for; its reply only when
+// the bridge may answer it with something else than continue.
+func TestPlanConnectReply(t *testing.T) {
+	for _, tc := range []struct {
+		replies bridge.Events
+		noReply bool
+	}{
+		{0, false},
+		{bridge.EventConnect | bridge.EventRcpt, false},
+		{bridge.EventRcpt | bridge.EventEndOfMessage, true},
+	} {
+		p := newPlan(bridge.Requirements{Connect: true, Rcpt: true, Replies: tc.replies})
+		if p.protocol&gomilter.OptNoConnect != 0 {
+			t.Errorf("replies %v: CONNECT switched off", tc.replies)
+		}
+		if got := p.protocol&gomilter.OptNoConnReply != 0; got != tc.noReply {
+			t.Errorf("replies %v: no CONNECT reply = %v, want %v", tc.replies, got, tc.noReply)
+		}
+	}
+}
+
 func TestPlan(t *testing.T) {
 	p := newPlan(bridge.Requirements{
 		Connect: true, Rcpt: true, Body: true,

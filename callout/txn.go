@@ -135,8 +135,9 @@ func (t *txn) run(ctx context.Context) error {
 }
 
 // corked runs the handling of one message of the processor with the
-// connection corked, so that its answers (AMS, DUY or DUMs, AME, TE) reach
-// the processor in one write.
+// transaction corked, so that its answers (AMS, DUY or DUMs, AME, TE) reach
+// the processor in one write. The services run meanwhile; the other
+// transactions of the connection are not held back.
 func (t *txn) corked(handle func() error) error {
 	t.otx.Cork()
 	defer t.otx.Uncork()

@@ -41,7 +41,6 @@ type conn struct {
 	held    []byte        // non-phase messages held during a negotiation phase
 	phase   bool          // a negotiation phase is active (RFC 4037 §6.1)
 	closing bool          // a CE is queued: nothing more may be sent
-	corked  int           // Cork calls not yet matched by Uncork
 	ending  *ConnError    // how the connection ends once the CE is written
 	err     *ConnError    // set once when the connection has ended
 	kick    chan struct{} // wakes the writer
@@ -85,6 +84,10 @@ func phaseMessage(name string) bool {
 func (c *conn) send(m *Message, wait bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.sendLocked(m, wait)
+}
+
+func (c *conn) sendLocked(m *Message, wait bool) error {
 	for wait && len(c.out)+len(c.held) > highWater && c.err == nil && !c.closing {
 		c.drained.Wait()
 	}
@@ -111,41 +114,86 @@ func (c *conn) sendErrLocked() error {
 }
 
 func (c *conn) wakeLocked() {
-	if c.heldByCork() {
-		return // Uncork wakes the writer
-	}
 	select {
 	case c.kick <- struct{}{}:
 	default:
 	}
 }
 
-// cork holds the writer back until the matching uncork, so that the
-// messages queued meanwhile leave in one write. Corks nest. A cork holds
-// back at most highWater octets: beyond that the writer writes, and data
-// senders wait for it as usual, so a burst of any size stays bounded.
-func (c *conn) cork() {
+// stage holds back the messages of one corked transaction (Tx.Cork) so
+// that they join the connection's output together; guarded by conn.mu.
+type stage struct {
+	corked int    // Cork calls not yet matched by Uncork
+	buf    []byte // encoded messages held back
+}
+
+// sendStaged is send for a transaction's own messages: while st is corked
+// they are held in st (at most highWater octets; beyond that they join
+// the output), and the connection's other transactions go on meanwhile.
+func (c *conn) sendStaged(st *stage, m *Message, wait bool) error {
 	c.mu.Lock()
-	c.corked++
+	defer c.mu.Unlock()
+	if st.corked == 0 {
+		return c.sendLocked(m, wait)
+	}
+	if err := c.sendErrLocked(); err != nil {
+		return err
+	}
+	st.buf = AppendMessage(st.buf, m)
+	if len(st.buf) > highWater {
+		c.releaseStageLocked(st, wait)
+	}
+	return nil
+}
+
+// cork starts holding back st's messages. Corks nest.
+func (c *conn) cork(st *stage) {
+	c.mu.Lock()
+	st.corked++
 	c.mu.Unlock()
 }
 
-// heldByCork reports whether a cork holds the output back; c.mu is held.
-func (c *conn) heldByCork() bool {
-	return c.corked > 0 && !c.closing && len(c.out) <= highWater
-}
-
-// uncork releases one cork; the last one wakes the writer.
-func (c *conn) uncork() {
+// uncork ends one cork; the last one lets st's messages go, in one piece.
+func (c *conn) uncork(st *stage) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.corked == 0 {
+	if st.corked == 0 {
 		return
 	}
-	c.corked--
-	if c.corked == 0 && len(c.out) > 0 {
-		c.wakeLocked()
+	st.corked--
+	if st.corked == 0 {
+		c.releaseStageLocked(st, false)
 	}
+}
+
+// flushStage lets what st holds go now, without ending the cork: a
+// transaction about to wait for its peer must not hold back what the peer
+// needs first.
+func (c *conn) flushStage(st *stage) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.releaseStageLocked(st, false)
+}
+
+// releaseStageLocked moves what st holds to the output (or to the
+// messages held during a negotiation phase); data senders (wait) first
+// wait for output space as send does.
+func (c *conn) releaseStageLocked(st *stage, wait bool) {
+	if len(st.buf) == 0 {
+		return
+	}
+	for wait && len(c.out)+len(c.held) > highWater && c.err == nil && !c.closing {
+		c.drained.Wait()
+	}
+	if c.err == nil && !c.closing {
+		if c.phase {
+			c.held = append(c.held, st.buf...)
+		} else {
+			c.out = append(c.out, st.buf...)
+			c.wakeLocked()
+		}
+	}
+	st.buf = st.buf[:0]
 }
 
 // setPhase starts or ends a negotiation phase. Ending it releases the
@@ -184,10 +232,6 @@ func (c *conn) writeLoop() {
 		for {
 			c.mu.Lock()
 			buf := c.out
-			if c.heldByCork() {
-				c.mu.Unlock()
-				break // Uncork wakes us again
-			}
 			if len(buf) == 0 {
 				closing := c.closing
 				c.mu.Unlock()

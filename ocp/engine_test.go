@@ -340,7 +340,16 @@ func TestHandlerReturningMidMessage(t *testing.T) {
 
 // TestPauseResume drives DWP/DPM/DWM through both roles: the server pauses
 // the original flow, the processor's Send blocks until the server resumes.
+// TestPauseResume, also with the sender corked: a corked sender that must
+// wait for the peer's DWM lets what it holds go first (else the peer never
+// sees the data it waits for before resuming).
 func TestPauseResume(t *testing.T) {
+	for _, corked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("corked=%v", corked), func(t *testing.T) { testPauseResume(t, corked) })
+	}
+}
+
+func testPauseResume(t *testing.T, corked bool) {
 	resumed := make(chan struct{})
 	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, tx *ServerTx) {
 		tx.Pause(4)
@@ -381,6 +390,9 @@ func TestPauseResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	tx.StartMessage()
+	if corked {
+		tx.Cork()
+	}
 	// Let the DWP arrive before sending.
 	time.Sleep(50 * time.Millisecond)
 	if _, err := tx.Send(ctx, nil, []byte("12345")); err != nil {
@@ -399,6 +411,9 @@ func TestPauseResume(t *testing.T) {
 		t.Fatalf("offset %d, want 5", off)
 	}
 	tx.EndMessage(Result{})
+	if corked {
+		tx.Uncork()
+	}
 	var got string
 	for {
 		m, err := tx.Recv(ctx)

@@ -69,13 +69,13 @@ func (t *ServerTx) SendDWSS() error {
 	t.mu.Lock()
 	t.dwss = true
 	t.mu.Unlock()
-	return t.c.send(&Message{Name: MsgDWSS, Anon: []Value{t.xidAtom()}}, false)
+	return t.post(&Message{Name: MsgDWSS, Anon: []Value{t.xidAtom()}}, false)
 }
 
 // SendDWSR tells the processor that original data beyond the first
 // orgSize octets is not needed (DWSR).
 func (t *ServerTx) SendDWSR(orgSize int64) error {
-	return t.c.send(&Message{Name: MsgDWSR, Anon: []Value{t.xidAtom(), Num(orgSize)}}, false)
+	return t.post(&Message{Name: MsgDWSR, Anon: []Value{t.xidAtom(), Num(orgSize)}}, false)
 }
 
 // SendDPI declares [orgOffset, orgOffset+size) the only original data the
@@ -87,13 +87,13 @@ func (t *ServerTx) SendDPI(orgOffset, size int64) error {
 	if !ok {
 		return fmt.Errorf("%w: DPI may not grow the reusable area", ErrState)
 	}
-	return t.c.send(&Message{Name: MsgDPI, Anon: []Value{t.xidAtom(), Num(orgOffset), Num(size)}}, false)
+	return t.post(&Message{Name: MsgDPI, Anon: []Value{t.xidAtom(), Num(orgOffset), Num(size)}}, false)
 }
 
 // Pause asks the processor to pause its original data from yourOffset on
 // (DWP).
 func (t *ServerTx) Pause(yourOffset int64) error {
-	return t.c.send(&Message{Name: MsgDWP, Anon: []Value{t.xidAtom(), Num(yourOffset)}}, false)
+	return t.post(&Message{Name: MsgDWP, Anon: []Value{t.xidAtom(), Num(yourOffset)}}, false)
 }
 
 // Resume asks the processor for more data (DWM), with an optional
@@ -103,21 +103,20 @@ func (t *ServerTx) Resume(sizeRequest int64) error {
 	if sizeRequest > 0 {
 		m.Named = []Param{NewParam(ParamSizeRequest, Num(sizeRequest))}
 	}
-	return t.c.send(m, false)
+	return t.post(m, false)
 }
 
-// Cork holds back the output of the transaction's connection until Uncork,
-// so that the messages sent in between leave in one write instead of one
-// write each, and the peer reads them at once. Use it around a burst of
-// sends that follow each other without waiting (the answers to one message
-// and the AME). While corked, the connection's other transactions wait
-// too, so keep bursts short; at most the connection's output buffer (512
-// KiB) is held back, beyond that output flows and sends wait for it as
-// usual. Corks nest: each Cork needs its Uncork.
-func (t *ServerTx) Cork() { t.c.cork() }
+// Cork holds back this transaction's messages until Uncork, so that they
+// join the connection's output together and leave in one write instead of
+// one each, and the peer reads them at once. Use it around a burst of
+// sends (the answers to one message, the AME and the TE). The connection's other transactions are not held back; at
+// most 512 KiB of this one's are, beyond that they go out. A send that
+// must wait for the peer (a paused flow) lets what is held go first.
+// Corks nest: each Cork needs its Uncork.
+func (t *ServerTx) Cork() { t.c.cork(&t.stage) }
 
 // Uncork ends a Cork; the last one lets the output go.
-func (t *ServerTx) Uncork() { t.c.uncork() }
+func (t *ServerTx) Uncork() { t.c.uncork(&t.stage) }
 
 // Done returns a channel closed when the transaction has ended.
 func (t *ServerTx) Done() <-chan struct{} { return t.done }

@@ -52,13 +52,13 @@ func (t *Tx) SendDSS() error {
 	t.mu.Lock()
 	t.dss = true
 	t.mu.Unlock()
-	return t.c.send(&Message{Name: MsgDSS, Anon: []Value{t.xidAtom()}}, false)
+	return t.post(&Message{Name: MsgDSS, Anon: []Value{t.xidAtom()}}, false)
 }
 
 // Pause asks the server to pause its adapted data from adapted offset
 // yourOffset on (DWP).
 func (t *Tx) Pause(yourOffset int64) error {
-	return t.c.send(&Message{Name: MsgDWP, Anon: []Value{t.xidAtom(), Num(yourOffset)}}, false)
+	return t.post(&Message{Name: MsgDWP, Anon: []Value{t.xidAtom(), Num(yourOffset)}}, false)
 }
 
 // Resume asks the server for more data (DWM), with an optional suggested
@@ -68,21 +68,20 @@ func (t *Tx) Resume(sizeRequest int64) error {
 	if sizeRequest > 0 {
 		m.Named = []Param{NewParam(ParamSizeRequest, Num(sizeRequest))}
 	}
-	return t.c.send(m, false)
+	return t.post(m, false)
 }
 
-// Cork holds back the output of the transaction's connection until Uncork,
-// so that the messages sent in between leave in one write instead of one
-// write each, and the peer reads them at once. Use it around a burst of
-// sends that follow each other without waiting (the last DUMs and the
-// AME). While corked, the connection's other transactions wait too, so
-// keep bursts short; at most the connection's output buffer (512 KiB) is
-// held back, beyond that output flows and sends wait for it as usual.
+// Cork holds back this transaction's messages until Uncork, so that they
+// join the connection's output together and leave in one write instead of
+// one each, and the peer reads them at once. Use it around a burst of
+// sends (the last DUMs and the AME). The connection's other transactions are not held back; at
+// most 512 KiB of this one's are, beyond that they go out. A send that
+// must wait for the peer (a paused flow) lets what is held go first.
 // Corks nest: each Cork needs its Uncork.
-func (t *Tx) Cork() { t.c.cork() }
+func (t *Tx) Cork() { t.c.cork(&t.stage) }
 
 // Uncork ends a Cork; the last one lets the output go.
-func (t *Tx) Uncork() { t.c.uncork() }
+func (t *Tx) Uncork() { t.c.uncork(&t.stage) }
 
 // Done returns a channel closed when the transaction has ended.
 func (t *Tx) Done() <-chan struct{} { return t.done }

@@ -18,6 +18,7 @@ type txCore struct {
 	last atomic.Int64 // time of the last message in either direction, unix ns
 
 	sendMu  sync.Mutex // serializes the owner's sends, never taken by the read loop
+	stage   stage      // the owner's messages held back by Cork; guarded by c.mu
 	mu      sync.Mutex // guards everything below; never held while blocking
 	out     outFlow
 	in      inFlow

@@ -36,7 +36,7 @@ func (t *txCore) startMessage(named []Param) error {
 	t.out.started = true
 	t.mu.Unlock()
 	t.touch()
-	return t.c.send(&Message{Name: MsgAMS, Anon: []Value{t.xidAtom()}, Named: named}, true)
+	return t.post(&Message{Name: MsgAMS, Anon: []Value{t.xidAtom()}, Named: named}, true)
 }
 
 // sendData sends a DUM (payload != nil or isDUM) or, for the server, a DUY
@@ -57,6 +57,8 @@ func (t *txCore) sendData(ctx context.Context, m *Message, size int64, duy bool)
 		if !t.out.stopped() {
 			break
 		}
+		// What a cork holds goes before the DPM and the wait.
+		t.c.flushStage(&t.stage)
 		if !t.out.dpmSent {
 			t.out.dpmSent = true
 			t.sendCtl(&Message{Name: MsgDPM, Anon: []Value{t.xidAtom()}})
@@ -82,7 +84,7 @@ func (t *txCore) sendData(ctx context.Context, m *Message, size int64, duy bool)
 	t.out.inflight = true
 	t.mu.Unlock()
 
-	err := t.c.send(m, true)
+	err := t.post(m, true)
 	t.touch()
 
 	t.mu.Lock()
@@ -138,11 +140,11 @@ func (t *txCore) endMessage(res Result) error {
 	t.mu.Unlock()
 	t.touch()
 	if needDSS {
-		if err := t.c.send(&Message{Name: MsgDSS, Anon: []Value{t.xidAtom()}}, false); err != nil {
+		if err := t.post(&Message{Name: MsgDSS, Anon: []Value{t.xidAtom()}}, false); err != nil {
 			return err
 		}
 	}
-	return t.c.send(withResult(&Message{Name: MsgAME, Anon: []Value{t.xidAtom()}}, res), true)
+	return t.post(withResult(&Message{Name: MsgAME, Anon: []Value{t.xidAtom()}}, res), true)
 }
 
 // endTx sends TE with res unless the transaction already ended. It is
@@ -161,7 +163,12 @@ func (t *txCore) endTx(res Result) error {
 		t.finishLocked(io.EOF)
 	}
 	t.mu.Unlock()
-	return t.c.send(withResult(&Message{Name: MsgTE, Anon: []Value{t.xidAtom()}}, res), false)
+	return t.post(withResult(&Message{Name: MsgTE, Anon: []Value{t.xidAtom()}}, res), false)
+}
+
+// post sends one of the owner's messages, held back while corked.
+func (t *txCore) post(m *Message, wait bool) error {
+	return t.c.sendStaged(&t.stage, m, wait)
 }
 
 // sendCtl queues a control message that must not wait for output space.

@@ -13,8 +13,10 @@ type Callout struct {
 	// TLS is nil for plain TCP.
 	TLS           *TLS
 	MetricsListen string
-	LogLevel      slog.Level
-	LogFormat     string // "text" or "json"
+	// Pprof serves Go's profiles (/debug/pprof/) on MetricsListen too.
+	Pprof     bool
+	LogLevel  slog.Level
+	LogFormat string // "text" or "json"
 	// MaxConnections bounds concurrent OCP connections.
 	MaxConnections int
 	// IdleTimeout closes an OCP connection without transactions for that

@@ -40,6 +40,7 @@ func kindList() string {
 func (b *builder) callout(r *rawCallout) *Callout {
 	c := &Callout{
 		MetricsListen:    r.MetricsListen,
+		Pprof:            r.Pprof,
 		LogLevel:         slog.Level(r.LogLevel),
 		LogFormat:        string(r.LogFormat),
 		MaxConnections:   r.MaxConnections,
@@ -68,6 +69,8 @@ func (b *builder) callout(r *rawCallout) *Callout {
 		if _, err := parseHostPort(r.MetricsListen); err != nil {
 			b.errorf(ErrValue, "callout.metrics_listen", "%q: %v", r.MetricsListen, err)
 		}
+	} else if r.Pprof {
+		b.errorf(ErrConflict, "callout.pprof", "needs callout.metrics_listen, where the profiles are served")
 	}
 	b.atLeast("callout.max_connections", r.MaxConnections, 1)
 	c.TLS = b.tls("callout.tls", r.TLS, true)

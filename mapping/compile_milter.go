@@ -14,6 +14,7 @@ func (b *builder) milter(m *rawMilter) {
 		LogLevel:        slog.Level(m.LogLevel),
 		LogFormat:       string(m.LogFormat),
 		MetricsListen:   m.MetricsListen,
+		Pprof:           m.Pprof,
 		SpoolDir:        m.SpoolDir,
 		SpoolMemory:     int64(m.SpoolMemory),
 		MaxMessageSize:  int64(m.MaxMessageSize),
@@ -59,6 +60,8 @@ func (b *builder) milter(m *rawMilter) {
 		if _, err := parseHostPort(m.MetricsListen); err != nil {
 			b.errorf(ErrValue, "milter.metrics_listen", "%q: %v", m.MetricsListen, err)
 		}
+	} else if m.Pprof {
+		b.errorf(ErrConflict, "milter.pprof", "needs milter.metrics_listen, where the profiles are served")
 	}
 	if m.MaxMessageSize == 0 {
 		b.errorf(ErrValue, "milter.max_message_size", "must be larger than 0")

@@ -67,6 +67,8 @@ type Milter struct {
 	LogFormat       string // "text" or "json"
 	// MetricsListen is a host:port for the metrics endpoint, "" for none.
 	MetricsListen string
+	// Pprof serves Go's profiles (/debug/pprof/) on MetricsListen too.
+	Pprof bool
 	// SpoolDir is where adapted bodies larger than SpoolMemory are kept
 	// (files of mode 0600); "" means os.TempDir().
 	SpoolDir    string

@@ -21,6 +21,8 @@ func TestCalloutErrors(t *testing.T) {
 			`t.toml:2: callout.listen[1]: "127.0.0.1:8891" is also callout.listen[0]`},
 		{"metrics_listen", "[callout]\nmetrics_listen = \":\"",
 			`t.toml:2: callout.metrics_listen: ":": missing host`},
+		{"pprof without metrics_listen", "[callout]\npprof = true",
+			`t.toml:2: callout.pprof: needs callout.metrics_listen, where the profiles are served`},
 		{"log_level", "[callout]\nlog_level = \"trace\"",
 			`t.toml:2: callout.log_level: "trace" is not one of "debug", "info", "warn", "error"`},
 		{"log_format", "[callout]\nlog_format = 1",

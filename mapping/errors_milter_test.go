@@ -52,6 +52,8 @@ func TestMilterErrors(t *testing.T) {
 			`t.toml:2: milter.log_format: "xml" is not one of "text", "json"`},
 		{"metrics_listen", fill("[milter]\nmetrics_listen = \"9187\""),
 			`t.toml:2: milter.metrics_listen: "9187": want host:port, or [addr]:port for IPv6`},
+		{"pprof without metrics_listen", fill("[milter]\npprof = true"),
+			`t.toml:2: milter.pprof: needs milter.metrics_listen, where the profiles are served`},
 		{"spool_dir type", fill("[milter]\nspool_dir = 1"),
 			`t.toml:2: milter.spool_dir: expected a string, got an integer`},
 		{"spool_memory unit", fill("[milter]\nspool_memory = \"1 parsec\""),

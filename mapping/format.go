@@ -60,7 +60,7 @@ func (c *Config) formatMilter(p *printer) {
 	p.field("MTA limits", "%v per command, %v for the content", m.MTA.Command, m.MTA.Content)
 	p.field("logs", "%s, %s", strings.ToLower(m.LogLevel.String()), m.LogFormat)
 	if m.MetricsListen != "" {
-		p.field("metrics", "%s", m.MetricsListen)
+		p.field("metrics", "%s%s", m.MetricsListen, pick(m.Pprof, ", with /debug/pprof/", ""))
 	}
 	tr := &c.Trace
 	p.field("trace", "OPES-System %s; privacy policy %s; OPES-Via %s", tr.SystemURI, orDefault(tr.PrivacyURI, "none"), pick(tr.Via, "on", "off"))
@@ -116,7 +116,7 @@ func (c *Callout) format(p *printer) {
 	p.field("limits", "%d connections; idle %v, handshake %v", c.MaxConnections, c.IdleTimeout, c.HandshakeTimeout)
 	p.field("logs", "%s, %s", strings.ToLower(c.LogLevel.String()), c.LogFormat)
 	if c.MetricsListen != "" {
-		p.field("metrics", "%s", c.MetricsListen)
+		p.field("metrics", "%s%s", c.MetricsListen, pick(c.Pprof, ", with /debug/pprof/", ""))
 	}
 	for _, s := range c.Services {
 		p.field("service", "%s <%s> %s", s.Name, s.URI, s.Kind)

@@ -115,6 +115,7 @@ func TestCalloutKeys(t *testing.T) {
 		{"callout keys", `[callout]
 listen = ["127.0.0.1:1", "[::1]:2"]
 metrics_listen = "127.0.0.1:9188"
+pprof = true
 log_level = "warn"
 log_format = "json"
 max_connections = 3
@@ -122,7 +123,7 @@ idle_timeout = "4s"
 handshake_timeout = "5s"
 tls = { enabled = false }`,
 			func(c *Config) any { return *c.Callout },
-			Callout{Listen: []string{"127.0.0.1:1", "[::1]:2"}, MetricsListen: "127.0.0.1:9188", LogLevel: 4, LogFormat: "json",
+			Callout{Listen: []string{"127.0.0.1:1", "[::1]:2"}, MetricsListen: "127.0.0.1:9188", Pprof: true, LogLevel: 4, LogFormat: "json",
 				MaxConnections: 3, IdleTimeout: 4 * time.Second, HandshakeTimeout: 5 * time.Second}},
 		{"services sorted, found by URI", svc("disclaimer") + "text = \"t\"\n[callout.services.a]\nuri = \"urn:a\"\nkind = \"size-limit\"\nmax = 5",
 			func(c *Config) any {

@@ -28,6 +28,7 @@ type rawMilter struct {
 	LogLevel        logLevel       `toml:"log_level"`
 	LogFormat       logFormat      `toml:"log_format"`
 	MetricsListen   string         `toml:"metrics_listen"`
+	Pprof           bool           `toml:"pprof"`
 	SpoolDir        string         `toml:"spool_dir"`
 	SpoolMemory     size           `toml:"spool_memory"`
 	MaxMessageSize  size           `toml:"max_message_size"`
@@ -132,6 +133,7 @@ type rawCallout struct {
 	Listen           []string  `toml:"listen"`
 	TLS              *rawTLS   `toml:"tls"`
 	MetricsListen    string    `toml:"metrics_listen"`
+	Pprof            bool      `toml:"pprof"`
 	LogLevel         logLevel  `toml:"log_level"`
 	LogFormat        logFormat `toml:"log_format"`
 	MaxConnections   int       `toml:"max_connections"`

@@ -19,6 +19,7 @@ const testConfig = `
 [callout]
 listen = ["127.0.0.1:0"]
 metrics_listen = "127.0.0.1:0"
+pprof = true
 log_level = "debug"
 
 [callout.services.policy]
@@ -137,6 +138,11 @@ func TestRun(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), `opes_callout_service_calls_total{part="RCPT",service="http://opes-milter.example/services/recipient-policy",verdict="reject"} 1`) {
 		t.Errorf("metrics:\n%s", body)
+	}
+	if resp, err := http.Get("http://" + up.metrics.String() + "/debug/pprof/goroutine?debug=1"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("pprof = true, but /debug/pprof/goroutine: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 
 	cl.Close()

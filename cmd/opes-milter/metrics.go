@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // registers /debug/pprof/ on http.DefaultServeMux
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,12 +21,14 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// serveMetrics serves /metrics and /healthz on addr until ctx ends. healthy
-// reports whether the daemon serves its milter sockets.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, healthy func() bool, log *slog.Logger) (func(), error) {
+// serveMetrics serves /metrics and /healthz on addr, and with pprof Go's
+// profiles under /debug/pprof/, until the returned stop is called. healthy
+// reports whether the daemon serves its milter sockets. It returns the
+// address it listens on.
+func serveMetrics(addr string, reg *prometheus.Registry, healthy func() bool, pprof bool, log *slog.Logger) (net.Addr, func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -36,6 +39,9 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, he
 		}
 		w.Write([]byte("ok\n"))
 	})
+	if pprof {
+		mux.Handle("/debug/pprof/", http.DefaultServeMux) // only net/http/pprof registers there
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -43,7 +49,7 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, he
 		}
 	}()
 	log.Info("metrics listening", "addr", ln.Addr().String())
-	return func() {
+	return ln.Addr(), func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)

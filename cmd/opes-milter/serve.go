@@ -69,7 +69,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 
 	var serving atomic.Bool
 	if cfg.Milter.MetricsListen != "" {
-		stop, err := serveMetrics(ctx, cfg.Milter.MetricsListen, reg, serving.Load, log)
+		_, stop, err := serveMetrics(cfg.Milter.MetricsListen, reg, serving.Load, cfg.Milter.Pprof, log)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()

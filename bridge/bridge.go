@@ -20,8 +20,8 @@ type Bridge struct {
 	sessions atomic.Int64
 	inflight atomic.Int64
 
-	pendingBufs pendingBufs // buffers of data queued for callout servers
-	spoolBufs   spoolBufs   // memory of the exchanges' spools
+	pendingBufs *bufPool // buffers of data queued for callout servers
+	spoolBufs   *bufPool // memory of the exchanges' spools
 }
 
 // state is one loaded policy with the pool built for it.
@@ -41,7 +41,11 @@ func New(p *Policy, log *slog.Logger, opts ...Option) *Bridge {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	b := &Bridge{log: log}
+	b := &Bridge{
+		log:         log,
+		pendingBufs: newBufPool(pendingMax, pendingMax),
+		spoolBufs:   newBufPool(spoolBufMin, spoolBufMax),
+	}
 	for _, o := range opts {
 		o(b)
 	}

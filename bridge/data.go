@@ -209,7 +209,7 @@ func (s *session) sendChunk(ctx context.Context, mac Macros, part ocpsmtp.Part, 
 		}
 	}
 	if pd.fits(len(b)) {
-		pd.add(&s.b.pendingBufs, part, index, opts, b)
+		pd.add(s.b.pendingBufs, part, index, opts, b)
 		return Reply{Kind: Continue}
 	}
 	return s.sendDUMs(ctx, part, index, opts, b)

@@ -24,7 +24,7 @@ type exchange struct {
 
 	spoolDir  string
 	spoolMem  int
-	spoolBufs *spoolBufs // memory of the spools, recycled on close
+	spoolBufs *bufPool // memory of the spools, recycled on close
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every state change
@@ -112,7 +112,7 @@ func (d *dataInst) answerSize() int64 {
 	return n
 }
 
-func newExchange(tx *ocp.Tx, prof ocpsmtp.Profile, log *slog.Logger, spoolDir string, spoolMem int, bufs *spoolBufs) *exchange {
+func newExchange(tx *ocp.Tx, prof ocpsmtp.Profile, log *slog.Logger, spoolDir string, spoolMem int, bufs *bufPool) *exchange {
 	return &exchange{
 		tx: tx, prof: prof, log: log, spoolDir: spoolDir, spoolMem: spoolMem, spoolBufs: bufs,
 		changed: make(chan struct{}), dataStart: -1, pendingRcpt: -1,

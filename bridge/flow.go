@@ -63,7 +63,7 @@ func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt strin
 	s.b.inflight.Add(1)
 	s.b.metrics.addTransactions(1)
 	mt.xstart = time.Now()
-	mt.x = newExchange(tx, prof, s.log, p.SpoolDir, p.SpoolMemory, &s.b.spoolBufs)
+	mt.x = newExchange(tx, prof, s.log, p.SpoolDir, p.SpoolMemory, s.b.spoolBufs)
 	go mt.x.receive(context.WithoutCancel(ctx))
 	if err := tx.StartMessage(); err != nil {
 		return s.onFailure(failure(FailServer, err), true), false

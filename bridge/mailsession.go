@@ -303,7 +303,7 @@ func (s *session) endTx(reason string) {
 	mt := s.mt
 	s.mt = nil
 	if mt != nil {
-		mt.pending.release(&s.b.pendingBufs)
+		mt.pending.release(s.b.pendingBufs)
 		if mt.body != nil {
 			mt.body.Close()
 		}

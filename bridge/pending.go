@@ -1,10 +1,6 @@
 package bridge
 
-import (
-	"sync"
-
-	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
-)
+import "github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 
 // pendingMax bounds the data octets a mail transaction holds back.
 const pendingMax = 32 << 10
@@ -35,7 +31,7 @@ func (p *pending) fits(n int) bool { return len(p.buf)+n <= pendingMax }
 
 // add queues b as the next chunk of the instance part/index, taking a
 // buffer from bufs when it has none.
-func (p *pending) add(bufs *pendingBufs, part ocpsmtp.Part, index string, opts []ocpsmtp.Opt, b []byte) {
+func (p *pending) add(bufs *bufPool, part ocpsmtp.Part, index string, opts []ocpsmtp.Opt, b []byte) {
 	if p.buf == nil {
 		p.buf = bufs.get()
 	}
@@ -51,27 +47,9 @@ func (p *pending) reset() {
 }
 
 // release gives the buffer back to bufs once the mail transaction ended.
-func (p *pending) release(bufs *pendingBufs) {
+func (p *pending) release(bufs *bufPool) {
 	if p.buf != nil {
 		bufs.put(p.buf)
 	}
 	p.buf, p.dums = nil, nil
-}
-
-// pendingBufs recycles the buffers of finished mail transactions, one
-// per message otherwise.
-type pendingBufs struct{ pool sync.Pool }
-
-func (b *pendingBufs) get() []byte {
-	if p, ok := b.pool.Get().(*[]byte); ok {
-		return (*p)[:0]
-	}
-	return make([]byte, 0, pendingMax)
-}
-
-func (b *pendingBufs) put(buf []byte) {
-	if cap(buf) == pendingMax {
-		buf = buf[:0]
-		b.pool.Put(&buf)
-	}
 }

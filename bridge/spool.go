@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 )
 
 // spoolPrefix names every spool file, so that stale ones can be found and
@@ -27,32 +26,16 @@ type Spool struct {
 	mem       bytes.Buffer
 	file      *os.File
 	size      int64
-	bufs      *spoolBufs // where the memory goes back on Close; may be nil
+	bufs      *bufPool // where the memory goes back on Close; may be nil
 }
 
-// spoolBufs recycles the memory of closed spools: the bridge keeps every
-// message's original data for the callout server's DUY, which otherwise
-// costs a fresh buffer per message.
-type spoolBufs struct{ pool sync.Pool }
-
+// Spool memory taken from a pool (newPooledSpool): a typical message's
+// original data fits spoolBufMin; buffers grown beyond spoolBufMax are not
+// kept.
 const (
-	spoolBufMin = 16 << 10 // a typical message
-	spoolBufMax = 64 << 10 // larger buffers are left to the garbage collector
+	spoolBufMin = 16 << 10
+	spoolBufMax = 64 << 10
 )
-
-func (b *spoolBufs) get() []byte {
-	if p, ok := b.pool.Get().(*[]byte); ok {
-		return (*p)[:0]
-	}
-	return make([]byte, 0, spoolBufMin)
-}
-
-func (b *spoolBufs) put(buf []byte) {
-	if cap(buf) >= spoolBufMin && cap(buf) <= spoolBufMax {
-		buf = buf[:0]
-		b.pool.Put(&buf)
-	}
-}
 
 // NewSpool returns an empty spool that moves to a file in dir (os.TempDir
 // when empty) once it holds more than threshold bytes.
@@ -62,7 +45,7 @@ func NewSpool(dir string, threshold int) *Spool {
 
 // newPooledSpool is NewSpool with its memory taken from bufs and given
 // back on Close; nothing may read the spool after Close.
-func newPooledSpool(dir string, threshold int, bufs *spoolBufs) *Spool {
+func newPooledSpool(dir string, threshold int, bufs *bufPool) *Spool {
 	return &Spool{dir: dir, threshold: threshold, bufs: bufs}
 }
 

@@ -65,9 +65,9 @@ func TestRemoveStaleSpools(t *testing.T) {
 // TestPooledSpoolReuse: a spool whose memory came from a closed one holds
 // exactly what was written to it.
 func TestPooledSpoolReuse(t *testing.T) {
-	var bufs spoolBufs
+	bufs := newBufPool(spoolBufMin, spoolBufMax)
 	for i, fill := range []byte{'a', 'b', 'c'} {
-		s := newPooledSpool(t.TempDir(), 1<<20, &bufs)
+		s := newPooledSpool(t.TempDir(), 1<<20, bufs)
 		want := bytes.Repeat([]byte{fill}, 10<<10-i)
 		if _, err := s.Write(want); err != nil {
 			t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/opes-milter/opes-milter/cmd/internal/cli"
 )
 
 // cmdLoad drives one running milter and prints what it measured.
@@ -28,11 +30,11 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if _, _, err := net.SplitHostPort(o.Addr); err != nil {
 		fmt.Fprintf(stderr, "opes-bench load: -addr HOST:PORT is required\n")
-		return errUsage
+		return cli.ErrUsage
 	}
 	if o.Duration == 0 && o.Messages == 0 && !o.Hold {
 		fmt.Fprintf(stderr, "opes-bench load: set -duration or -messages\n")
-		return errUsage
+		return cli.ErrUsage
 	}
 	start := selfCPU()
 	r := RunLoad(ctx, o)

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/opes-milter/opes-milter/cmd/internal/cli"
 )
 
 // env is where a bench run finds its programs and keeps its files.
@@ -67,7 +69,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		c, ok := caseByID(id)
 		if !ok {
 			fmt.Fprintf(stderr, "opes-bench run: unknown case %q\n", id)
-			return errUsage
+			return cli.ErrUsage
 		}
 		cases = append(cases, c)
 		if *altBin != "" && (c.Milter == milterPass || c.Milter == milterFull) && !c.Alt {
@@ -76,7 +78,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if o.Runs < 1 || o.Sessions < 1 {
 		fmt.Fprintf(stderr, "opes-bench run: -runs and -sessions must be positive\n")
-		return errUsage
+		return cli.ErrUsage
 	}
 
 	e, err := newEnv(*repo, *bin, *altBin, stderr)

@@ -26,6 +26,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/opes-milter/opes-milter/cmd/internal/cli"
 )
 
 func main() {
@@ -42,39 +44,13 @@ const usage = `usage:
 Run "opes-bench COMMAND -h" for the flags of a command.
 `
 
-// errUsage marks a command line error whose message has been printed.
-var errUsage = errors.New("usage")
-
 // run dispatches the subcommand and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	var err error
-	switch args[0] {
-	case "run":
-		err = cmdRun(ctx, args[1:], stdout, stderr)
-	case "load":
-		err = cmdLoad(ctx, args[1:], stdout, stderr)
-	case "noop":
-		err = cmdNoop(ctx, args[1:], stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "opes-bench: unknown command %q\n%s", args[0], usage)
-		return 2
-	}
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
-		return 2
-	default:
-		fmt.Fprintf(stderr, "opes-bench: %v\n", err)
-		return 1
-	}
+	return cli.Dispatch("opes-bench", usage, map[string]cli.Command{
+		"run":  func(a []string) error { return cmdRun(ctx, a, stdout, stderr) },
+		"load": func(a []string) error { return cmdLoad(ctx, a, stdout, stderr) },
+		"noop": func(a []string) error { return cmdNoop(ctx, a, stderr) },
+	}, args, stdout, stderr)
 }
 
 // mixFlag is a flag.Value for a Mix.
@@ -121,11 +97,11 @@ func parse(fs *flag.FlagSet, args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return errUsage // the flag package printed the error and the usage
+		return cli.ErrUsage // the flag package printed the error and the usage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(fs.Output(), "opes-bench %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return errUsage
+		return cli.ErrUsage
 	}
 	return nil
 }

@@ -14,19 +14,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/opes-milter/opes-milter/cmd/internal/cli"
 )
 
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
-
-// errUsage marks a command line error; the usage text has been printed.
-var errUsage = errors.New("usage")
 
 const usage = `usage:
   opes-callout run   -config FILE
@@ -35,32 +33,10 @@ const usage = `usage:
 
 // run dispatches the subcommand and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	var err error
-	switch args[0] {
-	case "run":
-		err = cmdRun(ctx, args[1:], stderr, nil)
-	case "check":
-		err = cmdCheck(args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "opes-callout: unknown command %q\n%s", args[0], usage)
-		return 2
-	}
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
-		return 2
-	default:
-		fmt.Fprintf(stderr, "opes-callout: %v\n", err)
-		return 1
-	}
+	return cli.Dispatch("opes-callout", usage, map[string]cli.Command{
+		"run":   func(a []string) error { return cmdRun(ctx, a, stderr, nil) },
+		"check": func(a []string) error { return cmdCheck(a, stdout, stderr) },
+	}, args, stdout, stderr)
 }
 
 // parseFlags parses "-config FILE".
@@ -73,7 +49,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (string, error) {
 	}
 	if *config == "" || fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "opes-callout %s: -config FILE is required, and nothing else\n%s", name, usage)
-		return "", errUsage
+		return "", cli.ErrUsage
 	}
 	return *config, nil
 }

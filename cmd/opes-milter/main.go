@@ -13,19 +13,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/opes-milter/opes-milter/cmd/internal/cli"
 )
 
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
-
-// errUsage marks a command line error; the usage text has been printed.
-var errUsage = errors.New("usage")
 
 const usage = `usage:
   opes-milter run   -config FILE
@@ -35,37 +33,14 @@ const usage = `usage:
 
 // run dispatches the subcommand and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	var err error
-	switch args[0] {
-	case "run":
-		err = cmdRun(ctx, args[1:], stderr)
-	case "check":
-		err = cmdCheck(args[1:], stdout, stderr)
-	case "try":
-		err = cmdTry(ctx, args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "opes-milter: unknown command %q\n%s", args[0], usage)
-		return 2
-	}
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
-		return 2
-	default:
-		fmt.Fprintf(stderr, "opes-milter: %v\n", err)
-		return 1
-	}
+	return cli.Dispatch("opes-milter", usage, map[string]cli.Command{
+		"run":   func(a []string) error { return cmdRun(ctx, a, stderr) },
+		"check": func(a []string) error { return cmdCheck(a, stdout, stderr) },
+		"try":   func(a []string) error { return cmdTry(ctx, a, stdout, stderr) },
+	}, args, stdout, stderr)
 }
 
-// configFlag parses "-config FILE" plus the extra flags that set registers.
+// parseFlags parses "-config FILE" plus the extra flags that set registers.
 func parseFlags(name string, args []string, stderr io.Writer, set func(*flag.FlagSet)) (*flag.FlagSet, string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -78,7 +53,7 @@ func parseFlags(name string, args []string, stderr io.Writer, set func(*flag.Fla
 	}
 	if *config == "" {
 		fmt.Fprintf(stderr, "opes-milter %s: -config is required\n%s", name, usage)
-		return nil, "", errUsage
+		return nil, "", cli.ErrUsage
 	}
 	return fs, *config, nil
 }

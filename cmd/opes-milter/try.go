@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/cmd/internal/cli"
 	"github.com/opes-milter/opes-milter/mapping"
 )
 
@@ -39,7 +40,7 @@ func cmdTry(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprint(stderr, usage)
-		return errUsage
+		return cli.ErrUsage
 	}
 	if len(rcpts) == 0 {
 		rcpts = stringList{"recipient@example.com"}

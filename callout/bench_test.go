@@ -1,4 +1,4 @@
-package callout
+package callout_test
 
 import (
 	"context"
@@ -6,28 +6,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/builtin"
+	"github.com/opes-milter/opes-milter/callout/callouttest"
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 func BenchmarkParse(b *testing.B) {
-	raw := all(b, sample(b, "nested.eml"))
+	raw := callouttest.Bytes(b, callout.NewMessage(callouttest.Sample(b, "nested.eml")))
 	b.SetBytes(int64(len(raw)))
 	for b.Loop() {
-		if _, err := NewMessage(raw).Root(); err != nil {
+		if _, err := callout.NewMessage(raw).Root(); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 func BenchmarkDisclaimer(b *testing.B) {
-	raw := all(b, sample(b, "nested.eml"))
-	d := NewDisclaimer(&mapping.Disclaimer{Text: "footer"})
+	raw := callouttest.Bytes(b, callout.NewMessage(callouttest.Sample(b, "nested.eml")))
+	d := builtin.NewDisclaimer(&mapping.Disclaimer{Text: "footer"})
 	b.SetBytes(int64(len(raw)))
 	for b.Loop() {
-		dec, err := d.AdaptMessage(context.Background(), &Tx{}, NewMessage(raw))
-		if err != nil || dec.Action != ActionReplace {
+		dec, err := d.AdaptMessage(context.Background(), &callout.Tx{}, callout.NewMessage(raw))
+		if err != nil || dec.Action != callout.ActionReplace {
 			b.Fatal(dec.Action, err)
 		}
 	}
@@ -37,9 +40,9 @@ func BenchmarkDisclaimer(b *testing.B) {
 // OCP: IP, HELO, MAIL informative, one adaptive RCPT (recipient-policy),
 // adaptive RAWDATA of 4 KiB (header-tag), answered with DUYs.
 func BenchmarkServerTransaction(b *testing.B) {
-	policy, _ := NewRecipientPolicy(&mapping.RecipientPolicy{Deny: []string{"x@example.com"}})
-	tag, _ := NewHeaderTag(&mapping.HeaderTag{Headers: []mapping.Header{{Name: "X-Tag", Value: "yes"}}}, nil)
-	srv := &Server{Services: map[string]Service{"urn:p": policy, "urn:t": tag}}
+	policy, _ := builtin.NewRecipientPolicy(&mapping.RecipientPolicy{Deny: []string{"x@example.com"}})
+	tag, _ := builtin.NewHeaderTag(&mapping.HeaderTag{Headers: []mapping.Header{{Name: "X-Tag", Value: "yes"}}}, nil)
+	srv := &callout.Server{Services: map[string]callout.Service{"urn:p": policy, "urn:t": tag}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

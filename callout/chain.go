@@ -186,7 +186,7 @@ func (c *Chain) call(ctx context.Context, tx *Tx, l Link, part ocpsmtp.Part, fn 
 	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
-			tx.log().Error("service panicked", "service", l.URI, "panic", r, "stack", string(debug.Stack()))
+			tx.Log().Error("service panicked", "service", l.URI, "panic", r, "stack", string(debug.Stack()))
 			d, err = Decision{}, &ServiceError{Service: l.URI, Err: fmt.Errorf("panic: %v", r)}
 		}
 		if err == errSkip {
@@ -201,7 +201,7 @@ func (c *Chain) call(ctx context.Context, tx *Tx, l Link, part ocpsmtp.Part, fn 
 		if c.Observer != nil {
 			c.Observer.ObserveCall(l.URI, part, d, err, time.Since(start))
 		}
-		tx.log().Debug("service called", "service", l.URI, "part", string(part),
+		tx.Log().Debug("service called", "service", l.URI, "part", string(part),
 			"action", d.Action.String(), "reason", d.Reason, "err", err, "elapsed", time.Since(start))
 	}()
 	d, err = fn()

@@ -3,6 +3,7 @@ package callout
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
@@ -120,10 +122,10 @@ func TestChainNeeds(t *testing.T) {
 		{"b", fake{needs: Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartSECTIONS, ocpsmtp.PartRCPT}}}},
 	}}
 	n := c.Needs()
-	if got := partStrs(n.Adapt); strings.Join(got, ",") != "RAWDATA,RCPT" {
+	if got := fmt.Sprint(n.Adapt); got != "[RAWDATA RCPT]" {
 		t.Errorf("adapt %v", got)
 	}
-	if got := partStrs(n.Read); strings.Join(got, ",") != "IP" {
+	if got := fmt.Sprint(n.Read); got != "[IP]" {
 		t.Errorf("read %v", got)
 	}
 }
@@ -153,4 +155,19 @@ opes_callout_transactions_total{result="ok"} 1
 	}
 	var nilMetrics *Metrics
 	nilMetrics.ObserveCall("x", ocpsmtp.PartRCPT, Keep(), nil, 0) // a nil *Metrics records nothing
+}
+
+func TestSetServicesAppliesToNewGroups(t *testing.T) {
+	old := fake{}
+	srv := &Server{Services: map[string]Service{"urn:old": old}}
+	if _, err := srv.chain([]ocp.Service{{URI: "urn:old"}}); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetServices(map[string]Service{"urn:new": old})
+	if _, err := srv.chain([]ocp.Service{{URI: "urn:old"}}); err == nil {
+		t.Fatal("a removed service still builds a chain after the reload")
+	}
+	if c, err := srv.chain([]ocp.Service{{URI: "urn:new"}}); err != nil || len(c.Links) != 1 {
+		t.Fatalf("new service: %v %v", c, err)
+	}
 }

@@ -24,9 +24,10 @@
 //
 // # Built-in services
 //
-// RecipientPolicy, SenderRewrite, HeaderTag, SubjectTag, Disclaimer,
-// AttachmentFilter, Command and SizeLimit, built from the [callout]
-// configuration of package mapping by NewService.
+// The services opes-callout ships live in package callout/builtin, which
+// builds them from the [callout] configuration of package mapping. A third
+// party writes a service with this package alone. Charset and transfer
+// encoding conversions are in callout/mimetext.
 //
 // # Server
 //

@@ -1,4 +1,4 @@
-package callout
+package callout_test
 
 import (
 	"bufio"
@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/builtin"
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
@@ -49,7 +51,7 @@ func readTranscript(t *testing.T, name string) []step {
 // replay runs the transcript against srv over loopback TCP: the
 // processor's messages are written as they are, the server's must come
 // back byte for byte.
-func replay(t *testing.T, srv *Server, steps []step) {
+func replay(t *testing.T, srv *callout.Server, steps []step) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -97,21 +99,21 @@ func replay(t *testing.T, srv *Server, steps []step) {
 // opes-callout configured with a recipient-policy and a header-tag
 // service: the server's side must match the transcript exactly.
 func TestGoldenReceiver(t *testing.T) {
-	policy, err := NewRecipientPolicy(&mapping.RecipientPolicy{
+	policy, err := builtin.NewRecipientPolicy(&mapping.RecipientPolicy{
 		Deny:  []string{"nobody@example.com"},
 		Reply: mapping.Reply{Code: 550, Text: "5.1.1 {rcpt}: Recipient address rejected: User unknown"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag, err := NewHeaderTag(&mapping.HeaderTag{Headers: []mapping.Header{
+	tag, err := builtin.NewHeaderTag(&mapping.HeaderTag{Headers: []mapping.Header{
 		{Name: "X-Spam-Flag", Value: "NO"}, {Name: "X-Spam-Score", Value: "0.1 (threshold 5.0)"}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
-	srv := &Server{Metrics: m, Services: map[string]Service{
+	m := callout.NewMetrics(reg)
+	srv := &callout.Server{Metrics: m, Services: map[string]callout.Service{
 		"http://services.example.net/opes/recipient-check": policy,
 		"http://services.example.net/opes/spam-tag":        tag,
 	}}
@@ -132,28 +134,28 @@ opes_callout_service_calls_total{part="RCPT",service="http://services.example.ne
 // to the public domain and the original is recorded in a header field.
 type senderRewriteTag struct{}
 
-func (senderRewriteTag) Needs() Needs {
-	return Needs{
+func (senderRewriteTag) Needs() callout.Needs {
+	return callout.Needs{
 		Adapt: []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRAWDATA},
 		Read:  []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartRCPT},
 	}
 }
 
-func (senderRewriteTag) AdaptMail(_ context.Context, tx *Tx, from Address) (Decision, error) {
+func (senderRewriteTag) AdaptMail(_ context.Context, tx *callout.Tx, from callout.Address) (callout.Decision, error) {
 	if tx.AuthUser() != "alice" {
-		return Keep(), nil
+		return callout.Keep(), nil
 	}
-	return ReplaceAddress(from.WithAddr(from.Local()+"@example.org")).WithHeader("X-Original-Sender", from.Addr), nil
+	return callout.ReplaceAddress(from.WithAddr(from.Local()+"@example.org")).WithHeader("X-Original-Sender", from.Addr), nil
 }
 
-func (senderRewriteTag) AdaptMessage(context.Context, *Tx, *Message) (Decision, error) {
-	return Keep(), nil
+func (senderRewriteTag) AdaptMessage(context.Context, *callout.Tx, *callout.Message) (callout.Decision, error) {
+	return callout.Keep(), nil
 }
 
 // TestGoldenSender replays testdata/profile/sender.txt.
 func TestGoldenSender(t *testing.T) {
-	srv := &Server{
-		Services:   map[string]Service{"http://services.example.net/opes/sender-rewrite": senderRewriteTag{}},
+	srv := &callout.Server{
+		Services:   map[string]callout.Service{"http://services.example.net/opes/sender-rewrite": senderRewriteTag{}},
 		Extensions: []string{"SIZE", "8BITMIME", "DSN"},
 	}
 	replay(t, srv, readTranscript(t, "sender.txt"))

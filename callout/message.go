@@ -88,7 +88,7 @@ func (m *Message) Walk(fn func(s *Section) error) error {
 	if err != nil {
 		return err
 	}
-	return r.walk(fn)
+	return r.Walk(fn)
 }
 
 // Close releases the message's storage. It is safe to call more than once.

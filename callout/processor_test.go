@@ -1,4 +1,4 @@
-package callout
+package callout_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -28,7 +29,7 @@ type exchange struct {
 }
 
 // serve starts srv on a loopback listener and returns its address.
-func serve(t *testing.T, srv *Server) string {
+func serve(t *testing.T, srv *callout.Server) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

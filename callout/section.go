@@ -7,6 +7,7 @@ import (
 
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
+	"github.com/opes-milter/opes-milter/callout/mimetext"
 )
 
 // HeaderField is one header field of a section with its position in the
@@ -129,7 +130,7 @@ func (s *Section) Filename() string {
 		name = s.Params["name"]
 	}
 	if strings.Contains(name, "=?") {
-		if dec, err := wordDecoder.DecodeHeader(name); err == nil {
+		if dec, err := mimetext.DecodeHeader(name); err == nil {
 			name = dec
 		}
 	}
@@ -154,7 +155,7 @@ func (s *Section) IsAttachment() bool {
 // application/pkcs7-mime and the like), which must not be changed.
 func (s *Section) Protected() bool {
 	for p := s; p != nil; p = p.Parent {
-		if isProtectedType(p.MediaType) {
+		if IsProtectedType(p.MediaType) {
 			return true
 		}
 	}
@@ -165,8 +166,8 @@ func (s *Section) Protected() bool {
 // signed or encrypted.
 func (s *Section) ContainsProtected() bool {
 	found := false
-	_ = s.walk(func(c *Section) error {
-		if isProtectedType(c.MediaType) {
+	_ = s.Walk(func(c *Section) error {
+		if IsProtectedType(c.MediaType) {
 			found = true
 		}
 		return nil
@@ -174,7 +175,7 @@ func (s *Section) ContainsProtected() bool {
 	return found
 }
 
-func isProtectedType(t string) bool {
+func IsProtectedType(t string) bool {
 	switch t {
 	case "multipart/signed", "multipart/encrypted", "application/pkcs7-mime",
 		"application/x-pkcs7-mime", "application/pgp-encrypted":
@@ -194,12 +195,12 @@ func (s *Section) Field(name string) (HeaderField, bool) {
 	return HeaderField{}, false
 }
 
-func (s *Section) walk(fn func(*Section) error) error {
+func (s *Section) Walk(fn func(*Section) error) error {
 	if err := fn(s); err != nil {
 		return err
 	}
 	for _, p := range s.Parts {
-		if err := p.walk(fn); err != nil {
+		if err := p.Walk(fn); err != nil {
 			return err
 		}
 	}

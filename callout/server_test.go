@@ -1,4 +1,4 @@
-package callout
+package callout_test
 
 import (
 	"context"
@@ -14,15 +14,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/builtin"
+	"github.com/opes-milter/opes-milter/callout/callouttest"
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 func TestServerNegotiation(t *testing.T) {
-	policy, _ := NewRecipientPolicy(&mapping.RecipientPolicy{Deny: []string{"x@example.com"}})
-	disc := NewDisclaimer(&mapping.Disclaimer{Text: "footer"})
-	srv := &Server{Services: map[string]Service{"urn:policy": policy, "urn:disclaimer": disc}}
+	policy, _ := builtin.NewRecipientPolicy(&mapping.RecipientPolicy{Deny: []string{"x@example.com"}})
+	disc := builtin.NewDisclaimer(&mapping.Disclaimer{Text: "footer"})
+	srv := &callout.Server{Services: map[string]callout.Service{"urn:policy": policy, "urn:disclaimer": disc}}
 	addr := serve(t, srv)
 	tests := []struct {
 		name  string
@@ -89,35 +92,35 @@ func partStrs(ps []ocpsmtp.Part) []string {
 // chain (subject-tag, disclaimer, header-tag) and checks that the adapted
 // RAWDATA is what the chain produces when called directly.
 func TestServerMessageOverOCP(t *testing.T) {
-	tag, _ := NewHeaderTag(&mapping.HeaderTag{Headers: []mapping.Header{{Name: "X-Tag", Value: "{client_ip} {helo} {sender}"}}}, nil)
-	services := map[string]Service{
-		"urn:subject":    NewSubjectTag(&mapping.SubjectTag{Prefix: "[EXT]"}),
-		"urn:disclaimer": NewDisclaimer(&mapping.Disclaimer{Text: "-- \nfooter"}),
+	tag, _ := builtin.NewHeaderTag(&mapping.HeaderTag{Headers: []mapping.Header{{Name: "X-Tag", Value: "{client_ip} {helo} {sender}"}}}, nil)
+	services := map[string]callout.Service{
+		"urn:subject":    builtin.NewSubjectTag(&mapping.SubjectTag{Prefix: "[EXT]"}),
+		"urn:disclaimer": builtin.NewDisclaimer(&mapping.Disclaimer{Text: "-- \nfooter"}),
 		"urn:tag":        tag,
 	}
 	uris := []string{"urn:subject", "urn:disclaimer", "urn:tag"}
-	addr := serve(t, &Server{Services: services, Spool: SpoolOptions{Threshold: 1024, Dir: t.TempDir()}})
+	addr := serve(t, &callout.Server{Services: services, Spool: callout.SpoolOptions{Threshold: 1024, Dir: t.TempDir()}})
 	for _, file := range []string{"plain.eml", "nested.eml", "signed.eml", "attachments.eml"} {
 		t.Run(file, func(t *testing.T) {
-			orig := sample(t, file)
-			raw := string(all(t, orig))
+			orig := callout.NewMessage(callouttest.Sample(t, file))
+			raw := string(callouttest.Bytes(t, orig))
 			x := process(t, addr, ocp.ClientConfig{}, uris, receiverOffer, envelope(raw, "<bob@example.com>"))
 			if x.end != nil || !x.ame {
 				t.Fatalf("transaction ended: %v (AME %v)", x.end, x.ame)
 			}
-			chain := &Chain{}
+			chain := &callout.Chain{}
 			for _, u := range uris {
-				chain.Links = append(chain.Links, Link{URI: u, Service: services[u]})
+				chain.Links = append(chain.Links, callout.Link{URI: u, Service: services[u]})
 			}
-			want, err := chain.AdaptMessage(context.Background(), &Tx{Sender: Address{Addr: "alice@example.org"}}, orig)
+			want, err := chain.AdaptMessage(context.Background(), &callout.Tx{Sender: callout.Address{Addr: "alice@example.org"}}, orig)
 			if err != nil {
 				t.Fatal(err)
 			}
 			wantRaw := raw
-			if want.Action == ActionReplace {
-				wantRaw = string(all(t, want.Message))
+			if want.Action == callout.ActionReplace {
+				wantRaw = string(callouttest.Bytes(t, want.Message))
 			}
-			mustEqualBytes(t, "adapted RAWDATA", x.adapted, []byte(wantRaw))
+			callouttest.EqualBytes(t, "adapted RAWDATA", x.adapted, []byte(wantRaw))
 			last := x.answers[len(x.answers)-1]
 			var hdr []string
 			for _, m := range x.answers {
@@ -133,12 +136,12 @@ func TestServerMessageOverOCP(t *testing.T) {
 }
 
 func TestServerRecipientsAndSender(t *testing.T) {
-	policy, _ := NewRecipientPolicy(&mapping.RecipientPolicy{
+	policy, _ := builtin.NewRecipientPolicy(&mapping.RecipientPolicy{
 		Deny: []string{"blocked@example.com"}, Aliases: map[string]string{"info@example.com": "team@example.com"}})
-	rewrite := NewSenderRewrite(&mapping.SenderRewrite{Domains: map[string]string{"example.org": "example.net"}})
-	limit, _ := NewSizeLimit(&mapping.SizeLimit{Max: 1000})
-	small, _ := NewSizeLimit(&mapping.SizeLimit{Max: 50})
-	addr := serve(t, &Server{Services: map[string]Service{"urn:p": policy, "urn:r": rewrite, "urn:s": limit, "urn:s50": small}})
+	rewrite := builtin.NewSenderRewrite(&mapping.SenderRewrite{Domains: map[string]string{"example.org": "example.net"}})
+	limit, _ := builtin.NewSizeLimit(&mapping.SizeLimit{Max: 1000})
+	small, _ := builtin.NewSizeLimit(&mapping.SizeLimit{Max: 50})
+	addr := serve(t, &callout.Server{Services: map[string]callout.Service{"urn:p": policy, "urn:r": rewrite, "urn:s": limit, "urn:s50": small}})
 	parts := envelope("Subject: x\r\n\r\nhi\r\n", "<ok@example.com>", "<blocked@example.com> NOTIFY=NEVER", "<info@example.com>")
 	x := process(t, addr, ocp.ClientConfig{}, []string{"urn:r", "urn:p", "urn:s"}, receiverOffer, parts)
 	if x.end != nil {
@@ -175,7 +178,7 @@ func TestServerRecipientsAndSender(t *testing.T) {
 }
 
 func TestServerFailures(t *testing.T) {
-	srv := &Server{Services: map[string]Service{"urn:boom": panicky{}, "urn:s": NewSubjectTag(&mapping.SubjectTag{Prefix: "x"})}}
+	srv := &callout.Server{Services: map[string]callout.Service{"urn:boom": panicky{}, "urn:s": builtin.NewSubjectTag(&mapping.SubjectTag{Prefix: "x"})}}
 	addr := serve(t, srv)
 	t.Run("service panic", func(t *testing.T) {
 		x := process(t, addr, ocp.ClientConfig{}, []string{"urn:boom"}, receiverOffer, envelope("Subject: a\r\n\r\nb\r\n", "<a@example.com>"))
@@ -195,16 +198,18 @@ func TestServerFailures(t *testing.T) {
 // panicky panics on every message.
 type panicky struct{}
 
-func (panicky) Needs() Needs { return Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}} }
-func (panicky) AdaptMessage(context.Context, *Tx, *Message) (Decision, error) {
+func (panicky) Needs() callout.Needs {
+	return callout.Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}}
+}
+func (panicky) AdaptMessage(context.Context, *callout.Tx, *callout.Message) (callout.Decision, error) {
 	panic("boom")
 }
 
 func TestServerTLS(t *testing.T) {
 	cert, pool := selfSigned(t)
-	tag, _ := NewHeaderTag(&mapping.HeaderTag{Headers: []mapping.Header{{Name: "X-Tag", Value: "yes"}}}, nil)
-	srv := &Server{
-		Services:  map[string]Service{"urn:tag": tag},
+	tag, _ := builtin.NewHeaderTag(&mapping.HeaderTag{Headers: []mapping.Header{{Name: "X-Tag", Value: "yes"}}}, nil)
+	srv := &callout.Server{
+		Services:  map[string]callout.Service{"urn:tag": tag},
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 	}
 	addr := serve(t, srv)
@@ -223,7 +228,7 @@ func TestServerTLS(t *testing.T) {
 }
 
 func TestServerMaxConnections(t *testing.T) {
-	srv := &Server{MaxConnections: 1, Services: map[string]Service{}}
+	srv := &callout.Server{MaxConnections: 1, Services: map[string]callout.Service{}}
 	addr := serve(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -276,8 +281,8 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 // TestServerInformativeData: with RAWDATA only informative, header fields
 // still reach the processor in annotation DUMs; nothing else is sent.
 func TestServerInformativeData(t *testing.T) {
-	tag, _ := NewHeaderTag(&mapping.HeaderTag{Headers: []mapping.Header{{Name: "X-A", Value: "1"}, {Name: "X-B", Value: "2"}}}, nil)
-	addr := serve(t, &Server{Services: map[string]Service{"urn:t": tag}})
+	tag, _ := builtin.NewHeaderTag(&mapping.HeaderTag{Headers: []mapping.Header{{Name: "X-A", Value: "1"}, {Name: "X-B", Value: "2"}}}, nil)
+	addr := serve(t, &callout.Server{Services: map[string]callout.Service{"urn:t": tag}})
 	offer := ocpsmtp.Profile{URI: ocpsmtp.ReceiverURI, Informative: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}}
 	x := process(t, addr, ocp.ClientConfig{}, []string{"urn:t"}, offer, []part{{ocpsmtp.PartRAWDATA, "Subject: a\r\n\r\nb\r\n"}})
 	if x.end != nil || !x.ame {
@@ -292,23 +297,5 @@ func TestServerInformativeData(t *testing.T) {
 	}
 	if want := "AM-Part=RAWDATA Add-Header=X-A: 1|AM-Part=RAWDATA Add-Header=X-B: 2"; strings.Join(got, "|") != want {
 		t.Errorf("annotations %q, want %q", strings.Join(got, "|"), want)
-	}
-}
-
-func TestSetServicesAppliesToNewGroups(t *testing.T) {
-	old, err := NewSizeLimit(&mapping.SizeLimit{Max: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &Server{Services: map[string]Service{"urn:old": old}}
-	if _, err := srv.chain([]ocp.Service{{URI: "urn:old"}}); err != nil {
-		t.Fatal(err)
-	}
-	srv.SetServices(map[string]Service{"urn:new": old})
-	if _, err := srv.chain([]ocp.Service{{URI: "urn:old"}}); err == nil {
-		t.Fatal("a removed service still builds a chain after the reload")
-	}
-	if c, err := srv.chain([]ocp.Service{{URI: "urn:new"}}); err != nil || len(c.Links) != 1 {
-		t.Fatalf("new service: %v %v", c, err)
 	}
 }

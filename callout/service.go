@@ -96,7 +96,7 @@ func (tx *Tx) Opt(key string) string {
 }
 
 // log returns the transaction's logger, a discarding one when unset.
-func (tx *Tx) log() *slog.Logger {
+func (tx *Tx) Log() *slog.Logger {
 	if tx.Logger == nil {
 		tx.Logger = slog.New(slog.DiscardHandler)
 	}

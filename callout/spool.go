@@ -140,7 +140,7 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 
 // peek returns up to n bytes from the start of the spooled data without
 // finishing the spool.
-func (s *Spool) peek(n int) ([]byte, error) {
+func (s *Spool) Peek(n int) ([]byte, error) {
 	if s.f == nil {
 		return s.buf[:min(n, len(s.buf))], nil
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/opes-milter/opes-milter/bridge"
 	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/builtin"
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/milter"
 )
@@ -70,7 +71,7 @@ func startStack(tb testing.TB, v opesVariant) string {
 		tb.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	services, err := callout.NewServices(cfg.Callout)
+	services, err := builtin.NewServices(cfg.Callout)
 	if err != nil {
 		tb.Fatal(err)
 	}

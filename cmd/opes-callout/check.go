@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/builtin"
 	"github.com/opes-milter/opes-milter/mapping"
 )
 
@@ -20,7 +20,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := callout.NewServices(cfg.Callout); err != nil {
+	if _, err := builtin.NewServices(cfg.Callout); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/builtin"
 	"github.com/opes-milter/opes-milter/ocp"
 )
 
@@ -28,7 +29,7 @@ func reloadServices(path string, srv *callout.Server, log *slog.Logger) {
 	cfg, err := load(path)
 	if err == nil {
 		var services map[string]callout.Service
-		if services, err = callout.NewServices(cfg.Callout); err == nil {
+		if services, err = builtin.NewServices(cfg.Callout); err == nil {
 			srv.SetServices(services)
 			log.Info("services reloaded (listeners, TLS and limits change on restart)", "config", path, "services", len(services))
 			return
@@ -60,7 +61,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, ready chan<- l
 	}
 	c := cfg.Callout
 	log := newLogger(stderr, c.LogFormat, c.LogLevel)
-	services, err := callout.NewServices(c)
+	services, err := builtin.NewServices(c)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/builtin"
 	"github.com/opes-milter/opes-milter/mapping"
 )
 
@@ -65,7 +66,7 @@ func TestTry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	services, err := callout.NewServices(cfg.Callout)
+	services, err := builtin.NewServices(cfg.Callout)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,7 @@
-package callout
+// Package mimetext converts MIME text: charsets (RFC 2046, x/text) and
+// Content-Transfer-Encodings (RFC 2045). It is shared by the callout
+// service API (package callout) and the built-in services.
+package mimetext
 
 import (
 	"bytes"
@@ -15,27 +18,32 @@ import (
 )
 
 // ErrUnknownCharset reports a charset the service cannot convert.
-var ErrUnknownCharset = errors.New("callout: unknown charset")
+var ErrUnknownCharset = errors.New("mimetext: unknown charset")
 
 // ErrUnrepresentable reports text that the target charset cannot encode.
-var ErrUnrepresentable = errors.New("callout: text not representable in charset")
+var ErrUnrepresentable = errors.New("mimetext: text not representable in charset")
 
 // wordDecoder decodes RFC 2047 encoded words in any charset x/text knows.
 // It holds no mutable state.
-var wordDecoder = &mime.WordDecoder{CharsetReader: charsetReader}
+var wordDecoder = &mime.WordDecoder{CharsetReader: CharsetReader}
 
-func charsetReader(charset string, r io.Reader) (io.Reader, error) {
-	enc, err := lookupCharset(charset)
+// DecodeHeader decodes the RFC 2047 encoded words of a header field value
+// in any charset x/text knows.
+func DecodeHeader(s string) (string, error) { return wordDecoder.DecodeHeader(s) }
+
+// CharsetReader converts r from charset to UTF-8 (mime.WordDecoder's hook).
+func CharsetReader(charset string, r io.Reader) (io.Reader, error) {
+	enc, err := LookupCharset(charset)
 	if err != nil {
 		return nil, err
 	}
 	return transform.NewReader(r, enc.NewDecoder()), nil
 }
 
-// lookupCharset finds an encoding by its IANA name first (so that
+// LookupCharset finds an encoding by its IANA name first (so that
 // "iso-8859-1" is Latin-1, not the WHATWG alias windows-1252), then by its
 // WHATWG label.
-func lookupCharset(name string) (encoding.Encoding, error) {
+func LookupCharset(name string) (encoding.Encoding, error) {
 	name = strings.ToLower(strings.TrimSpace(name))
 	if e, err := ianaindex.MIME.Encoding(name); err == nil && e != nil {
 		return e, nil
@@ -46,9 +54,9 @@ func lookupCharset(name string) (encoding.Encoding, error) {
 	return nil, fmt.Errorf("%w: %q", ErrUnknownCharset, name)
 }
 
-// isUTF8Compatible reports whether text in the charset may be treated as
+// IsUTF8Compatible reports whether text in the charset may be treated as
 // UTF-8 bytes (UTF-8 itself, and ASCII, its subset).
-func isUTF8Compatible(charset string) bool {
+func IsUTF8Compatible(charset string) bool {
 	switch strings.ToLower(charset) {
 	case "", "utf-8", "utf8", "us-ascii", "ascii":
 		return true
@@ -56,35 +64,35 @@ func isUTF8Compatible(charset string) bool {
 	return false
 }
 
-// decodeCharset converts b from charset to UTF-8.
-func decodeCharset(charset string, b []byte) ([]byte, error) {
-	if isUTF8Compatible(charset) {
+// DecodeCharset converts b from charset to UTF-8.
+func DecodeCharset(charset string, b []byte) ([]byte, error) {
+	if IsUTF8Compatible(charset) {
 		return b, nil
 	}
-	enc, err := lookupCharset(charset)
+	enc, err := LookupCharset(charset)
 	if err != nil {
 		return nil, err
 	}
 	out, _, err := transform.Bytes(enc.NewDecoder(), b)
 	if err != nil {
-		return nil, fmt.Errorf("callout: decode %s: %w", charset, err)
+		return nil, fmt.Errorf("mimetext: decode %s: %w", charset, err)
 	}
 	return out, nil
 }
 
-// encodeCharset converts UTF-8 text to charset. It fails with
+// EncodeCharset converts UTF-8 text to charset. It fails with
 // ErrUnrepresentable rather than substituting characters.
-func encodeCharset(charset string, s string) ([]byte, error) {
+func EncodeCharset(charset string, s string) ([]byte, error) {
 	switch strings.ToLower(charset) {
 	case "", "utf-8", "utf8":
 		return []byte(s), nil
 	case "us-ascii", "ascii":
-		if !isASCII([]byte(s)) {
+		if !IsASCII([]byte(s)) {
 			return nil, fmt.Errorf("%w: us-ascii", ErrUnrepresentable)
 		}
 		return []byte(s), nil
 	}
-	enc, err := lookupCharset(charset)
+	enc, err := LookupCharset(charset)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +108,8 @@ func encodeCharset(charset string, s string) ([]byte, error) {
 	return out, nil
 }
 
-func isASCII(b []byte) bool {
+// IsASCII reports whether b holds only 7-bit bytes.
+func IsASCII(b []byte) bool {
 	for _, c := range b {
 		if c >= 0x80 {
 			return false

@@ -1,10 +1,11 @@
-package callout
+package builtin
 
 import (
 	"context"
 	"html"
 	"strings"
 
+	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -46,15 +47,17 @@ func toCRLF(s string) string {
 }
 
 // Needs implements Service: RAWDATA is adapted.
-func (d *Disclaimer) Needs() Needs { return Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}} }
+func (d *Disclaimer) Needs() callout.Needs {
+	return callout.Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}}
+}
 
 // AdaptMessage implements MessageAdapter.
-func (d *Disclaimer) AdaptMessage(_ context.Context, tx *Tx, msg *Message) (Decision, error) {
+func (d *Disclaimer) AdaptMessage(_ context.Context, tx *callout.Tx, msg *callout.Message) (callout.Decision, error) {
 	root, err := msg.Root()
 	if err != nil {
-		return Decision{}, err
+		return callout.Decision{}, err
 	}
-	var edits []Edit
+	var edits []callout.Edit
 	for _, s := range bodyTextParts(root) {
 		footer := d.text
 		if s.MediaType == "text/html" {
@@ -65,34 +68,34 @@ func (d *Disclaimer) AdaptMessage(_ context.Context, tx *Tx, msg *Message) (Deci
 		}
 		e, why := appendToText(msg, s, footer)
 		if why != "" {
-			tx.log().Info("disclaimer: part left alone", "part", pathString(s.Path), "reason", why)
+			tx.Log().Info("disclaimer: part left alone", "part", pathString(s.Path), "reason", why)
 			continue
 		}
 		edits = append(edits, e...)
 	}
 	if len(edits) == 0 {
-		return Keep().Because("no text part to edit"), nil
+		return callout.Keep().Because("no text part to edit"), nil
 	}
 	m, err := msg.Splice(edits...)
 	if err != nil {
-		return Decision{}, err
+		return callout.Decision{}, err
 	}
-	return ReplaceMessage(m).Because("footer added"), nil
+	return callout.ReplaceMessage(m).Because("footer added"), nil
 }
 
 // bodyTextParts returns the text/plain and text/html sections that make up
 // the message text of s.
-func bodyTextParts(s *Section) []*Section {
+func bodyTextParts(s *callout.Section) []*callout.Section {
 	switch {
-	case isProtectedType(s.MediaType):
+	case callout.IsProtectedType(s.MediaType):
 		return nil
 	case s.MediaType == "text/plain" || s.MediaType == "text/html":
 		if d, _ := s.Disposition(); d == "attachment" || s.Filename() != "" {
 			return nil
 		}
-		return []*Section{s}
+		return []*callout.Section{s}
 	case s.MediaType == "multipart/alternative":
-		var out []*Section
+		var out []*callout.Section
 		for _, p := range s.Parts {
 			out = append(out, bodyTextParts(p)...)
 		}

@@ -1,4 +1,4 @@
-package callout
+package builtin
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/mapping"
 )
 
@@ -100,22 +101,22 @@ func TestCommandSpamAssassin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scan := func(file string) Decision {
+	scan := func(file string) callout.Decision {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 		defer cancel()
-		d, err := svc.AdaptMessage(ctx, &Tx{}, sample(t, file))
+		d, err := svc.AdaptMessage(ctx, &callout.Tx{}, sample(t, file))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return d
 	}
 
-	if d := scan("gtube.eml"); d.Action != ActionRefuse || d.Reply.String() != "550 5.7.1 Message rejected as spam" {
+	if d := scan("gtube.eml"); d.Action != callout.ActionRefuse || d.Reply.String() != "550 5.7.1 Message rejected as spam" {
 		t.Errorf("GTUBE: %v %q (%s), want the 550 rejection", d.Action, d.Reply.String(), d.Reason)
 	}
 	d := scan("plain.eml")
-	if d.Action != ActionKeep {
+	if d.Action != callout.ActionKeep {
 		t.Fatalf("clean message: %v %q (%s), want pass", d.Action, d.Reply.String(), d.Reason)
 	}
 	var names []string
@@ -132,7 +133,7 @@ func TestCommandSpamAssassin(t *testing.T) {
 	}
 
 	stop()
-	if d := scan("plain.eml"); d.Action != ActionRefuse || !d.Reply.Temporary() {
+	if d := scan("plain.eml"); d.Action != callout.ActionRefuse || !d.Reply.Temporary() {
 		t.Errorf("spamd stopped: %v %q (%s), want the temporary failure", d.Action, d.Reply.String(), d.Reason)
 	}
 }

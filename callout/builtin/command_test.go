@@ -1,4 +1,4 @@
-package callout
+package builtin
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/mapping"
 )
 
@@ -14,29 +15,29 @@ func TestCommand(t *testing.T) {
 	tests := []struct {
 		name   string
 		opts   mapping.Command
-		action Action
-		check  func(t *testing.T, d Decision)
+		action callout.Action
+		check  func(t *testing.T, d callout.Decision)
 	}{
 		{name: "exit 0 passes", opts: mapping.Command{Argv: sh("cat >/dev/null"), ExitCodes: map[int]string{0: CommandPass}},
-			action: ActionKeep},
+			action: callout.ActionKeep},
 		{name: "mapped status rejects with the program's words",
 			opts: mapping.Command{Argv: sh(`cat >/dev/null; echo "stream: Eicar-Test-Signature FOUND"; exit 1`),
 				ExitCodes: map[int]string{0: CommandPass, 1: CommandReject},
 				Reply:     mapping.Reply{Code: 550, Text: "5.7.1 Virus found: {output}"}},
-			action: ActionRefuse,
-			check: func(t *testing.T, d Decision) {
+			action: callout.ActionRefuse,
+			check: func(t *testing.T, d callout.Decision) {
 				if got := d.Reply.String(); got != "550 5.7.1 Virus found: stream: Eicar-Test-Signature FOUND" {
 					t.Errorf("reply %q", got)
 				}
 			}},
 		{name: "unmapped status and no default fails closed", opts: mapping.Command{Argv: sh("exit 7"), ExitCodes: map[int]string{0: CommandPass}},
-			action: ActionRefuse, check: wantTempFail},
+			action: callout.ActionRefuse, check: wantTempFail},
 		{name: "default applies", opts: mapping.Command{Argv: sh("cat >/dev/null; exit 7"), Default: CommandPass},
-			action: ActionKeep},
+			action: callout.ActionKeep},
 		{name: "replace with output, LF made CRLF",
 			opts:   mapping.Command{Argv: sh(`printf 'Subject: new\n\nreplaced body\n'`), ExitCodes: map[int]string{0: CommandReplace}},
-			action: ActionReplace,
-			check: func(t *testing.T, d Decision) {
+			action: callout.ActionReplace,
+			check: func(t *testing.T, d callout.Decision) {
 				if got := string(all(t, d.Message)); got != "Subject: new\r\n\r\nreplaced body\r\n" {
 					t.Errorf("message %q", got)
 				}
@@ -44,23 +45,23 @@ func TestCommand(t *testing.T) {
 		{name: "headers the program added, with the environment",
 			opts: mapping.Command{Argv: sh(`printf 'X-Scan: %s %s\r\n\tfolded\r\n' "$OPES_CLIENT_IP" "$OPES_SENDER"; cat`),
 				ExitCodes: map[int]string{0: CommandHeaders}},
-			action: ActionKeep,
-			check: func(t *testing.T, d Decision) {
+			action: callout.ActionKeep,
+			check: func(t *testing.T, d callout.Decision) {
 				if len(d.Headers) != 1 || d.Headers[0].String() != "X-Scan: 192.0.2.1 alice@example.org\r\n\tfolded" {
 					t.Errorf("headers %q", d.Headers)
 				}
 			}},
 		{name: "timeout fails closed and kills the process group",
 			opts:   mapping.Command{Argv: sh("sleep 30 & sleep 30; wait"), Timeout: 200 * time.Millisecond, Default: CommandPass},
-			action: ActionRefuse, check: wantTempFail},
+			action: callout.ActionRefuse, check: wantTempFail},
 		{name: "missing program fails closed", opts: mapping.Command{Argv: []string{"/nonexistent/scanner"}, Default: CommandPass},
-			action: ActionRefuse, check: wantTempFail},
+			action: callout.ActionRefuse, check: wantTempFail},
 		{name: "killed by a signal fails closed", opts: mapping.Command{Argv: sh("kill -9 $$"), Default: CommandPass},
-			action: ActionRefuse, check: wantTempFail},
+			action: callout.ActionRefuse, check: wantTempFail},
 		{name: "too much output fails closed", opts: mapping.Command{Argv: sh("cat >/dev/null; yes"), MaxOutput: 1000, Default: CommandPass},
-			action: ActionRefuse, check: wantTempFail},
+			action: callout.ActionRefuse, check: wantTempFail},
 		{name: "empty output cannot replace", opts: mapping.Command{Argv: sh("cat >/dev/null"), ExitCodes: map[int]string{0: CommandReplace}},
-			action: ActionRefuse, check: wantTempFail},
+			action: callout.ActionRefuse, check: wantTempFail},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,7 +70,7 @@ func TestCommand(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tx := &Tx{Client: Client{IP: "192.0.2.1"}, Sender: Address{Addr: "alice@example.org"}}
+			tx := &callout.Tx{Client: callout.Client{IP: "192.0.2.1"}, Sender: callout.Address{Addr: "alice@example.org"}}
 			start := time.Now()
 			d, err := c.AdaptMessage(context.Background(), tx, sample(t, "plain.eml"))
 			if err != nil {
@@ -91,7 +92,7 @@ func TestCommand(t *testing.T) {
 	}
 }
 
-func wantTempFail(t *testing.T, d Decision) {
+func wantTempFail(t *testing.T, d callout.Decision) {
 	t.Helper()
 	if !d.Reply.Temporary() || !strings.HasPrefix(d.Reply.String(), "451 4.7.1") {
 		t.Errorf("reply %q (%s), want the 451 temporary failure", d.Reply.String(), d.Reason)

@@ -1,4 +1,4 @@
-package callout
+package builtin
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/mimetext"
 	"github.com/opes-milter/opes-milter/mapping"
 )
 
@@ -36,18 +38,18 @@ func TestRecipientPolicy(t *testing.T) {
 		{"<info@example.com> NOTIFY=NEVER", "<team@example.com> NOTIFY=NEVER"},
 	}
 	for _, tt := range tests {
-		a, _ := ParseAddress([]byte(tt.rcpt))
-		d, err := p.AdaptRcpt(context.Background(), &Tx{}, a)
+		a, _ := callout.ParseAddress([]byte(tt.rcpt))
+		d, err := p.AdaptRcpt(context.Background(), &callout.Tx{}, a)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var got string
 		switch d.Action {
-		case ActionKeep:
+		case callout.ActionKeep:
 			got = "keep"
-		case ActionRefuse:
+		case callout.ActionRefuse:
 			got = d.Reply.String()
-		case ActionReplace:
+		case callout.ActionReplace:
 			got = d.Address.String()
 		}
 		if got != tt.want {
@@ -55,7 +57,7 @@ func TestRecipientPolicy(t *testing.T) {
 		}
 	}
 	def, _ := NewRecipientPolicy(&mapping.RecipientPolicy{Deny: []string{"a@b.example"}})
-	d, _ := def.AdaptRcpt(context.Background(), &Tx{}, Address{Addr: "a@b.example"})
+	d, _ := def.AdaptRcpt(context.Background(), &callout.Tx{}, callout.Address{Addr: "a@b.example"})
 	if !strings.HasPrefix(d.Reply.String(), "550 5.1.1") {
 		t.Errorf("default reply %q", d.Reply.String())
 	}
@@ -72,10 +74,10 @@ func TestSenderRewrite(t *testing.T) {
 		"<bob@example.net>":              "",
 		"<>":                             "",
 	} {
-		a, _ := ParseAddress([]byte(in))
-		d, _ := s.AdaptMail(context.Background(), &Tx{}, a)
+		a, _ := callout.ParseAddress([]byte(in))
+		d, _ := s.AdaptMail(context.Background(), &callout.Tx{}, a)
 		got := ""
-		if d.Action == ActionReplace {
+		if d.Action == callout.ActionReplace {
 			got = d.Address.String()
 		}
 		if got != want {
@@ -94,9 +96,9 @@ func TestHeaderTag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx := &Tx{ID: "t7", Service: "urn:tag", Client: Client{IP: "192.0.2.1", Helo: "evil\r\nX-Injected: 1"},
-		Sender: Address{Addr: "alice@example.org"}}
-	d, err := h.AdaptMessage(context.Background(), tx, NewMessage([]byte("Subject: x\r\n\r\n")))
+	tx := &callout.Tx{ID: "t7", Service: "urn:tag", Client: callout.Client{IP: "192.0.2.1", Helo: "evil\r\nX-Injected: 1"},
+		Sender: callout.Address{Addr: "alice@example.org"}}
+	d, err := h.AdaptMessage(context.Background(), tx, callout.NewMessage([]byte("Subject: x\r\n\r\n")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +107,7 @@ func TestHeaderTag(t *testing.T) {
 		"X-Tagged: urn:tag at Mon, 16 Jun 2025 09:12:44 +0000 for alice@example.org in t7",
 		"X-Utf8: =?utf-8?q?gr=C3=BC=C3=9Fe_from_evilX-Injected:_1?=",
 	}
-	if d.Action != ActionKeep || len(d.Headers) != len(want) {
+	if d.Action != callout.ActionKeep || len(d.Headers) != len(want) {
 		t.Fatalf("decision %+v", d)
 	}
 	for i, f := range d.Headers {
@@ -141,17 +143,17 @@ func TestSubjectTag(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := NewSubjectTag(&mapping.SubjectTag{Prefix: tt.prefix, MatchSenderOutside: tt.outside})
-			d, err := s.AdaptMessage(context.Background(), &Tx{Sender: Address{Addr: tt.sender}}, NewMessage([]byte(tt.msg)))
+			d, err := s.AdaptMessage(context.Background(), &callout.Tx{Sender: callout.Address{Addr: tt.sender}}, callout.NewMessage([]byte(tt.msg)))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if tt.want == "" {
-				if d.Action != ActionKeep {
+				if d.Action != callout.ActionKeep {
 					t.Fatalf("action %v, want keep", d.Action)
 				}
 				return
 			}
-			if d.Action != ActionReplace {
+			if d.Action != callout.ActionReplace {
 				t.Fatalf("action %v (%s), want replace", d.Action, d.Reason)
 			}
 			if got := string(all(t, d.Message)); got != tt.want {
@@ -162,8 +164,8 @@ func TestSubjectTag(t *testing.T) {
 	// Real samples: only the Subject line changes.
 	for _, f := range []string{"alternative-qp.eml", "latin1-qp.eml", "signed.eml"} {
 		orig := sample(t, f)
-		d, err := NewSubjectTag(&mapping.SubjectTag{Prefix: "[EXT]"}).AdaptMessage(context.Background(), &Tx{}, orig)
-		if err != nil || d.Action != ActionReplace {
+		d, err := NewSubjectTag(&mapping.SubjectTag{Prefix: "[EXT]"}).AdaptMessage(context.Background(), &callout.Tx{}, orig)
+		if err != nil || d.Action != callout.ActionReplace {
 			t.Fatalf("%s: %v %v", f, d.Action, err)
 		}
 		fo, _ := section(t, orig).Field("Subject")
@@ -172,7 +174,7 @@ func TestSubjectTag(t *testing.T) {
 		if string(a[:fo.Offset]) != string(b[:fn.Offset]) || string(a[fo.End:]) != string(b[fn.End:]) {
 			t.Errorf("%s: bytes outside the Subject field changed", f)
 		}
-		if dec, _ := wordDecoder.DecodeHeader(fn.Value()); !strings.HasPrefix(dec, "[EXT] ") {
+		if dec, _ := mimetext.DecodeHeader(fn.Value()); !strings.HasPrefix(dec, "[EXT] ") {
 			t.Errorf("%s: subject %q", f, dec)
 		}
 	}
@@ -188,8 +190,8 @@ func TestSizeLimit(t *testing.T) {
 		file   string
 		refuse bool
 	}{{"plain.eml", false}, {"attachments.eml", true}} {
-		d, _ := s.AdaptMessage(ctx, &Tx{}, sample(t, tt.file))
-		if (d.Action == ActionRefuse) != tt.refuse {
+		d, _ := s.AdaptMessage(ctx, &callout.Tx{}, sample(t, tt.file))
+		if (d.Action == callout.ActionRefuse) != tt.refuse {
 			t.Errorf("%s: %v", tt.file, d.Action)
 		}
 		if tt.refuse && d.Reply.String() != "552 5.3.4 Message size exceeds fixed maximum message size" {
@@ -197,8 +199,8 @@ func TestSizeLimit(t *testing.T) {
 		}
 	}
 	for in, refuse := range map[string]bool{"<a@b> SIZE=999": false, "<a@b> SIZE=1001": true, "<a@b>": false, "<a@b> SIZE=x": false} {
-		a, _ := ParseAddress([]byte(in))
-		if d, _ := s.AdaptMail(ctx, &Tx{}, a); (d.Action == ActionRefuse) != refuse {
+		a, _ := callout.ParseAddress([]byte(in))
+		if d, _ := s.AdaptMail(ctx, &callout.Tx{}, a); (d.Action == callout.ActionRefuse) != refuse {
 			t.Errorf("%s: %v", in, d.Action)
 		}
 	}

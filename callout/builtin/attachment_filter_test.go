@@ -1,10 +1,11 @@
-package callout
+package builtin
 
 import (
 	"context"
 	"strings"
 	"testing"
 
+	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/mapping"
 )
 
@@ -16,41 +17,41 @@ func TestAttachmentFilter(t *testing.T) {
 		opts mapping.AttachmentFilter
 		// action is the expected decision; removed and replaced list the
 		// parts acted on (paths in the original message).
-		action            Action
+		action            callout.Action
 		removed, replaced [][]int
 		code              int
 	}{
 		{name: "remove exe", file: "attachments.eml", opts: with(exe, AttachmentRemove),
-			action: ActionReplace, removed: [][]int{{1}}},
+			action: callout.ActionReplace, removed: [][]int{{1}}},
 		{name: "replace exe", file: "attachments.eml", opts: with(exe, AttachmentReplace),
-			action: ActionReplace, replaced: [][]int{{1}}},
+			action: callout.ActionReplace, replaced: [][]int{{1}}},
 		{name: "reject exe", file: "attachments.eml", opts: with(exe, AttachmentReject),
-			action: ActionRefuse, code: 550},
+			action: callout.ActionRefuse, code: 550},
 		{name: "remove by type and size", file: "attachments.eml",
 			opts: mapping.AttachmentFilter{ContentTypes: []string{"application/zip", "image/*"}, MaxSize: 30000,
 				Action: AttachmentRemove, Signed: SignedPass},
-			action: ActionReplace, removed: [][]int{{2}, {3}, {4}}},
+			action: callout.ActionReplace, removed: [][]int{{2}, {3}, {4}}},
 		{name: "extension case and RFC 2231 name", file: "attachments.eml",
 			opts:   mapping.AttachmentFilter{Extensions: []string{".jpg", ".docm"}, Action: AttachmentReplace, Signed: SignedPass},
-			action: ActionReplace, replaced: [][]int{{4}, {5}}},
+			action: callout.ActionReplace, replaced: [][]int{{4}, {5}}},
 		{name: "inside a forwarded message", file: "forwarded.eml", opts: with(exe, AttachmentRemove),
-			action: ActionReplace, removed: [][]int{{1, 0, 1}}},
-		{name: "signed, pass", file: "signed.eml", opts: with(exe, AttachmentRemove), action: ActionKeep},
+			action: callout.ActionReplace, removed: [][]int{{1, 0, 1}}},
+		{name: "signed, pass", file: "signed.eml", opts: with(exe, AttachmentRemove), action: callout.ActionKeep},
 		{name: "signed, reject", file: "signed.eml",
 			opts:   mapping.AttachmentFilter{Extensions: []string{".exe"}, Action: AttachmentRemove, Signed: SignedReject},
-			action: ActionRefuse, code: 550},
+			action: callout.ActionRefuse, code: 550},
 		{name: "signature part is not an attachment to filter", file: "signed.eml",
 			opts:   mapping.AttachmentFilter{ContentTypes: []string{"application/*"}, Action: AttachmentRemove, Signed: SignedReject},
-			action: ActionRefuse, code: 550}, // setup.exe matches application/*; smime.p7s alone would not
+			action: callout.ActionRefuse, code: 550}, // setup.exe matches application/*; smime.p7s alone would not
 		{name: "encrypted payload untouched", file: "pgp-encrypted.eml",
 			opts:   mapping.AttachmentFilter{ContentTypes: []string{"application/*"}, Action: AttachmentRemove, Signed: SignedReject},
-			action: ActionKeep},
+			action: callout.ActionKeep},
 		{name: "malformed MIME", file: "malformed.eml", opts: with(exe, AttachmentRemove),
-			action: ActionReplace, removed: [][]int{{1}}},
-		{name: "no match", file: "nested.eml", opts: with(exe, AttachmentRemove), action: ActionKeep},
+			action: callout.ActionReplace, removed: [][]int{{1}}},
+		{name: "no match", file: "nested.eml", opts: with(exe, AttachmentRemove), action: callout.ActionKeep},
 		{name: "inline image, text parts are not attachments", file: "nested.eml",
 			opts:   mapping.AttachmentFilter{ContentTypes: []string{"text/*", "image/*"}, Action: AttachmentRemove, Signed: SignedPass},
-			action: ActionReplace, removed: [][]int{{0, 1}}},
+			action: callout.ActionReplace, removed: [][]int{{0, 1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,7 +61,7 @@ func TestAttachmentFilter(t *testing.T) {
 				t.Fatal(err)
 			}
 			orig := sample(t, tt.file)
-			d, err := f.AdaptMessage(context.Background(), &Tx{}, orig)
+			d, err := f.AdaptMessage(context.Background(), &callout.Tx{}, orig)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -68,12 +69,12 @@ func TestAttachmentFilter(t *testing.T) {
 				t.Fatalf("action %v, want %v (%s)", d.Action, tt.action, d.Reason)
 			}
 			switch d.Action {
-			case ActionRefuse:
+			case callout.ActionRefuse:
 				if d.Reply.Code != tt.code {
 					t.Errorf("reply %v, want code %d", d.Reply, tt.code)
 				}
 				return
-			case ActionKeep:
+			case callout.ActionKeep:
 				return
 			}
 			got := d.Message
@@ -92,7 +93,7 @@ func TestAttachmentFilter(t *testing.T) {
 			}
 			// Replacement: everything but the replaced parts is identical,
 			// and each became a text/plain notice naming the file.
-			mustEqualBytes(t, "bytes outside replaced parts", skeleton(t, got, tt.replaced...), skeleton(t, NewMessage(want), tt.replaced...))
+			mustEqualBytes(t, "bytes outside replaced parts", skeleton(t, got, tt.replaced...), skeleton(t, callout.NewMessage(want), tt.replaced...))
 			for _, p := range tt.replaced {
 				s := section(t, got, p...)
 				if s.MediaType != "text/plain" {
@@ -113,14 +114,14 @@ func with(o mapping.AttachmentFilter, action string) mapping.AttachmentFilter {
 }
 
 func TestAttachmentFilterRootAttachment(t *testing.T) {
-	msg := NewMessage([]byte("From: a@example.org\r\nSubject: bin\r\nContent-Type: application/octet-stream; name=x.exe\r\n" +
+	msg := callout.NewMessage([]byte("From: a@example.org\r\nSubject: bin\r\nContent-Type: application/octet-stream; name=x.exe\r\n" +
 		"Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n"))
 	f, err := NewAttachmentFilter(&mapping.AttachmentFilter{Extensions: []string{".exe"}, Action: AttachmentRemove, Signed: SignedPass})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := f.AdaptMessage(context.Background(), &Tx{}, msg)
-	if err != nil || d.Action != ActionReplace {
+	d, err := f.AdaptMessage(context.Background(), &callout.Tx{}, msg)
+	if err != nil || d.Action != callout.ActionReplace {
 		t.Fatalf("%v %v", d.Action, err)
 	}
 	got := string(all(t, d.Message))
@@ -135,14 +136,14 @@ func TestAttachmentFilterRootAttachment(t *testing.T) {
 func TestAttachmentFilterOnlyPart(t *testing.T) {
 	// Removing the only part would leave an empty multipart: it is
 	// replaced instead.
-	msg := NewMessage([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\npreamble\r\n--b\r\n" +
+	msg := callout.NewMessage([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\npreamble\r\n--b\r\n" +
 		"Content-Type: application/x-msdownload; name=a.exe\r\n\r\nMZ\r\n--b--\r\nepilogue\r\n"))
 	f, err := NewAttachmentFilter(&mapping.AttachmentFilter{Extensions: []string{".exe"}, Action: AttachmentRemove, Signed: SignedPass})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := f.AdaptMessage(context.Background(), &Tx{}, msg)
-	if err != nil || d.Action != ActionReplace {
+	d, err := f.AdaptMessage(context.Background(), &callout.Tx{}, msg)
+	if err != nil || d.Action != callout.ActionReplace {
 		t.Fatalf("%v %v", d.Action, err)
 	}
 	mustEqualBytes(t, "message", skeleton(t, d.Message, []int{0}), skeleton(t, msg, []int{0}))

@@ -1,16 +1,17 @@
-package callout
+package builtin
 
 import (
 	"fmt"
 
+	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/mapping"
 )
 
 // NewService returns the built-in service that a [callout.services.NAME]
 // entry of the configuration describes.
-func NewService(c *mapping.CalloutService) (Service, error) {
+func NewService(c *mapping.CalloutService) (callout.Service, error) {
 	var (
-		s   Service
+		s   callout.Service
 		err error
 	)
 	switch o := c.Options.(type) {
@@ -41,8 +42,8 @@ func NewService(c *mapping.CalloutService) (Service, error) {
 
 // NewServices returns the services of the configuration by URI, the map
 // Server.Services takes.
-func NewServices(c *mapping.Callout) (map[string]Service, error) {
-	out := make(map[string]Service, len(c.Services))
+func NewServices(c *mapping.Callout) (map[string]callout.Service, error) {
+	out := make(map[string]callout.Service, len(c.Services))
 	for _, sc := range c.Services {
 		s, err := NewService(sc)
 		if err != nil {

@@ -1,9 +1,10 @@
-package callout
+package builtin
 
 import (
 	"context"
 	"strings"
 
+	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -21,21 +22,21 @@ func NewSenderRewrite(opts *mapping.SenderRewrite) *SenderRewrite {
 }
 
 // Needs implements Service: MAIL is adapted.
-func (s *SenderRewrite) Needs() Needs {
-	return Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartMAIL}}
+func (s *SenderRewrite) Needs() callout.Needs {
+	return callout.Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartMAIL}}
 }
 
 // AdaptMail implements MailAdapter.
-func (s *SenderRewrite) AdaptMail(_ context.Context, _ *Tx, from Address) (Decision, error) {
+func (s *SenderRewrite) AdaptMail(_ context.Context, _ *callout.Tx, from callout.Address) (callout.Decision, error) {
 	if from.Addr == "" {
-		return Keep(), nil
+		return callout.Keep(), nil
 	}
 	addr := strings.ToLower(from.Addr)
 	if to, ok := s.opts.Addresses[addr]; ok {
-		return ReplaceAddress(from.WithAddr(to)).Because("canonical address"), nil
+		return callout.ReplaceAddress(from.WithAddr(to)).Because("canonical address"), nil
 	}
 	if to, ok := s.opts.Domains[from.Domain()]; ok {
-		return ReplaceAddress(from.WithAddr(from.Local() + "@" + to)).Because("canonical domain"), nil
+		return callout.ReplaceAddress(from.WithAddr(from.Local() + "@" + to)).Because("canonical domain"), nil
 	}
-	return Keep(), nil
+	return callout.Keep(), nil
 }

@@ -1,10 +1,12 @@
-package callout
+package builtin
 
 import (
 	"context"
 	"mime"
 	"strings"
 
+	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/mimetext"
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -28,7 +30,7 @@ func NewSubjectTag(opts *mapping.SubjectTag) *SubjectTag {
 		prefix += " "
 	}
 	enc := prefix
-	if !isASCII([]byte(enc)) {
+	if !mimetext.IsASCII([]byte(enc)) {
 		// The space goes inside the encoded word: white space between
 		// two encoded words is not displayed (RFC 2047 §6.2).
 		enc = mime.QEncoding.Encode("utf-8", enc)
@@ -37,12 +39,12 @@ func NewSubjectTag(opts *mapping.SubjectTag) *SubjectTag {
 }
 
 // Needs implements Service: RAWDATA is adapted, MAIL read.
-func (s *SubjectTag) Needs() Needs {
-	return Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}, Read: []ocpsmtp.Part{ocpsmtp.PartMAIL}}
+func (s *SubjectTag) Needs() callout.Needs {
+	return callout.Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}, Read: []ocpsmtp.Part{ocpsmtp.PartMAIL}}
 }
 
 // Matches reports whether mail from sender is tagged.
-func (s *SubjectTag) Matches(sender Address) bool {
+func (s *SubjectTag) Matches(sender callout.Address) bool {
 	if len(s.inside) == 0 {
 		return true
 	}
@@ -58,13 +60,13 @@ func dotted(list []string) []string {
 }
 
 // AdaptMessage implements MessageAdapter.
-func (s *SubjectTag) AdaptMessage(_ context.Context, tx *Tx, msg *Message) (Decision, error) {
+func (s *SubjectTag) AdaptMessage(_ context.Context, tx *callout.Tx, msg *callout.Message) (callout.Decision, error) {
 	if !s.Matches(tx.Sender) {
-		return Keep(), nil
+		return callout.Keep(), nil
 	}
 	root, err := msg.Root()
 	if err != nil {
-		return Decision{}, err
+		return callout.Decision{}, err
 	}
 	f, ok := root.Field("Subject")
 	if !ok {
@@ -72,14 +74,14 @@ func (s *SubjectTag) AdaptMessage(_ context.Context, tx *Tx, msg *Message) (Deci
 		if n := len(root.Fields); n > 0 {
 			at = root.Fields[n-1].End
 		}
-		m, err := msg.Splice(Edit{Offset: at, End: at, Data: []byte("Subject: " + strings.TrimSpace(s.encoded) + "\r\n")})
+		m, err := msg.Splice(callout.Edit{Offset: at, End: at, Data: []byte("Subject: " + strings.TrimSpace(s.encoded) + "\r\n")})
 		if err != nil {
-			return Decision{}, err
+			return callout.Decision{}, err
 		}
-		return ReplaceMessage(m).Because("subject added"), nil
+		return callout.ReplaceMessage(m).Because("subject added"), nil
 	}
-	if cur, err := wordDecoder.DecodeHeader(f.Value()); err == nil && strings.HasPrefix(cur, s.prefix) {
-		return Keep().Because("already tagged"), nil
+	if cur, err := mimetext.DecodeHeader(f.Value()); err == nil && strings.HasPrefix(cur, s.prefix) {
+		return callout.Keep().Because("already tagged"), nil
 	}
 	// Insert the prefix where the field body starts: after the colon and
 	// the folding white space that follows it.
@@ -102,9 +104,9 @@ func (s *SubjectTag) AdaptMessage(_ context.Context, tx *Tx, msg *Message) (Deci
 		add = strings.TrimRight(add, " ")
 	}
 	ins := f.Offset + int64(at)
-	m, err := msg.Splice(Edit{Offset: ins, End: ins, Data: []byte(add)})
+	m, err := msg.Splice(callout.Edit{Offset: ins, End: ins, Data: []byte(add)})
 	if err != nil {
-		return Decision{}, err
+		return callout.Decision{}, err
 	}
-	return ReplaceMessage(m).Because("subject tagged"), nil
+	return callout.ReplaceMessage(m).Because("subject tagged"), nil
 }

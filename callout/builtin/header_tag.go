@@ -1,4 +1,4 @@
-package callout
+package builtin
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/mimetext"
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -32,7 +34,7 @@ func NewHeaderTag(opts *mapping.HeaderTag, now func() time.Time) (*HeaderTag, er
 		now = time.Now
 	}
 	for _, h := range opts.Headers {
-		if err := (Field{Name: h.Name, Value: h.Value}).Validate(); err != nil {
+		if err := (callout.Field{Name: h.Name, Value: h.Value}).Validate(); err != nil {
 			return nil, err
 		}
 	}
@@ -41,8 +43,8 @@ func NewHeaderTag(opts *mapping.HeaderTag, now func() time.Time) (*HeaderTag, er
 
 // Needs implements Service: RAWDATA is adapted (headers are added to it);
 // the connection facts and the sender are read.
-func (h *HeaderTag) Needs() Needs {
-	return Needs{
+func (h *HeaderTag) Needs() callout.Needs {
+	return callout.Needs{
 		Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA},
 		Read:  []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartMAIL},
 	}
@@ -50,11 +52,11 @@ func (h *HeaderTag) Needs() Needs {
 
 // AdaptMessage implements MessageAdapter: the message is kept and the
 // configured fields are added.
-func (h *HeaderTag) AdaptMessage(_ context.Context, tx *Tx, _ *Message) (Decision, error) {
-	d := Keep()
+func (h *HeaderTag) AdaptMessage(_ context.Context, tx *callout.Tx, _ *callout.Message) (callout.Decision, error) {
+	d := callout.Keep()
 	for _, f := range h.headers {
 		v := expand(f.Value, func(name string) (string, bool) { return h.value(tx, name) })
-		if !isASCII([]byte(v)) {
+		if !mimetext.IsASCII([]byte(v)) {
 			v = mime.QEncoding.Encode("utf-8", v)
 		}
 		d = d.WithHeader(f.Name, v)
@@ -62,7 +64,7 @@ func (h *HeaderTag) AdaptMessage(_ context.Context, tx *Tx, _ *Message) (Decisio
 	return d, nil
 }
 
-func (h *HeaderTag) value(tx *Tx, name string) (string, bool) {
+func (h *HeaderTag) value(tx *callout.Tx, name string) (string, bool) {
 	var v string
 	switch name {
 	case "service":

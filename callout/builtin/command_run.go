@@ -1,4 +1,4 @@
-package callout
+package builtin
 
 import (
 	"bytes"
@@ -12,13 +12,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // cmdResult is the outcome of one run.
 type cmdResult struct {
 	status int
-	out    *Spool
+	out    *callout.Spool
 	stderr string
 	err    error // the program did not run to a normal exit
 }
@@ -27,7 +28,7 @@ func (r *cmdResult) firstLine() string {
 	if r.out.Len() == 0 {
 		return ""
 	}
-	m, err := r.out.peek(512)
+	m, err := r.out.Peek(512)
 	if err != nil {
 		return ""
 	}
@@ -35,7 +36,7 @@ func (r *cmdResult) firstLine() string {
 	return strings.TrimSpace(sanitizeHeaderValue(line))
 }
 
-func (c *Command) run(ctx context.Context, tx *Tx, msg *Message) *cmdResult {
+func (c *Command) run(ctx context.Context, tx *callout.Tx, msg *callout.Message) *cmdResult {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	res := &cmdResult{out: msg.NewSpool()}
@@ -65,7 +66,7 @@ func (c *Command) run(ctx context.Context, tx *Tx, msg *Message) *cmdResult {
 	return res
 }
 
-func (c *Command) env(tx *Tx) []string {
+func (c *Command) env(tx *callout.Tx) []string {
 	rcpts := make([]string, len(tx.Recipients))
 	for i, r := range tx.Recipients {
 		rcpts[i] = r.Addr

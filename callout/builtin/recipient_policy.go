@@ -1,16 +1,17 @@
-package callout
+package builtin
 
 import (
 	"context"
 	"strings"
 
+	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // DefaultDenyReply answers a recipient a RecipientPolicy denies when its
 // configuration names no reply.
-var DefaultDenyReply = Reply{Code: 550, Text: "5.1.1 Recipient address rejected"}
+var DefaultDenyReply = callout.Reply{Code: 550, Text: "5.1.1 Recipient address rejected"}
 
 // RecipientPolicy allows or denies recipients by address, domain and
 // pattern, and rewrites aliases (kind recipient-policy). Allow lists win
@@ -21,14 +22,14 @@ var DefaultDenyReply = Reply{Code: 550, Text: "5.1.1 Recipient address rejected"
 // its subdomains.
 type RecipientPolicy struct {
 	opts  *mapping.RecipientPolicy
-	reply Reply
+	reply callout.Reply
 }
 
 // NewRecipientPolicy returns the service for opts.
 func NewRecipientPolicy(opts *mapping.RecipientPolicy) (*RecipientPolicy, error) {
 	r := DefaultDenyReply
 	if opts.Reply.Code != 0 {
-		r = Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
+		r = callout.Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
 	}
 	if err := r.Validate(); err != nil {
 		return nil, err
@@ -37,12 +38,12 @@ func NewRecipientPolicy(opts *mapping.RecipientPolicy) (*RecipientPolicy, error)
 }
 
 // Needs implements Service: RCPT is adapted.
-func (p *RecipientPolicy) Needs() Needs {
-	return Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRCPT}}
+func (p *RecipientPolicy) Needs() callout.Needs {
+	return callout.Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRCPT}}
 }
 
 // AdaptRcpt implements RcptAdapter.
-func (p *RecipientPolicy) AdaptRcpt(_ context.Context, _ *Tx, rcpt Address) (Decision, error) {
+func (p *RecipientPolicy) AdaptRcpt(_ context.Context, _ *callout.Tx, rcpt callout.Address) (callout.Decision, error) {
 	addr := strings.ToLower(rcpt.Addr)
 	dom := rcpt.Domain()
 	allowed := containsFold(p.opts.Allow, addr) || domainListed(p.opts.AllowDomains, dom)
@@ -57,13 +58,13 @@ func (p *RecipientPolicy) AdaptRcpt(_ context.Context, _ *Tx, rcpt Address) (Dec
 		if denied {
 			r := p.reply
 			r.Text = strings.ReplaceAll(r.Text, "{rcpt}", "<"+sanitizeHeaderValue(rcpt.Addr)+">")
-			return RefuseWith(r).Because("denied recipient " + addr), nil
+			return callout.RefuseWith(r).Because("denied recipient " + addr), nil
 		}
 	}
 	if to, ok := p.opts.Aliases[addr]; ok && !strings.EqualFold(to, rcpt.Addr) {
-		return ReplaceAddress(rcpt.WithAddr(to)).Because("alias of " + addr), nil
+		return callout.ReplaceAddress(rcpt.WithAddr(to)).Because("alias of " + addr), nil
 	}
-	return Keep(), nil
+	return callout.Keep(), nil
 }
 
 func containsFold(list []string, s string) bool {

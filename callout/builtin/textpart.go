@@ -1,15 +1,18 @@
-package callout
+package builtin
 
 import (
 	"bytes"
 	"mime"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/mimetext"
 )
 
 // appendToText returns the edits that add footer (UTF-8, CRLF) to the text
 // section s, or a reason why s is left alone.
-func appendToText(msg *Message, s *Section, footer string) ([]Edit, string) {
+func appendToText(msg *callout.Message, s *callout.Section, footer string) ([]callout.Edit, string) {
 	if len(s.Problems) > 0 {
 		return nil, "malformed: " + strings.Join(s.Problems, "; ")
 	}
@@ -24,13 +27,13 @@ func appendToText(msg *Message, s *Section, footer string) ([]Edit, string) {
 	if err != nil {
 		return nil, err.Error()
 	}
-	text, err := decodeTransfer(cte, raw)
+	text, err := mimetext.DecodeTransfer(cte, raw)
 	if err != nil {
 		return nil, err.Error()
 	}
 	charset := s.Charset()
 	switch {
-	case charset == "us-ascii" && !isASCII(text):
+	case charset == "us-ascii" && !mimetext.IsASCII(text):
 		return nil, "us-ascii part holds 8-bit bytes"
 	case (charset == "utf-8" || charset == "utf8") && !utf8.Valid(text):
 		return nil, "utf-8 part holds invalid UTF-8"
@@ -38,7 +41,7 @@ func appendToText(msg *Message, s *Section, footer string) ([]Edit, string) {
 	isHTML := s.MediaType == "text/html"
 
 	newCharset := charset
-	add, err := encodeCharset(charset, footer)
+	add, err := mimetext.EncodeCharset(charset, footer)
 	if err != nil {
 		switch {
 		case charset == "us-ascii":
@@ -46,7 +49,7 @@ func appendToText(msg *Message, s *Section, footer string) ([]Edit, string) {
 		case isHTML:
 			return nil, "footer not representable in " + charset + " (HTML left alone)"
 		default:
-			u, err := decodeCharset(charset, text)
+			u, err := mimetext.DecodeCharset(charset, text)
 			if err != nil || bytes.ContainsRune(u, utf8.RuneError) {
 				return nil, "cannot transcode " + charset + " to utf-8"
 			}
@@ -83,11 +86,11 @@ func appendToText(msg *Message, s *Section, footer string) ([]Edit, string) {
 
 	newCTE := cte
 	switch {
-	case cte == "7bit" && !fitsIdentity(newText, true), cte == "8bit" && !fitsIdentity(newText, false):
+	case cte == "7bit" && !mimetext.FitsIdentity(newText, true), cte == "8bit" && !mimetext.FitsIdentity(newText, false):
 		newCTE = "quoted-printable"
 	}
 
-	var edits []Edit
+	var edits []callout.Edit
 	if newCharset != charset || newCTE != cte {
 		edits = append(edits, headerEdits(s, newCharset, newCTE)...)
 	}
@@ -95,10 +98,10 @@ func appendToText(msg *Message, s *Section, footer string) ([]Edit, string) {
 	case newCTE == cte && newCharset == charset && (cte == "7bit" || cte == "8bit" || cte == "binary"):
 		// The raw body is the text: insert, keep every other byte.
 		off := s.BodyOffset + int64(at)
-		edits = append(edits, Edit{Offset: off, End: off, Data: ins})
+		edits = append(edits, callout.Edit{Offset: off, End: off, Data: ins})
 	case newCTE == cte && newCharset == charset && cte == "quoted-printable" && at == len(text):
 		// Appending to quoted-printable: encode the addition only.
-		enc, err := encodeTransfer(cte, ins)
+		enc, err := mimetext.EncodeTransfer(cte, ins)
 		if err != nil {
 			return nil, err.Error()
 		}
@@ -108,23 +111,23 @@ func appendToText(msg *Message, s *Section, footer string) ([]Edit, string) {
 		if len(raw) > 0 && !bytes.HasSuffix(raw, []byte("\n")) && !bytes.HasPrefix(ins, []byte("\r\n")) {
 			enc = append([]byte("=\r\n"), enc...)
 		}
-		edits = append(edits, Edit{Offset: s.End, End: s.End, Data: enc})
+		edits = append(edits, callout.Edit{Offset: s.End, End: s.End, Data: enc})
 	default:
-		enc, err := encodeTransfer(newCTE, newText)
+		enc, err := mimetext.EncodeTransfer(newCTE, newText)
 		if err != nil {
 			return nil, err.Error()
 		}
 		if !bytes.HasSuffix(raw, []byte("\n")) {
 			enc = bytes.TrimSuffix(enc, []byte("\r\n"))
 		}
-		edits = append(edits, Edit{Offset: s.BodyOffset, End: s.End, Data: enc})
+		edits = append(edits, callout.Edit{Offset: s.BodyOffset, End: s.End, Data: enc})
 	}
 	return edits, ""
 }
 
 // headerEdits rewrites the Content-Type charset and the
 // Content-Transfer-Encoding of s, leaving its other fields alone.
-func headerEdits(s *Section, charset, cte string) []Edit {
+func headerEdits(s *callout.Section, charset, cte string) []callout.Edit {
 	params := make(map[string]string, len(s.Params)+1)
 	for k, v := range s.Params {
 		params[k] = v
@@ -132,7 +135,7 @@ func headerEdits(s *Section, charset, cte string) []Edit {
 	params["charset"] = charset
 	ct := "Content-Type: " + mime.FormatMediaType(s.MediaType, params) + "\r\n"
 	te := "Content-Transfer-Encoding: " + cte + "\r\n"
-	var edits []Edit
+	var edits []callout.Edit
 	ctf, hasCT := s.Field("Content-Type")
 	tef, hasTE := s.Field("Content-Transfer-Encoding")
 	insertAt := s.Offset
@@ -140,16 +143,16 @@ func headerEdits(s *Section, charset, cte string) []Edit {
 		insertAt = s.Fields[n-1].End
 	}
 	if hasCT {
-		edits = append(edits, Edit{Offset: ctf.Offset, End: ctf.End, Data: []byte(ct)})
+		edits = append(edits, callout.Edit{Offset: ctf.Offset, End: ctf.End, Data: []byte(ct)})
 	} else {
-		edits = append(edits, Edit{Offset: insertAt, End: insertAt, Data: []byte(ct)})
+		edits = append(edits, callout.Edit{Offset: insertAt, End: insertAt, Data: []byte(ct)})
 	}
 	if hasTE {
 		if !strings.EqualFold(tef.Value(), cte) {
-			edits = append(edits, Edit{Offset: tef.Offset, End: tef.End, Data: []byte(te)})
+			edits = append(edits, callout.Edit{Offset: tef.Offset, End: tef.End, Data: []byte(te)})
 		}
 	} else if cte != "7bit" {
-		edits = append(edits, Edit{Offset: insertAt, End: insertAt, Data: []byte(te)})
+		edits = append(edits, callout.Edit{Offset: insertAt, End: insertAt, Data: []byte(te)})
 	}
 	return edits
 }

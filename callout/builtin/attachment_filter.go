@@ -1,4 +1,4 @@
-package callout
+package builtin
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/mimetext"
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -24,7 +26,7 @@ const (
 
 // DefaultAttachmentReply refuses a message when the configuration names
 // no reply.
-var DefaultAttachmentReply = Reply{Code: 550, Text: "5.7.1 Message refused: it carries a forbidden attachment"}
+var DefaultAttachmentReply = callout.Reply{Code: 550, Text: "5.7.1 Message refused: it carries a forbidden attachment"}
 
 // DefaultAttachmentNotice replaces a removed attachment when the
 // configuration names no text. {filename}, {type} and {size} are expanded.
@@ -39,7 +41,7 @@ const DefaultAttachmentNotice = "The attachment \"{filename}\" ({type}, {size} b
 // are not matched.
 type AttachmentFilter struct {
 	opts   *mapping.AttachmentFilter
-	reply  Reply
+	reply  callout.Reply
 	notice string
 }
 
@@ -57,7 +59,7 @@ func NewAttachmentFilter(opts *mapping.AttachmentFilter) (*AttachmentFilter, err
 	}
 	r := DefaultAttachmentReply
 	if opts.Reply.Code != 0 {
-		r = Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
+		r = callout.Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
 	}
 	if err := r.Validate(); err != nil {
 		return nil, err
@@ -70,25 +72,25 @@ func NewAttachmentFilter(opts *mapping.AttachmentFilter) (*AttachmentFilter, err
 }
 
 // Needs implements Service: RAWDATA is adapted.
-func (f *AttachmentFilter) Needs() Needs {
-	return Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}}
+func (f *AttachmentFilter) Needs() callout.Needs {
+	return callout.Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}}
 }
 
 // match is one attachment the filter acts on.
 type match struct {
-	s    *Section
+	s    *callout.Section
 	size int64
 	why  string
 }
 
 // AdaptMessage implements MessageAdapter.
-func (f *AttachmentFilter) AdaptMessage(_ context.Context, tx *Tx, msg *Message) (Decision, error) {
+func (f *AttachmentFilter) AdaptMessage(_ context.Context, tx *callout.Tx, msg *callout.Message) (callout.Decision, error) {
 	root, err := msg.Root()
 	if err != nil {
-		return Decision{}, err
+		return callout.Decision{}, err
 	}
 	var found []match
-	err = root.walk(func(s *Section) error {
+	err = root.Walk(func(s *callout.Section) error {
 		if len(s.Parts) > 0 || !s.IsAttachment() || isSecurityPart(s) {
 			return nil
 		}
@@ -102,46 +104,46 @@ func (f *AttachmentFilter) AdaptMessage(_ context.Context, tx *Tx, msg *Message)
 		return nil
 	})
 	if err != nil {
-		return Decision{}, err
+		return callout.Decision{}, err
 	}
 	if len(found) == 0 {
-		return Keep(), nil
+		return callout.Keep(), nil
 	}
 	if f.opts.Action == AttachmentReject {
-		return RefuseWith(f.reply).Because(found[0].why), nil
+		return callout.RefuseWith(f.reply).Because(found[0].why), nil
 	}
-	var edits []Edit
+	var edits []callout.Edit
 	var acted []string
-	removed := map[*Section]int{}
+	removed := map[*callout.Section]int{}
 	for _, m := range found {
 		if m.s.Protected() {
 			if f.opts.Signed == SignedReject {
-				return RefuseWith(f.reply).Because("signed or encrypted message with " + m.why), nil
+				return callout.RefuseWith(f.reply).Because("signed or encrypted message with " + m.why), nil
 			}
-			tx.log().Info("attachment-filter: signed or encrypted part passed unchanged", "part", pathString(m.s.Path), "match", m.why)
+			tx.Log().Info("attachment-filter: signed or encrypted part passed unchanged", "part", pathString(m.s.Path), "match", m.why)
 			continue
 		}
 		p := m.s.Parent
 		if f.opts.Action == AttachmentRemove && p != nil && p.IsMultipart() && removed[p]+1 < len(p.Parts) {
 			removed[p]++
-			edits = append(edits, Edit{Offset: m.s.DelimOffset, End: m.s.End})
+			edits = append(edits, callout.Edit{Offset: m.s.DelimOffset, End: m.s.End})
 		} else {
 			edits = append(edits, f.replaceEdits(m)...)
 		}
 		acted = append(acted, m.why)
 	}
 	if len(edits) == 0 {
-		return Keep().Because("signed message passed: " + strings.Join(acted, ", ")), nil
+		return callout.Keep().Because("signed message passed: " + strings.Join(acted, ", ")), nil
 	}
 	out, err := msg.Splice(edits...)
 	if err != nil {
-		return Decision{}, err
+		return callout.Decision{}, err
 	}
-	return ReplaceMessage(out).Because(f.opts.Action + ": " + strings.Join(acted, ", ")), nil
+	return callout.ReplaceMessage(out).Because(f.opts.Action + ": " + strings.Join(acted, ", ")), nil
 }
 
 // matches returns why s matches the filter, or "".
-func (f *AttachmentFilter) matches(s *Section, size int64) string {
+func (f *AttachmentFilter) matches(s *callout.Section, size int64) string {
 	name := strings.ToLower(s.Filename())
 	for _, ext := range f.opts.Extensions {
 		if name != "" && strings.HasSuffix(name, strings.ToLower(ext)) {
@@ -162,7 +164,7 @@ func (f *AttachmentFilter) matches(s *Section, size int64) string {
 
 // isSecurityPart reports whether s is the signature of a multipart/signed
 // or a part of a multipart/encrypted: never filtered by itself.
-func isSecurityPart(s *Section) bool {
+func isSecurityPart(s *callout.Section) bool {
 	p := s.Parent
 	if p == nil {
 		return false
@@ -178,7 +180,7 @@ func isSecurityPart(s *Section) bool {
 
 // replaceEdits returns the edits that turn the part of m into a text part
 // with the notice. For the root, only its Content-* fields are replaced.
-func (f *AttachmentFilter) replaceEdits(m match) []Edit {
+func (f *AttachmentFilter) replaceEdits(m match) []callout.Edit {
 	s := m.s
 	notice := expand(f.notice, func(k string) (string, bool) {
 		switch k {
@@ -192,30 +194,30 @@ func (f *AttachmentFilter) replaceEdits(m match) []Edit {
 		return "", false
 	})
 	cte := "7bit"
-	if !isASCII([]byte(notice)) {
+	if !mimetext.IsASCII([]byte(notice)) {
 		cte = "8bit"
 	}
 	hdr := "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: " + cte +
 		"\r\nContent-Disposition: inline\r\n"
 	body := toCRLF(notice)
 	if s.Parent == nil {
-		var edits []Edit
+		var edits []callout.Edit
 		at := s.Offset
 		for _, fl := range s.Fields {
 			at = fl.End
 			if strings.HasPrefix(strings.ToLower(fl.Name), "content-") {
-				edits = append(edits, Edit{Offset: fl.Offset, End: fl.End})
+				edits = append(edits, callout.Edit{Offset: fl.Offset, End: fl.End})
 			}
 		}
-		edits = append(edits, Edit{Offset: at, End: at, Data: []byte(hdr)})
-		return append(edits, Edit{Offset: s.BodyOffset, End: s.End, Data: []byte(body + "\r\n")})
+		edits = append(edits, callout.Edit{Offset: at, End: at, Data: []byte(hdr)})
+		return append(edits, callout.Edit{Offset: s.BodyOffset, End: s.End, Data: []byte(body + "\r\n")})
 	}
-	return []Edit{{Offset: s.Offset, End: s.End, Data: []byte(hdr + "\r\n" + body)}}
+	return []callout.Edit{{Offset: s.Offset, End: s.End, Data: []byte(hdr + "\r\n" + body)}}
 }
 
 // decodedSize returns the size of the section's body once its transfer
 // encoding is removed (the raw size when that fails).
-func decodedSize(s *Section) (int64, error) {
+func decodedSize(s *callout.Section) (int64, error) {
 	raw := s.End - s.BodyOffset
 	var r io.Reader
 	switch s.TransferEncoding() {

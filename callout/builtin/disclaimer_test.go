@@ -1,10 +1,11 @@
-package callout
+package builtin
 
 import (
 	"context"
 	"strings"
 	"testing"
 
+	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/mapping"
 )
 
@@ -40,17 +41,17 @@ func TestDisclaimer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			orig := sample(t, tt.file)
-			d, err := svc.AdaptMessage(context.Background(), &Tx{}, orig)
+			d, err := svc.AdaptMessage(context.Background(), &callout.Tx{}, orig)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(tt.edited) == 0 {
-				if d.Action != ActionKeep {
+				if d.Action != callout.ActionKeep {
 					t.Fatalf("action %v, want keep (%s)", d.Action, d.Reason)
 				}
 				return
 			}
-			if d.Action != ActionReplace {
+			if d.Action != callout.ActionReplace {
 				t.Fatalf("action %v, want replace (%s)", d.Action, d.Reason)
 			}
 			got := d.Message
@@ -99,8 +100,8 @@ func TestDisclaimerAppendKeepsRawBytes(t *testing.T) {
 	}{{"latin1-qp.eml", nil}, {"latin1-8bit.eml", []int{0}}, {"alternative-qp.eml", []int{0}}} {
 		t.Run(tt.file, func(t *testing.T) {
 			orig := sample(t, tt.file)
-			d, err := NewDisclaimer(&mapping.Disclaimer{Text: "footer"}).AdaptMessage(context.Background(), &Tx{}, orig)
-			if err != nil || d.Action != ActionReplace {
+			d, err := NewDisclaimer(&mapping.Disclaimer{Text: "footer"}).AdaptMessage(context.Background(), &callout.Tx{}, orig)
+			if err != nil || d.Action != callout.ActionReplace {
 				t.Fatalf("%v %v", d.Action, err)
 			}
 			before, after := section(t, orig, tt.path...), section(t, d.Message, tt.path...)
@@ -117,11 +118,11 @@ func TestDisclaimerUnrepresentableHTML(t *testing.T) {
 	// "€" is not in ISO-8859-1: the HTML part, which may name its charset
 	// in a meta tag, is left alone rather than transcoded.
 	orig := sample(t, "html-latin1.eml")
-	d, err := NewDisclaimer(&mapping.Disclaimer{Text: "x", HTML: "<p>5 €</p>"}).AdaptMessage(context.Background(), &Tx{}, orig)
+	d, err := NewDisclaimer(&mapping.Disclaimer{Text: "x", HTML: "<p>5 €</p>"}).AdaptMessage(context.Background(), &callout.Tx{}, orig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Action != ActionKeep {
+	if d.Action != callout.ActionKeep {
 		t.Fatalf("action %v, want keep", d.Action)
 	}
 }
@@ -143,9 +144,9 @@ func TestDisclaimerKeepsFinalLineBreak(t *testing.T) {
 		{"7bit", "no break", "no break\r\nfooter"},
 	} {
 		msg := "Subject: x\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: " + tc.cte + "\r\n\r\n" + tc.body
-		orig := NewMessage([]byte(msg))
-		d, err := NewDisclaimer(&mapping.Disclaimer{Text: "footer"}).AdaptMessage(context.Background(), &Tx{}, orig)
-		if err != nil || d.Action != ActionReplace {
+		orig := callout.NewMessage([]byte(msg))
+		d, err := NewDisclaimer(&mapping.Disclaimer{Text: "footer"}).AdaptMessage(context.Background(), &callout.Tx{}, orig)
+		if err != nil || d.Action != callout.ActionReplace {
 			t.Fatalf("%s: %v %v", tc.cte, d.Action, err)
 		}
 		root, _ := d.Message.Root()

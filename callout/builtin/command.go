@@ -1,4 +1,4 @@
-package callout
+package builtin
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -35,8 +36,8 @@ const (
 // DefaultCommandReject and DefaultCommandTempFail are the replies of the
 // command service when the configuration names none.
 var (
-	DefaultCommandReject   = Reply{Code: 550, Text: "5.7.1 Message rejected by content filter"}
-	DefaultCommandTempFail = Reply{Code: 451, Text: "4.7.1 Message could not be checked, try again later"}
+	DefaultCommandReject   = callout.Reply{Code: 550, Text: "5.7.1 Message rejected by content filter"}
+	DefaultCommandTempFail = callout.Reply{Code: 451, Text: "4.7.1 Message could not be checked, try again later"}
 )
 
 // Command pipes the message to an external program and maps its exit
@@ -57,7 +58,7 @@ type Command struct {
 	opts      *mapping.Command
 	timeout   time.Duration
 	maxOutput int64
-	reply     Reply
+	reply     callout.Reply
 }
 
 // NewCommand returns the service for opts.
@@ -81,7 +82,7 @@ func NewCommand(opts *mapping.Command) (*Command, error) {
 		c.maxOutput = DefaultCommandMaxOutput
 	}
 	if opts.Reply.Code != 0 {
-		c.reply = Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
+		c.reply = callout.Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
 	}
 	if err := c.reply.Validate(); err != nil {
 		return nil, err
@@ -99,24 +100,24 @@ func validCommandAction(s string) bool {
 
 // Needs implements Service: RAWDATA is adapted; the connection facts and
 // the envelope are read for the environment.
-func (c *Command) Needs() Needs {
-	return Needs{
+func (c *Command) Needs() callout.Needs {
+	return callout.Needs{
 		Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA},
 		Read:  []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartMAIL, ocpsmtp.PartRCPT},
 	}
 }
 
 // AdaptMessage implements MessageAdapter.
-func (c *Command) AdaptMessage(ctx context.Context, tx *Tx, msg *Message) (Decision, error) {
+func (c *Command) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout.Message) (callout.Decision, error) {
 	res := c.run(ctx, tx, msg)
 	defer res.out.Discard()
 	if res.err != nil {
 		if ctx.Err() != nil && !errors.Is(res.err, context.DeadlineExceeded) {
 			// The transaction was cancelled; nobody waits for a decision.
-			return Decision{}, ctx.Err()
+			return callout.Decision{}, ctx.Err()
 		}
-		tx.log().Warn("command failed, failing closed", "argv0", c.opts.Argv[0], "err", res.err, "stderr", res.stderr)
-		return RefuseWith(DefaultCommandTempFail).Because("command failed: " + res.err.Error()), nil
+		tx.Log().Warn("command failed, failing closed", "argv0", c.opts.Argv[0], "err", res.err, "stderr", res.stderr)
+		return callout.RefuseWith(DefaultCommandTempFail).Because("command failed: " + res.err.Error()), nil
 	}
 	action, ok := c.opts.ExitCodes[res.status]
 	if !ok {
@@ -128,41 +129,41 @@ func (c *Command) AdaptMessage(ctx context.Context, tx *Tx, msg *Message) (Decis
 	why := fmt.Sprintf("exit status %d: %s", res.status, action)
 	switch action {
 	case CommandPass:
-		return Keep().Because(why), nil
+		return callout.Keep().Because(why), nil
 	case CommandReject:
 		r := c.reply
 		r.Text = strings.ReplaceAll(r.Text, "{output}", res.firstLine())
-		return RefuseWith(r).Because(why), nil
+		return callout.RefuseWith(r).Because(why), nil
 	case CommandHeaders:
 		out, err := res.out.Message()
 		if err != nil {
-			return Decision{}, err
+			return callout.Decision{}, err
 		}
 		defer out.Close()
 		fields, err := newHeaderFields(msg, out)
 		if err != nil {
-			tx.log().Warn("command output unusable, failing closed", "err", err)
-			return RefuseWith(DefaultCommandTempFail).Because("unusable output"), nil
+			tx.Log().Warn("command output unusable, failing closed", "err", err)
+			return callout.RefuseWith(DefaultCommandTempFail).Because("unusable output"), nil
 		}
-		d := Keep().Because(why)
+		d := callout.Keep().Because(why)
 		d.Headers = fields
 		return d, nil
 	case CommandReplace:
 		if res.out.Len() == 0 {
-			return RefuseWith(DefaultCommandTempFail).Because("empty output to replace the message"), nil
+			return callout.RefuseWith(DefaultCommandTempFail).Because("empty output to replace the message"), nil
 		}
 		out, err := res.out.Message()
 		if err != nil {
-			return Decision{}, err
+			return callout.Decision{}, err
 		}
-		return ReplaceMessage(out).Because(why), nil
+		return callout.ReplaceMessage(out).Because(why), nil
 	}
-	return RefuseWith(DefaultCommandTempFail).Because(why), nil
+	return callout.RefuseWith(DefaultCommandTempFail).Because(why), nil
 }
 
 // newHeaderFields returns the header fields of out's top header that msg's
 // top header does not have (compared byte for byte, each field counted).
-func newHeaderFields(msg, out *Message) ([]Field, error) {
+func newHeaderFields(msg, out *callout.Message) ([]callout.Field, error) {
 	a, err := msg.Root()
 	if err != nil {
 		return nil, err
@@ -175,14 +176,14 @@ func newHeaderFields(msg, out *Message) ([]Field, error) {
 	for _, f := range a.Fields {
 		have[string(f.Raw)]++
 	}
-	var fields []Field
+	var fields []callout.Field
 	for _, f := range b.Fields {
 		if have[string(f.Raw)] > 0 {
 			have[string(f.Raw)]--
 			continue
 		}
 		name, value, _ := strings.Cut(strings.TrimRight(string(f.Raw), "\r\n"), ":")
-		fl := Field{Name: strings.TrimSpace(name), Value: strings.TrimPrefix(value, " ")}
+		fl := callout.Field{Name: strings.TrimSpace(name), Value: strings.TrimPrefix(value, " ")}
 		if err := fl.Validate(); err != nil {
 			return nil, err
 		}

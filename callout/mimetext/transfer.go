@@ -1,4 +1,4 @@
-package callout
+package mimetext
 
 import (
 	"bytes"
@@ -11,11 +11,11 @@ import (
 
 // ErrUnknownEncoding reports a Content-Transfer-Encoding the services do
 // not handle.
-var ErrUnknownEncoding = errors.New("callout: unknown transfer encoding")
+var ErrUnknownEncoding = errors.New("mimetext: unknown transfer encoding")
 
-// decodeTransfer decodes a body in the transfer encoding cte (lower case).
+// DecodeTransfer decodes a body in the transfer encoding cte (lower case).
 // Malformed base64 or quoted-printable is an error, never guessed at.
-func decodeTransfer(cte string, raw []byte) ([]byte, error) {
+func DecodeTransfer(cte string, raw []byte) ([]byte, error) {
 	switch cte {
 	case "7bit", "8bit", "binary":
 		return raw, nil
@@ -29,22 +29,22 @@ func decodeTransfer(cte string, raw []byte) ([]byte, error) {
 		out := make([]byte, base64.StdEncoding.DecodedLen(len(clean)))
 		n, err := base64.StdEncoding.Decode(out, clean)
 		if err != nil {
-			return nil, fmt.Errorf("callout: base64: %w", err)
+			return nil, fmt.Errorf("mimetext: base64: %w", err)
 		}
 		return out[:n], nil
 	case "quoted-printable":
 		out, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(raw)))
 		if err != nil {
-			return nil, fmt.Errorf("callout: quoted-printable: %w", err)
+			return nil, fmt.Errorf("mimetext: quoted-printable: %w", err)
 		}
 		return out, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownEncoding, cte)
 }
 
-// encodeTransfer encodes data (CRLF line breaks) in cte. Base64 lines
+// EncodeTransfer encodes data (CRLF line breaks) in cte. Base64 lines
 // hold 76 characters; quoted-printable follows mime/quotedprintable.
-func encodeTransfer(cte string, data []byte) ([]byte, error) {
+func EncodeTransfer(cte string, data []byte) ([]byte, error) {
 	switch cte {
 	case "7bit", "8bit", "binary":
 		return data, nil
@@ -75,9 +75,9 @@ func encodeTransfer(cte string, data []byte) ([]byte, error) {
 	return nil, fmt.Errorf("%w: %q", ErrUnknownEncoding, cte)
 }
 
-// fits7bit reports whether data may travel as 7bit or 8bit: lines of at
+// FitsIdentity reports whether data may travel as 7bit or 8bit: lines of at
 // most 998 octets, no NUL, no bare CR or LF, and (for 7bit) ASCII only.
-func fitsIdentity(data []byte, sevenBit bool) bool {
+func FitsIdentity(data []byte, sevenBit bool) bool {
 	lineLen := 0
 	for i, c := range data {
 		switch {

@@ -1,24 +1,25 @@
-package callout
+package builtin
 
 import (
 	"context"
 	"fmt"
 	"strconv"
 
+	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // DefaultSizeReply refuses a message larger than a SizeLimit when the
 // configuration names no reply.
-var DefaultSizeReply = Reply{Code: 552, Text: "5.3.4 Message size exceeds fixed maximum message size"}
+var DefaultSizeReply = callout.Reply{Code: 552, Text: "5.3.4 Message size exceeds fixed maximum message size"}
 
 // SizeLimit refuses messages larger than a maximum (kind size-limit): at
 // MAIL already when the client declares a larger SIZE= (RFC 1870), and
 // after the data otherwise.
 type SizeLimit struct {
 	max   int64
-	reply Reply
+	reply callout.Reply
 }
 
 // NewSizeLimit returns the service for opts.
@@ -28,7 +29,7 @@ func NewSizeLimit(opts *mapping.SizeLimit) (*SizeLimit, error) {
 	}
 	r := DefaultSizeReply
 	if opts.Reply.Code != 0 {
-		r = Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
+		r = callout.Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
 	}
 	if err := r.Validate(); err != nil {
 		return nil, err
@@ -37,25 +38,25 @@ func NewSizeLimit(opts *mapping.SizeLimit) (*SizeLimit, error) {
 }
 
 // Needs implements Service: MAIL (for SIZE=) and RAWDATA are adapted.
-func (s *SizeLimit) Needs() Needs {
-	return Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRAWDATA}}
+func (s *SizeLimit) Needs() callout.Needs {
+	return callout.Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRAWDATA}}
 }
 
 // AdaptMail implements MailAdapter: a declared size above the maximum is
 // refused before any data is sent.
-func (s *SizeLimit) AdaptMail(_ context.Context, _ *Tx, from Address) (Decision, error) {
+func (s *SizeLimit) AdaptMail(_ context.Context, _ *callout.Tx, from callout.Address) (callout.Decision, error) {
 	if v, ok := from.Arg("SIZE"); ok {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > s.max {
-			return RefuseWith(s.reply).Because(fmt.Sprintf("declared size %d > %d", n, s.max)), nil
+			return callout.RefuseWith(s.reply).Because(fmt.Sprintf("declared size %d > %d", n, s.max)), nil
 		}
 	}
-	return Keep(), nil
+	return callout.Keep(), nil
 }
 
 // AdaptMessage implements MessageAdapter.
-func (s *SizeLimit) AdaptMessage(_ context.Context, _ *Tx, msg *Message) (Decision, error) {
+func (s *SizeLimit) AdaptMessage(_ context.Context, _ *callout.Tx, msg *callout.Message) (callout.Decision, error) {
 	if msg.Size() > s.max {
-		return RefuseWith(s.reply).Because(fmt.Sprintf("size %d > %d", msg.Size(), s.max)), nil
+		return callout.RefuseWith(s.reply).Because(fmt.Sprintf("size %d > %d", msg.Size(), s.max)), nil
 	}
-	return Keep(), nil
+	return callout.Keep(), nil
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Bridge turns MTA sessions into OCP transactions for the configured callout
@@ -13,9 +14,12 @@ type Bridge struct {
 	log     *slog.Logger
 	metrics *Metrics
 
-	mu     sync.Mutex
-	state  *state // current policy and its connection pool
-	closed bool
+	mu      sync.Mutex
+	state   *state  // current policy and its connection pool
+	retired []*pool // pools replaced by a reload, draining
+	closed  bool
+
+	wg sync.WaitGroup // the exchanges' receivers
 
 	sessions atomic.Int64
 	inflight atomic.Int64
@@ -60,13 +64,11 @@ func (b *Bridge) Reload(p *Policy) {
 	b.mu.Lock()
 	old := b.state
 	b.state = &state{policy: p, pool: newPool(p, b.log, b.metrics)}
+	b.retired = append(b.retired, old.pool)
 	b.mu.Unlock()
-	go drain(old)
-}
-
-// drain closes a retired pool once its transactions are done.
-func drain(s *state) {
-	s.pool.closeWhenIdle()
+	// Each retired connection closes once its transactions are done (or
+	// at Close).
+	old.pool.closeWhenIdle()
 }
 
 func (b *Bridge) current() *state {
@@ -75,13 +77,25 @@ func (b *Bridge) current() *state {
 	return b.state
 }
 
-// Close closes every OCP connection.
+// closeTimeout bounds how long Close waits for each connection's CE to be
+// written.
+const closeTimeout = 5 * time.Second
+
+// Close closes every OCP connection, those of pools a reload retired too,
+// and waits for the goroutines the bridge started (the pools' and the
+// exchanges' receivers, which end with their transactions).
 func (b *Bridge) Close() error {
 	b.mu.Lock()
-	s := b.state
+	pools := append(b.retired, b.state.pool)
+	b.retired = nil
 	b.closed = true
 	b.mu.Unlock()
-	s.pool.close()
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	for _, pl := range pools {
+		pl.close(ctx)
+	}
+	b.wg.Wait()
 	return nil
 }
 

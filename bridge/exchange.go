@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
@@ -59,8 +60,12 @@ type exchange struct {
 
 	serverSpoke bool // the server sent something for this transaction
 	ame         bool // the server's AME arrived
-	end         bool // the transaction ended (TE either way)
+	end         bool // how the transaction ends is decided (TE either way)
+	endRes      ocp.Result
+	endPending  bool // our TE with endRes is still to be sent (sendEnd)
 	fail        *AdaptationError
+
+	recvDone chan struct{} // closed when the receiver returned
 }
 
 // sentPart is one DUM the processor sent.
@@ -116,6 +121,7 @@ func newExchange(tx *ocp.Tx, prof ocpsmtp.Profile, log *slog.Logger, spoolDir st
 	return &exchange{
 		tx: tx, prof: prof, log: log, spoolDir: spoolDir, spoolMem: spoolMem, spoolBufs: bufs,
 		changed: make(chan struct{}), dataStart: -1, pendingRcpt: -1,
+		recvDone: make(chan struct{}),
 	}
 }
 
@@ -125,17 +131,54 @@ func (x *exchange) signal() {
 	x.changed = make(chan struct{})
 }
 
-// setFail records the first failure and ends the OCP transaction with a 400
-// result; call with mu held.
+// setFail records the first failure and decides that the OCP transaction
+// ends with a 400 result, which sendEnd sends; call with mu held.
 func (x *exchange) setFail(f *AdaptationError) {
 	if x.fail == nil {
 		x.fail = f
-		if !x.end {
-			x.end = true
-			go x.tx.End(ocp.Result{Code: 400, Reason: truncate(f.Error(), 200)})
-		}
+		x.decideEnd(ocp.Failure(truncate(f.Error(), 200)))
 	}
 	x.signal()
+}
+
+// decideEnd records how the transaction ends unless that is decided
+// already (the first decision wins: a failure found first is not turned
+// into a 200 later); call with mu held.
+func (x *exchange) decideEnd(res ocp.Result) {
+	if !x.end {
+		x.end, x.endRes, x.endPending = true, res, true
+	}
+}
+
+// endTimeout bounds the wait of sendEnd for the transaction's own sends in
+// progress (a flow paused by the server).
+const endTimeout = 5 * time.Second
+
+// sendEnd sends the TE decided by decideEnd, once; call without mu. The
+// TE is only ever sent from here: by the session, or by the receiver
+// after a failure it found.
+func (x *exchange) sendEnd() {
+	x.mu.Lock()
+	pending, res := x.endPending, x.endRes
+	x.endPending = false
+	x.mu.Unlock()
+	if !pending {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), endTimeout)
+	defer cancel()
+	if err := x.tx.End(ctx, res); err != nil {
+		x.log.Debug("ending the OCP transaction", "err", err)
+	}
+}
+
+// endOK ends the transaction with 200: the server's answer was validated
+// and applied. A failure decided before keeps its 400.
+func (x *exchange) endOK() {
+	x.mu.Lock()
+	x.decideEnd(okResult)
+	x.mu.Unlock()
+	x.sendEnd()
 }
 
 // failed returns the recorded failure, if any.
@@ -145,22 +188,25 @@ func (x *exchange) failed() *AdaptationError {
 	return x.fail
 }
 
-// abort ends the transaction from our side (RSET, abort, shutdown).
+// abort ends the transaction from our side (RSET, abort, shutdown, a
+// failure or an answer that is not applied) with TE 400, unless its end
+// was decided already.
 func (x *exchange) abort(reason string) {
 	x.mu.Lock()
-	defer x.mu.Unlock()
-	if !x.end {
-		x.end = true
-		go x.tx.End(ocp.Result{Code: 400, Reason: reason})
-	}
+	x.decideEnd(ocp.Failure(truncate(reason, 200)))
 	if x.fail == nil {
 		x.fail = failure(FailLocal, errors.New(reason))
 	}
 	x.signal()
+	x.mu.Unlock()
+	x.sendEnd()
 }
 
-// close releases the spools.
+// close ends the transaction if nothing ended it yet, waits for the
+// receiver to return and releases the spools.
 func (x *exchange) close() {
+	x.abort("transaction closed")
+	<-x.recvDone
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.orig != nil {

@@ -11,8 +11,11 @@ import (
 )
 
 // receive reads the server's messages for this transaction until it ends.
-// It runs in its own goroutine for the life of the exchange.
+// It runs in its own goroutine for the life of the exchange (close waits
+// for it). A failure it finds ends the transaction with TE 400 at once.
 func (x *exchange) receive(ctx context.Context) {
+	defer close(x.recvDone)
+	defer x.sendEnd()
 	for {
 		m, err := x.tx.Recv(ctx)
 		if err != nil {
@@ -20,7 +23,7 @@ func (x *exchange) receive(ctx context.Context) {
 			var ce *ocp.ConnError
 			if errors.Is(err, io.EOF) && !errors.As(err, &ce) {
 				// The server's TE 200 (or ours): the transaction is over.
-				x.end = true
+				x.end, x.endPending = true, false
 				if !x.ame && x.fail == nil {
 					x.fail = protocolError("server ended the transaction before its AME")
 				}
@@ -33,14 +36,19 @@ func (x *exchange) receive(ctx context.Context) {
 		}
 		x.mu.Lock()
 		x.serverSpoke = true
+		failed := false
 		if x.fail == nil {
 			if f := x.handle(m); f != nil {
 				x.setFail(f)
+				failed = true
 			} else {
 				x.signal()
 			}
 		}
 		x.mu.Unlock()
+		if failed {
+			x.sendEnd()
+		}
 	}
 }
 

@@ -64,7 +64,11 @@ func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt strin
 	s.b.metrics.addTransactions(1)
 	mt.xstart = time.Now()
 	mt.x = newExchange(tx, prof, s.log, p.SpoolDir, p.SpoolMemory, s.b.spoolBufs)
-	go mt.x.receive(context.WithoutCancel(ctx))
+	s.b.wg.Add(1)
+	go func(x *exchange) {
+		defer s.b.wg.Done()
+		x.receive(context.WithoutCancel(ctx))
+	}(mt.x)
 	if err := tx.StartMessage(); err != nil {
 		return s.onFailure(failure(FailServer, err), true), false
 	}

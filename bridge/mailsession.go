@@ -313,6 +313,10 @@ func (s *session) endTx(reason string) {
 	}
 	if reason != "" {
 		mt.x.abort(reason)
+	} else {
+		// The outcome was validated and applied (a failure found on
+		// the way decided TE 400 before).
+		mt.x.endOK()
 	}
 	mt.x.close()
 	s.b.inflight.Add(-1)

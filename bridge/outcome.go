@@ -129,12 +129,8 @@ func (s *session) awaitAnswer(ctx context.Context, mod Modifier) *AdaptationErro
 			return failure(FailLocal, err)
 		}
 	}
-	x.mu.Lock()
-	if !x.end {
-		x.end = true
-		go x.tx.End(okResult)
-	}
-	x.mu.Unlock()
+	// The TE follows once the answer is validated and applied (endTx);
+	// an answer found invalid ends the transaction with TE 400 instead.
 	return nil
 }
 
@@ -222,6 +218,9 @@ func (o *outcome) apply(s *session, mod Modifier) Reply {
 		// The MTA connection failed mid-way: the MTA discards what it
 		// got with the message (Postfix answers 421/451).
 		s.log.Error("applying the adaptation failed", "err", err)
+		if s.mt.x != nil {
+			s.mt.x.abort("the adapted message could not be applied")
+		}
 		o.class = FailLocal.String()
 		s.b.metrics.failure(routeName(s.mt.route), FailLocal, ActionTempFail)
 		return Reply{Kind: TempFail, Code: 451, Text: "4.3.0 Content adaptation could not be applied, try again later"}

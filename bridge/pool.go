@@ -25,6 +25,10 @@ type pool struct {
 	mu      sync.Mutex
 	next    map[*ServerSet]int // round-robin cursor
 	retired atomic.Bool        // replaced by a reload: starts no transaction
+
+	ctx    context.Context // ends when the pool closes: stops waiting drains
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the goroutines the pool started
 }
 
 // errRetired is returned by start on a pool a reload replaced; the caller
@@ -49,8 +53,23 @@ type upstream struct {
 // upConn is one negotiated OCP connection.
 type upConn struct {
 	c        *ocp.Client
-	groups   map[*Chain]group
+	groups   map[groupKey]group
 	lastUsed atomic.Int64 // unix nanoseconds of the last transaction start
+}
+
+// groupKey names the service group of one route on a connection: routes
+// sharing a chain share a group only when they offer the same profile
+// (URI, parts and Header-List); a receiver route and a sender route on one
+// chain negotiate two groups, each with its own parts.
+type groupKey struct {
+	chain *Chain
+	offer string // the offer in wire form
+}
+
+// keyOf returns the service group key of route r.
+func keyOf(r *Route) groupKey {
+	no := &ocp.Message{Name: ocp.MsgNO, Anon: []ocp.Value{r.Profile.Feature().Value()}}
+	return groupKey{chain: r.Chain, offer: string(ocp.AppendMessage(nil, no))}
 }
 
 // group is a service group negotiated on one connection.
@@ -61,6 +80,7 @@ type group struct {
 
 func newPool(p *Policy, log *slog.Logger, m *Metrics) *pool {
 	pl := &pool{log: log, metrics: m, chains: map[*ServerSet][]*Chain{}, ups: map[*ServerSet][]*upstream{}, next: map[*ServerSet]int{}}
+	pl.ctx, pl.cancel = context.WithCancel(context.Background())
 	seen := map[*Chain]bool{}
 	for _, r := range p.Routes {
 		c := r.Chain
@@ -78,15 +98,22 @@ func newPool(p *Policy, log *slog.Logger, m *Metrics) *pool {
 	return pl
 }
 
-// profiles returns the offer of every chain on a server set, by chain.
-func (pl *pool) offers(set *ServerSet, routes []*Route) map[*Chain]ocpsmtp.Profile {
-	out := map[*Chain]ocpsmtp.Profile{}
+// offers returns the service groups to negotiate on a server set: one per
+// distinct (chain, offer), in route order, each with a route offering it.
+func (pl *pool) offers(set *ServerSet, routes []*Route) ([]groupKey, map[groupKey]*Route) {
+	var keys []groupKey
+	by := map[groupKey]*Route{}
 	for _, r := range routes {
-		if r.Chain.Servers == set {
-			out[r.Chain] = r.Profile
+		if r.Chain.Servers != set {
+			continue
+		}
+		k := keyOf(r)
+		if _, ok := by[k]; !ok {
+			keys = append(keys, k)
+			by[k] = r
 		}
 	}
-	return out
+	return keys, by
 }
 
 // start opens a transaction for route r on the best available connection,
@@ -120,7 +147,7 @@ func (pl *pool) start(ctx context.Context, r *Route, routes []*Route) (*ocp.Tx, 
 			errs = append(errs, err)
 			continue
 		}
-		g, ok := uc.groups[r.Chain]
+		g, ok := uc.groups[keyOf(r)]
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: chain %q has no service group", u.addr, r.Chain.Name))
 			continue
@@ -201,7 +228,11 @@ func (u *upstream) get(ctx context.Context, pl *pool, routes []*Route) (*upConn,
 				// Close it before the callout server's own idle timeout
 				// does, so no transaction starts on a connection the
 				// server is closing.
-				go c.c.Close()
+				pl.wg.Add(1)
+				go func(c *ocp.Client) {
+					defer pl.wg.Done()
+					c.Close(pl.ctx, ocp.Result{})
+				}(c.c)
 				continue
 			}
 			live = append(live, c)
@@ -260,16 +291,22 @@ func (u *upstream) get(ctx context.Context, pl *pool, routes []*Route) (*upConn,
 // dial connects to u and negotiates a service group for every chain on its
 // set.
 func (pl *pool) dial(ctx context.Context, u *upstream, routes []*Route) (*upConn, error) {
-	c, err := ocp.Dial(ctx, u.addr, u.set.Client)
+	cfg := u.set.Client
+	// The profiles are features the processor knows: a server offering
+	// one is refused with Rejects, not Unknowns (RFC 4037 §11.19).
+	cfg.Known = append(cfg.Known[:len(cfg.Known):len(cfg.Known)], ocpsmtp.ReceiverURI, ocpsmtp.SenderURI)
+	c, err := ocp.Dial(ctx, u.addr, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", u.addr, err)
 	}
-	uc := &upConn{c: c, groups: map[*Chain]group{}}
+	uc := &upConn{c: c, groups: map[groupKey]group{}}
 	uc.lastUsed.Store(time.Now().UnixNano())
-	for chain, offer := range pl.offers(u.set, routes) {
+	keys, by := pl.offers(u.set, routes)
+	for _, k := range keys {
+		offer, chain := by[k].Profile, k.chain
 		sg, feat, err := c.NewServiceGroup(ctx, chain.Services, []ocp.Feature{offer.Feature()})
 		if err != nil {
-			c.Close()
+			c.Close(ctx, ocp.Failure("negotiation failed"))
 			return nil, fmt.Errorf("%s: chain %q: %w", u.addr, chain.Name, err)
 		}
 		answer, err := ocpsmtp.ParseProfile(feat)
@@ -277,32 +314,42 @@ func (pl *pool) dial(ctx context.Context, u *upstream, routes []*Route) (*upConn
 			err = ocpsmtp.CheckAnswer(offer, answer)
 		}
 		if err != nil {
-			c.Close()
+			// RFC 4037 §5: the agent ending a connection because of an
+			// error says so with 400 (docs/profile.md 2.3).
+			c.Close(ctx, ocp.Failure(truncate("profile violation: "+err.Error(), 200)))
 			return nil, fmt.Errorf("%s: chain %q: %w", u.addr, chain.Name, err)
 		}
-		uc.groups[chain] = group{sg: sg, profile: answer}
+		uc.groups[k] = group{sg: sg, profile: answer}
 	}
 	pl.log.Info("callout connection ready", "server", u.addr, "groups", len(uc.groups))
 	pl.metrics.addConnections(1)
+	pl.wg.Add(1)
 	go func() {
+		defer pl.wg.Done()
 		<-c.Done()
 		pl.metrics.addConnections(-1)
 	}()
 	return uc, nil
 }
 
-// close closes every connection.
-func (pl *pool) close() {
+// close closes every connection (a retired pool's draining ones too) and
+// waits for the goroutines the pool started.
+func (pl *pool) close(ctx context.Context) {
+	pl.retired.Store(true)
+	var conns []*upConn
 	for _, ups := range pl.ups {
 		for _, u := range ups {
 			u.mu.Lock()
-			for _, c := range u.conns {
-				c.c.Close()
-			}
+			conns = append(conns, u.conns...)
 			u.conns = nil
 			u.mu.Unlock()
 		}
 	}
+	for _, c := range conns {
+		c.c.Close(ctx, ocp.Result{})
+	}
+	pl.cancel()
+	pl.wg.Wait()
 }
 
 // closeWhenIdle closes every connection once it has no transaction in
@@ -316,15 +363,10 @@ func (pl *pool) closeWhenIdle() {
 			u.conns = nil
 			u.mu.Unlock()
 			for _, c := range conns {
+				pl.wg.Add(1)
 				go func(c *ocp.Client) {
-					for c.InFlight() > 0 {
-						select {
-						case <-c.Done():
-							return
-						case <-time.After(100 * time.Millisecond):
-						}
-					}
-					c.Close()
+					defer pl.wg.Done()
+					c.Drain(pl.ctx, ocp.Result{})
 				}(c.c)
 			}
 		}

@@ -54,7 +54,7 @@ func BenchmarkServerTransaction(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer cl.Close()
+	defer cl.Close(context.Background(), ocp.Result{})
 	offer := ocpsmtp.Profile{URI: ocpsmtp.ReceiverURI, Adaptive: []ocpsmtp.Part{ocpsmtp.PartRCPT, ocpsmtp.PartRAWDATA},
 		Informative: []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartMAIL}}
 	sg, _, err := cl.NewServiceGroup(ctx, []ocp.Service{{URI: "urn:p"}, {URI: "urn:t"}}, []ocp.Feature{offer.Feature()})
@@ -109,7 +109,7 @@ func BenchmarkServerTransaction(b *testing.B) {
 		send(ocpsmtp.PartRAWDATA, raw, true)
 		tx.EndMessage(ocp.Result{})
 		next(ocp.MsgAME)
-		tx.End(ocp.Result{})
+		tx.End(context.Background(), ocp.Result{})
 	}
 	b.StopTimer()
 	time.Sleep(10 * time.Millisecond)

@@ -61,7 +61,7 @@ func process(t *testing.T, addr string, cfg ocp.ClientConfig, uris []string, pro
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
+	defer cl.Close(context.Background(), ocp.Result{})
 	var services []ocp.Service
 	for _, u := range uris {
 		services = append(services, ocp.Service{URI: u})
@@ -142,7 +142,7 @@ func process(t *testing.T, addr string, cfg ocp.ClientConfig, uris []string, pro
 			break
 		}
 	}
-	tx.End(ocp.Result{})
+	tx.End(context.Background(), ocp.Result{})
 	// Reassemble the adapted RAWDATA.
 	for _, m := range x.answers {
 		d, _ := ocpsmtp.ParseData(m)

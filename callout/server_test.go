@@ -53,7 +53,7 @@ func TestServerNegotiation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer cl.Close()
+			defer cl.Close(context.Background(), ocp.Result{})
 			var svcs []ocp.Service
 			for _, u := range tt.uris {
 				svcs = append(svcs, ocp.Service{URI: u})
@@ -222,7 +222,7 @@ func TestServerTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if cl, err := ocp.Dial(ctx, addr, ocp.ClientConfig{HandshakeTimeout: time.Second}); err == nil {
-		cl.Close()
+		cl.Close(context.Background(), ocp.Result{})
 		t.Fatal("plain connection to a TLS server succeeded")
 	}
 }
@@ -239,15 +239,15 @@ func TestServerMaxConnections(t *testing.T) {
 	short, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel2()
 	if cl, err := ocp.Dial(short, addr, ocp.ClientConfig{}); err == nil {
-		cl.Close()
+		cl.Close(context.Background(), ocp.Result{})
 		t.Fatal("second connection accepted beyond MaxConnections")
 	}
-	first.Close()
+	first.Close(context.Background(), ocp.Result{})
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		cl, err := ocp.Dial(ctx, addr, ocp.ClientConfig{HandshakeTimeout: 500 * time.Millisecond})
 		if err == nil {
-			cl.Close()
+			cl.Close(context.Background(), ocp.Result{})
 			return
 		}
 		if time.Now().After(deadline) {

@@ -30,6 +30,12 @@ type ClientConfig struct {
 	// with TE 400 (RFC 4037 §2.7). A PA naming the transaction restarts it.
 	// Zero means 60s; a negative value disables the check.
 	TxIdleTimeout time.Duration
+	// Known lists the URIs of features the processor knows but does not
+	// accept when the server offers them (it offers them itself, per
+	// service group). A server's NO naming one of them, or a feature this
+	// client offered, is answered with the feature under Rejects; any
+	// other under Unknowns (RFC 4037 §11.19).
+	Known []string
 	// Limits bounds what the decoder accepts from the server.
 	Limits Limits
 	// Logger receives protocol warnings; nil discards them.
@@ -67,6 +73,7 @@ type Client struct {
 	more    bool          // the peer's last NO or NR had Offer-Pending: true
 	offered map[string]bool
 	txs     map[int64]*Tx
+	idle    chan struct{} // closed when txs becomes empty (Drain)
 	groups  map[int64]*ServiceGroup
 	lastXid int64
 	lastSG  int64
@@ -142,11 +149,42 @@ func NewClient(ctx context.Context, nc net.Conn, cfg ClientConfig) (*Client, err
 	}
 }
 
-// Close ends the connection with CE and closes the transport. Open
-// transactions fail with a *ConnError.
-func (cl *Client) Close() error {
-	cl.c.terminate(Result{}, nil)
-	return nil
+// Close ends the connection with CE carrying res and closes the transport.
+// Open transactions fail with a *ConnError. RFC 4037 §5: a connection
+// ended because of an error (a broken negotiation, invalid input) carries
+// 400 (use Failure); a zero res sends a bare CE, which reads as 200. Close
+// waits for the CE to be written, at most until ctx ends (the transport is
+// then closed at once); it returns ctx's error in that case.
+func (cl *Client) Close(ctx context.Context, res Result) error {
+	cl.c.terminateCtx(ctx, res, nil)
+	return ctx.Err()
+}
+
+// Drain waits until no transaction is open, then ends the connection like
+// Close. If ctx ends first, the connection is ended at once with CE 400
+// and ctx's error returned. Transactions may still start while it waits;
+// the caller stops starting them first.
+func (cl *Client) Drain(ctx context.Context, res Result) error {
+	for {
+		cl.mu.Lock()
+		if len(cl.txs) == 0 {
+			cl.mu.Unlock()
+			return cl.Close(ctx, res)
+		}
+		if cl.idle == nil {
+			cl.idle = make(chan struct{})
+		}
+		idle := cl.idle
+		cl.mu.Unlock()
+		select {
+		case <-idle:
+		case <-cl.c.done:
+			return nil
+		case <-ctx.Done():
+			cl.c.terminateCtx(ctx, Failure("closing"), ctx.Err())
+			return ctx.Err()
+		}
+	}
 }
 
 // Done returns a channel closed when the connection has ended.
@@ -206,6 +244,10 @@ func (cl *Client) Start(ctx context.Context, sg *ServiceGroup) (*Tx, error) {
 func (cl *Client) removeTx(xid int64) {
 	cl.mu.Lock()
 	delete(cl.txs, xid)
+	if len(cl.txs) == 0 && cl.idle != nil {
+		close(cl.idle)
+		cl.idle = nil
+	}
 	cl.mu.Unlock()
 }
 

@@ -231,7 +231,8 @@ func offered(fs []Feature, uri string) bool {
 
 // handleNO answers a server's offer. The processor accepts no feature the
 // server proposes: it answers NR without a feature and lists the offered
-// features as unknown. While our own offer is pending the server's offer is
+// features it knows (ClientConfig.Known, or offered by itself) under
+// Rejects, the others under Unknowns. While our own offer is pending the server's offer is
 // disregarded (RFC 4037 §11.18).
 func (cl *Client) handleNO(m *Message) *ConnError {
 	fs, err := ParseFeatures(anon(m, 0))
@@ -253,8 +254,19 @@ func (cl *Client) handleNO(m *Message) *ConnError {
 	if sg != 0 {
 		nr.Named = append(nr.Named, NewParam(ParamSG, Num(sg)))
 	}
-	if len(fs) > 0 {
-		nr.Named = append(nr.Named, NewParam(ParamUnknowns, FeaturesValue(fs)))
+	var rejects, unknowns []Feature
+	for _, f := range fs {
+		if cl.knows(f.URI) {
+			rejects = append(rejects, f)
+		} else {
+			unknowns = append(unknowns, f)
+		}
+	}
+	if len(rejects) > 0 {
+		nr.Named = append(nr.Named, NewParam(ParamRejects, FeaturesValue(rejects)))
+	}
+	if len(unknowns) > 0 {
+		nr.Named = append(nr.Named, NewParam(ParamUnknowns, FeaturesValue(unknowns)))
 	}
 	cl.more = more
 	if more {
@@ -296,4 +308,18 @@ func (cl *Client) answerPQ(m *Message) {
 		}
 	}
 	_ = cl.c.send(pa, false)
+}
+
+// knows reports whether the processor knows the feature uri (it refuses
+// it rather than not understanding it); call with cl.mu held.
+func (cl *Client) knows(uri string) bool {
+	if cl.offered[uri] {
+		return true
+	}
+	for _, k := range cl.cfg.Known {
+		if k == uri {
+			return true
+		}
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package ocp
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -262,6 +263,12 @@ func (c *conn) writeLoop() {
 // lets the writer flush it (bounded by the write timeout), closes the
 // transport and records the end. It returns once the connection has ended.
 func (c *conn) terminate(res Result, cause error) {
+	c.terminateCtx(context.Background(), res, cause)
+}
+
+// terminateCtx is terminate that stops waiting for the writer when ctx
+// ends (the transport is then closed at once).
+func (c *conn) terminateCtx(ctx context.Context, res Result, cause error) {
 	c.mu.Lock()
 	if c.err == nil && !c.closing {
 		ce := &Message{Name: MsgCE}
@@ -277,10 +284,13 @@ func (c *conn) terminate(res Result, cause error) {
 	}
 	ending := c.ending
 	c.mu.Unlock()
+	t := time.NewTimer(c.writeTimeout)
+	defer t.Stop()
 	select {
 	case <-c.wdone:
 	case <-c.done:
-	case <-time.After(c.writeTimeout):
+	case <-t.C:
+	case <-ctx.Done():
 	}
 	if ending == nil {
 		ending = &ConnError{Result: res, Err: cause}

@@ -80,7 +80,7 @@ func dialTest(t testing.TB, addr string) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cl.Close() })
+	t.Cleanup(func() { cl.Close(context.Background(), Result{}) })
 	return cl
 }
 
@@ -105,7 +105,7 @@ func runTx(ctx context.Context, cl *Client, sg *ServiceGroup, payload []byte) er
 	if err != nil {
 		return err
 	}
-	defer tx.End(Result{})
+	defer tx.End(ctx, Result{})
 	if err := tx.StartMessage(); err != nil {
 		return err
 	}
@@ -219,7 +219,7 @@ func TestClientCloseFailsTransactions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl.Close()
+	cl.Close(context.Background(), Result{})
 	_, err = tx.Recv(ctx)
 	var ce *ConnError
 	if !errors.As(err, &ce) || !errors.Is(err, ErrClosed) {
@@ -510,7 +510,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer cl.Close()
+		defer cl.Close(context.Background(), Result{})
 		sg := newGroup(t, cl)
 		if err := runTx(ctx, cl, sg, []byte("x")); err != nil {
 			t.Fatal(err)

@@ -48,7 +48,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	defer cl.Close()
+	defer cl.Close(context.Background(), ocp.Result{})
 	sg, selected, _ := cl.NewServiceGroup(ctx, []ocp.Service{{URI: "urn:example:upper"}},
 		[]ocp.Feature{{URI: profile}})
 	fmt.Println("profile:", selected.URI)

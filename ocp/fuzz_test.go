@@ -117,7 +117,7 @@ func FuzzClient(f *testing.F) {
 		if err != nil {
 			return
 		}
-		defer cl.Close()
+		defer cl.Close(context.Background(), Result{})
 		if withTx {
 			if sg, _, err := cl.NewServiceGroup(ctx, nil, nil); err == nil {
 				if tx, err := cl.Start(ctx, sg); err == nil {

@@ -58,7 +58,7 @@ func (t *ServerTx) Kept() (offset, size int64, ok bool) {
 func (t *ServerTx) EndMessage(res Result) error { return t.endMessage(res) }
 
 // End ends the transaction (TE xid [result]); idempotent.
-func (t *ServerTx) End(res Result) error { return t.endTx(res) }
+func (t *ServerTx) End(res Result) error { return t.endTx(context.Background(), res) }
 
 // SendDWSS asks the processor for permission to stop sending adapted data
 // (DWSS); wait for its DSS (through Recv) before ending the adapted

@@ -105,7 +105,7 @@ func TestTLS(t *testing.T) {
 			cl, err := Dial(ctx, addr, ClientConfig{TLS: tt.tls, HandshakeTimeout: time.Second})
 			if !tt.ok {
 				if err == nil {
-					cl.Close()
+					cl.Close(context.Background(), Result{})
 					t.Fatal("Dial succeeded")
 				}
 				return
@@ -113,7 +113,7 @@ func TestTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer cl.Close()
+			defer cl.Close(context.Background(), Result{})
 			if err := runTx(ctx, cl, newGroup(t, cl), []byte("over TLS")); err != nil {
 				t.Fatal(err)
 			}

@@ -124,7 +124,7 @@ type txAPI interface {
 	StartMessage(named ...Param) error
 	Send(ctx context.Context, named []Param, payload []byte) (int64, error)
 	EndMessage(res Result) error
-	End(res Result) error
+	endTx(ctx context.Context, res Result) error
 	Pause(yourOffset int64) error
 	Resume(sizeRequest int64) error
 }
@@ -208,6 +208,7 @@ func (r *runner) run() {
 			cl, err := Dial(r.ctx, ln.Addr().String(), ClientConfig{
 				HandshakeTimeout: r.duration("handshake", 5*time.Second),
 				TxIdleTimeout:    r.duration("tx-idle", -1),
+				Known:            strings.FieldsFunc(r.sc.config["known"], func(c rune) bool { return c == ',' }),
 			})
 			r.client = cl
 			bg <- r.outcome(err, strings.ReplaceAll(r.sc.config["dial"], "-", " "))
@@ -220,7 +221,7 @@ func (r *runner) run() {
 		defer func() {
 			<-r.dialed
 			if r.client != nil {
-				r.client.Close()
+				r.client.Close(context.Background(), Result{})
 			}
 		}()
 	} else {
@@ -476,7 +477,11 @@ func (r *runner) do(st step, verb, arg, want string) string {
 			return "no transaction accepted"
 		}
 	case "close":
-		return r.outcome(r.client.Close(), want)
+		res := Result{}
+		if arg != "" {
+			res = Failure(arg)
+		}
+		return r.outcome(r.client.Close(ctx, res), want)
 	case "recv":
 		tx, err := r.txFor(arg)
 		if err != nil {
@@ -536,7 +541,7 @@ func (r *runner) send(ctx context.Context, text string) error {
 	case MsgAME:
 		return tx.EndMessage(res)
 	case MsgTE:
-		return tx.End(res)
+		return tx.endTx(ctx, res)
 	case MsgDWP:
 		off, _ := m.AnonUint(1)
 		return tx.Pause(off)

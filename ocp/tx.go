@@ -41,9 +41,13 @@ func (t *Tx) EndMessage(res Result) error { return t.endMessage(res) }
 // failed transaction a *TxError, after a lost connection a *ConnError.
 func (t *Tx) Recv(ctx context.Context) (*Message, error) { return t.recv(ctx) }
 
-// End ends the transaction (TE xid [result]). It is idempotent and sends
-// nothing if the transaction already ended.
-func (t *Tx) End(res Result) error { return t.endTx(res) }
+// End ends the transaction (TE xid [result]): res is 200 (or zero) only
+// for an answer the processor applies, 400 otherwise (RFC 4037 §11.6). It
+// is idempotent and sends nothing if the transaction already ended. It
+// does not block beyond ctx: a send of this transaction still waiting (a
+// paused flow, a full output) is abandoned and the TE queued when ctx
+// ends, and ctx's error returned.
+func (t *Tx) End(ctx context.Context, res Result) error { return t.endTx(ctx, res) }
 
 // SendDSS allows the server to stop sending adapted data (DSS, RFC 4037
 // §11.14), usually after its DWSS. The caller must then be able to rebuild

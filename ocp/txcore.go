@@ -1,6 +1,7 @@
 package ocp
 
 import (
+	"context"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -17,7 +18,7 @@ type txCore struct {
 
 	last atomic.Int64 // time of the last message in either direction, unix ns
 
-	sendMu  sync.Mutex // serializes the owner's sends, never taken by the read loop
+	sendMu  sendLock   // serializes the owner's sends, never taken by the read loop
 	stage   stage      // the owner's messages held back by Cork; guarded by c.mu
 	mu      sync.Mutex // guards everything below; never held while blocking
 	out     outFlow
@@ -43,6 +44,7 @@ func newTxCore(c *conn, xid int64, server bool, remove func()) *txCore {
 		server: server,
 		out:    newOutFlow(),
 		pres:   newPreservation(),
+		sendMu: make(sendLock, 1),
 		notify: make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		remove: remove,
@@ -124,5 +126,22 @@ func (t *txCore) wakeLocked() {
 	select {
 	case t.notify <- struct{}{}:
 	default:
+	}
+}
+
+// sendLock serializes the owner's sends. It is a channel so that End can
+// stop waiting for a sender blocked on a paused flow when its context ends.
+type sendLock chan struct{}
+
+func (l sendLock) Lock()   { l <- struct{}{} }
+func (l sendLock) Unlock() { <-l }
+
+// lockCtx takes the lock unless ctx ends first.
+func (l sendLock) lockCtx(ctx context.Context) error {
+	select {
+	case l <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

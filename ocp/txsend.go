@@ -148,10 +148,10 @@ func (t *txCore) endMessage(res Result) error {
 }
 
 // endTx sends TE with res unless the transaction already ended. It is
-// idempotent.
-func (t *txCore) endTx(res Result) error {
-	t.sendMu.Lock()
-	defer t.sendMu.Unlock()
+// idempotent. The transaction counts as ended at once (a sender waiting on
+// a paused flow returns); the TE follows the owner's messages already
+// being sent, unless ctx ends first, in which case it is queued at once.
+func (t *txCore) endTx(ctx context.Context, res Result) error {
 	t.mu.Lock()
 	if t.end != nil {
 		t.mu.Unlock()
@@ -163,7 +163,14 @@ func (t *txCore) endTx(res Result) error {
 		t.finishLocked(io.EOF)
 	}
 	t.mu.Unlock()
-	return t.post(withResult(&Message{Name: MsgTE, Anon: []Value{t.xidAtom()}}, res), false)
+	te := withResult(&Message{Name: MsgTE, Anon: []Value{t.xidAtom()}}, res)
+	if err := t.sendMu.lockCtx(ctx); err != nil {
+		t.c.flushStage(&t.stage)
+		_ = t.c.send(te, false)
+		return err
+	}
+	defer t.sendMu.Unlock()
+	return t.post(te, false)
 }
 
 // post sends one of the owner's messages, held back while corked.

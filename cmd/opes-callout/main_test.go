@@ -69,7 +69,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
+	defer cl.Close(context.Background(), ocp.Result{})
 	offer := ocpsmtp.Profile{URI: ocpsmtp.ReceiverURI,
 		Adaptive:    []ocpsmtp.Part{ocpsmtp.PartRCPT, ocpsmtp.PartRAWDATA},
 		Informative: []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartMAIL}}
@@ -128,7 +128,7 @@ func TestRun(t *testing.T) {
 	if m := recv(); m.Name != ocp.MsgAME {
 		t.Fatalf("want AME, got %q", ocp.AppendMessage(nil, m))
 	}
-	tx.End(ocp.Result{})
+	tx.End(context.Background(), ocp.Result{})
 
 	resp, err := http.Get("http://" + up.metrics.String() + "/metrics")
 	if err != nil {
@@ -145,7 +145,7 @@ func TestRun(t *testing.T) {
 		resp.Body.Close()
 	}
 
-	cl.Close()
+	cl.Close(context.Background(), ocp.Result{})
 	cancel()
 	select {
 	case err := <-done:

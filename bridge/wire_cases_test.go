@@ -1,0 +1,121 @@
+package bridge_test
+
+import (
+	"testing"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"github.com/opes-milter/opes-milter/ocp"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// TestWireNegotiationViolations covers digest cases T44-T47 on the wire: a
+// server whose NR breaks the profile rules gets CE {400 ...} (RFC 4037 §5,
+// docs/profile.md 2.3), not a bare CE, and the message the failure policy
+// (tempfail).
+func TestWireNegotiationViolations(t *testing.T) {
+	for _, tc := range []struct {
+		file   string
+		answer ocpsmtp.Profile
+	}{
+		{"T44-unsupported-part.txt", ocpsmtp.Profile{Adaptive: []ocpsmtp.Part{ocpsmtp.PartVRFY}}},
+		{"T45-part-in-both-lists.txt", ocpsmtp.Profile{Adaptive: []ocpsmtp.Part{ocpsmtp.PartRCPT}, Informative: []ocpsmtp.Part{ocpsmtp.PartRCPT}}},
+		{"T46-exclusive-parts.txt", ocpsmtp.Profile{Adaptive: []ocpsmtp.Part{ocpsmtp.PartRAWDATA, ocpsmtp.PartBODY}}},
+		{"T47-header-list-without-singleheaders.txt", ocpsmtp.Profile{Adaptive: []ocpsmtp.Part{ocpsmtp.PartRCPT}, HeaderList: []string{"From"}}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			answer := tc.answer
+			answer.URI = ocpsmtp.ReceiverURI
+			p := startWire(t, func(c *wireConn) {
+				c.handshake(1, func(sg int64, _ ocpsmtp.Profile) *ocp.Message { return nrFor(sg, answer) })
+			})
+			m := startMilter(t, testPolicy(p.addr, skeletonAdaptive, skeletonInformative))
+			acts, _, final := sendMessage(t, m.session(t), "a@example.org", []string{"b@example.com"}, "x\r\n")
+			wantTempfail(t, acts[0])
+			wantTempfail(t, final)
+			p.wait(t, tc.file, "The server's NR breaks the profile: the processor ends the connection with CE 400.")
+		})
+	}
+}
+
+// receiverFlow plays a receiver transaction: the RCPT is answered with a
+// DUY, the message with what answer sends after the bridge's AME (the
+// server's AME included); then the bridge's TE is expected.
+func receiverFlow(answer func(c *wireConn, data []*ocp.Message)) func(c *wireConn) {
+	return func(c *wireConn) {
+		c.handshake(1, nil)
+		c.note("MAIL and RCPT")
+		c.expect(ocp.MsgTS)
+		c.expect(ocp.MsgAMS)
+		for {
+			m := c.expect(ocp.MsgDUM)
+			if d, _ := ocpsmtp.ParseData(m); d.Part == ocpsmtp.PartRCPT {
+				c.send(simple(ocp.MsgAMS, ocp.Num(1)))
+				c.send(duy(m))
+				break
+			}
+		}
+		c.note("end of message")
+		data := c.dums()
+		answer(c, data)
+		c.expect(ocp.MsgTE)
+		c.note("the bridge closes")
+	}
+}
+
+// TestWireInvalidAnswerEndsWithTE400 covers defect 2 of issue 13: an
+// answer that cannot be applied ends the transaction with TE 400, and no
+// TE 200 goes out before the answer is validated (docs/profile.md 6).
+func TestWireInvalidAnswerEndsWithTE400(t *testing.T) {
+	const rcptSize = 15 // "<b@example.com>"
+	for _, tc := range []struct {
+		file, comment string
+		headerList    []string
+		answer        func(c *wireConn, data []*ocp.Message)
+	}{
+		{file: "TE-raw-unanswered.txt", comment: "The server's AME leaves the adaptive RAWDATA unanswered: TE 400.",
+			answer: func(c *wireConn, data []*ocp.Message) {
+				c.send(simple(ocp.MsgAME, ocp.Num(1)))
+			}},
+		{file: "TE-raw-empty.txt", comment: "An empty adapted RAWDATA never deletes the message: TE 400.",
+			answer: func(c *wireConn, data []*ocp.Message) {
+				c.send(dum(1, rcptSize, ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA}, ""))
+				c.send(simple(ocp.MsgAME, ocp.Num(1)))
+			}},
+		{file: "TE-raw-bad-header.txt", comment: "The adapted header has a line without a colon: TE 400.",
+			answer: func(c *wireConn, data []*ocp.Message) {
+				c.send(dum(1, rcptSize, ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA}, "Subject test\r\n\r\nx\r\n"))
+				c.send(simple(ocp.MsgAME, ocp.Num(1)))
+			}},
+		{file: "TE-singleheaders-renamed.txt", comment: "The answer to SINGLEHEADERS field 1 renames it: TE 400.",
+			headerList: []string{"Subject"},
+			answer: func(c *wireConn, data []*ocp.Message) {
+				c.send(dum(1, rcptSize, ocpsmtp.Data{Part: ocpsmtp.PartSINGLEHEADERS, Index: "1"}, "X-Subject: test\r\n"))
+				c.send(simple(ocp.MsgAME, ocp.Num(1)))
+			}},
+		{file: "TE-valid-answer.txt", comment: "A valid answer (DUY of the message) is applied, then TE 200.",
+			answer: func(c *wireConn, data []*ocp.Message) {
+				c.send(duy(data[0]))
+				c.send(simple(ocp.MsgAME, ocp.Num(1)))
+			}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			p := startWire(t, receiverFlow(tc.answer))
+			adaptive := skeletonAdaptive
+			if tc.headerList != nil {
+				adaptive = []ocpsmtp.Part{ocpsmtp.PartRCPT, ocpsmtp.PartSINGLEHEADERS}
+			}
+			pol := testPolicy(p.addr, adaptive, skeletonInformative)
+			pol.Routes[0].Profile.HeaderList = tc.headerList
+			m := startMilter(t, pol)
+			_, _, final := sendMessage(t, m.session(t), "a@example.org", []string{"b@example.com"}, "x\r\n")
+			if tc.file == "TE-valid-answer.txt" {
+				wantFinal(t, final, gomilter.ActionAccept)
+			} else {
+				wantTempfail(t, final)
+			}
+			m.br.Close()
+			p.wait(t, tc.file, tc.comment)
+		})
+	}
+}

@@ -5,6 +5,8 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/opes-milter/opes-milter/bridge"
+
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -118,4 +120,51 @@ func TestWireInvalidAnswerEndsWithTE400(t *testing.T) {
 			p.wait(t, tc.file, tc.comment)
 		})
 	}
+}
+
+// TestWireRoutesSharingAChain covers defect 3 of issue 13: a receiver
+// route and a sender route on one chain negotiate two service groups, each
+// with its own parts, and a message of the sender route runs in the sender
+// group with its adaptive MAIL.
+func TestWireRoutesSharingAChain(t *testing.T) {
+	p := startWire(t, func(c *wireConn) {
+		c.handshake(2, nil)
+		c.note("a message from a@submit.example on the sender route")
+		c.expect(ocp.MsgTS)
+		c.expect(ocp.MsgAMS)
+		for {
+			m := c.expect(ocp.MsgDUM)
+			if d, _ := ocpsmtp.ParseData(m); d.Part == ocpsmtp.PartMAIL {
+				c.send(simple(ocp.MsgAMS, ocp.Num(1)))
+				c.send(duy(m))
+				break
+			}
+		}
+		data := c.dums()
+		c.send(duy(data[0], ocp.NewParam(ocpsmtp.ParamAddHeader, ocp.Atom("X-Route: sender"))))
+		c.send(simple(ocp.MsgAME, ocp.Num(1)))
+		c.expect(ocp.MsgTE)
+		c.note("the bridge closes")
+	})
+	pol := testPolicy(p.addr, skeletonAdaptive, skeletonInformative)
+	receiver := pol.Routes[0]
+	sender := &bridge.Route{Name: "submission", Chain: receiver.Chain, Profile: ocpsmtp.Profile{URI: ocpsmtp.SenderURI,
+		Adaptive:    []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRAWDATA},
+		Informative: []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartRCPT}}}
+	pol.Routes = append(pol.Routes, sender)
+	pol.Select = func(f bridge.Facts) *bridge.Route {
+		if f.SenderDomain == "submit.example" {
+			return sender
+		}
+		return receiver
+	}
+	m := startMilter(t, pol)
+	_, mods, final := sendMessage(t, m.session(t), "a@submit.example", []string{"b@example.com"}, "x\r\n")
+	wantFinal(t, final, gomilter.ActionAccept)
+	if h := findMods(mods, gomilter.ActionAddHeader, "X-Route"); len(h) != 1 {
+		t.Errorf("the sender route's answer was not applied: %+v", mods)
+	}
+	m.br.Close()
+	p.wait(t, "routes-sharing-a-chain.txt", `Two routes on one chain, a receiver and a sender profile: two service groups, each with its own parts.
+The message of the sender route starts in service group 2 and its MAIL is adaptive.`)
 }

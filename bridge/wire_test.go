@@ -151,8 +151,8 @@ func (c *wireConn) expect(name string) *ocp.Message {
 	return m
 }
 
-// dums receives the data DUMs of the message up to the bridge's AME and
-// returns them.
+// dums receives the bridge's messages up to its AME and returns the DUMs
+// of data parts.
 func (c *wireConn) dums() []*ocp.Message {
 	var out []*ocp.Message
 	for {
@@ -164,7 +164,9 @@ func (c *wireConn) dums() []*ocp.Message {
 		case m.Name == ocp.MsgAME:
 			return out
 		case m.Name == ocp.MsgDUM:
-			out = append(out, m)
+			if d, _ := ocpsmtp.ParseData(m); d.Part.Data() {
+				out = append(out, m)
+			}
 		}
 	}
 }

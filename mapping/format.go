@@ -3,6 +3,7 @@ package mapping
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -76,6 +77,7 @@ func (c *Config) formatMilter(p *printer) {
 	}
 	for _, r := range c.Routes {
 		r.format(p)
+		c.formatGroup(p, r)
 	}
 	for _, s := range c.Skips {
 		p.printf("\nskip %d %q\n", s.Index+1, s.Name)
@@ -101,6 +103,38 @@ func (r *Route) format(p *printer) {
 	}
 	f := c.OnFailure
 	p.field("on failure", "connect %s, timeout %s, protocol %s, server %s", f.Connect, f.Timeout, f.Protocol, f.Server)
+}
+
+// formatGroup explains which OCP service group route r runs in when other
+// routes use its chain: opes-milter negotiates one service group per chain
+// and offer (profile, parts, header list), so routes share a group only
+// when they offer the same.
+func (c *Config) formatGroup(p *printer, r *Route) {
+	var same, other []string
+	for _, o := range c.Routes {
+		if o == r || o.Chain != r.Chain {
+			continue
+		}
+		name := fmt.Sprintf("%d %q", o.Index+1, o.Name)
+		if sameOffer(o, r) {
+			same = append(same, name)
+		} else {
+			other = append(other, name)
+		}
+	}
+	if len(same) > 0 {
+		p.field("service group", "shared with route %s (same chain, same offer)", strings.Join(same, ", "))
+	}
+	if len(other) > 0 {
+		p.field("service group", "its own, with its own parts: route %s uses chain %s with another offer (one group per chain and offer)",
+			strings.Join(other, ", "), r.Chain.Name)
+	}
+}
+
+// sameOffer reports whether two routes offer the same profile and parts.
+func sameOffer(a, b *Route) bool {
+	return a.Profile == b.Profile && slices.Equal(a.Adaptive, b.Adaptive) &&
+		slices.Equal(a.Informative, b.Informative) && slices.Equal(a.HeaderList, b.HeaderList)
 }
 
 func (c *Callout) format(p *printer) {

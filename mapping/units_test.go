@@ -154,6 +154,7 @@ route 1 "submission"
   informative   none
   header list   From, Subject
   on failure    connect tempfail, timeout tempfail, protocol tempfail, server tempfail
+  service group its own, with its own parts: route 2 "inbound" uses chain c with another offer (one group per chain and offer)
 
 route 2 "inbound"
   when          any connection
@@ -164,6 +165,7 @@ route 2 "inbound"
   adaptive      RCPT RAWDATA
   informative   IP
   on failure    connect tempfail, timeout tempfail, protocol tempfail, server tempfail
+  service group its own, with its own parts: route 1 "submission" uses chain c with another offer (one group per chain and offer)
 
 skip 1 "monitoring"
   when          client in 192.0.2.10/32, and received by SMTP

@@ -132,6 +132,57 @@ func (s *session) sendBodyEnd(ctx context.Context, mac Macros) Reply {
 	return Reply{Kind: Continue}
 }
 
+// stopForDWSR ends the original flow after the server's DWSR: the queued
+// data goes out while less than org-size octets were sent, then AME 206
+// (the engine sends DSS first after a DWSS, RFC 4037 §8.3). When a data
+// part is adaptive the rest of the message is kept, not sent, and completes
+// the answers at end of message (docs/profile.md 6); otherwise the MTA is
+// told to skip it.
+func (s *session) stopForDWSR(ctx context.Context, orgSize int64) Reply {
+	x, pd := s.mt.x, &s.mt.pending
+	x.mu.Lock()
+	sent := x.dataStart + x.dataSize
+	if x.dataStart < 0 {
+		sent = int64(len(x.pre))
+	}
+	keep := x.keepData || x.dataStart < 0 && x.adaptsData()
+	x.mu.Unlock()
+	if sent < orgSize {
+		if rep := s.flushData(ctx); rep.Kind != Continue {
+			return rep
+		}
+	}
+	if !keep {
+		if err := s.stopOriginal("DWSR"); err != nil {
+			return s.onFailure(failure(FailServer, err), false)
+		}
+		return Reply{Kind: Skip}
+	}
+	x.mu.Lock()
+	x.keepRest = true
+	x.mu.Unlock()
+	for _, d := range pd.dums {
+		if err := x.keepUnsent(d.part, d.index, pd.buf[d.start:d.end]); err != nil {
+			return s.onFailure(failure(FailLocal, err), false)
+		}
+	}
+	pd.reset()
+	if err := x.endOriginal(ocp.Result{Code: ocp.CodePartial, Reason: "DWSR"}); err != nil {
+		return s.onFailure(failure(FailServer, err), false)
+	}
+	return Reply{Kind: Continue}
+}
+
+// adaptsData reports whether a data part is adaptive.
+func (x *exchange) adaptsData() bool {
+	for _, p := range x.prof.Adaptive {
+		if p.Data() {
+			return true
+		}
+	}
+	return false
+}
+
 // stopOriginal ends the original message early (AME 206); data still
 // queued is not sent.
 func (s *session) stopOriginal(reason string) error {
@@ -178,11 +229,24 @@ func (s *session) pendingReply() Reply {
 func (s *session) sendChunk(ctx context.Context, mac Macros, part ocpsmtp.Part, index string, b []byte) Reply {
 	x := s.mt.x
 	x.mu.Lock()
-	stop, stopped, reply := x.stopAsked, x.stopped, x.dataReply
+	stop, stopped, reply, keepRest, dwsr := x.stopAsked, x.stopped, x.dataReply, x.keepRest, x.dwsr
 	x.mu.Unlock()
 	if reply != nil {
 		// An SMTP-Error for the message is the answer to the next event.
 		return *reply
+	}
+	if keepRest {
+		// The server needs no more (DWSR): the rest is kept, not sent.
+		if err := x.keepUnsent(part, index, b); err != nil {
+			return s.onFailure(failure(FailLocal, err), false)
+		}
+		return Reply{Kind: Continue}
+	}
+	if dwsr >= 0 && !stopped && !stop {
+		if rep := s.stopForDWSR(ctx, dwsr); rep.Kind != Continue {
+			return rep
+		}
+		return s.sendChunk(ctx, mac, part, index, b)
 	}
 	if stop && !stopped {
 		// Advice Accept: adapt no further (docs/profile.md 9). What is

@@ -20,10 +20,13 @@ func (s *session) collectData(out *outcome, x *exchange) *AdaptationError {
 			continue
 		}
 		if !d.answered {
-			if d.part.Instanced() || x.stopped {
+			if d.part.Instanced() || x.stopped || x.partial {
 				continue // unanswered instances and parts after a stop stay unchanged
 			}
 			return protocolError("adaptive %s was not answered", d.part)
+		}
+		if x.partial || x.keepRest {
+			x.completeWithOriginal(d)
 		}
 		if d.unchanged(x.dataStart) {
 			continue

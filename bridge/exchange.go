@@ -57,6 +57,12 @@ type exchange struct {
 	stopped   bool
 	ameSent   bool
 	stopAsked bool // the server sent Advice Accept
+	// keepRest is set when the original flow stopped early because the
+	// server does not need more (DWSR): the rest of the data is kept
+	// (not sent) so that the answers can be completed with it.
+	keepRest bool
+	dwsr     int64 // the server's DWSR org-size, -1 before
+	partial  bool  // the server ended its adapted flow with AME 206 after our DSS
 
 	serverSpoke bool // the server sent something for this transaction
 	ame         bool // the server's AME arrived
@@ -120,7 +126,7 @@ func (d *dataInst) answerSize() int64 {
 func newExchange(tx *ocp.Tx, prof ocpsmtp.Profile, log *slog.Logger, spoolDir string, spoolMem int, bufs *bufPool) *exchange {
 	return &exchange{
 		tx: tx, prof: prof, log: log, spoolDir: spoolDir, spoolMem: spoolMem, spoolBufs: bufs,
-		changed: make(chan struct{}), dataStart: -1, pendingRcpt: -1,
+		changed: make(chan struct{}), dataStart: -1, pendingRcpt: -1, dwsr: -1,
 		recvDone: make(chan struct{}),
 	}
 }
@@ -280,14 +286,21 @@ func (x *exchange) sendPart(ctx context.Context, part ocpsmtp.Part, payload []by
 // part or index differ from the last one sent. Data parts are kept for DUY
 // when any data part is adaptive.
 func (x *exchange) sendData(ctx context.Context, part ocpsmtp.Part, index string, chunk []byte, allow []string, opts []ocpsmtp.Opt) error {
+	return x.addData(ctx, part, index, chunk, allow, opts, true)
+}
+
+// keepUnsent records one chunk of a data-part instance that is not sent
+// because the original flow stopped early (keepRest): the answers are
+// completed with it at end of message.
+func (x *exchange) keepUnsent(part ocpsmtp.Part, index string, chunk []byte) error {
+	return x.addData(context.Background(), part, index, chunk, nil, nil, false)
+}
+
+func (x *exchange) addData(ctx context.Context, part ocpsmtp.Part, index string, chunk []byte, allow []string, opts []ocpsmtp.Opt, send bool) error {
 	x.mu.Lock()
 	if x.dataStart < 0 {
 		x.dataStart = int64(len(x.pre))
-		for _, p := range x.prof.Adaptive {
-			if p.Data() {
-				x.keepData = true
-			}
-		}
+		x.keepData = x.adaptsData()
 		if x.keepData {
 			x.orig = newPooledSpool(x.spoolDir, x.spoolMem, x.spoolBufs)
 		}
@@ -310,6 +323,9 @@ func (x *exchange) sendData(ctx context.Context, part ocpsmtp.Part, index string
 	inst.size += int64(len(chunk))
 	end := x.dataStart + x.dataSize
 	x.mu.Unlock()
+	if !send {
+		return nil
+	}
 	d := ocpsmtp.Data{Part: part, Index: index, Opts: opts}
 	if first {
 		d.Allow = allow
@@ -342,6 +358,23 @@ func (x *exchange) instanceAt(off, size int64) *dataInst {
 		}
 	}
 	return nil
+}
+
+// completeWithOriginal ends the answer of instance d, given before a flow
+// stopped early (the server's AME 206 after our DSS, or ours after its
+// DWSR), with the original octets of d after the last one the answer
+// reused by DUY, or all of d when it reused none (docs/profile.md 6);
+// call with mu held.
+func (x *exchange) completeWithOriginal(d *dataInst) {
+	rest := d.off
+	for _, sg := range d.segs {
+		if sg.fromOriginal {
+			rest = max(rest, x.dataStart+sg.off+sg.size)
+		}
+	}
+	if end := d.off + d.size; rest < end {
+		d.segs = append(d.segs, segment{fromOriginal: true, off: rest - x.dataStart, size: end - rest})
+	}
 }
 
 // content returns a reader of an instance's adapted bytes; call with mu held.

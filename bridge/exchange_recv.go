@@ -88,10 +88,43 @@ func (x *exchange) handle(m *ocp.Message) *AdaptationError {
 			}
 			res = r
 		}
-		if res.Code != 200 {
+		switch res.Code {
+		case ocp.CodeOK:
+		case ocp.CodePartial:
+			// The engine let it through: we sent DSS (RFC 4037 §11.14).
+			// The answers given so far stand, unanswered parts are
+			// unchanged, and each answered data part goes on with the
+			// original after what it reused (docs/profile.md 6).
+			x.partial = true
+			if x.pendingMail {
+				x.mail, x.pendingMail = partAnswer{done: true, keep: true}, false
+			}
+			if x.pendingRcpt >= 0 {
+				x.rcpts[x.pendingRcpt], x.pendingRcpt = partAnswer{done: true, keep: true}, -1
+			}
+		default:
 			return failure(FailServer, fmt.Errorf("server ended its adapted message with %d %s", res.Code, res.Reason))
 		}
 		x.ame = true
+		return nil
+	case ocp.MsgDWSS:
+		// The server wants to stop sending adapted data. Every data part
+		// is kept when one is adaptive, so the message can be rebuilt from
+		// its answers and the original at once: allow it (DSS).
+		if err := x.tx.SendDSS(); err != nil {
+			return failure(FailServer, err)
+		}
+		return nil
+	case ocp.MsgDWSR:
+		// The server needs no original data beyond org-size: the session
+		// ends the original flow with AME 206 once that much is sent.
+		n, err := ocp.Uint(m.Anon[1])
+		if err != nil {
+			return protocolError("DWSR: %v", err)
+		}
+		if x.dwsr < 0 || n < x.dwsr {
+			x.dwsr = n
+		}
 		return nil
 	case ocp.MsgDUY:
 		if len(m.Anon) < 3 {
@@ -113,7 +146,7 @@ func (x *exchange) handle(m *ocp.Message) *AdaptationError {
 		}
 		return x.handleDUM(d, m.Payload)
 	}
-	// DPI, DWSR, DWSS and unknown messages: nothing for the profile layer.
+	// DPI and unknown messages: nothing for the profile layer.
 	return nil
 }
 

@@ -1,6 +1,8 @@
 package bridge_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	gomilter "github.com/d--j/go-milter"
@@ -167,4 +169,113 @@ func TestWireRoutesSharingAChain(t *testing.T) {
 	m.br.Close()
 	p.wait(t, "routes-sharing-a-chain.txt", `Two routes on one chain, a receiver and a sender profile: two service groups, each with its own parts.
 The message of the sender route starts in service group 2 and its MAIL is adaptive.`)
+}
+
+// bigBody is a message body larger than the bridge's 32 KiB data queue,
+// so that it crosses the OCP connection before end of message.
+func bigBody() string {
+	var b strings.Builder
+	for i := 0; b.Len() < 40<<10; i++ {
+		fmt.Fprintf(&b, "line %05d: the quick brown fox jumps over the lazy dog\r\n", i)
+	}
+	return b.String()
+}
+
+// TestWireStopEarly covers defect 4 of issue 13 (digest T35, T36, T38):
+// the bridge honours the server's DWSR and DWSS, and the answers given
+// before a flow stopped early are completed with the original rest, byte
+// for byte (docs/profile.md 6). The message is larger than the bridge's
+// data queue; the server sends DWSS/DWSR with its RCPT answer, before the
+// bridge's AME.
+func TestWireStopEarly(t *testing.T) {
+	body := bigBody()
+	firstLine := strings.Index(body, "\r\n") + 2
+	for _, tc := range []struct {
+		file, comment string
+		early         []*ocp.Message // sent before the RCPT's DUY
+		flow          func(c *wireConn)
+		wantBody      string
+		wantHeader    bool // X-Prefix added
+	}{
+		{file: "T35-dwsr.txt", comment: `T35: DWSR 0 with the RCPT answer. The bridge ends its original flow with AME 206 at its first data
+and sends no data; the server's RAWDATA answer (a new header line) is completed with the whole original.`,
+			early: []*ocp.Message{simple(ocp.MsgDWSR, ocp.Num(1), ocp.Num(0))},
+			flow: func(c *wireConn) {
+				c.expect(ocp.MsgAME)
+				c.send(dum(1, 15, ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA}, "X-Prefix: yes\r\n"))
+				c.send(simple(ocp.MsgAME, ocp.Num(1)))
+			},
+			wantBody: body, wantHeader: true},
+		{file: "T36-dwss-dss.txt", comment: `T36: DWSS with the RCPT answer; the bridge allows it at once (DSS) and sends the message. The
+server's adapted prefix (the header by DUY, a new first line, ten original octets by DUY) then AME 206:
+the bridge delivers the prefix and the original after the last octet the prefix reused.`,
+			early: []*ocp.Message{simple(ocp.MsgDWSS, ocp.Num(1))},
+			flow: func(c *wireConn) {
+				c.expect(ocp.MsgDSS)
+				data := c.dums()
+				hdr := data[0]
+				hoff, _ := hdr.AnonUint(1)
+				bodyOff := hoff + int64(len(hdr.Payload))
+				c.send(duy(hdr))
+				c.send(dum(1, 15+int64(len(hdr.Payload)), ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA}, "Changed first line\r\n"))
+				c.send(simple(ocp.MsgDUY, ocp.Num(1), ocp.Num(bodyOff+int64(firstLine)), ocp.Num(10)))
+				c.send(simple(ocp.MsgAME, ocp.Num(1), ocp.Result{Code: ocp.CodePartial}.Value()))
+			},
+			wantBody: "Changed first line\r\n" + body[firstLine:]},
+		{file: "T38-dwss-then-dwsr.txt", comment: `T38: DWSS then DWSR 0 with the RCPT answer: the bridge sends DSS before its AME 206, and no data.
+The server's RAWDATA answer (a new header line) then AME 206: delivered with the whole original after it.`,
+			early: []*ocp.Message{simple(ocp.MsgDWSS, ocp.Num(1)), simple(ocp.MsgDWSR, ocp.Num(1), ocp.Num(0))},
+			flow: func(c *wireConn) {
+				c.expect(ocp.MsgDSS)
+				c.expect(ocp.MsgAME)
+				c.send(dum(1, 15, ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA}, "X-Prefix: yes\r\n"))
+				c.send(simple(ocp.MsgAME, ocp.Num(1), ocp.Result{Code: ocp.CodePartial}.Value()))
+			},
+			wantBody: body, wantHeader: true},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			p := startWire(t, func(c *wireConn) {
+				c.handshake(1, nil)
+				c.note("MAIL and RCPT")
+				c.expect(ocp.MsgTS)
+				c.expect(ocp.MsgAMS)
+				for {
+					m := c.expect(ocp.MsgDUM)
+					if d, _ := ocpsmtp.ParseData(m); d.Part == ocpsmtp.PartRCPT {
+						c.send(simple(ocp.MsgAMS, ocp.Num(1)))
+						for _, e := range tc.early {
+							c.send(e)
+						}
+						c.send(duy(m))
+						break
+					}
+				}
+				c.note("the message (%d octets of body)", len(body))
+				tc.flow(c)
+				c.expect(ocp.MsgTE)
+				c.note("the bridge closes")
+			})
+			m := startMilter(t, testPolicy(p.addr, skeletonAdaptive, skeletonInformative))
+			_, mods, final := sendMessage(t, m.session(t), "a@example.org", []string{"b@example.com"}, body)
+			wantFinal(t, final, gomilter.ActionAccept)
+			got, replaced := bodyOf(mods)
+			if !replaced {
+				got = body
+			}
+			if got != tc.wantBody {
+				t.Errorf("delivered body differs (%d octets, want %d):\n%.200q\nwant\n%.200q", len(got), len(tc.wantBody), got, tc.wantBody)
+			}
+			var added []string
+			for _, md := range mods {
+				if md.Type == gomilter.ActionAddHeader || md.Type == gomilter.ActionInsertHeader || md.Type == gomilter.ActionChangeHeader {
+					added = append(added, md.HeaderName+":"+md.HeaderValue)
+				}
+			}
+			if x := strings.Contains(strings.Join(added, "\n"), "X-Prefix: yes"); x != tc.wantHeader {
+				t.Errorf("header changes %q, want X-Prefix: %v", added, tc.wantHeader)
+			}
+			m.br.Close()
+			p.wait(t, tc.file, tc.comment)
+		})
+	}
 }

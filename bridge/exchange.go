@@ -64,6 +64,11 @@ type exchange struct {
 	dwsr     int64 // the server's DWSR org-size, -1 before
 	partial  bool  // the server ended its adapted flow with AME 206 after our DSS
 
+	// group lists the URIs of the service group's services; acted, when
+	// not nil, those the server's AMS named as acting (OPES-Via).
+	group []string
+	acted []string
+
 	serverSpoke bool // the server sent something for this transaction
 	ame         bool // the server's AME arrived
 	end         bool // how the transaction ends is decided (TE either way)

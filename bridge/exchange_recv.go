@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
@@ -78,17 +79,20 @@ func classify(err error) *AdaptationError {
 func (x *exchange) handle(m *ocp.Message) *AdaptationError {
 	switch m.Name {
 	case ocp.MsgAMS:
+		a, err := ocpsmtp.ParseAMS(m)
+		if err != nil {
+			return protocolError("%v", err)
+		}
+		if a.HasServices {
+			return x.takeServices(a.Services)
+		}
 		return nil
 	case ocp.MsgAME:
-		res := ocp.Result{Code: 200}
-		if len(m.Anon) > 1 {
-			r, err := ocp.ParseResult(m.Anon[1])
-			if err != nil {
-				return protocolError("AME: %v", err)
-			}
-			res = r
+		a, err := ocpsmtp.ParseAME(m)
+		if err != nil {
+			return protocolError("%v", err)
 		}
-		switch res.Code {
+		switch res := a.Result; res.Code {
 		case ocp.CodeOK:
 		case ocp.CodePartial:
 			// The engine let it through: we sent DSS (RFC 4037 §11.14).
@@ -118,27 +122,26 @@ func (x *exchange) handle(m *ocp.Message) *AdaptationError {
 	case ocp.MsgDWSR:
 		// The server needs no original data beyond org-size: the session
 		// ends the original flow with AME 206 once that much is sent.
-		n, err := ocp.Uint(m.Anon[1])
+		d, err := ocpsmtp.ParseDWSR(m)
 		if err != nil {
-			return protocolError("DWSR: %v", err)
+			return protocolError("%v", err)
 		}
-		if x.dwsr < 0 || n < x.dwsr {
-			x.dwsr = n
+		if x.dwsr < 0 || d.OrgSize < x.dwsr {
+			x.dwsr = d.OrgSize
 		}
 		return nil
 	case ocp.MsgDUY:
-		if len(m.Anon) < 3 {
-			return protocolError("DUY without offset and size")
+		d, err := ocpsmtp.ParseDUY(m)
+		if err != nil {
+			return protocolError("%v", err)
 		}
-		off, err1 := ocp.Uint(m.Anon[1])
-		size, err2 := ocp.Uint(m.Anon[2])
-		if err1 != nil || err2 != nil {
-			return protocolError("DUY: bad offset or size")
+		if d.AddHeader != "" {
+			if f := x.addHeader(d.AddHeader); f != nil {
+				return f
+			}
 		}
-		if f := x.handleAnnotations(m); f != nil {
-			return f
-		}
-		return x.handleDUY(off, size)
+		x.takeAdvice(d.Advice)
+		return x.handleDUY(d.Offset, d.Size)
 	case ocp.MsgDUM:
 		d, err := ocpsmtp.ParseData(m)
 		if err != nil {
@@ -150,23 +153,31 @@ func (x *exchange) handle(m *ocp.Message) *AdaptationError {
 	return nil
 }
 
-// handleAnnotations takes the Add-Header and Advice a DUY may carry.
-func (x *exchange) handleAnnotations(m *ocp.Message) *AdaptationError {
-	if p, ok := m.Param(ocpsmtp.ParamAddHeader); ok {
-		v, _ := p.Value().(ocp.Atom)
-		name, value, err := ocpsmtp.ParseHeaderField(string(v))
-		if err != nil {
-			return protocolError("Add-Header: %v", err)
+// takeServices records the services the server's AMS names as acting on
+// the transaction (docs/profile.md 12): OPES-Via names exactly those. A
+// service outside the transaction's service group breaks the profile.
+func (x *exchange) takeServices(ss []ocp.Service) *AdaptationError {
+	acted := []string{}
+	for _, sv := range ss {
+		if !slices.Contains(x.group, sv.URI) {
+			return protocolError("AMS names service %s, which is not in the service group", sv.URI)
 		}
-		if ocpsmtp.IsOPESHeader(name) {
-			return protocolError("Add-Header of %s, which belongs to the processor", name)
-		}
-		x.addHeaders = append(x.addHeaders, headerField{name: name, value: value})
+		acted = append(acted, sv.URI)
 	}
-	if p, ok := m.Param(ocpsmtp.ParamAdvice); ok {
-		v, _ := p.Value().(ocp.Atom)
-		x.takeAdvice(ocpsmtp.Advice(v))
+	x.acted = acted
+	return nil
+}
+
+// addHeader takes one Add-Header value of a DUM or DUY.
+func (x *exchange) addHeader(raw string) *AdaptationError {
+	name, value, err := ocpsmtp.ParseHeaderField(raw)
+	if err != nil {
+		return protocolError("Add-Header: %v", err)
 	}
+	if ocpsmtp.IsOPESHeader(name) {
+		return protocolError("Add-Header of %s, which belongs to the processor", name)
+	}
+	x.addHeaders = append(x.addHeaders, headerField{name: name, value: value})
 	return nil
 }
 
@@ -226,14 +237,9 @@ func (x *exchange) handleDUM(d ocpsmtp.Data, payload []byte) *AdaptationError {
 		return protocolError("DUM for part %s that was not negotiated", d.Part)
 	}
 	if d.AddHeader != "" {
-		name, value, err := ocpsmtp.ParseHeaderField(d.AddHeader)
-		if err != nil {
-			return protocolError("Add-Header: %v", err)
+		if f := x.addHeader(d.AddHeader); f != nil {
+			return f
 		}
-		if ocpsmtp.IsOPESHeader(name) {
-			return protocolError("Add-Header of %s, which belongs to the processor", name)
-		}
-		x.addHeaders = append(x.addHeaders, headerField{name: name, value: value})
 	}
 	x.takeAdvice(d.Advice)
 	headerOnly := len(payload) == 0 && d.SMTPError == "" && (d.AddHeader != "" || d.Advice != "")

@@ -64,6 +64,9 @@ func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt strin
 	s.b.metrics.addTransactions(1)
 	mt.xstart = time.Now()
 	mt.x = newExchange(tx, prof, s.log, p.SpoolDir, p.SpoolMemory, s.b.spoolBufs)
+	for _, svc := range mt.route.Chain.Services {
+		mt.x.group = append(mt.x.group, svc.URI)
+	}
 	s.b.wg.Add(1)
 	go func(x *exchange) {
 		defer s.b.wg.Done()

@@ -70,6 +70,15 @@ func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome
 			return s.finish(ctx, mac, mod)
 		}
 	}
+	if x != nil {
+		x.mu.Lock()
+		if x.acted != nil {
+			// The server named the services that acted (its AMS
+			// Services): OPES-Via names exactly those.
+			out.services = x.acted
+		}
+		x.mu.Unlock()
+	}
 	if mt.route != nil || mt.status == traceBypassed {
 		out.trace = traceFields(p.SystemURI, out.services, out.status, p.TraceVia)
 		// +1: the MTA counts its own Received line, which it does not

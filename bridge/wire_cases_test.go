@@ -279,3 +279,59 @@ The server's RAWDATA answer (a new header line) then AME 206: delivered with the
 		})
 	}
 }
+
+// TestWireOPESViaNamesActingServices covers defect 6 of issue 13 on the
+// processor's side: the server's AMS names the services that act
+// (Services), and OPES-Via names exactly those; a service outside the
+// group is a protocol error (TE 400, nothing applied).
+func TestWireOPESViaNamesActingServices(t *testing.T) {
+	for _, tc := range []struct {
+		file, comment string
+		services      []ocp.Service
+		wantVia       string // "" = tempfail
+	}{
+		{"opes-via-acting.txt", "The AMS names one of the two services: OPES-Via names that one.",
+			[]ocp.Service{{URI: "urn:test:recipient-policy"}},
+			" http://opes.example.net/opes-milter,\n\turn:test:recipient-policy"},
+		{"opes-via-unknown-service.txt", "The AMS names a service outside the service group: TE 400.",
+			[]ocp.Service{{URI: "urn:test:other"}}, ""},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			p := startWire(t, func(c *wireConn) {
+				c.handshake(1, nil)
+				c.note("MAIL and RCPT")
+				c.expect(ocp.MsgTS)
+				c.expect(ocp.MsgAMS)
+				for {
+					m := c.expect(ocp.MsgDUM)
+					if d, _ := ocpsmtp.ParseData(m); d.Part == ocpsmtp.PartRCPT {
+						c.send(ocpsmtp.AMS{Xid: 1, Services: tc.services, HasServices: true}.Message())
+						c.send(duy(m))
+						break
+					}
+				}
+				c.note("end of message")
+				if tc.wantVia != "" {
+					data := c.dums()
+					c.send(duy(data[0]))
+					c.send(simple(ocp.MsgAME, ocp.Num(1)))
+				}
+				c.expect(ocp.MsgTE)
+				c.note("the bridge closes")
+			})
+			m := startMilter(t, testPolicy(p.addr, skeletonAdaptive, skeletonInformative))
+			acts, mods, final := sendMessage(t, m.session(t), "a@example.org", []string{"b@example.com"}, "x\r\n")
+			if tc.wantVia == "" {
+				wantTempfail(t, acts[0])
+			} else {
+				wantFinal(t, final, gomilter.ActionAccept)
+				via := findMods(mods, gomilter.ActionInsertHeader, "OPES-Via")
+				if len(via) != 1 || via[0].HeaderValue != tc.wantVia {
+					t.Errorf("OPES-Via %+v, want %q", via, tc.wantVia)
+				}
+			}
+			m.br.Close()
+			p.wait(t, tc.file, tc.comment)
+		})
+	}
+}

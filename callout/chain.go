@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
@@ -33,37 +34,27 @@ type Observer interface {
 	ObserveCall(service string, part ocpsmtp.Part, d Decision, err error, elapsed time.Duration)
 }
 
-// Needs returns the union of the links' needs: a part is adapted when one
-// service adapts it and read when services only read it. Data parts are
-// widened to RAWDATA, from which the layer derives headers, body and MIME
-// sections.
+// Needs returns what the chain needs: the links' needs merged with
+// ocpsmtp.Merge. A part is adapted when one service adapts it and read
+// when services only read it; data parts stay what the services asked for
+// (a header-only chain needs no body) unless two of them exclude each
+// other, then they widen to RAWDATA.
 func (c *Chain) Needs() Needs {
-	var n Needs
-	add := func(list *[]ocpsmtp.Part, p ocpsmtp.Part) {
-		if p.Data() {
-			p = ocpsmtp.PartRAWDATA
-		}
-		for _, q := range *list {
-			if q == p {
-				return
-			}
-		}
-		*list = append(*list, p)
-	}
+	ps := make([]ocpsmtp.Profile, 0, len(c.Links))
+	all := false
 	for _, l := range c.Links {
-		for _, p := range l.Service.Needs().Adapt {
-			add(&n.Adapt, p)
+		n := l.Service.Needs()
+		hl := n.HeaderList
+		if len(hl) == 0 && (slices.Contains(n.Adapt, ocpsmtp.PartSINGLEHEADERS) || slices.Contains(n.Read, ocpsmtp.PartSINGLEHEADERS)) {
+			all = true
 		}
+		ps = append(ps, ocpsmtp.Profile{Adaptive: n.Adapt, Informative: n.Read, HeaderList: hl})
 	}
-	for _, l := range c.Links {
-		for _, p := range l.Service.Needs().Read {
-			if p.Data() && n.Adapts(ocpsmtp.PartRAWDATA) || n.Adapts(p) {
-				continue
-			}
-			add(&n.Read, p)
-		}
+	m := ocpsmtp.Merge(ps...)
+	if a, i := m.Has(ocpsmtp.PartSINGLEHEADERS); (a || i) && (all || len(m.HeaderList) == 0) {
+		m.HeaderList = []string{ocpsmtp.AllHeaders}
 	}
-	return n
+	return Needs{Adapt: m.Adaptive, Read: m.Informative, HeaderList: m.HeaderList}
 }
 
 // AdaptMail runs the MailAdapter services on the sender.

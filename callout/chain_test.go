@@ -122,11 +122,32 @@ func TestChainNeeds(t *testing.T) {
 		{"b", fake{needs: Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartSECTIONS, ocpsmtp.PartRCPT}}}},
 	}}
 	n := c.Needs()
-	if got := fmt.Sprint(n.Adapt); got != "[RAWDATA RCPT]" {
+	// Data parts stay what the services need when they do not exclude
+	// each other (issue 13, defect 7): no widening to RAWDATA.
+	if got := fmt.Sprint(n.Adapt); got != "[RCPT SECTIONS]" {
 		t.Errorf("adapt %v", got)
 	}
-	if got := fmt.Sprint(n.Read); got != "[IP]" {
+	if got := fmt.Sprint(n.Read); got != "[IP ALLHEADERS]" {
 		t.Errorf("read %v", got)
+	}
+	// ALLHEADERS and SINGLEHEADERS exclude each other: RAWDATA, adaptive
+	// since one of them was.
+	c = &Chain{Links: []Link{
+		{"a", fake{needs: Needs{Read: []ocpsmtp.Part{ocpsmtp.PartALLHEADERS}}}},
+		{"b", fake{needs: Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartSINGLEHEADERS}, HeaderList: []string{"Subject"}}}},
+	}}
+	n = c.Needs()
+	if got := fmt.Sprint(n.Adapt, n.Read, n.HeaderList); got != "[RAWDATA] [] []" {
+		t.Errorf("widened: %v", got)
+	}
+	// SINGLEHEADERS with the services' header lists united.
+	c = &Chain{Links: []Link{
+		{"a", fake{needs: Needs{Read: []ocpsmtp.Part{ocpsmtp.PartSINGLEHEADERS}, HeaderList: []string{"From"}}}},
+		{"b", fake{needs: Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartSINGLEHEADERS}, HeaderList: []string{"Subject"}}}},
+	}}
+	n = c.Needs()
+	if got := fmt.Sprint(n.Adapt, n.Read, n.HeaderList); got != "[SINGLEHEADERS] [] [From Subject]" {
+		t.Errorf("header list: %v", got)
 	}
 }
 

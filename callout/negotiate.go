@@ -2,6 +2,7 @@ package callout
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
@@ -55,9 +56,15 @@ func (s *Server) Negotiate(sg *ocp.Group, offer []ocp.Feature) (ocp.Feature, boo
 	return ocp.Feature{}, false
 }
 
-// answer narrows the offer to the needs.
+// answer narrows the offer to the needs. A needed data part the offer
+// lacks is taken from the narrowest offered part that carries it (RAWDATA
+// carries all; ALLHEADERS the fields of SINGLEHEADERS; BODY the
+// SECTIONS); when the data parts so chosen exclude each other, RAWDATA is
+// taken alone. SINGLEHEADERS comes with the Header-List of the needs,
+// narrowed to the offer's.
 func answer(offer ocpsmtp.Profile, needs Needs) ocpsmtp.Profile {
 	ans := ocpsmtp.Profile{URI: offer.URI}
+	offered := func(p ocpsmtp.Part) bool { a, i := offer.Has(p); return a || i }
 	wants := func(p ocpsmtp.Part) (adapt, read bool) {
 		q := p
 		if q == ocpsmtp.PartEHLO {
@@ -65,23 +72,100 @@ func answer(offer ocpsmtp.Profile, needs Needs) ocpsmtp.Profile {
 		}
 		return needs.Adapts(q), needs.Reads(q)
 	}
-	for _, p := range offer.Adaptive {
-		switch adapt, read := wants(p); {
-		case adapt:
+	add := func(p ocpsmtp.Part, adapt bool) {
+		a, _ := offer.Has(p)
+		switch {
+		case contains(ans.Adaptive, p):
+		case adapt && a:
 			ans.Adaptive = append(ans.Adaptive, p)
-		case read:
+			ans.Informative = slices.DeleteFunc(ans.Informative, func(q ocpsmtp.Part) bool { return q == p })
+		case !contains(ans.Informative, p):
 			ans.Informative = append(ans.Informative, p)
 		}
 	}
-	for _, p := range offer.Informative {
-		if _, read := wants(p); read && !contains(ans.Adaptive, p) && !contains(ans.Informative, p) {
-			ans.Informative = append(ans.Informative, p)
+	for _, p := range offer.Parts() {
+		if p.Data() {
+			continue
+		}
+		if adapt, read := wants(p); read {
+			add(p, adapt)
+		}
+	}
+	adaptData := false
+	for _, n := range append(append([]ocpsmtp.Part(nil), needs.Adapt...), needs.Read...) {
+		if !n.Data() {
+			continue
+		}
+		src, ok := carrier(n, offered)
+		if !ok {
+			continue
+		}
+		adaptData = adaptData || needs.Adapts(n)
+		add(src, needs.Adapts(n))
+	}
+	if ocpsmtp.CheckExclusive(ans.Parts()) != nil && offered(ocpsmtp.PartRAWDATA) {
+		drop := func(q ocpsmtp.Part) bool { return q.Data() }
+		ans.Adaptive = slices.DeleteFunc(ans.Adaptive, drop)
+		ans.Informative = slices.DeleteFunc(ans.Informative, drop)
+		add(ocpsmtp.PartRAWDATA, adaptData)
+	}
+	if a, i := ans.Has(ocpsmtp.PartSINGLEHEADERS); a || i {
+		ans.HeaderList = headerList(needs.HeaderList, offer.HeaderList)
+		if len(ans.HeaderList) == 0 {
+			// None of the fields needed is offered: nothing to send.
+			drop := func(q ocpsmtp.Part) bool { return q == ocpsmtp.PartSINGLEHEADERS }
+			ans.Adaptive = slices.DeleteFunc(ans.Adaptive, drop)
+			ans.Informative = slices.DeleteFunc(ans.Informative, drop)
 		}
 	}
 	byRank := func(a, b ocpsmtp.Part) int { return a.Rank() - b.Rank() }
 	slices.SortStableFunc(ans.Adaptive, byRank)
 	slices.SortStableFunc(ans.Informative, byRank)
 	return ans
+}
+
+// carrier returns the offered part that carries the data of part n: n
+// itself, or the narrowest wider part.
+func carrier(n ocpsmtp.Part, offered func(ocpsmtp.Part) bool) (ocpsmtp.Part, bool) {
+	var chain []ocpsmtp.Part
+	switch n {
+	case ocpsmtp.PartSINGLEHEADERS:
+		chain = []ocpsmtp.Part{ocpsmtp.PartSINGLEHEADERS, ocpsmtp.PartALLHEADERS, ocpsmtp.PartRAWDATA}
+	case ocpsmtp.PartSECTIONS:
+		chain = []ocpsmtp.Part{ocpsmtp.PartSECTIONS, ocpsmtp.PartBODY, ocpsmtp.PartRAWDATA}
+	default:
+		chain = []ocpsmtp.Part{n, ocpsmtp.PartRAWDATA}
+	}
+	for _, p := range chain {
+		if offered(p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// headerList returns the fields needed as SINGLEHEADERS that the offer
+// has ("*" on either side stands for the other side's list).
+func headerList(need, offer []string) []string {
+	all := func(l []string) bool { return len(l) == 0 || slices.Contains(l, ocpsmtp.AllHeaders) }
+	switch {
+	case all(need) && all(offer):
+		return []string{ocpsmtp.AllHeaders}
+	case all(need):
+		return offer
+	case all(offer):
+		return need
+	}
+	var out []string
+	for _, h := range need {
+		for _, o := range offer {
+			if strings.EqualFold(h, o) {
+				out = append(out, h)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func contains(parts []ocpsmtp.Part, p ocpsmtp.Part) bool {

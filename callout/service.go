@@ -18,13 +18,21 @@ type Service interface {
 }
 
 // Needs is what a service works on. A service that changes the message
-// adapts RAWDATA (or, equivalently, ALLHEADERS, BODY or SECTIONS: the
-// server negotiates RAWDATA and derives headers and MIME sections
-// itself). Connection facts (IP, HELO) and the sender are read, never
-// adapted, unless the service implements MailAdapter.
+// adapts RAWDATA, or only what it needs of it: ALLHEADERS (the header
+// section), SINGLEHEADERS (the fields named in HeaderList), BODY, or
+// SECTIONS (each leaf MIME entity on its own). The server negotiates
+// exactly those parts for a chain (merged with ocpsmtp.Merge: parts that
+// exclude each other widen to RAWDATA), so a chain that needs only the
+// header gets no body octet over the connection. MessageAdapter services
+// see a Message built from what was negotiated (docs/profile.md 6).
+// Connection facts (IP, HELO) and the sender are read, never adapted,
+// unless the service implements MailAdapter.
 type Needs struct {
 	Adapt []ocpsmtp.Part
 	Read  []ocpsmtp.Part
+	// HeaderList names the header fields a service reading or adapting
+	// SINGLEHEADERS needs ("*" or nil: all).
+	HeaderList []string
 }
 
 // Adapts reports whether p is among the adapted parts.

@@ -24,14 +24,16 @@ type txn struct {
 	prof  *ocpsmtp.Profile // negotiated; nil when only the connection negotiated
 	tx    *Tx
 
-	started bool // our AMS went out
-	done    bool // our AME went out
-	rank    int  // rank of the last part received (SMTP order)
+	acting  []ocp.Service // named in our AMS when not all services act; nil: all
+	started bool          // our AMS went out
+	done    bool          // our AME went out
+	rank    int           // rank of the last part received (SMTP order)
 
 	raw      *Spool
 	rawStart int64 // original offset of the first RAWDATA octet, -1 before
 	rawData  ocpsmtp.Data
-	result   string // for the metrics: ok, refused, failed, aborted
+	insts    []*dataInst // instances of the other data parts (txn_parts.go)
+	result   string      // for the metrics: ok, refused, failed, aborted
 }
 
 // serveTx is the ocp.Handler of the server.
@@ -54,6 +56,7 @@ func (s *Server) serveTx(ctx context.Context, otx *ocp.ServerTx) {
 		if t.raw != nil {
 			t.raw.Discard()
 		}
+		t.discardParts()
 		if s.Metrics != nil {
 			s.Metrics.ObserveTransaction(t.result, time.Since(t.tx.Start))
 		}
@@ -73,6 +76,10 @@ func (s *Server) serveTx(ctx context.Context, otx *ocp.ServerTx) {
 			return
 		}
 		t.prof = &p
+	}
+	t.acting = actingServices(g.Services, chain, t.prof)
+	if t.acting != nil {
+		t.tx.Logger.Info("not every service can act on what was negotiated; the AMS names those that do", "acting", len(t.acting), "services", len(g.Services))
 	}
 	if err := t.run(ctx); err != nil {
 		t.fail(err)
@@ -125,10 +132,8 @@ func (t *txn) run(ctx context.Context) error {
 				return err
 			}
 		case ocp.MsgTE:
-			if len(m.Anon) > 1 {
-				if r, err := ocp.ParseResult(m.Anon[1]); err == nil && r.Failed() {
-					t.result = "aborted"
-				}
+			if te, err := ocpsmtp.ParseTE(m); err == nil && te.Result.Failed() {
+				t.result = "aborted"
 			}
 		}
 	}
@@ -188,6 +193,8 @@ func (t *txn) dum(ctx context.Context, m *ocp.Message) error {
 		if _, err := t.raw.Write(m.Payload); err != nil {
 			return err
 		}
+	case ocpsmtp.PartALLHEADERS, ocpsmtp.PartSINGLEHEADERS, ocpsmtp.PartBODY, ocpsmtp.PartSECTIONS:
+		return t.addPart(d, off, m.Payload)
 	}
 	return nil
 }

@@ -57,13 +57,48 @@ func (t *txn) kept(off, size int64) bool {
 	return ok && off >= koff && off+size <= koff+ksize
 }
 
-// start sends our AMS once.
+// start sends our AMS once. When not every service of the group acts on
+// the transaction, it names those that do (Services, docs/profile.md 12),
+// so that the processor's OPES-Via does not name a service that never saw
+// the content.
 func (t *txn) start() error {
 	if t.started {
 		return nil
 	}
 	t.started = true
-	return t.otx.StartMessage()
+	if t.acting == nil {
+		return t.otx.StartMessage()
+	}
+	return t.otx.StartMessage(ocpsmtp.ServicesParam(t.acting))
+}
+
+// actingServices returns the services of the group that act on a
+// transaction under the negotiated profile, or nil when all of them do (or
+// no profile was negotiated for the group). A service acts when the chain
+// calls it: a MailAdapter when MAIL is adaptive, a RcptAdapter when RCPT
+// is, a MessageAdapter when a data part is negotiated at all.
+func actingServices(group []ocp.Service, chain *Chain, prof *ocpsmtp.Profile) []ocp.Service {
+	if prof == nil || len(group) != len(chain.Links) {
+		return nil
+	}
+	data := false
+	for _, p := range prof.Parts() {
+		data = data || p.Data()
+	}
+	adaptive := func(p ocpsmtp.Part) bool { a, _ := prof.Has(p); return a }
+	acting := []ocp.Service{}
+	for i, l := range chain.Links {
+		_, mail := l.Service.(MailAdapter)
+		_, rcpt := l.Service.(RcptAdapter)
+		_, msg := l.Service.(MessageAdapter)
+		if mail && adaptive(ocpsmtp.PartMAIL) || rcpt && adaptive(ocpsmtp.PartRCPT) || msg && data {
+			acting = append(acting, group[i])
+		}
+	}
+	if len(acting) == len(group) {
+		return nil
+	}
+	return acting
 }
 
 func mergeOpts(have, add []ocpsmtp.Opt) []ocpsmtp.Opt {

@@ -12,11 +12,9 @@ import (
 // ame handles the end of the original message: the message services run
 // and the adapted message is completed.
 func (t *txn) ame(ctx context.Context, m *ocp.Message) error {
-	if len(m.Anon) > 1 {
-		if r, err := ocp.ParseResult(m.Anon[1]); err == nil && r.Failed() {
-			t.result = "aborted"
-			return t.otx.End(ocp.Result{})
-		}
+	if a, err := ocpsmtp.ParseAME(m); err == nil && a.Result.Failed() {
+		t.result = "aborted"
+		return t.otx.End(ocp.Result{})
 	}
 	if err := t.start(); err != nil {
 		return err
@@ -29,6 +27,11 @@ func (t *txn) ame(ctx context.Context, m *ocp.Message) error {
 			err = t.annotateOnly(ctx)
 		}
 		if err != nil {
+			return err
+		}
+	}
+	if len(t.insts) > 0 && t.result != "refused" {
+		if err := t.parts(ctx); err != nil {
 			return err
 		}
 	}
@@ -91,12 +94,10 @@ func (t *txn) message(ctx context.Context) error {
 
 // annotateOnly runs the chain on informative RAWDATA: the message cannot
 // change, but header fields and advice may still be sent in annotation
-// DUMs when the processor allowed them (docs/profile.md, section 6).
+// DUMs when the processor allowed them (docs/profile.md, section 6). The
+// services run either way: they were named in our AMS as acting.
 func (t *txn) annotateOnly(ctx context.Context) error {
 	d := t.rawData
-	if !d.Allows(ocpsmtp.AllowAddHeader) && !d.Allows(ocpsmtp.AllowAdvice) {
-		return nil
-	}
 	sp := t.raw
 	t.raw = nil
 	msg, err := sp.Message()

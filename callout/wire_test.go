@@ -1,0 +1,184 @@
+package callout
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opes-milter/opes-milter/ocp"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// The wire tests play a processor byte by byte against the server and
+// compare the whole conversation, the server's exact bytes included, with a
+// golden transcript in testdata/wire (the format of testdata/profile,
+// docs/profile.md 16). Run with -update to rewrite the files after a
+// deliberate change, and read the diff.
+
+var update = flag.Bool("update", false, "rewrite the golden transcripts in testdata/wire")
+
+// wireProc is a scripted processor on one connection to a Server.
+type wireProc struct {
+	t    *testing.T
+	nc   net.Conn
+	rec  *recorder
+	dec  *ocp.Decoder
+	used int
+	log  bytes.Buffer
+	off  int64 // next original offset of transaction 1
+}
+
+// recorder keeps every octet read from the server.
+type recorder struct {
+	r   io.Reader
+	buf []byte
+}
+
+func (r *recorder) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.buf = append(r.buf, p[:n]...)
+	return n, err
+}
+
+// dialWire serves srv on a loopback port and connects to it.
+func dialWire(t *testing.T, srv *Server) *wireProc {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	rec := &recorder{r: nc}
+	return &wireProc{t: t, nc: nc, rec: rec, dec: ocp.NewDecoder(bufio.NewReader(rec), ocp.Limits{})}
+}
+
+// send writes one processor message.
+func (w *wireProc) send(m *ocp.Message) {
+	w.t.Helper()
+	b := ocp.AppendMessage(nil, m)
+	w.log.WriteString("P: ")
+	w.log.Write(b)
+	if _, err := w.nc.Write(b); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// dum sends a DUM of transaction 1 at the next original offset, kept.
+func (w *wireProc) dum(d ocpsmtp.Data, payload string) {
+	w.t.Helper()
+	named := append(d.Params(), ocp.KeptParam(0, w.off+int64(len(payload))))
+	w.send(&ocp.Message{Name: ocp.MsgDUM, Anon: []ocp.Value{ocp.Num(1), ocp.Num(w.off)}, Named: named,
+		Payload: []byte(payload), HasPayload: true})
+	w.off += int64(len(payload))
+}
+
+// recv reads the server's next message and records its exact octets.
+func (w *wireProc) recv() *ocp.Message {
+	w.t.Helper()
+	m, err := w.dec.Decode()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		w.t.Fatalf("reading the server: %v\nso far:\n%s", err, w.log.String())
+	}
+	end := len(w.rec.buf) - w.dec.Buffered()
+	wire := w.rec.buf[w.used:end]
+	w.used = end
+	w.log.WriteString("S: ")
+	w.log.Write(wire)
+	return m
+}
+
+// until reads the server's messages up to and including one called name.
+func (w *wireProc) until(name string) []*ocp.Message {
+	w.t.Helper()
+	var out []*ocp.Message
+	for {
+		m := w.recv()
+		if m == nil {
+			w.t.Fatalf("connection ended before %s\nso far:\n%s", name, w.log.String())
+		}
+		out = append(out, m)
+		if m.Name == name {
+			return out
+		}
+	}
+}
+
+// note adds a comment line.
+func (w *wireProc) note(format string, args ...any) {
+	fmt.Fprintf(&w.log, "# "+format+"\n", args...)
+}
+
+// handshake negotiates offer for one service group of services and
+// returns the server's answer.
+func (w *wireProc) handshake(services []ocp.Service, offer ocpsmtp.Profile) ocpsmtp.Profile {
+	w.t.Helper()
+	w.send(&ocp.Message{Name: ocp.MsgCS})
+	w.send(&ocp.Message{Name: ocp.MsgNO, Anon: []ocp.Value{ocp.List{}}})
+	w.until(ocp.MsgNR)
+	w.send(&ocp.Message{Name: ocp.MsgSGC, Anon: []ocp.Value{ocp.Num(1), ocp.ServicesValue(services)}})
+	w.send(&ocp.Message{Name: ocp.MsgNO, Anon: []ocp.Value{ocp.FeaturesValue([]ocp.Feature{offer.Feature()})},
+		Named: []ocp.Param{ocp.NewParam(ocp.ParamSG, ocp.Num(1))}})
+	nr := w.until(ocp.MsgNR)
+	f, err := ocp.ParseFeature(nr[len(nr)-1].Anon[0])
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	p, err := ocpsmtp.ParseProfile(f)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return p
+}
+
+// compare checks the transcript against testdata/wire/name.
+func (w *wireProc) compare(name, comment string) {
+	w.t.Helper()
+	var head strings.Builder
+	for _, l := range strings.Split(strings.TrimSpace(comment), "\n") {
+		head.WriteString("# " + strings.TrimSpace(l) + "\n")
+	}
+	file := append([]byte(head.String()), w.log.Bytes()...)
+	path := filepath.Join("testdata", "wire", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			w.t.Fatal(err)
+		}
+		if err := os.WriteFile(path, file, 0o644); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		w.t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if _, err := ocpsmtp.ParseTranscript(want); err != nil {
+		w.t.Fatalf("%s: %v", path, err)
+	}
+	if !bytes.Equal(file, want) {
+		w.t.Fatalf("the conversation differs from %s:\n--- got\n%s\n--- want\n%s", path, file, want)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -265,10 +264,15 @@ func (x *exchange) waitUntil(ctx context.Context, cond func() bool) (f *Adaptati
 	}
 }
 
-// keptParam announces that every original octet sent so far stays available
-// for DUY until the transaction ends.
-func (x *exchange) keptParam(end int64) ocp.Param {
-	return ocp.Param{Name: "Kept", Values: []ocp.Value{ocp.Atom("0"), ocp.Atom(strconv.FormatInt(end, 10))}}
+// dumParams returns the named parameters of a DUM the processor sends for
+// d; with kept, a Kept parameter announces that every original octet up to
+// end stays available for DUY until the transaction ends.
+func dumParams(d ocpsmtp.Data, kept bool, end int64) []ocp.Param {
+	params := d.Params()
+	if kept {
+		params = append(params, ocp.KeptParam(0, end))
+	}
+	return params
 }
 
 // sendPart sends one whole pre-DATA part (IP, HELO, MAIL, RCPT) as one DUM.
@@ -280,8 +284,7 @@ func (x *exchange) sendPart(ctx context.Context, part ocpsmtp.Part, payload []by
 	end := int64(len(x.pre))
 	x.mu.Unlock()
 	d := ocpsmtp.Data{Part: part, Allow: allow, Opts: opts}
-	params := append(d.Params(), x.keptParam(end))
-	if _, err := x.tx.Send(ctx, params, payload); err != nil {
+	if _, err := x.tx.Send(ctx, dumParams(d, true, end), payload); err != nil {
 		return failure(FailServer, err)
 	}
 	return nil
@@ -335,11 +338,7 @@ func (x *exchange) addData(ctx context.Context, part ocpsmtp.Part, index string,
 	if first {
 		d.Allow = allow
 	}
-	params := d.Params()
-	if x.keepData {
-		params = append(params, x.keptParam(end))
-	}
-	if _, err := x.tx.Send(ctx, params, chunk); err != nil {
+	if _, err := x.tx.Send(ctx, dumParams(d, x.keepData, end), chunk); err != nil {
 		return failure(FailServer, err)
 	}
 	return nil

@@ -204,6 +204,9 @@ func (c *Chain) call(ctx context.Context, tx *Tx, l Link, part ocpsmtp.Part, fn 
 
 // validate checks that d can be encoded as the answer for part.
 func (d Decision) validate(part ocpsmtp.Part) error {
+	if d.Advice != "" && !d.Advice.Valid() {
+		return fmt.Errorf("callout: advice %q is not a token", d.Advice)
+	}
 	switch d.Action {
 	case ActionRefuse:
 		return d.Reply.Validate()

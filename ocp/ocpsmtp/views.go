@@ -109,6 +109,9 @@ func ParseDUY(m *ocp.Message) (DUY, error) {
 			return DUY{}, fmt.Errorf("DUY: Advice is not an atom")
 		}
 		d.Advice = Advice(v)
+		if !d.Advice.Valid() {
+			return DUY{}, fmt.Errorf("DUY: Advice is not an advice token")
+		}
 	}
 	return d, nil
 }
@@ -148,3 +151,7 @@ func ParseTE(m *ocp.Message) (TE, error) {
 	}
 	return TE(a), nil
 }
+
+// Valid reports whether a can travel as an Advice value: a token (what
+// ParseData accepts), known or not.
+func (a Advice) Valid() bool { return isName(string(a)) }

@@ -117,7 +117,7 @@ func (g *goldenServer) walk(ctx context.Context, tx *ocp.ServerTx) error {
 		case ocp.MsgAME:
 			err = tx.EndMessage(ocp.Result{Code: 200})
 		case ocp.MsgTE:
-			err = tx.End(ocp.Result{})
+			err = tx.End(ctx, ocp.Result{})
 		}
 		if err != nil {
 			return fmt.Errorf("step %d (%s): %v", i, name, err)

@@ -74,7 +74,7 @@ func (c *callout) serve(ctx context.Context, tx *ocp.ServerTx) {
 		c.seen = append(c.seen, m)
 		c.mu.Unlock()
 		if err := c.script(ctx, tx, m); err != nil {
-			tx.End(ocp.Failure(err.Error()))
+			tx.End(ctx, ocp.Failure(err.Error()))
 			return
 		}
 	}

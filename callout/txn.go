@@ -98,7 +98,7 @@ func (t *txn) fail(err error) {
 	if len(reason) > 200 {
 		reason = reason[:200]
 	}
-	_ = t.otx.End(ocp.Failure(reason))
+	_ = t.otx.End(context.Background(), ocp.Failure(reason))
 }
 
 func (t *txn) run(ctx context.Context) error {

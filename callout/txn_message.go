@@ -14,7 +14,7 @@ import (
 func (t *txn) ame(ctx context.Context, m *ocp.Message) error {
 	if a, err := ocpsmtp.ParseAME(m); err == nil && a.Result.Failed() {
 		t.result = "aborted"
-		return t.otx.End(ocp.Result{})
+		return t.otx.End(ctx, ocp.Result{})
 	}
 	if err := t.start(); err != nil {
 		return err
@@ -42,7 +42,7 @@ func (t *txn) ame(ctx context.Context, m *ocp.Message) error {
 	// Nothing is left to do: end the transaction now rather than wait
 	// for the processor's TE, which then needs no answer (docs/profile.md
 	// 3, "Ending the original flow").
-	return t.otx.End(ocp.Result{})
+	return t.otx.End(ctx, ocp.Result{})
 }
 
 // message runs the chain on the spooled RAWDATA and sends the answer.

@@ -38,7 +38,7 @@ func echoHandler(ctx context.Context, tx *ServerTx) {
 			if err := tx.EndMessage(Result{}); err != nil {
 				return
 			}
-			tx.End(Result{})
+			tx.End(ctx, Result{})
 			return
 		}
 	}
@@ -368,7 +368,7 @@ func testPauseResume(t *testing.T, corked bool) {
 				tx.StartMessage()
 				tx.Send(ctx, nil, []byte(strconv.Itoa(n)))
 				tx.EndMessage(Result{})
-				tx.End(Result{})
+				tx.End(context.Background(), Result{})
 				return
 			}
 			if n >= 4 {
@@ -447,7 +447,7 @@ func TestSlowReaderPausesPeer(t *testing.T) {
 			}
 		}
 		tx.EndMessage(Result{})
-		tx.End(Result{})
+		tx.End(context.Background(), Result{})
 	}), Negotiate: acceptProfile}
 	cl := dialTest(t, startServer(t, srv))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

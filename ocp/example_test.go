@@ -32,7 +32,7 @@ func Example() {
 					tx.StartMessage()
 					tx.Send(ctx, nil, []byte(strings.ToUpper(string(data))))
 					tx.EndMessage(ocp.Result{})
-					tx.End(ocp.Result{})
+					tx.End(context.Background(), ocp.Result{})
 					return
 				}
 			}

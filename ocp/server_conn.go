@@ -318,18 +318,20 @@ func (sc *serverConn) handleTS(m *Message) *ConnError {
 func (sc *serverConn) serveTx(ctx context.Context, tx *ServerTx) {
 	defer sc.handlers.Done()
 	defer func() {
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultWriteTimeout)
+		defer cancel()
 		if r := recover(); r != nil {
 			sc.c.log.Error("ocp: handler panic", "xid", tx.xid, "panic", r, "stack", string(debug.Stack()))
-			_ = tx.End(Failure("internal error"))
+			_ = tx.End(ectx, Failure("internal error"))
 			return
 		}
 		tx.mu.Lock()
 		midMessage := tx.out.active()
 		tx.mu.Unlock()
 		if midMessage {
-			_ = tx.End(Failure("handler returned mid-message"))
+			_ = tx.End(ectx, Failure("handler returned mid-message"))
 		} else {
-			_ = tx.End(Result{})
+			_ = tx.End(ectx, Result{})
 		}
 	}()
 	sc.s.Handler.ServeOCP(ctx, tx)

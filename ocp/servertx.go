@@ -57,8 +57,11 @@ func (t *ServerTx) Kept() (offset, size int64, ok bool) {
 // EndMessage ends the adapted application message (AME xid [result]).
 func (t *ServerTx) EndMessage(res Result) error { return t.endMessage(res) }
 
-// End ends the transaction (TE xid [result]); idempotent.
-func (t *ServerTx) End(res Result) error { return t.endTx(context.Background(), res) }
+// End ends the transaction (TE xid [result]); idempotent. Like Tx.End it
+// does not block beyond ctx: a send of this transaction still waiting (a
+// paused flow, a full output) is abandoned, the TE queued, and ctx's error
+// returned.
+func (t *ServerTx) End(ctx context.Context, res Result) error { return t.endTx(ctx, res) }
 
 // SendDWSS asks the processor for permission to stop sending adapted data
 // (DWSS); wait for its DSS (through Recv) before ending the adapted

@@ -124,7 +124,7 @@ type txAPI interface {
 	StartMessage(named ...Param) error
 	Send(ctx context.Context, named []Param, payload []byte) (int64, error)
 	EndMessage(res Result) error
-	endTx(ctx context.Context, res Result) error
+	End(ctx context.Context, res Result) error
 	Pause(yourOffset int64) error
 	Resume(sizeRequest int64) error
 }
@@ -541,7 +541,7 @@ func (r *runner) send(ctx context.Context, text string) error {
 	case MsgAME:
 		return tx.EndMessage(res)
 	case MsgTE:
-		return tx.endTx(ctx, res)
+		return tx.End(ctx, res)
 	case MsgDWP:
 		off, _ := m.AnonUint(1)
 		return tx.Pause(off)

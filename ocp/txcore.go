@@ -136,8 +136,14 @@ type sendLock chan struct{}
 func (l sendLock) Lock()   { l <- struct{}{} }
 func (l sendLock) Unlock() { <-l }
 
-// lockCtx takes the lock unless ctx ends first.
+// lockCtx takes the lock unless ctx ends first; a free lock is taken
+// even when ctx has ended.
 func (l sendLock) lockCtx(ctx context.Context) error {
+	select {
+	case l <- struct{}{}:
+		return nil
+	default:
+	}
 	select {
 	case l <- struct{}{}:
 		return nil

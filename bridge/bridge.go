@@ -99,6 +99,22 @@ func (b *Bridge) Close() error {
 	return nil
 }
 
+// spawn runs fn in a goroutine Close waits for, unless the bridge is
+// closed.
+func (b *Bridge) spawn(fn func()) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		fn()
+	}()
+	return true
+}
+
 // Requirements implements Handler.
 func (b *Bridge) Requirements() Requirements {
 	return Requirements{

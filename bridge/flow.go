@@ -67,15 +67,14 @@ func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt strin
 	for _, svc := range mt.route.Chain.Services {
 		mt.x.group = append(mt.x.group, svc.URI)
 	}
-	s.b.wg.Add(1)
-	go func(x *exchange) {
-		defer s.b.wg.Done()
-		x.receive(context.WithoutCancel(ctx))
-	}(mt.x)
+	x := mt.x
+	if !s.b.spawn(func() { x.receive(context.WithoutCancel(ctx)) }) {
+		close(x.recvDone)
+		return s.onFailure(failure(FailConnect, errors.New("bridge closed")), true), false
+	}
 	if err := tx.StartMessage(); err != nil {
 		return s.onFailure(failure(FailServer, err), true), false
 	}
-	x := mt.x
 	// AM-OPT travels on the MAIL DUM, or on the first DUM when MAIL is
 	// not negotiated (docs/profile.md 5.4).
 	optsOn := ocpsmtp.PartMAIL

@@ -28,7 +28,23 @@ type pool struct {
 
 	ctx    context.Context // ends when the pool closes: stops waiting drains
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // the goroutines the pool started
+	wg     sync.WaitGroup // the goroutines the pool started (spawn)
+	closed bool           // guarded by mu: spawn starts nothing more
+}
+
+// spawn runs fn in a goroutine close waits for, unless the pool is closed.
+func (pl *pool) spawn(fn func()) bool {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.closed {
+		return false
+	}
+	pl.wg.Add(1)
+	go func() {
+		defer pl.wg.Done()
+		fn()
+	}()
+	return true
 }
 
 // errRetired is returned by start on a pool a reload replaced; the caller
@@ -228,11 +244,10 @@ func (u *upstream) get(ctx context.Context, pl *pool, routes []*Route) (*upConn,
 				// Close it before the callout server's own idle timeout
 				// does, so no transaction starts on a connection the
 				// server is closing.
-				pl.wg.Add(1)
-				go func(c *ocp.Client) {
-					defer pl.wg.Done()
-					c.Close(pl.ctx, ocp.Result{})
-				}(c.c)
+				cc := c.c
+				if !pl.spawn(func() { cc.Close(pl.ctx, ocp.Result{}) }) {
+					cc.Close(pl.ctx, ocp.Result{})
+				}
 				continue
 			}
 			live = append(live, c)
@@ -323,12 +338,14 @@ func (pl *pool) dial(ctx context.Context, u *upstream, routes []*Route) (*upConn
 	}
 	pl.log.Info("callout connection ready", "server", u.addr, "groups", len(uc.groups))
 	pl.metrics.addConnections(1)
-	pl.wg.Add(1)
-	go func() {
-		defer pl.wg.Done()
+	if !pl.spawn(func() {
 		<-c.Done()
 		pl.metrics.addConnections(-1)
-	}()
+	}) {
+		c.Close(ctx, ocp.Result{})
+		pl.metrics.addConnections(-1)
+		return nil, errRetired
+	}
 	return uc, nil
 }
 
@@ -336,6 +353,9 @@ func (pl *pool) dial(ctx context.Context, u *upstream, routes []*Route) (*upConn
 // waits for the goroutines the pool started.
 func (pl *pool) close(ctx context.Context) {
 	pl.retired.Store(true)
+	pl.mu.Lock()
+	pl.closed = true
+	pl.mu.Unlock()
 	var conns []*upConn
 	for _, ups := range pl.ups {
 		for _, u := range ups {
@@ -363,11 +383,10 @@ func (pl *pool) closeWhenIdle() {
 			u.conns = nil
 			u.mu.Unlock()
 			for _, c := range conns {
-				pl.wg.Add(1)
-				go func(c *ocp.Client) {
-					defer pl.wg.Done()
-					c.Drain(pl.ctx, ocp.Result{})
-				}(c.c)
+				cc := c.c
+				if !pl.spawn(func() { cc.Drain(pl.ctx, ocp.Result{}) }) {
+					cc.Close(pl.ctx, ocp.Result{})
+				}
 			}
 		}
 	}

@@ -31,6 +31,8 @@ func NewService(c *mapping.CalloutService) (callout.Service, error) {
 		s, err = NewCommand(o)
 	case *mapping.SizeLimit:
 		s, err = NewSizeLimit(o)
+	case *mapping.Spamd:
+		s, err = NewSpamd(o)
 	default:
 		err = fmt.Errorf("unknown kind %q", c.Kind)
 	}

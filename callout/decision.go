@@ -109,6 +109,10 @@ var ErrBadField = errors.New("callout: bad header field")
 type Field struct {
 	Name  string
 	Value string
+	// Top asks the processor to insert the field at the top of the header
+	// (a trace field such as Authentication-Results, RFC 8601 §5) instead
+	// of appending it (docs/profile.md, section 8).
+	Top bool
 }
 
 // String returns the header line without its final CRLF, as the

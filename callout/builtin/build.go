@@ -33,6 +33,8 @@ func NewService(c *mapping.CalloutService) (callout.Service, error) {
 		s, err = NewSizeLimit(o)
 	case *mapping.Spamd:
 		s, err = NewSpamd(o)
+	case *mapping.Rspamd:
+		s, err = NewRspamd(o)
 	default:
 		err = fmt.Errorf("unknown kind %q", c.Kind)
 	}

@@ -35,6 +35,8 @@ func NewService(c *mapping.CalloutService) (callout.Service, error) {
 		s, err = NewSpamd(o)
 	case *mapping.Rspamd:
 		s, err = NewRspamd(o)
+	case *mapping.AuthVerify:
+		s = NewAuthVerify(o)
 	default:
 		err = fmt.Errorf("unknown kind %q", c.Kind)
 	}

@@ -88,6 +88,12 @@ func (d Decision) WithHeader(name, value string) Decision {
 	return d
 }
 
+// WithHeaderField returns d with one more header field to add.
+func (d Decision) WithHeaderField(f Field) Decision {
+	d.Headers = append(d.Headers[:len(d.Headers):len(d.Headers)], f)
+	return d
+}
+
 // WithAdvice returns d with Advice set.
 func (d Decision) WithAdvice(a ocpsmtp.Advice) Decision {
 	d.Advice = a

@@ -37,6 +37,8 @@ func NewService(c *mapping.CalloutService) (callout.Service, error) {
 		s, err = NewRspamd(o)
 	case *mapping.AuthVerify:
 		s = NewAuthVerify(o)
+	case *mapping.DKIMSign:
+		s, err = NewDKIMSign(o)
 	default:
 		err = fmt.Errorf("unknown kind %q", c.Kind)
 	}

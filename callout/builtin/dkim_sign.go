@@ -171,7 +171,7 @@ func (s *DKIMSign) AdaptMessage(_ context.Context, tx *callout.Tx, msg *callout.
 		return callout.Decision{}, errors.New("dkim-sign: unexpected signature field")
 	}
 	f := callout.Field{Name: "DKIM-Signature", Value: strings.TrimLeft(value, " "), Top: true}
-	return callout.Keep().Because("signed d="+domain+" s="+key.selector).WithHeaderField(f), nil
+	return callout.Keep().Because("signed d=" + domain + " s=" + key.selector).WithHeaderField(f), nil
 }
 
 func isASCII(b []byte) bool {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real peers that the end-to-end tests in e2e/ run against:
-#   Postfix (with smtp-sink), swaks, miltertest, SpamAssassin (spamd, spamc), and
+#   Postfix (with smtp-sink), swaks, miltertest, SpamAssassin (spamd, spamc), rspamd
+#   (run offline by the tests), an independent DKIM verifier (opendkim-tools,
+#   python3-dkim with python3-nacl for Ed25519), and
 #   Sendmail unpacked into $OPES_SENDMAIL_ROOT (default /opt/opes-milter-peers/sendmail),
 #   because Debian's sendmail-bin conflicts with postfix, plus m4 and the
 #   libraries the unpacked Sendmail binary needs.
@@ -11,7 +13,8 @@
 set -euo pipefail
 
 SENDMAIL_ROOT=${OPES_SENDMAIL_ROOT:-/opt/opes-milter-peers/sendmail}
-PACKAGES=(postfix swaks miltertest spamassassin spamc spamd m4 liblockfile1 libwrap0 systemd)
+PACKAGES=(postfix swaks miltertest spamassassin spamc spamd m4 liblockfile1 libwrap0 systemd
+	rspamd opendkim-tools python3-dkim python3-nacl)
 SENDMAIL_PACKAGES=(sendmail-bin sendmail-cf sendmail-base)
 
 log() { printf 'install-peers: %s\n' "$*"; }
@@ -111,9 +114,10 @@ unpack_sendmail() {
 
 check() {
 	local bin
-	for bin in postfix smtp-sink swaks miltertest spamd spamc m4 unshare systemd-analyze; do
+	for bin in postfix smtp-sink swaks miltertest spamd spamc m4 unshare systemd-analyze rspamd opendkim-testmsg; do
 		command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || die "$bin missing after install"
 	done
+	/usr/bin/python3 -c 'import dkim, nacl' || die "python3-dkim or python3-nacl missing after install"
 	if ldd "$SENDMAIL_ROOT/usr/libexec/sendmail/sendmail" | grep -q 'not found'; then
 		ldd "$SENDMAIL_ROOT/usr/libexec/sendmail/sendmail" | grep 'not found' >&2
 		die "the unpacked Sendmail lacks libraries"

@@ -46,6 +46,8 @@ type exchange struct {
 	rcpts       []partAnswer
 	added       []string // recipients the server added
 
+	// topHeaders are Add-Header fields with Add-Header-At: top.
+	topHeaders []headerField
 	addHeaders []headerField
 	dataReply  *Reply // SMTP-Error on a data part
 	advice     ocpsmtp.Advice

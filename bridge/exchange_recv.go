@@ -136,7 +136,7 @@ func (x *exchange) handle(m *ocp.Message) *AdaptationError {
 			return protocolError("%v", err)
 		}
 		if d.AddHeader != "" {
-			if f := x.addHeader(d.AddHeader); f != nil {
+			if f := x.addHeader(d.AddHeader, d.AddHeaderTop); f != nil {
 				return f
 			}
 		}
@@ -168,14 +168,19 @@ func (x *exchange) takeServices(ss []ocp.Service) *AdaptationError {
 	return nil
 }
 
-// addHeader takes one Add-Header value of a DUM or DUY.
-func (x *exchange) addHeader(raw string) *AdaptationError {
+// addHeader takes one Add-Header value of a DUM or DUY; top is
+// Add-Header-At: top (header_top.go).
+func (x *exchange) addHeader(raw string, top bool) *AdaptationError {
 	name, value, err := ocpsmtp.ParseHeaderField(raw)
 	if err != nil {
 		return protocolError("Add-Header: %v", err)
 	}
 	if ocpsmtp.IsOPESHeader(name) {
 		return protocolError("Add-Header of %s, which belongs to the processor", name)
+	}
+	if top {
+		x.topHeaders = append(x.topHeaders, headerField{name: name, value: value})
+		return nil
 	}
 	x.addHeaders = append(x.addHeaders, headerField{name: name, value: value})
 	return nil
@@ -237,7 +242,7 @@ func (x *exchange) handleDUM(d ocpsmtp.Data, payload []byte) *AdaptationError {
 		return protocolError("DUM for part %s that was not negotiated", d.Part)
 	}
 	if d.AddHeader != "" {
-		if f := x.addHeader(d.AddHeader); f != nil {
+		if f := x.addHeader(d.AddHeader, d.AddHeaderTop); f != nil {
 			return f
 		}
 	}

@@ -225,7 +225,8 @@ func scriptServer(a answers) func(ctx context.Context, tx *ocp.ServerTx, m *ocp.
 					ans = a.raw(st.raw)
 				}
 				for _, h := range ans.addHeaders {
-					if _, err := tx.Send(ctx, ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA, AddHeader: h}.Params(), []byte{}); err != nil {
+					v, top := strings.CutPrefix(h, "top:") // Add-Header-At: top
+					if _, err := tx.Send(ctx, ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA, AddHeader: v, AddHeaderTop: top}.Params(), []byte{}); err != nil {
 						return err
 					}
 				}

@@ -22,6 +22,7 @@ type outcome struct {
 	trace      []headerField
 	traceIndex int
 	addHeaders []headerField
+	topHeaders []headerField
 	headerOps  []headerOp
 	body       io.Reader // replacement body, nil = unchanged
 	quarantine string
@@ -176,6 +177,7 @@ func (s *session) collect(out *outcome, x *exchange) *AdaptationError {
 		out.addRcpts = append(out.addRcpts, addr)
 	}
 	out.addHeaders = append(out.addHeaders, x.addHeaders...)
+	out.topHeaders = append(out.topHeaders, x.topHeaders...)
 	switch x.advice {
 	case ocpsmtp.AdviceDiscard:
 		out.reply = Reply{Kind: Discard}
@@ -264,6 +266,7 @@ func (o *outcome) modify(mod Modifier) error {
 			try(mod.AddHeader(op.name, op.value))
 		}
 	}
+	try(o.insertTop(mod))
 	for _, h := range o.addHeaders {
 		try(mod.AddHeader(h.name, " "+strings.TrimLeft(h.value, " \t")))
 	}

@@ -68,7 +68,7 @@ func checkField(name, value string) error {
 // check validates every modification before the first is sent, so that
 // nothing fails half-way for a reason the data itself carries.
 func (o *outcome) check() error {
-	for _, h := range o.addHeaders {
+	for _, h := range append(o.topHeaders[:len(o.topHeaders):len(o.topHeaders)], o.addHeaders...) {
 		if err := checkField(h.name, h.value); err != nil {
 			return err
 		}

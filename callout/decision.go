@@ -88,6 +88,12 @@ func (d Decision) WithHeader(name, value string) Decision {
 	return d
 }
 
+// WithHeaderField returns d with one more header field to add.
+func (d Decision) WithHeaderField(f Field) Decision {
+	d.Headers = append(d.Headers[:len(d.Headers):len(d.Headers)], f)
+	return d
+}
+
 // WithAdvice returns d with Advice set.
 func (d Decision) WithAdvice(a ocpsmtp.Advice) Decision {
 	d.Advice = a
@@ -109,6 +115,10 @@ var ErrBadField = errors.New("callout: bad header field")
 type Field struct {
 	Name  string
 	Value string
+	// Top asks the processor to insert the field at the top of the header
+	// (a trace field such as Authentication-Results, RFC 8601 §5) instead
+	// of appending it (docs/profile.md, section 8).
+	Top bool
 }
 
 // String returns the header line without its final CRLF, as the

@@ -89,6 +89,9 @@ type Tx struct {
 	Opts []ocpsmtp.Opt
 	// Start is when the transaction started.
 	Start time.Time
+	// Auth is what an auth-verify service earlier in the chain found
+	// about the message (nil when none ran).
+	Auth *AuthResults
 	// Logger logs with the transaction's attributes; never nil.
 	Logger *slog.Logger
 }

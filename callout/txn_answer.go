@@ -26,6 +26,9 @@ func (t *txn) annotations(d ocpsmtp.Data, dec Decision) ([]ocp.Param, []Field) {
 	}
 	if len(headers) > 0 {
 		params = append(params, ocp.NewParam(ocpsmtp.ParamAddHeader, ocp.Atom(headers[0].String())))
+		if headers[0].Top {
+			params = append(params, ocp.NewParam(ocpsmtp.ParamAddHeaderAt, ocp.Atom(ocpsmtp.AddHeaderAtTop)))
+		}
 		headers = headers[1:]
 	}
 	return params, headers
@@ -35,7 +38,7 @@ func (t *txn) annotations(d ocpsmtp.Data, dec Decision) ([]ocp.Param, []Field) {
 // field.
 func (t *txn) annotate(ctx context.Context, part ocpsmtp.Part, fields []Field) error {
 	for _, f := range fields {
-		if _, err := t.otx.Send(ctx, ocpsmtp.Data{Part: part, AddHeader: f.String()}.Params(), []byte{}); err != nil {
+		if _, err := t.otx.Send(ctx, ocpsmtp.Data{Part: part, AddHeader: f.String(), AddHeaderTop: f.Top}.Params(), []byte{}); err != nil {
 			return err
 		}
 	}

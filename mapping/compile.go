@@ -30,6 +30,7 @@ func load(name string, data []byte) (*Config, error) {
 	}
 	if raw.Callout != nil {
 		b.cfg.Callout = b.callout(raw.Callout)
+		b.checkMailChains()
 	}
 	if err := errs.err(); err != nil {
 		return nil, err

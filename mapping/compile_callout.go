@@ -26,6 +26,14 @@ func newRawOptions(k Kind) any {
 		return new(rawCommand)
 	case KindSizeLimit:
 		return new(rawSizeLimit)
+	case KindSpamd:
+		return new(rawSpamd)
+	case KindRspamd:
+		return new(rawRspamd)
+	case KindAuthVerify:
+		return new(rawAuthVerify)
+	case KindDKIMSign:
+		return new(rawDKIMSign)
 	}
 	return nil
 }
@@ -34,6 +42,7 @@ func kindList() string {
 	return strings.Join(quoteAll([]string{
 		string(KindRecipientPolicy), string(KindSenderRewrite), string(KindHeaderTag), string(KindSubjectTag),
 		string(KindDisclaimer), string(KindAttachmentFilter), string(KindCommand), string(KindSizeLimit),
+		string(KindSpamd), string(KindRspamd), string(KindAuthVerify), string(KindDKIMSign),
 	}), ", ")
 }
 
@@ -136,6 +145,14 @@ func (b *builder) calloutService(key, name string, table map[string]any) *Callou
 		s.Options = o.command(r)
 	case *rawSizeLimit:
 		s.Options = o.sizeLimit(r)
+	case *rawSpamd:
+		s.Options = o.spamd(r)
+	case *rawRspamd:
+		s.Options = o.rspamd(r)
+	case *rawAuthVerify:
+		s.Options = o.authVerify(r)
+	case *rawDKIMSign:
+		s.Options = o.dkimSign(r)
 	}
 	return s
 }

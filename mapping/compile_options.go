@@ -134,14 +134,16 @@ func (o *optionsBuilder) subjectTag(r *rawSubjectTag) *SubjectTag {
 	} else if err := checkHeaderValue(r.Prefix); err != nil {
 		o.errorf(ErrValue, o.k("prefix"), "%v", err)
 	}
-	return &SubjectTag{Prefix: r.Prefix, MatchSenderOutside: o.domains(o.k("match_sender_outside"), r.MatchSenderOutside)}
+	o.enum("dkim", r.DKIM, DKIMSkip, DKIMModify)
+	return &SubjectTag{Prefix: r.Prefix, MatchSenderOutside: o.domains(o.k("match_sender_outside"), r.MatchSenderOutside), DKIM: r.DKIM}
 }
 
 func (o *optionsBuilder) disclaimer(r *rawDisclaimer) *Disclaimer {
 	if r.Text == "" && r.HTML == "" {
 		o.nothing("text and/or html")
 	}
-	return &Disclaimer{Text: r.Text, HTML: r.HTML}
+	o.enum("dkim", r.DKIM, DKIMSkip, DKIMModify)
+	return &Disclaimer{Text: r.Text, HTML: r.HTML, DKIM: r.DKIM}
 }
 
 func (o *optionsBuilder) enum(name, v string, names ...string) {

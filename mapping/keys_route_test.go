@@ -152,8 +152,8 @@ aliases = { "Old@example.com" = "new@example.com" }`,
 		{"header-tag", svc("header-tag") + "headers = { X-B = \"2\", X-A = \"{service} at {time}\" }",
 			opts, &HeaderTag{Headers: []Header{{"X-A", "{service} at {time}"}, {"X-B", "2"}}}},
 		{"subject-tag", svc("subject-tag") + "prefix = \"[EXTERNAL] \"\nmatch_sender_outside = [\"Example.com\"]",
-			opts, &SubjectTag{Prefix: "[EXTERNAL] ", MatchSenderOutside: []string{"example.com"}}},
-		{"disclaimer", svc("disclaimer") + "text = \"t\"\nhtml = \"<p>h</p>\"", opts, &Disclaimer{Text: "t", HTML: "<p>h</p>"}},
+			opts, &SubjectTag{Prefix: "[EXTERNAL] ", MatchSenderOutside: []string{"example.com"}, DKIM: "skip"}},
+		{"disclaimer", svc("disclaimer") + "text = \"t\"\nhtml = \"<p>h</p>\"", opts, &Disclaimer{Text: "t", HTML: "<p>h</p>", DKIM: "skip"}},
 		{"attachment-filter", svc("attachment-filter") + `extensions = [".EXE", ".scr"]
 content_types = ["application/x-msdownload", "Video/*"]
 max_size = "5MiB"

@@ -47,6 +47,9 @@ type SubjectTag struct {
 	// MatchSenderOutside limits tagging to senders whose domain is none
 	// of these (lower case); empty means every sender.
 	MatchSenderOutside []string
+	// DKIM is DKIMSkip (leave a message whose DKIM signature verified
+	// unchanged) or DKIMModify.
+	DKIM string
 }
 
 // Disclaimer appends text to the text parts of a message (kind
@@ -54,6 +57,9 @@ type SubjectTag struct {
 // escaped, when HTML is empty).
 type Disclaimer struct {
 	Text, HTML string
+	// DKIM is DKIMSkip (leave a message whose DKIM signature verified
+	// unchanged) or DKIMModify.
+	DKIM string
 }
 
 // AttachmentFilter acts on attachments (kind attachment-filter).

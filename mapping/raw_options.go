@@ -37,12 +37,14 @@ type rawSubjectTag struct {
 	rawServiceHead
 	Prefix             string   `toml:"prefix"`
 	MatchSenderOutside []string `toml:"match_sender_outside"`
+	DKIM               string   `toml:"dkim"`
 }
 
 type rawDisclaimer struct {
 	rawServiceHead
 	Text string `toml:"text"`
 	HTML string `toml:"html"`
+	DKIM string `toml:"dkim"`
 }
 
 type rawAttachmentFilter struct {

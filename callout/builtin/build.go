@@ -31,6 +31,14 @@ func NewService(c *mapping.CalloutService) (callout.Service, error) {
 		s, err = NewCommand(o)
 	case *mapping.SizeLimit:
 		s, err = NewSizeLimit(o)
+	case *mapping.Spamd:
+		s, err = NewSpamd(o)
+	case *mapping.Rspamd:
+		s, err = NewRspamd(o)
+	case *mapping.AuthVerify:
+		s = NewAuthVerify(o)
+	case *mapping.DKIMSign:
+		s, err = NewDKIMSign(o)
 	default:
 		err = fmt.Errorf("unknown kind %q", c.Kind)
 	}

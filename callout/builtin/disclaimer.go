@@ -20,7 +20,9 @@ const maxTextPart = 16 << 20
 // alternatives of a multipart/alternative, the first part of a
 // multipart/mixed or multipart/related, recursively. Attachments,
 // embedded messages and anything signed or encrypted are never touched,
-// and every part it does not edit stays byte-identical.
+// and every part it does not edit stays byte-identical. A message with a
+// DKIM signature that verified (or, without auth-verify before it in the
+// chain, any DKIM-Signature) is left unchanged unless dkim = "modify".
 //
 // The footer is written in the part's charset and transfer encoding.
 // When the charset cannot represent it, a us-ascii part becomes utf-8,
@@ -31,11 +33,12 @@ const maxTextPart = 16 << 20
 type Disclaimer struct {
 	text string // footer for text/plain, CRLF line breaks
 	html string // footer for text/html
+	dkim string // mapping.DKIMSkip or DKIMModify
 }
 
 // NewDisclaimer returns the service for opts.
 func NewDisclaimer(opts *mapping.Disclaimer) *Disclaimer {
-	d := &Disclaimer{text: toCRLF(opts.Text), html: toCRLF(opts.HTML)}
+	d := &Disclaimer{text: toCRLF(opts.Text), html: toCRLF(opts.HTML), dkim: opts.DKIM}
 	if d.html == "" && d.text != "" {
 		d.html = "<p>" + strings.ReplaceAll(html.EscapeString(strings.TrimRight(d.text, "\r\n")), "\r\n", "<br>\r\n") + "</p>\r\n"
 	}
@@ -56,6 +59,9 @@ func (d *Disclaimer) AdaptMessage(_ context.Context, tx *callout.Tx, msg *callou
 	root, err := msg.Root()
 	if err != nil {
 		return callout.Decision{}, err
+	}
+	if skipSigned(tx, root, d.dkim, "disclaimer") {
+		return callout.Keep().Because("signed message left unchanged"), nil
 	}
 	var edits []callout.Edit
 	for _, s := range bodyTextParts(root) {

@@ -21,6 +21,7 @@ type SubjectTag struct {
 	prefix  string
 	encoded string // the prefix as it is written into the field
 	inside  []string
+	dkim    string
 }
 
 // NewSubjectTag returns the service for opts.
@@ -35,7 +36,7 @@ func NewSubjectTag(opts *mapping.SubjectTag) *SubjectTag {
 		// two encoded words is not displayed (RFC 2047 §6.2).
 		enc = mime.QEncoding.Encode("utf-8", enc)
 	}
-	return &SubjectTag{prefix: strings.TrimRight(prefix, " "), encoded: enc, inside: opts.MatchSenderOutside}
+	return &SubjectTag{prefix: strings.TrimRight(prefix, " "), encoded: enc, inside: opts.MatchSenderOutside, dkim: opts.DKIM}
 }
 
 // Needs implements Service: RAWDATA is adapted, MAIL read.
@@ -68,6 +69,19 @@ func (s *SubjectTag) AdaptMessage(_ context.Context, tx *callout.Tx, msg *callou
 	if err != nil {
 		return callout.Decision{}, err
 	}
+	if skipSigned(tx, root, s.dkim, "subject-tag") {
+		return callout.Keep().Because("signed message left unchanged"), nil
+	}
+	m, why, err := s.tag(msg, root)
+	if err != nil || m == msg {
+		return callout.Keep().Because(why), err
+	}
+	return callout.ReplaceMessage(m).Because(why), nil
+}
+
+// tag returns msg with the prefix put before its subject (msg itself when
+// the subject already starts with it) and what was done.
+func (s *SubjectTag) tag(msg *callout.Message, root *callout.Section) (*callout.Message, string, error) {
 	f, ok := root.Field("Subject")
 	if !ok {
 		at := root.Offset
@@ -75,13 +89,10 @@ func (s *SubjectTag) AdaptMessage(_ context.Context, tx *callout.Tx, msg *callou
 			at = root.Fields[n-1].End
 		}
 		m, err := msg.Splice(callout.Edit{Offset: at, End: at, Data: []byte("Subject: " + strings.TrimSpace(s.encoded) + "\r\n")})
-		if err != nil {
-			return callout.Decision{}, err
-		}
-		return callout.ReplaceMessage(m).Because("subject added"), nil
+		return m, "subject added", err
 	}
 	if cur, err := mimetext.DecodeHeader(f.Value()); err == nil && strings.HasPrefix(cur, s.prefix) {
-		return callout.Keep().Because("already tagged"), nil
+		return msg, "already tagged", nil
 	}
 	// Insert the prefix where the field body starts: after the colon and
 	// the folding white space that follows it.
@@ -105,8 +116,5 @@ func (s *SubjectTag) AdaptMessage(_ context.Context, tx *callout.Tx, msg *callou
 	}
 	ins := f.Offset + int64(at)
 	m, err := msg.Splice(callout.Edit{Offset: ins, End: ins, Data: []byte(add)})
-	if err != nil {
-		return callout.Decision{}, err
-	}
-	return callout.ReplaceMessage(m).Because("subject tagged"), nil
+	return m, "subject tagged", err
 }

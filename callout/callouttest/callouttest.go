@@ -1,6 +1,7 @@
 // Package callouttest holds test helpers for packages that work with mail
 // messages: the sample messages under testdata/mail and byte comparisons
-// that show where two messages differ. It imports nothing of the project, so
+// that show where two messages differ, and the peers of mail tests (a
+// loopback DNS server, rspamd offline). It imports nothing of the project, so
 // that package callout's own tests may use it too.
 package callouttest
 

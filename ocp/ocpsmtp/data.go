@@ -18,6 +18,14 @@ const (
 	ParamKept      = "Kept"       // DUM, processor only (Core): offset and size kept
 )
 
+// ParamAddHeaderAt, with the value AddHeaderAtTop, places the Add-Header
+// field of the same message at the top of the header (an opes-milter
+// extension, docs/profile.md section 8).
+const (
+	ParamAddHeaderAt = "Add-Header-At"
+	AddHeaderAtTop   = "top"
+)
+
 // Atoms of the Allow list (draft §3.3.2).
 const (
 	AllowSMTPError = "SMTP-Error"
@@ -60,6 +68,10 @@ type Data struct {
 	AddHeader string   // Add-Header, one header field without final CRLF
 	Advice    Advice   // Advice
 	Opts      []Opt    // AM-OPT
+
+	// AddHeaderTop is Add-Header-At: top: the Add-Header field goes to
+	// the top of the header instead of its end.
+	AddHeaderTop bool
 }
 
 // Allows reports whether atom is in d.Allow.
@@ -90,6 +102,9 @@ func (d Data) Params() []ocp.Param {
 	}
 	if d.AddHeader != "" {
 		ps = append(ps, ocp.NewParam(ParamAddHeader, ocp.Atom(d.AddHeader)))
+		if d.AddHeaderTop {
+			ps = append(ps, ocp.NewParam(ParamAddHeaderAt, ocp.Atom(AddHeaderAtTop)))
+		}
 	}
 	if d.Advice != "" {
 		ps = append(ps, ocp.NewParam(ParamAdvice, ocp.Atom(d.Advice)))
@@ -134,6 +149,9 @@ func ParseData(m *ocp.Message) (Data, error) {
 			return Data{}, &ParamError{Name: ParamAMIndex, Reason: "bad index", Err: err}
 		}
 	}
+	if d.AddHeaderTop && d.AddHeader == "" {
+		return Data{}, &ParamError{Name: ParamAddHeaderAt, Reason: "without Add-Header"}
+	}
 	if d.SMTPError != "" {
 		switch {
 		case m.Name == "DUY":
@@ -147,7 +165,7 @@ func ParseData(m *ocp.Message) (Data, error) {
 
 func isDataParam(name string) bool {
 	switch name {
-	case ParamAMPart, ParamAMIndex, ParamAllow, ParamSMTPError, ParamAddHeader, ParamAdvice, ParamAMOPT:
+	case ParamAMPart, ParamAMIndex, ParamAllow, ParamSMTPError, ParamAddHeader, ParamAddHeaderAt, ParamAdvice, ParamAMOPT:
 		return true
 	}
 	return false
@@ -203,6 +221,11 @@ func (d *Data) set(name string, v ocp.Value) error {
 			return &ParamError{Name: name, Reason: "OPES trace and bypass fields belong to the processor"}
 		}
 		d.AddHeader = s
+	case ParamAddHeaderAt:
+		if s != AddHeaderAtTop {
+			return &ParamError{Name: name, Reason: "the only position is " + AddHeaderAtTop}
+		}
+		d.AddHeaderTop = true
 	case ParamAdvice:
 		if !isName(s) {
 			return &ParamError{Name: name, Reason: "not an advice token"}

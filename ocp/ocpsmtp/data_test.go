@@ -16,6 +16,7 @@ func TestDataParamsRoundTrip(t *testing.T) {
 		{Part: PartMAIL, Allow: []string{AllowSMTPError, AllowAdvice},
 			Opts: []Opt{{OptTLSVersion, "TLSv1.3"}, {OptAuthAuthen, "alice"}}},
 		{Part: PartRAWDATA, AddHeader: "X-Spam-Flag: YES", Advice: AdviceQuarantine},
+		{Part: PartRAWDATA, AddHeader: "Authentication-Results: mx.example; none", AddHeaderTop: true},
 		{Part: PartSINGLEHEADERS, Index: "7"},
 		{Part: PartSECTIONS, Index: "2.1"},
 		{Part: PartRCPT, SMTPError: "550 5.1.1 No such user here"},
@@ -84,6 +85,10 @@ func TestParseDataErrors(t *testing.T) {
 			param(ParamAddHeader, ocp.Atom("X-A: a\r\nB: b"))}}, ParamAddHeader, true},
 		{"Add-Header OPES-System", ocp.Message{Name: "DUY", Named: []ocp.Param{
 			param(ParamAddHeader, ocp.Atom("OPES-System: http://evil.example/"))}}, ParamAddHeader, false},
+		{"Add-Header-At without Add-Header", ocp.Message{Name: "DUY", Named: []ocp.Param{
+			param(ParamAddHeaderAt, ocp.Atom("top"))}}, ParamAddHeaderAt, false},
+		{"Add-Header-At bottom", ocp.Message{Name: "DUY", Named: []ocp.Param{
+			param(ParamAddHeader, ocp.Atom("X-A: a")), param(ParamAddHeaderAt, ocp.Atom("bottom"))}}, ParamAddHeaderAt, false},
 		{"Advice bad token", ocp.Message{Name: "DUY", Named: []ocp.Param{
 			param(ParamAdvice, ocp.Atom("not valid"))}}, ParamAdvice, false},
 		{"AM-Index on RCPT", ocp.Message{Name: "DUM", Named: []ocp.Param{amPart,

@@ -82,6 +82,9 @@ type DUY struct {
 	Offset, Size int64
 	AddHeader    string
 	Advice       Advice
+
+	// AddHeaderTop is Add-Header-At: top (docs/profile.md 8).
+	AddHeaderTop bool
 }
 
 // ParseDUY reads a DUY.
@@ -102,6 +105,12 @@ func ParseDUY(m *ocp.Message) (DUY, error) {
 			return DUY{}, fmt.Errorf("DUY: Add-Header is not an atom")
 		}
 		d.AddHeader = string(v)
+	}
+	if p, ok := m.Param(ParamAddHeaderAt); ok {
+		if v, ok := p.Value().(ocp.Atom); !ok || string(v) != AddHeaderAtTop || d.AddHeader == "" {
+			return DUY{}, fmt.Errorf("DUY: Add-Header-At must be %q, with Add-Header", AddHeaderAtTop)
+		}
+		d.AddHeaderTop = true
 	}
 	if p, ok := m.Param(ParamAdvice); ok {
 		v, ok := p.Value().(ocp.Atom)

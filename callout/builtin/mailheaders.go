@@ -1,0 +1,98 @@
+package builtin
+
+import (
+	"strings"
+
+	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/mapping"
+)
+
+// removeFields returns the edits that remove every top-level header field
+// for which drop holds.
+func removeFields(root *callout.Section, drop func(f callout.HeaderField) bool) []callout.Edit {
+	var edits []callout.Edit
+	for _, f := range root.Fields {
+		if drop(f) {
+			edits = append(edits, callout.Edit{Offset: f.Offset, End: f.End})
+		}
+	}
+	return edits
+}
+
+// hasPrefixFold reports whether the field name starts with prefix, in any
+// case.
+func hasPrefixFold(name, prefix string) bool {
+	return prefix != "" && len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix)
+}
+
+// dkimProtected reports whether a cosmetic change to msg would break a
+// DKIM signature that matters: one that auth-verify, earlier in the
+// chain, found valid. Without auth-verify in the chain any DKIM-Signature
+// field counts (nothing verified it, so leaving the message alone is the
+// safe side).
+func dkimProtected(tx *callout.Tx, root *callout.Section) (bool, string) {
+	if tx.Auth != nil {
+		if tx.Auth.DKIMPass() {
+			return true, "DKIM signature verified"
+		}
+		return false, ""
+	}
+	if _, ok := root.Field("DKIM-Signature"); ok {
+		return true, "DKIM signature present (not verified: no auth-verify before this service)"
+	}
+	return false, ""
+}
+
+// skipSigned reports whether a cosmetic service with policy dkim leaves
+// the message alone, logging why.
+func skipSigned(tx *callout.Tx, root *callout.Section, policy, what string) bool {
+	if policy == mapping.DKIMModify {
+		return false
+	}
+	if ok, why := dkimProtected(tx, root); ok {
+		tx.Log().Info(what+": signed message left unchanged", "reason", why)
+		return true
+	}
+	return false
+}
+
+// foldList writes items separated by sep after a field name of nameLen
+// characters, folding lines before 78 characters.
+func foldList(nameLen int, items []string, sep string) string {
+	var b strings.Builder
+	col := nameLen + 2
+	for i, it := range items {
+		s := it
+		if i < len(items)-1 {
+			s += sep
+		}
+		if i > 0 && col+len(s) > 76 {
+			b.WriteString("\r\n\t")
+			col = 1
+			s = strings.TrimLeft(s, " ")
+		}
+		b.WriteString(s)
+		col += len(s)
+	}
+	return b.String()
+}
+
+// foldText folds free text (a report) into lines of at most about 76
+// characters, keeping its own line breaks as folds.
+func foldText(text string) string {
+	var lines []string
+	for _, l := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
+		l = strings.TrimRight(l, " \t")
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		l = strings.Map(func(r rune) rune {
+			if r < ' ' || r > '~' {
+				return '?'
+			}
+			return r
+		}, strings.TrimLeft(l, " \t"))
+		lines = append(lines, truncate(l, 900))
+	}
+	return strings.Join(lines, "\r\n\t")
+}

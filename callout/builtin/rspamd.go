@@ -1,0 +1,385 @@
+package builtin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/mimetext"
+	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// Rspamd scans the message with rspamd over its HTTP protocol (kind
+// rspamd): POST /checkv2 with the transaction's facts in the request
+// header (IP, Helo, From, Rcpt, Queue-Id, User, Settings-ID, Password),
+// and applies the action as rspamd's own milter proxy does:
+//
+//   - reject: refused with 5xx and rspamd's message (smtp_message), or
+//     quarantined/discarded when the milter block says so;
+//   - soft reject: refused with 4xx;
+//   - rewrite subject: the Subject rspamd computed (or the configured
+//     prefix) replaces the field;
+//   - add header: the spam header (X-Spam: Yes) replaces the old one;
+//   - greylist: accepted (configurable to tempfail: without greylisting
+//     state a 4xx would defer such mail for ever);
+//   - no action: accepted.
+//
+// rspamd's milter block is applied: remove_headers first, then
+// add_headers. A field with order 0 or 1 goes to the top of the header
+// (a trace field, like Authentication-Results, which rspamd inserts at 1,
+// below the MTA's Received line); order -1 appends; any other order
+// cannot be kept (the field is appended) and is logged.
+// Connections are kept alive and reused (HTTP/1.1), at most
+// max_connections at once.
+type Rspamd struct {
+	o       *mapping.Rspamd
+	backend *callout.Backend
+	client  *http.Client
+	subject *SubjectTag
+}
+
+// NewRspamd returns the service for o.
+func NewRspamd(o *mapping.Rspamd) (*Rspamd, error) {
+	b, err := callout.NewBackend(callout.BackendOptions{
+		Name: "rspamd", Address: o.Backend.Address, Timeout: o.Backend.Timeout, MaxConns: o.Backend.MaxConns,
+	})
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return b.Dial(ctx)
+		},
+		MaxConnsPerHost:     b.MaxConns(),
+		MaxIdleConns:        b.MaxConns(),
+		MaxIdleConnsPerHost: b.MaxConns(),
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+	return &Rspamd{o: o, backend: b, client: &http.Client{Transport: tr},
+		subject: NewSubjectTag(&mapping.SubjectTag{Prefix: o.SubjectPrefix})}, nil
+}
+
+// Needs implements Service: RAWDATA is adapted; the connection facts and
+// the envelope are read for rspamd.
+func (r *Rspamd) Needs() callout.Needs {
+	return callout.Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA},
+		Read: []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartMAIL, ocpsmtp.PartRCPT}}
+}
+
+// CheckHealth implements callout.HealthReporter with rspamd's /ping.
+func (r *Rspamd) CheckHealth(ctx context.Context) []callout.BackendHealth {
+	ctx, cancel := context.WithTimeout(ctx, r.backend.Timeout())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://rspamd/ping", nil)
+	resp, err := r.client.Do(req)
+	if err == nil {
+		_, err = callout.ReadAtMost(resp.Body, 1024)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("/ping: %s", resp.Status)
+		}
+	}
+	r.backend.Record(err)
+	return []callout.BackendHealth{r.backend.Health()}
+}
+
+// rspamdResult is the part of /checkv2's answer the service uses.
+type rspamdResult struct {
+	Action        string             `json:"action"`
+	Score         float64            `json:"score"`
+	RequiredScore float64            `json:"required_score"`
+	Subject       string             `json:"subject"`
+	Messages      map[string]any     `json:"messages"`
+	Symbols       map[string]any     `json:"symbols"`
+	Milter        *rspamdMilterBlock `json:"milter"`
+	IsSkipped     bool               `json:"is_skipped"`
+}
+
+// rspamdMilterBlock is the milter block of a result
+// (rspamd_milter_send_task_results in rspamd's src/libserver/milter.c).
+type rspamdMilterBlock struct {
+	AddHeaders    map[string]json.RawMessage `json:"add_headers"`
+	RemoveHeaders map[string]int             `json:"remove_headers"`
+	Reject        string                     `json:"reject"`
+	NoAction      bool                       `json:"no_action"`
+}
+
+type rspamdHeader struct {
+	Value string `json:"value"`
+	Order *int   `json:"order"`
+}
+
+// headers returns the fields of add_headers, by name, each value either a
+// string, {value, order} or a list of those.
+func (m *rspamdMilterBlock) headers() ([]rspamdAdd, error) {
+	var out []rspamdAdd
+	names := make([]string, 0, len(m.AddHeaders))
+	for n := range m.AddHeaders {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		raw := m.AddHeaders[name]
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			out = append(out, rspamdAdd{name: name, value: s})
+			continue
+		}
+		var one rspamdHeader
+		if json.Unmarshal(raw, &one) == nil {
+			out = append(out, rspamdAdd{name: name, value: one.Value, order: one.Order})
+			continue
+		}
+		var list []rspamdHeader
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return nil, fmt.Errorf("milter.add_headers.%s: %v", name, err)
+		}
+		for _, h := range list {
+			out = append(out, rspamdAdd{name: name, value: h.Value, order: h.Order})
+		}
+	}
+	return out, nil
+}
+
+type rspamdAdd struct {
+	name, value string
+	order       *int
+}
+
+// AdaptMessage implements MessageAdapter.
+func (r *Rspamd) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout.Message) (callout.Decision, error) {
+	root, err := msg.Root()
+	if err != nil {
+		return callout.Decision{}, err
+	}
+	if msg.Size() > r.o.MaxSize {
+		tx.Log().Info("rspamd: message not scanned", "size", msg.Size(), "max_size", r.o.MaxSize)
+		return callout.Keep().WithHeader("X-Rspamd-Scanned", fmt.Sprintf("no, message of %d bytes over max_size %d", msg.Size(), r.o.MaxSize)).
+			Because("over max_size, not scanned"), nil
+	}
+	res, err := r.check(ctx, tx, msg)
+	if err != nil {
+		return callout.Decision{}, err
+	}
+	tx.Log().Info("rspamd: scanned", "action", res.Action, "score", res.Score)
+	action := res.Action
+	var mb rspamdMilterBlock
+	if res.Milter != nil {
+		mb = *res.Milter
+	}
+	d := callout.Keep().Because(fmt.Sprintf("rspamd: %s, score %.2f", action, res.Score))
+	if mb.NoAction {
+		return d.WithHeader("X-Rspamd-Action", action), nil
+	}
+	switch action {
+	case "reject":
+		switch mb.Reject {
+		case "discard":
+			return d.WithAdvice(ocpsmtp.AdviceDiscard), nil
+		case "quarantine":
+			d = d.WithAdvice(ocpsmtp.AdviceQuarantine)
+		default:
+			return callout.RefuseWith(r.reply(r.o.RejectReply, res)).Because(d.Reason), nil
+		}
+	case "soft reject":
+		return callout.RefuseWith(r.reply(r.o.TempfailReply, res)).Because(d.Reason), nil
+	case "greylist":
+		if r.o.Greylist == "tempfail" {
+			return callout.RefuseWith(r.reply(r.o.TempfailReply, res)).Because(d.Reason), nil
+		}
+	case "quarantine":
+		d = d.WithAdvice(ocpsmtp.AdviceQuarantine)
+	case "discard":
+		return d.WithAdvice(ocpsmtp.AdviceDiscard), nil
+	case "no action", "add header", "rewrite subject":
+	default:
+		return callout.Decision{}, &callout.BackendError{Backend: "rspamd", Err: fmt.Errorf("unknown action %q", action)}
+	}
+
+	// Header changes: the configured prefix and remove_headers first,
+	// then what the action and add_headers add.
+	var edits []callout.Edit
+	counts := map[string]int{}
+	for _, f := range root.Fields {
+		k := strings.ToLower(f.Name)
+		counts[k]++
+		n, listed := lookupFold(mb.RemoveHeaders, f.Name)
+		switch {
+		case hasPrefixFold(f.Name, r.o.HeaderPrefix),
+			action == "add header" && strings.EqualFold(f.Name, r.o.SpamHeader),
+			listed && (n == 0 || n == counts[k] || n < 0 && countFold(root, f.Name)+n+1 == counts[k]):
+			edits = append(edits, callout.Edit{Offset: f.Offset, End: f.End})
+		}
+	}
+	if action == "add header" {
+		d = d.WithHeader(r.o.SpamHeader, "Yes")
+	}
+	adds, err := mb.headers()
+	if err != nil {
+		return callout.Decision{}, &callout.BackendError{Backend: "rspamd", Err: err}
+	}
+	for _, h := range adds {
+		f := callout.Field{Name: h.name, Value: h.value}
+		if h.order != nil && (*h.order == 0 || *h.order == 1) {
+			// rspamd's milter inserts at 0 or just below the MTA's
+			// Received line (1): both are the top of the header.
+			f.Top = true
+		} else if h.order != nil && *h.order >= 0 {
+			tx.Log().Debug("rspamd: header order not kept (added at the end)", "field", h.name, "order", *h.order)
+		}
+		if err := f.Validate(); err != nil {
+			tx.Log().Warn("rspamd: unusable header field dropped", "field", h.name, "err", err)
+			continue
+		}
+		d.Headers = append(d.Headers, f)
+	}
+	out := msg
+	if len(edits) > 0 {
+		if out, err = msg.Splice(edits...); err != nil {
+			return callout.Decision{}, err
+		}
+	}
+	if action == "rewrite subject" {
+		m, err := r.rewriteSubject(tx, out, res.Subject)
+		if err != nil {
+			return callout.Decision{}, err
+		}
+		if m != out && out != msg {
+			out.Close()
+		}
+		out = m
+	}
+	if out != msg {
+		d.Action, d.Message = callout.ActionReplace, out
+	}
+	return d, nil
+}
+
+func lookupFold(m map[string]int, name string) (int, bool) {
+	for k, v := range m {
+		if strings.EqualFold(k, name) {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+func countFold(s *callout.Section, name string) int {
+	n := 0
+	for _, f := range s.Fields {
+		if strings.EqualFold(f.Name, name) {
+			n++
+		}
+	}
+	return n
+}
+
+// rewriteSubject replaces the Subject with rspamd's (or prefixes it),
+// unless the message is signed and the service leaves signed mail alone.
+func (r *Rspamd) rewriteSubject(tx *callout.Tx, msg *callout.Message, subject string) (*callout.Message, error) {
+	root, err := msg.Root()
+	if err != nil {
+		return nil, err
+	}
+	if skipSigned(tx, root, r.o.DKIM, "rspamd rewrite subject") {
+		return msg, nil
+	}
+	if subject == "" || !utf8.ValidString(subject) || strings.ContainsAny(subject, "\r\n\x00") {
+		m, _, err := r.subject.tag(msg, root)
+		return m, err
+	}
+	if !mimetext.IsASCII([]byte(subject)) {
+		subject = mime.QEncoding.Encode("utf-8", subject)
+	}
+	line := []byte("Subject: " + subject + "\r\n")
+	if f, ok := root.Field("Subject"); ok {
+		return msg.Splice(callout.Edit{Offset: f.Offset, End: f.End, Data: line})
+	}
+	at := root.Offset
+	if n := len(root.Fields); n > 0 {
+		at = root.Fields[n-1].End
+	}
+	return msg.Splice(callout.Edit{Offset: at, End: at, Data: line})
+}
+
+// reply returns the configured reply with rspamd's message, when it sent
+// one, as the text after the enhanced status code.
+func (r *Rspamd) reply(base mapping.Reply, res rspamdResult) callout.Reply {
+	text := base.Text
+	if m, ok := res.Messages["smtp_message"].(string); ok && m != "" {
+		code, _, _ := strings.Cut(base.Text, " ")
+		m = strings.Map(func(c rune) rune {
+			if c < ' ' || c == 0x7f {
+				return ' '
+			}
+			return c
+		}, m)
+		text = code + " " + truncate(m, 400)
+	}
+	return callout.Reply{Code: base.Code, Text: text}
+}
+
+// check posts the message to /checkv2.
+func (r *Rspamd) check(ctx context.Context, tx *callout.Tx, msg *callout.Message) (rspamdResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.backend.Timeout())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://rspamd/checkv2", msg.NewReader())
+	if err != nil {
+		return rspamdResult{}, err
+	}
+	req.ContentLength = msg.Size()
+	h := req.Header
+	set := func(k, v string) {
+		if v != "" && !strings.ContainsAny(v, "\r\n") {
+			h[k] = append(h[k], v)
+		}
+	}
+	set("IP", tx.Client.IP)
+	set("Helo", tx.Client.Helo)
+	if tx.Sender.Addr != "" || len(tx.Recipients) > 0 {
+		set("From", "<"+tx.Sender.Addr+">")
+	}
+	for _, rc := range tx.Recipients {
+		set("Rcpt", "<"+rc.Addr+">")
+	}
+	set("Queue-Id", tx.Opt(ocpsmtp.OptQueueID))
+	if u := tx.AuthUser(); u != "" {
+		set("User", u)
+	} else {
+		set("User", r.o.User)
+	}
+	set("Settings-ID", r.o.SettingsID)
+	set("Password", r.o.Password)
+	set("Hostname", tx.Opt(ocpsmtp.OptClientName))
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return rspamdResult{}, r.backend.Record(err)
+	}
+	body, err := callout.ReadAtMost(resp.Body, r.o.MaxResponse)
+	resp.Body.Close()
+	if err != nil {
+		return rspamdResult{}, r.backend.Record(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return rspamdResult{}, r.backend.Record(fmt.Errorf("/checkv2: %s: %s", resp.Status, truncate(string(body), 200)))
+	}
+	var res rspamdResult
+	if err := json.Unmarshal(body, &res); err != nil {
+		return rspamdResult{}, r.backend.Record(fmt.Errorf("/checkv2 answer: %w", err))
+	}
+	if res.Action == "" {
+		return rspamdResult{}, r.backend.Record(errors.New("/checkv2 answer without an action"))
+	}
+	r.backend.Record(nil)
+	return res, nil
+}

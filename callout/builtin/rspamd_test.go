@@ -1,0 +1,130 @@
+package builtin
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/callouttest"
+	"github.com/opes-milter/opes-milter/mapping"
+)
+
+// rspamdTestLua adds rules of the test's own to rspamd: a header
+// X-Opes-Test naming the verdict wanted. The actions' thresholds are set
+// far above what rspamd's own rules give ordinary mail offline.
+const rspamdTestLua = `
+local function has(task, v) local h = task:get_header('X-Opes-Test') return h and h:find(v, 1, true) ~= nil end
+rspamd_config:register_symbol({name='OPES_TEST_ADD', score=60.0, callback=function(task) return has(task,'add') end})
+rspamd_config:register_symbol({name='OPES_TEST_REWRITE', score=110.0, callback=function(task) return has(task,'rewrite') end})
+rspamd_config:register_symbol({name='OPES_TEST_GREY', score=35.0, callback=function(task) return has(task,'grey') end})
+rspamd_config:register_symbol({name='OPES_TEST_SOFT', type='prefilter', priority=10, callback=function(task)
+  if has(task,'soft') then task:set_pre_result('soft reject', 'opes test soft reject') end end})
+`
+
+// RspamdTestConfig is the local.d of the tests' rspamd.
+var rspamdTestLocalD = map[string]string{
+	"milter_headers.conf": "use = [\"x-spamd-result\", \"authentication-results\"];\nskip_local = false;\nskip_authenticated = false;\n",
+	"actions.conf":        "reject = 150;\nadd_header = 50;\nrewrite_subject = 100;\ngreylist = 30;\nsubject = \"***SPAM*** %s\";\n",
+}
+
+func rspamdOptions(addr string) *mapping.Rspamd {
+	return &mapping.Rspamd{
+		Backend: mapping.Backend{Address: addr, Timeout: 20 * time.Second, MaxConns: 4},
+		MaxSize: 10 << 20, Greylist: "accept", SpamHeader: "X-Spam", SubjectPrefix: "***SPAM***",
+		HeaderPrefix: "X-Spam-", RejectReply: mapping.Reply{Code: 550, Text: "5.7.1 Message rejected as spam"},
+		TempfailReply: mapping.Reply{Code: 451, Text: "4.7.1 Try again later"}, MaxResponse: 1 << 20, DKIM: "skip",
+	}
+}
+
+// TestRspamdReal runs the service against a real rspamd, offline: every
+// action, the milter block, and rspamd stopped.
+func TestRspamdReal(t *testing.T) {
+	dns := callouttest.StartDNS(t, nil)
+	r := callouttest.StartRspamd(t, callouttest.RspamdOptions{DNS: dns.Addr, Lua: rspamdTestLua, LocalD: rspamdTestLocalD})
+	tx := &callout.Tx{Client: callout.Client{IP: "192.0.2.1", Helo: "client.example.org"},
+		Sender: callout.Address{Addr: "a@example.org"}, Recipients: []callout.Address{{Addr: "b@example.com"}}}
+	msg := func(test string) *callout.Message {
+		return callout.NewMessage([]byte("From: a@example.org\r\nTo: b@example.com\r\nSubject: hi\r\nX-Spam: forged\r\nX-Spam-Status: No, score=-99\r\n" +
+			"X-Opes-Test: " + test + "\r\nMessage-ID: <1@example.org>\r\nDate: Mon, 7 Dec 2026 01:00:00 +0000\r\n\r\nhello\r\n"))
+	}
+	scan := func(o *mapping.Rspamd, m *callout.Message) callout.Decision {
+		t.Helper()
+		s, err := NewRspamd(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := s.AdaptMessage(context.Background(), tx, m)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, r.Log())
+		}
+		return d
+	}
+	fields := func(d callout.Decision) string {
+		var names []string
+		for _, f := range d.Headers {
+			n := f.Name
+			if f.Top {
+				n = "^" + n
+			}
+			names = append(names, n)
+		}
+		return strings.Join(names, " ")
+	}
+	o := rspamdOptions(r.Addr)
+
+	if d := scan(o, sample(t, "gtube.eml")); d.Action != callout.ActionRefuse || d.Reply.String() != "550 5.7.1 Gtube pattern" {
+		t.Errorf("GTUBE: %v %q (%s)", d.Action, d.Reply.String(), d.Reason)
+	}
+	d := scan(o, msg("none"))
+	if d.Action != callout.ActionReplace || fields(d) != "^Authentication-Results X-Spamd-Result" {
+		t.Errorf("no action: %v fields %q (%s)", d.Action, fields(d), d.Reason)
+	}
+	if out := string(all(t, d.Message)); strings.Contains(out, "X-Spam") {
+		t.Errorf("no action: forged fields kept:\n%s", out)
+	}
+	d = scan(o, msg("add"))
+	if fields(d) != "X-Spam ^Authentication-Results X-Spamd-Result" || d.Headers[0].Value != "Yes" {
+		t.Errorf("add header: fields %q (%s)", fields(d), d.Reason)
+	}
+	d = scan(o, msg("rewrite"))
+	if d.Message == nil {
+		t.Fatalf("rewrite subject: %v (%s)", d.Action, d.Reason)
+	}
+	if out := string(all(t, d.Message)); !strings.Contains(out, "Subject: ***SPAM*** hi\r\n") {
+		t.Errorf("rewrite subject:\n%s", out)
+	}
+	signed := callout.NewMessage(append([]byte("DKIM-Signature: v=1; d=example.org; s=s; b=x\r\n"), all(t, msg("rewrite"))...))
+	d = scan(o, signed)
+	if out := string(all(t, d.Message)); !strings.Contains(out, "Subject: hi\r\n") {
+		t.Errorf("rewrite subject of a signed message with dkim = skip:\n%s", out)
+	}
+	d = scan(o, msg("grey"))
+	if d.Action == callout.ActionRefuse {
+		t.Errorf("greylist with greylist = accept: %v %q", d.Action, d.Reply.String())
+	}
+	og := rspamdOptions(r.Addr)
+	og.Greylist = "tempfail"
+	if d = scan(og, msg("grey")); d.Action != callout.ActionRefuse || d.Reply.Code != 451 {
+		t.Errorf("greylist with greylist = tempfail: %v %q", d.Action, d.Reply.String())
+	}
+	if d = scan(o, msg("soft")); d.Action != callout.ActionRefuse || d.Reply.String() != "451 4.7.1 opes test soft reject" {
+		t.Errorf("soft reject: %v %q", d.Action, d.Reply.String())
+	}
+
+	s, _ := NewRspamd(o)
+	if h := s.CheckHealth(context.Background()); len(h) != 1 || !h[0].Up {
+		t.Errorf("health: %+v", h)
+	}
+	r.Stop()
+	_, err := s.AdaptMessage(context.Background(), tx, msg("none"))
+	var be *callout.BackendError
+	if !errors.As(err, &be) || be.Backend != "rspamd" {
+		t.Errorf("rspamd stopped: %v, want a *BackendError", err)
+	}
+	if h := s.CheckHealth(context.Background()); h[0].Up {
+		t.Errorf("health after stop: %+v", h)
+	}
+}

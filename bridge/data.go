@@ -132,20 +132,34 @@ func (s *session) sendBodyEnd(ctx context.Context, mac Macros) Reply {
 	return Reply{Kind: Continue}
 }
 
-// stopForDWSR ends the original flow after the server's DWSR: the queued
-// data goes out while less than org-size octets were sent, then AME 206
-// (the engine sends DSS first after a DWSS, RFC 4037 §8.3). When a data
-// part is adaptive the rest of the message is kept, not sent, and completes
-// the answers at end of message (docs/profile.md 6); otherwise the MTA is
+// queuedEnd returns the original offset after the data sent and queued.
+func (s *session) queuedEnd() int64 {
+	x := s.mt.x
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	end := int64(len(x.pre))
+	if x.dataStart >= 0 {
+		end = x.dataStart + x.dataSize
+	}
+	return end + int64(len(s.mt.pending.buf))
+}
+
+// stopForDWSR ends the original flow after the server's DWSR, at the
+// chunk b of part/index: the queued data goes out while less than
+// org-size octets were sent, then AME 206 (the engine sends DSS first
+// after a DWSS, RFC 4037 §8.3). When a data part is adaptive, the rest of
+// the message, b included, is kept (before the AME goes out, so that the
+// server's answers find their instances) but not sent, and completes the
+// answers at end of message (docs/profile.md 6); otherwise the MTA is
 // told to skip it.
-func (s *session) stopForDWSR(ctx context.Context, orgSize int64) Reply {
+func (s *session) stopForDWSR(ctx context.Context, orgSize int64, part ocpsmtp.Part, index string, b []byte) Reply {
 	x, pd := s.mt.x, &s.mt.pending
 	x.mu.Lock()
-	sent := x.dataStart + x.dataSize
-	if x.dataStart < 0 {
-		sent = int64(len(x.pre))
+	sent := int64(len(x.pre))
+	if x.dataStart >= 0 {
+		sent = x.dataStart + x.dataSize
 	}
-	keep := x.keepData || x.dataStart < 0 && x.adaptsData()
+	keep := x.adaptsData()
 	x.mu.Unlock()
 	if sent < orgSize {
 		if rep := s.flushData(ctx); rep.Kind != Continue {
@@ -167,6 +181,9 @@ func (s *session) stopForDWSR(ctx context.Context, orgSize int64) Reply {
 		}
 	}
 	pd.reset()
+	if err := x.keepUnsent(part, index, b); err != nil {
+		return s.onFailure(failure(FailLocal, err), false)
+	}
 	if err := x.endOriginal(ocp.Result{Code: ocp.CodePartial, Reason: "DWSR"}); err != nil {
 		return s.onFailure(failure(FailServer, err), false)
 	}
@@ -242,11 +259,8 @@ func (s *session) sendChunk(ctx context.Context, mac Macros, part ocpsmtp.Part, 
 		}
 		return Reply{Kind: Continue}
 	}
-	if dwsr >= 0 && !stopped && !stop {
-		if rep := s.stopForDWSR(ctx, dwsr); rep.Kind != Continue {
-			return rep
-		}
-		return s.sendChunk(ctx, mac, part, index, b)
+	if dwsr >= 0 && !stopped && !stop && s.queuedEnd() >= dwsr {
+		return s.stopForDWSR(ctx, dwsr, part, index, b)
 	}
 	if stop && !stopped {
 		// Advice Accept: adapt no further (docs/profile.md 9). What is

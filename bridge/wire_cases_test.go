@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	gomilter "github.com/d--j/go-milter"
 
@@ -334,4 +335,54 @@ func TestWireOPESViaNamesActingServices(t *testing.T) {
 			p.wait(t, tc.file, tc.comment)
 		})
 	}
+}
+
+// TestWireServerOfferRejected covers defect 5 of issue 13 at the bridge: a
+// server that offers the profile itself (a feature the processor knows but
+// negotiates per service group) gets it back under Rejects, an unknown
+// feature under Unknowns (RFC 4037 §11.19).
+func TestWireServerOfferRejected(t *testing.T) {
+	rcptSeen := make(chan struct{})
+	p := startWire(t, func(c *wireConn) {
+		c.expect(ocp.MsgCS)
+		c.expect(ocp.MsgNO)
+		c.send(&ocp.Message{Name: ocp.MsgCS})
+		// Offer-Pending keeps the negotiation phase open for the
+		// server's own offer, so the bridge answers it before its SGC.
+		c.send(&ocp.Message{Name: ocp.MsgNR, Named: []ocp.Param{ocp.NewParam(ocp.ParamOfferPending, ocp.BoolAtom(true))}})
+		c.send(&ocp.Message{Name: ocp.MsgNO, Anon: []ocp.Value{ocp.FeaturesValue([]ocp.Feature{
+			{URI: ocpsmtp.ReceiverURI}, {URI: "ocp://feature/example/"}})}})
+		c.expect(ocp.MsgNR)
+		c.note("the bridge goes on with its service group")
+		sgc := c.expect(ocp.MsgSGC)
+		sg, _ := sgc.AnonUint(0)
+		no := c.expect(ocp.MsgNO)
+		f, _ := ocp.ParseFeature(no.Anon[0].(ocp.List)[0])
+		offer, _ := ocpsmtp.ParseProfile(f)
+		c.send(nrFor(sg, offer))
+		c.expect(ocp.MsgTS)
+		c.expect(ocp.MsgAMS)
+		for {
+			m := c.expect(ocp.MsgDUM)
+			if d, _ := ocpsmtp.ParseData(m); d.Part == ocpsmtp.PartRCPT {
+				break
+			}
+		}
+		close(rcptSeen)
+	})
+	m := startMilter(t, testPolicy(p.addr, skeletonAdaptive, skeletonInformative))
+	s := m.session(t)
+	if _, err := s.Mail("a@example.org", ""); err != nil {
+		t.Fatal(err)
+	}
+	// The scripted server does not answer the RCPT; once it arrived the
+	// bridge is closed: only the negotiation matters here.
+	go s.Rcpt("b@example.com", "")
+	select {
+	case <-rcptSeen:
+	case <-time.After(10 * time.Second):
+		t.Error("no RCPT")
+	}
+	m.br.Close()
+	p.wait(t, "server-offer-rejected.txt", "The server offers the receiver profile and an unknown feature: Rejects for the first, Unknowns for the second.")
 }

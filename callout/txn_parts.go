@@ -109,7 +109,10 @@ func (t *txn) whole(ctx context.Context, hdr []*dataInst, body *dataInst) (refus
 	if err != nil {
 		return false, err
 	}
-	sp.Write(origHdr)
+	if _, err := sp.Write(origHdr); err != nil {
+		sp.Discard()
+		return false, err
+	}
 	if body != nil {
 		if _, err := io.Copy(sp, body.msg.NewReader()); err != nil {
 			sp.Discard()
@@ -364,7 +367,12 @@ func (a *answerer) fields(ctx context.Context, insts []*dataInst, newHdr []byte)
 		if err != nil {
 			return fmt.Errorf("callout: adapted header field: %w", err)
 		}
-		a.rest = append(a.rest, Field{Name: name, Value: strings.TrimLeft(value, " \t")})
+		f := Field{Name: name, Value: strings.TrimLeft(value, " \t")}
+		if err := f.Validate(); err != nil {
+			a.t.tx.Logger.Warn("added header field cannot be carried; dropped", "field", name, "err", err)
+			continue
+		}
+		a.rest = append(a.rest, f)
 	}
 	return nil
 }

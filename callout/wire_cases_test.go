@@ -74,6 +74,22 @@ offered Header-List to Subject; field 2 is answered by AM-Index with the new fie
 				w.dum(ocpsmtp.Data{Part: ocpsmtp.PartSINGLEHEADERS, Index: "2", Allow: []string{ocpsmtp.AllowSMTPError, ocpsmtp.AllowAddHeader}},
 					"Subject: hello\r\n")
 			}},
+		{file: "singleheaders-delete-add.txt", comment: `SINGLEHEADERS: the service removes the Subject field and adds another: field 2 is deleted (an
+empty DUM with its AM-Index) and the new field goes in with Add-Header.`,
+			service: rewriter{needs: Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartSINGLEHEADERS}, HeaderList: []string{"Subject"}},
+				old: "Subject: hello\r\n", new: "X-Subject-Removed: yes\r\n"},
+			offer: ocpsmtp.Profile{URI: ocpsmtp.ReceiverURI, Adaptive: []ocpsmtp.Part{ocpsmtp.PartSINGLEHEADERS},
+				HeaderList: []string{"From", "Subject"}},
+			send: func(w *wireProc) {
+				w.dum(ocpsmtp.Data{Part: ocpsmtp.PartSINGLEHEADERS, Index: "2", Allow: []string{ocpsmtp.AllowSMTPError, ocpsmtp.AllowAddHeader}},
+					"Subject: hello\r\n")
+			}},
+		{file: "allheaders-unchanged.txt", comment: `ALLHEADERS that the chain leaves unchanged is answered with a DUY of it.`,
+			service: rewriter{needs: Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartALLHEADERS}}, old: "not there", new: "x"},
+			offer:   ocpsmtp.Profile{URI: ocpsmtp.ReceiverURI, Adaptive: []ocpsmtp.Part{ocpsmtp.PartALLHEADERS}},
+			send: func(w *wireProc) {
+				w.dum(ocpsmtp.Data{Part: ocpsmtp.PartALLHEADERS, Allow: []string{ocpsmtp.AllowSMTPError}}, "Subject: hello\r\n\r\n")
+			}},
 		{file: "body.txt", comment: `A chain that needs the body only (BODY): the new body is the answer.`,
 			service: rewriter{needs: Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartBODY}}, footer: "-- \r\nscanned\r\n"},
 			offer:   ocpsmtp.Profile{URI: ocpsmtp.ReceiverURI, Adaptive: []ocpsmtp.Part{ocpsmtp.PartALLHEADERS, ocpsmtp.PartBODY}},

@@ -64,9 +64,15 @@
 //     since RFC 4037 forbids answering it with TE.
 //   - The processor offers nothing at connection scope (NO ()) and
 //     negotiates profiles per service group. It accepts no feature offered
-//     by the server: it answers NR without a feature and lists the offer
-//     under Unknowns. It answers AQ with true for features it offered on
-//     the connection; the server for features negotiated on it.
+//     by the server: it answers NR without a feature and lists the offered
+//     features it knows (ClientConfig.Known, or offered itself) under
+//     Rejects, the others under Unknowns (RFC 4037 §11.19). It answers AQ
+//     with true for features it offered on the connection; the server for
+//     features negotiated on it.
+//   - Ending is explicit about its result: Client.Close(ctx, res) sends
+//     CE with res (Failure for an error, RFC 4037 §5: a bare CE reads as
+//     200), Tx.End and ServerTx.End send TE with theirs; none of them
+//     blocks beyond ctx.
 //   - The processor answers every server NO as soon as it reads it, so two
 //     server offers in a row are not a violation from its point of view.
 //   - During the processor's first negotiation phase any other message

@@ -120,6 +120,12 @@ func (c *Chain) adaptAddress(ctx context.Context, tx *Tx, part ocpsmtp.Part, a A
 // result replaces the message when any service did; the returned message
 // then belongs to the caller. msg itself is never closed.
 func (c *Chain) AdaptMessage(ctx context.Context, tx *Tx, msg *Message) (Decision, error) {
+	return c.adaptMessage(ctx, tx, msg, ocpsmtp.PartRAWDATA)
+}
+
+// adaptMessage is AdaptMessage for a message built from part (the
+// observer's label).
+func (c *Chain) adaptMessage(ctx context.Context, tx *Tx, msg *Message, part ocpsmtp.Part) (Decision, error) {
 	cur := msg
 	release := func() {
 		if cur != msg {
@@ -133,7 +139,7 @@ func (c *Chain) AdaptMessage(ctx context.Context, tx *Tx, msg *Message) (Decisio
 			continue
 		}
 		in := cur
-		d, err := c.call(ctx, tx, l, ocpsmtp.PartRAWDATA, func() (Decision, error) { return ma.AdaptMessage(ctx, tx, in) })
+		d, err := c.call(ctx, tx, l, part, func() (Decision, error) { return ma.AdaptMessage(ctx, tx, in) })
 		if err != nil {
 			release()
 			return Decision{}, err

@@ -128,7 +128,7 @@ func (t *txn) whole(ctx context.Context, hdr []*dataInst, body *dataInst) (refus
 	if body == nil {
 		all = all[:len(hdr)]
 	}
-	dec, err := t.chain.AdaptMessage(ctx, t.tx, msg)
+	dec, err := t.chain.adaptMessage(ctx, t.tx, msg, all[0].d.Part)
 	if err != nil {
 		return false, err
 	}
@@ -205,7 +205,7 @@ func (t *txn) section(ctx context.Context, sec *dataInst, seen map[string]bool) 
 		defer msg.Close()
 		prefixed = true
 	}
-	dec, err := t.chain.AdaptMessage(ctx, t.tx, msg)
+	dec, err := t.chain.adaptMessage(ctx, t.tx, msg, ocpsmtp.PartSECTIONS)
 	if err != nil {
 		return false, err
 	}

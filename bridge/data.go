@@ -206,10 +206,10 @@ func (s *session) oversize() Reply {
 		return Reply{Kind: Skip}
 	case ActionTempFail:
 		s.dropExchange("message too large")
-		return Reply{Kind: TempFail, Code: 452, Text: "4.3.4 Message too large for content adaptation"}
+		return Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 452, Text: "4.3.4 Message too large for content adaptation"}}
 	}
 	s.dropExchange("message too large")
-	return Reply{Kind: Reject, Code: 552, Text: "5.3.4 Message too large for content adaptation"}
+	return Reply{Kind: Reject, SMTP: ocpsmtp.Reply{Code: 552, Text: "5.3.4 Message too large for content adaptation"}}
 }
 
 // pendingReply returns a refusal or stop the server already sent.

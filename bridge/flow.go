@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"time"
 
@@ -35,7 +34,7 @@ func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt strin
 	if max := p.MaxTransactions; max > 0 && s.b.inflight.Load() >= int64(max) {
 		mt.route = nil
 		s.b.metrics.refused("transactions")
-		return Reply{Kind: TempFail, Code: 451, Text: "4.3.2 Too many messages in adaptation, try again later"}, false
+		return Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 451, Text: "4.3.2 Too many messages in adaptation, try again later"}}, false
 	}
 	// The whole start is answered within the RCPT deadline; reaching a
 	// callout server (dial, negotiation, TS) within the connect deadline.
@@ -161,7 +160,7 @@ func (s *session) sendRcpt(ctx context.Context, mac Macros, r *rcptState) Reply 
 			// keep the message queued. Delete the recipient instead.
 			r.deleted = true
 			s.log.Info("recipient removed (non-SMTP path)", "qid", mac.Get("i"), "rcpt", r.addr,
-				"reply", strconv.Itoa(a.reply.Code)+" "+a.reply.Text, "daemon", s.daemonName)
+				"reply", a.reply.SMTP.String(), "daemon", s.daemonName)
 			return Reply{Kind: Continue}
 		}
 		return *a.reply
@@ -226,12 +225,12 @@ func (s *session) failedReply(preData bool) Reply {
 		if s.nonSMTP && preData {
 			return Reply{Kind: Continue}
 		}
-		return Reply{Kind: Reject, Code: 554, Text: "5.7.0 Content adaptation failed"}
+		return Reply{Kind: Reject, SMTP: ocpsmtp.Reply{Code: 554, Text: "5.7.0 Content adaptation failed"}}
 	}
 	if s.nonSMTP && preData {
 		return Reply{Kind: Continue}
 	}
-	return Reply{Kind: TempFail, Code: 451, Text: "4.3.0 Content adaptation unavailable, try again later"}
+	return Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 451, Text: "4.3.0 Content adaptation unavailable, try again later"}}
 }
 
 func routeName(r *Route) string {

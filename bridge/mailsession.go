@@ -139,7 +139,7 @@ func (s *session) Rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 			// One OCP transaction per mail transaction: this recipient
 			// needs another route, so the client retries it separately.
 			mt.rcpts = append(mt.rcpts, rcptState{addr: rcpt, args: args, index: -1, refused: true})
-			return Reply{Kind: TempFail, Code: 452, Text: "4.5.3 Recipient needs a separate transaction, try again"}
+			return Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 452, Text: "4.5.3 Recipient needs a separate transaction, try again"}}
 		}
 	}
 	var rep Reply
@@ -226,7 +226,7 @@ func (s *session) Header(ctx context.Context, mac Macros, name, value string) Re
 	mt := s.mt
 	mt.headerBytes += len(name) + len(value) + 3
 	if max := s.policy().MaxHeaderBytes; max > 0 && mt.headerBytes > max {
-		return s.defer_(Reply{Kind: Reject, Code: 552, Text: "5.3.4 Message header too large"})
+		return s.defer_(Reply{Kind: Reject, SMTP: ocpsmtp.Reply{Code: 552, Text: "5.3.4 Message header too large"}})
 	}
 	mt.headers = append(mt.headers, headerField{name: name, value: value})
 	return Reply{Kind: Continue}

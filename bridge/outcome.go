@@ -234,7 +234,7 @@ func (o *outcome) apply(s *session, mod Modifier) Reply {
 		}
 		o.class = FailLocal.String()
 		s.b.metrics.failure(routeName(s.mt.route), FailLocal, ActionTempFail)
-		return Reply{Kind: TempFail, Code: 451, Text: "4.3.0 Content adaptation could not be applied, try again later"}
+		return Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 451, Text: "4.3.0 Content adaptation could not be applied, try again later"}}
 	}
 	return o.reply
 }
@@ -295,8 +295,8 @@ func (s *session) logSummary(mac Macros, o *outcome, rep Reply) {
 		"verdict", verdict, "status", status, "rcpts", len(mt.rcpts), "size", mt.bodyBytes,
 		"duration", time.Since(mt.started).Round(time.Millisecond),
 	}
-	if rep.Code != 0 {
-		attrs = append(attrs, "reply", rep.Code)
+	if rep.SMTP.Code != 0 {
+		attrs = append(attrs, "reply", rep.SMTP.Code)
 	}
 	if o.class != "" {
 		attrs = append(attrs, "failure", o.class)

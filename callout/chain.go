@@ -209,7 +209,9 @@ func (d Decision) validate(part ocpsmtp.Part) error {
 	}
 	switch d.Action {
 	case ActionRefuse:
-		return d.Reply.Validate()
+		if err := d.Reply.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadReply, err)
+		}
 	case ActionReplace:
 		if part == ocpsmtp.PartRAWDATA && d.Message == nil {
 			return fmt.Errorf("callout: replace decision without a message")

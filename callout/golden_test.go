@@ -101,7 +101,7 @@ func replay(t *testing.T, srv *callout.Server, steps []step) {
 func TestGoldenReceiver(t *testing.T) {
 	policy, err := builtin.NewRecipientPolicy(&mapping.RecipientPolicy{
 		Deny:  []string{"nobody@example.com"},
-		Reply: mapping.Reply{Code: 550, Text: "5.1.1 {rcpt}: Recipient address rejected: User unknown"},
+		Reply: ocpsmtp.Reply{Code: 550, Text: "5.1.1 {rcpt}: Recipient address rejected: User unknown"},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 func TestParseSize(t *testing.T) {
@@ -32,25 +34,25 @@ func TestParseSize(t *testing.T) {
 func TestParseReply(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
-		want Reply
+		want ocpsmtp.Reply
 		err  bool
 	}{
-		{"550 5.1.1 No such user", Reply{550, "5.1.1 No such user"}, false},
-		{"451 4.3.0 Try later", Reply{451, "4.3.0 Try later"}, false},
-		{"550", Reply{550, ""}, false},
-		{"554 Go away", Reply{554, "Go away"}, false},
-		{"554 4.7.1 Go away", Reply{}, true},
-		{"250 OK", Reply{}, true},
-		{"55 x", Reply{}, true},
-		{"5500 x", Reply{}, true},
-		{"550-5.1.1 x", Reply{}, true},
+		{"550 5.1.1 No such user", ocpsmtp.Reply{Code: 550, Text: "5.1.1 No such user"}, false},
+		{"451 4.3.0 Try later", ocpsmtp.Reply{Code: 451, Text: "4.3.0 Try later"}, false},
+		{"550", ocpsmtp.Reply{Code: 550, Text: ""}, false},
+		{"554 Go away", ocpsmtp.Reply{Code: 554, Text: "Go away"}, false},
+		{"554 4.7.1 Go away", ocpsmtp.Reply{}, true},
+		{"250 OK", ocpsmtp.Reply{}, true},
+		{"55 x", ocpsmtp.Reply{}, true},
+		{"5500 x", ocpsmtp.Reply{}, true},
+		{"550-5.1.1 x", ocpsmtp.Reply{}, true},
 	} {
 		got, err := parseReply(tc.in)
 		if got != tc.want || (err != nil) != tc.err {
 			t.Errorf("parseReply(%q) = %+v, %v", tc.in, got, err)
 		}
 	}
-	if s := (Reply{550, "5.1.1 x"}).String(); s != "550 5.1.1 x" {
+	if s := (ocpsmtp.Reply{Code: 550, Text: "5.1.1 x"}).String(); s != "550 5.1.1 x" {
 		t.Errorf("Reply.String() = %q", s)
 	}
 }

@@ -59,7 +59,7 @@ func NewAttachmentFilter(opts *mapping.AttachmentFilter) (*AttachmentFilter, err
 	}
 	r := DefaultAttachmentReply
 	if opts.Reply.Code != 0 {
-		r = callout.Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
+		r = opts.Reply
 	}
 	if err := r.Validate(); err != nil {
 		return nil, err

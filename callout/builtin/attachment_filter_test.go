@@ -7,6 +7,7 @@ import (
 
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 func TestAttachmentFilter(t *testing.T) {
@@ -156,7 +157,7 @@ func TestAttachmentFilterConfig(t *testing.T) {
 	for _, o := range []mapping.AttachmentFilter{
 		{Action: "drop", Signed: SignedPass},
 		{Action: AttachmentRemove, Signed: "strip"},
-		{Action: AttachmentReject, Signed: SignedPass, Reply: mapping.Reply{Code: 250, Text: "ok"}},
+		{Action: AttachmentReject, Signed: SignedPass, Reply: ocpsmtp.Reply{Code: 250, Text: "ok"}},
 	} {
 		if _, err := NewAttachmentFilter(&o); err == nil {
 			t.Errorf("%+v: no error", o)

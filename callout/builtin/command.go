@@ -82,7 +82,7 @@ func NewCommand(opts *mapping.Command) (*Command, error) {
 		c.maxOutput = DefaultCommandMaxOutput
 	}
 	if opts.Reply.Code != 0 {
-		c.reply = callout.Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
+		c.reply = opts.Reply
 	}
 	if err := c.reply.Validate(); err != nil {
 		return nil, err

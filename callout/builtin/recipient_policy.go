@@ -29,7 +29,7 @@ type RecipientPolicy struct {
 func NewRecipientPolicy(opts *mapping.RecipientPolicy) (*RecipientPolicy, error) {
 	r := DefaultDenyReply
 	if opts.Reply.Code != 0 {
-		r = callout.Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
+		r = opts.Reply
 	}
 	if err := r.Validate(); err != nil {
 		return nil, err

@@ -68,21 +68,17 @@ func PolicyFromConfig(c *mapping.Config) (*Policy, error) {
 		for _, svc := range mc.Services {
 			ch.Services = append(ch.Services, ocp.Service{URI: svc.URI, Params: serviceParams(svc.Params)})
 		}
-		for cls, mcls := range map[FailureClass]mapping.FailureClass{
-			FailConnect: mapping.FailConnect, FailTimeout: mapping.FailTimeout,
-			FailProtocol: mapping.FailProtocol, FailServer: mapping.FailServer,
-		} {
-			ch.OnFailure[cls] = actionFrom(mc.OnFailure.For(mcls))
+		for _, cls := range []FailureClass{FailConnect, FailTimeout, FailProtocol, FailServer, FailLocal} {
+			ch.OnFailure[cls] = actionFrom(mc.OnFailure.For(cls))
 		}
-		ch.OnFailure[FailLocal] = ch.OnFailure[FailServer]
 		chains[mc] = ch
 	}
 	routes := map[*mapping.Route]*Route{}
 	for _, mr := range c.Routes {
 		r := &Route{Name: mr.Name, Chain: chains[mr.Chain], Profile: ocpsmtp.Profile{
 			URI:         mr.Profile.URI(),
-			Adaptive:    parts(mr.Adaptive),
-			Informative: parts(mr.Informative),
+			Adaptive:    mr.Adaptive,
+			Informative: mr.Informative,
 			HeaderList:  mr.HeaderList,
 		}}
 		routes[mr] = r
@@ -108,14 +104,6 @@ func mappingFacts(f Facts) mapping.Facts {
 		DaemonName: f.DaemonName, ClientAddr: addr, Authenticated: f.Authenticated,
 		SenderDomain: f.SenderDomain, RcptDomain: f.RcptDomain, NonSMTP: f.NonSMTP,
 	}
-}
-
-func parts(in []mapping.Part) []ocpsmtp.Part {
-	out := make([]ocpsmtp.Part, len(in))
-	for i, p := range in {
-		out[i] = ocpsmtp.Part(p)
-	}
-	return out
 }
 
 func serviceParams(m map[string]string) []ocp.Param {

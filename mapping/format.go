@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // Format prints the compiled configuration readably, for "opes-milter
@@ -199,7 +201,7 @@ func formatParams(m map[string]string) string {
 	return " {" + strings.Join(kv, ", ") + "}"
 }
 
-func joinParts(list []Part) string {
+func joinParts(list []ocpsmtp.Part) string {
 	if len(list) == 0 {
 		return "none"
 	}

@@ -65,7 +65,7 @@ func TestRouteKeys(t *testing.T) {
 				r := c.Routes[0]
 				return []any{r.Name, r.Index, r.Profile, r.Chain.Name, r.Adaptive, r.Informative, r.HeaderList, r.Match.IsEmpty()}
 			},
-			[]any{"route-1", 0, Receiver, "c", []Part{PartRCPT}, []Part(nil), []string(nil), true}},
+			[]any{"route-1", 0, Receiver, "c", []ocpsmtp.Part{ocpsmtp.PartRCPT}, []ocpsmtp.Part(nil), []string(nil), true}},
 		{"route keys", fill(`[[routes]]
 name = "outbound"
 profile = "sender"
@@ -77,7 +77,7 @@ header_list = ["From", "*"]`),
 				r := c.Routes[0]
 				return []any{r.Name, r.Profile, r.Adaptive, r.Informative, r.HeaderList}
 			},
-			[]any{"outbound", Sender, []Part{PartMAIL, PartSINGLEHEADERS, PartSECTIONS}, []Part{PartIP, PartEHLO, PartRCPT}, []string{"From", "*"}}},
+			[]any{"outbound", Sender, []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartSINGLEHEADERS, ocpsmtp.PartSECTIONS}, []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartEHLO, ocpsmtp.PartRCPT}, []string{"From", "*"}}},
 		{"header_list default", fill(route + "informative = [\"SINGLEHEADERS\", \"BODY\"]"),
 			func(c *Config) any { return c.Routes[0].HeaderList }, []string{"*"}},
 		{"match keys", fill(route + `adaptive = ["RCPT"]

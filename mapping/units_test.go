@@ -57,18 +57,6 @@ func TestParseReply(t *testing.T) {
 	}
 }
 
-func TestSocketString(t *testing.T) {
-	for _, in := range []string{"inet:127.0.0.1:8890", "inet:[::1]:8890", "inet6:[::1]:8890", "unix:/run/opes.sock", "inet:mx.example:25"} {
-		s, err := parseSocket(in)
-		if err != nil || s.String() != in {
-			t.Errorf("parseSocket(%q) = %v (%s), %v", in, s, s.String(), err)
-		}
-	}
-	if s, _ := parseSocket("local:/x"); s.String() != "unix:/x" {
-		t.Errorf("local: not taken as unix: %v", s)
-	}
-}
-
 func TestEditDistanceAndSuggest(t *testing.T) {
 	for _, tc := range []struct {
 		a, b string

@@ -156,7 +156,26 @@ func (c *Callout) format(p *printer) {
 	}
 	for _, s := range c.Services {
 		p.field("service", "%s <%s> %s", s.Name, s.URI, s.Kind)
+		if d := describeOptions(s.Options); d != "" {
+			p.field("", "%s", d)
+		}
 	}
+}
+
+// describeOptions prints the settings of a service that have a default
+// (replies, timeouts, limits, actions), as the service applies them.
+func describeOptions(o Options) string {
+	switch o := o.(type) {
+	case *RecipientPolicy:
+		return "reply " + strconv.Quote(o.Reply.String())
+	case *AttachmentFilter:
+		return fmt.Sprintf("action %s, signed %s, reply %q, replacement %q", o.Action, o.Signed, o.Reply.String(), o.Replacement)
+	case *Command:
+		return fmt.Sprintf("timeout %v, default %s, reply %q, max output %s", o.Timeout, o.Default, o.Reply.String(), formatSize(o.MaxOutput))
+	case *SizeLimit:
+		return fmt.Sprintf("max %s, reply %q", formatSize(o.Max), o.Reply.String())
+	}
+	return ""
 }
 
 // String describes the match: "any connection", or its conditions.

@@ -76,6 +76,8 @@ var rules = []rule{
 	{name: "mapping imports no daemon package",
 		from: under("/mapping"),
 		bad:  anyOf(isGoMilter, under("/milter"), under("/bridge"), under("/callout"), under("/cmd")), tests: true},
+	{name: "internal/spool, shared by bridge and callout, is on the standard library only", from: is("/internal/spool"),
+		bad: notStandard, tests: true},
 	{name: "only milter and cmd/opes-bench import go-milter",
 		from: func(p string) bool { return !under("/milter")(p) && !is("/cmd/opes-bench")(p) },
 		bad:  isGoMilter},

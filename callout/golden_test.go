@@ -17,6 +17,7 @@ import (
 
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/callout/builtin"
+	"github.com/opes-milter/opes-milter/callout/promobserver"
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
@@ -112,8 +113,8 @@ func TestGoldenReceiver(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	m := callout.NewMetrics(reg)
-	srv := &callout.Server{Metrics: m, Services: map[string]callout.Service{
+	m := promobserver.New(reg)
+	srv := &callout.Server{Observer: m, Services: map[string]callout.Service{
 		"http://services.example.net/opes/recipient-check": policy,
 		"http://services.example.net/opes/spam-tag":        tag,
 	}}

@@ -55,7 +55,7 @@ func findMods(mods []gomilter.ModifyAction, typ gomilter.ModifyActionType, name 
 
 func TestSkeletonPath(t *testing.T) {
 	co := startCallout(t, standardScript())
-	m := startMilter(t, testPolicy(co.addr, skeletonAdaptive, skeletonInformative))
+	m := startMilter(t, testPolicy(co.Addr, skeletonAdaptive, skeletonInformative))
 	s := m.session(t)
 	for n := 0; n < 3; n++ { // three transactions on one milter connection
 		acts, mods, act := sendMessage(t, s, "sender@example.org", []string{"blocked@example.com", "friend@example.com"}, "hello\r\n")

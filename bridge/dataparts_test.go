@@ -7,6 +7,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 	"github.com/emersion/go-message/textproto"
 
+	"github.com/opes-milter/opes-milter/internal/ocptest"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
@@ -59,7 +60,7 @@ func bodyOf(mods []gomilter.ModifyAction) (string, bool) {
 }
 
 func TestAllHeadersAndBody(t *testing.T) {
-	co := startCallout(t, scriptServer(answers{data: func(part ocpsmtp.Part, index string, orig []byte) string {
+	co := startCallout(t, scriptServer(ocptest.Answers{Data: func(part ocpsmtp.Part, index string, orig []byte) string {
 		switch part {
 		case ocpsmtp.PartALLHEADERS:
 			return "replace:" + strings.Replace(string(orig), "Subject:", "Subject: [ext]", 1)
@@ -68,7 +69,7 @@ func TestAllHeadersAndBody(t *testing.T) {
 		}
 		return ""
 	}}))
-	p := testPolicy(co.addr, []ocpsmtp.Part{ocpsmtp.PartALLHEADERS, ocpsmtp.PartBODY}, envelopeInformative)
+	p := testPolicy(co.Addr, []ocpsmtp.Part{ocpsmtp.PartALLHEADERS, ocpsmtp.PartBODY}, envelopeInformative)
 	m := startMilter(t, p)
 	s := m.session(t)
 	mods, act := sendMIME(t, s, [][2]string{{"From", "a@example.org"}, {"Subject", "hi"}}, "text\r\n")
@@ -83,7 +84,7 @@ func TestAllHeadersAndBody(t *testing.T) {
 }
 
 func TestSingleHeaders(t *testing.T) {
-	co := startCallout(t, scriptServer(answers{data: func(part ocpsmtp.Part, index string, orig []byte) string {
+	co := startCallout(t, scriptServer(ocptest.Answers{Data: func(part ocpsmtp.Part, index string, orig []byte) string {
 		switch {
 		case strings.HasPrefix(string(orig), "Subject:"):
 			return "replace:Subject: [tagged] hi\r\n"
@@ -93,7 +94,7 @@ func TestSingleHeaders(t *testing.T) {
 		return ""
 	}}))
 	prof := []ocpsmtp.Part{ocpsmtp.PartSINGLEHEADERS}
-	p := testPolicy(co.addr, prof, envelopeInformative)
+	p := testPolicy(co.Addr, prof, envelopeInformative)
 	p.Routes[0].Profile.HeaderList = []string{"Subject", "X-Drop"}
 	m := startMilter(t, p)
 	s := m.session(t)
@@ -112,7 +113,7 @@ func TestSingleHeaders(t *testing.T) {
 	}
 	// Only the listed fields were sent.
 	n := 0
-	for _, msg := range co.messages() {
+	for _, msg := range co.Messages() {
 		if d, err := ocpsmtp.ParseData(msg); err == nil && d.Part == ocpsmtp.PartSINGLEHEADERS {
 			n++
 		}
@@ -131,13 +132,13 @@ const mixedBody = "This is a multi-part message.\r\n" +
 	"--XX--\r\nepilogue\r\n"
 
 func TestSectionsSpliceKeepsUntouchedBytes(t *testing.T) {
-	co := startCallout(t, scriptServer(answers{data: func(part ocpsmtp.Part, index string, orig []byte) string {
+	co := startCallout(t, scriptServer(ocptest.Answers{Data: func(part ocpsmtp.Part, index string, orig []byte) string {
 		if part == ocpsmtp.PartSECTIONS && strings.Contains(string(orig), "evil.exe") {
 			return "delete"
 		}
 		return ""
 	}}))
-	p := testPolicy(co.addr, []ocpsmtp.Part{ocpsmtp.PartSECTIONS}, envelopeInformative)
+	p := testPolicy(co.Addr, []ocpsmtp.Part{ocpsmtp.PartSECTIONS}, envelopeInformative)
 	m := startMilter(t, p)
 	s := m.session(t)
 	mods, act := sendMIME(t, s, [][2]string{{"Content-Type", "multipart/mixed; boundary=XX"}, {"Subject", "hi"}}, mixedBody)
@@ -148,7 +149,7 @@ func TestSectionsSpliceKeepsUntouchedBytes(t *testing.T) {
 		t.Fatalf("body\n%q\nwant\n%q", b, want)
 	}
 	var idx []string
-	for _, msg := range co.messages() {
+	for _, msg := range co.Messages() {
 		if d, err := ocpsmtp.ParseData(msg); err == nil && d.Part == ocpsmtp.PartSECTIONS {
 			idx = append(idx, d.Index)
 		}
@@ -159,8 +160,8 @@ func TestSectionsSpliceKeepsUntouchedBytes(t *testing.T) {
 }
 
 func TestSectionsUnchangedNoBodyReplacement(t *testing.T) {
-	co := startCallout(t, scriptServer(answers{}))
-	p := testPolicy(co.addr, []ocpsmtp.Part{ocpsmtp.PartSECTIONS}, envelopeInformative)
+	co := startCallout(t, scriptServer(ocptest.Answers{}))
+	p := testPolicy(co.Addr, []ocpsmtp.Part{ocpsmtp.PartSECTIONS}, envelopeInformative)
 	m := startMilter(t, p)
 	s := m.session(t)
 	mods, act := sendMIME(t, s, [][2]string{{"Content-Type", "multipart/mixed; boundary=XX"}}, mixedBody)
@@ -171,8 +172,8 @@ func TestSectionsUnchangedNoBodyReplacement(t *testing.T) {
 }
 
 func TestEmptyBodyIsSentAsEmptyBODY(t *testing.T) {
-	co := startCallout(t, scriptServer(answers{}))
-	p := testPolicy(co.addr, []ocpsmtp.Part{ocpsmtp.PartBODY}, envelopeInformative)
+	co := startCallout(t, scriptServer(ocptest.Answers{}))
+	p := testPolicy(co.Addr, []ocpsmtp.Part{ocpsmtp.PartBODY}, envelopeInformative)
 	m := startMilter(t, p)
 	s := m.session(t)
 	_, act := sendMIME(t, s, [][2]string{{"Subject", "empty"}}, "")

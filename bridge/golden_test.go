@@ -5,41 +5,22 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/opes-milter/opes-milter/internal/ocptest"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // step is one message of a golden transcript (testdata/profile).
-type step struct {
-	fromServer bool
-	m          *ocp.Message
-}
+type step = ocpsmtp.Step
 
 // readTranscript parses a golden transcript.
-func readTranscript(t *testing.T, name string) []step {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "testdata", "profile", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	parsed, err := ocpsmtp.ParseTranscript(data)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	steps := make([]step, len(parsed))
-	for i, st := range parsed {
-		steps[i] = step{fromServer: st.FromServer, m: st.Message}
-	}
-	return steps
-}
+var readTranscript = ocptest.ReadTranscript
 
 // goldenServer plays the server's side of a transcript against the bridge:
 // it negotiates what the transcript's NR selects, then walks the
@@ -54,8 +35,8 @@ type goldenServer struct {
 
 func (g *goldenServer) negotiate(*ocp.Group, []ocp.Feature) (ocp.Feature, bool) {
 	for _, s := range g.steps {
-		if s.fromServer && s.m.Name == ocp.MsgNR {
-			f, err := ocp.ParseFeature(s.m.Anon[0])
+		if s.FromServer && s.Message.Name == ocp.MsgNR {
+			f, err := ocp.ParseFeature(s.Message.Anon[0])
 			if err != nil {
 				g.t.Errorf("transcript NR: %v", err)
 			}
@@ -72,7 +53,7 @@ func (g *goldenServer) serve(ctx context.Context, tx *ocp.ServerTx) {
 func (g *goldenServer) walk(ctx context.Context, tx *ocp.ServerTx) error {
 	inTx := false
 	for i, s := range g.steps {
-		name := s.m.Name
+		name := s.Message.Name
 		if name == ocp.MsgTS {
 			inTx = true
 			continue
@@ -80,14 +61,14 @@ func (g *goldenServer) walk(ctx context.Context, tx *ocp.ServerTx) error {
 		if !inTx {
 			continue
 		}
-		if !s.fromServer {
+		if !s.FromServer {
 			got, err := tx.Recv(ctx)
 			if err != nil {
 				return fmt.Errorf("step %d: want %s, got %v", i, name, err)
 			}
 			// A splittable part may be cut into DUMs differently: gather
 			// the processor's DUMs up to the transcript's payload.
-			for got.Name == ocp.MsgDUM && len(got.Payload) < len(s.m.Payload) {
+			for got.Name == ocp.MsgDUM && len(got.Payload) < len(s.Message.Payload) {
 				more, err := tx.Recv(ctx)
 				if err != nil || more.Name != ocp.MsgDUM {
 					return fmt.Errorf("step %d: short %s payload, then %v %v", i, name, more, err)
@@ -95,23 +76,23 @@ func (g *goldenServer) walk(ctx context.Context, tx *ocp.ServerTx) error {
 				got = &ocp.Message{Name: got.Name, Anon: got.Anon, Named: got.Named,
 					Payload: append(append([]byte(nil), got.Payload...), more.Payload...), HasPayload: true}
 			}
-			if err := sameProcessorMessage(s.m, got); err != nil {
-				return fmt.Errorf("step %d: %v\nwant %q\n got %q", i, err, ocp.AppendMessage(nil, s.m), ocp.AppendMessage(nil, got))
+			if err := sameProcessorMessage(s.Message, got); err != nil {
+				return fmt.Errorf("step %d: %v\nwant %q\n got %q", i, err, ocp.AppendMessage(nil, s.Message), ocp.AppendMessage(nil, got))
 			}
 			continue
 		}
 		var err error
 		switch name {
 		case ocp.MsgAMS:
-			err = tx.StartMessage(s.m.Named...)
+			err = tx.StartMessage(s.Message.Named...)
 		case ocp.MsgDUY:
-			off, _ := s.m.AnonUint(1)
-			size, _ := s.m.AnonUint(2)
-			err = tx.SendDUY(off, size, s.m.Named...)
+			off, _ := s.Message.AnonUint(1)
+			size, _ := s.Message.AnonUint(2)
+			err = tx.SendDUY(off, size, s.Message.Named...)
 		case ocp.MsgDUM:
 			var off int64
-			off, err = tx.Send(ctx, s.m.Named, s.m.Payload)
-			if want, _ := s.m.AnonUint(1); err == nil && off != want {
+			off, err = tx.Send(ctx, s.Message.Named, s.Message.Payload)
+			if want, _ := s.Message.AnonUint(1); err == nil && off != want {
 				err = fmt.Errorf("adapted offset %d, transcript says %d", off, want)
 			}
 		case ocp.MsgAME:
@@ -172,14 +153,14 @@ func startGolden(t *testing.T, name, systemURI string) (*goldenServer, *mta) {
 	var services []ocp.Service
 	for _, s := range g.steps {
 		switch {
-		case !s.fromServer && s.m.Name == ocp.MsgNO:
-			f, _ := ocp.ParseFeature(s.m.Anon[0].(ocp.List)[0])
+		case !s.FromServer && s.Message.Name == ocp.MsgNO:
+			f, _ := ocp.ParseFeature(s.Message.Anon[0].(ocp.List)[0])
 			offer, err = ocpsmtp.ParseProfile(f)
 			if err != nil {
 				t.Fatal(err)
 			}
-		case !s.fromServer && s.m.Name == ocp.MsgSGC:
-			for _, v := range s.m.Anon[1].(ocp.List) {
+		case !s.FromServer && s.Message.Name == ocp.MsgSGC:
+			for _, v := range s.Message.Anon[1].(ocp.List) {
 				svc, err := ocp.ParseService(v)
 				if err != nil {
 					t.Fatal(err)

@@ -4,16 +4,17 @@ import (
 	"testing"
 
 	gomilter "github.com/d--j/go-milter"
+	"github.com/opes-milter/opes-milter/internal/ocptest"
 )
 
 // TestAddHeaderTop: fields sent with Add-Header-At: top are inserted at
 // index 0 in the order received (so the first ends up on top), the others
 // appended.
 func TestAddHeaderTop(t *testing.T) {
-	co := startCallout(t, scriptServer(answers{raw: func([]byte) rawAnswer {
-		return rawAnswer{addHeaders: []string{"top:Authentication-Results: mx.example; dkim=pass", "X-End: 1", "top:X-Second: 2"}}
+	co := startCallout(t, scriptServer(ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer {
+		return ocptest.RawAnswer{AddHeaders: []string{"top:Authentication-Results: mx.example; dkim=pass", "X-End: 1", "top:X-Second: 2"}}
 	}}))
-	m := startMilter(t, testPolicy(co.addr, skeletonAdaptive, skeletonInformative))
+	m := startMilter(t, testPolicy(co.Addr, skeletonAdaptive, skeletonInformative))
 	s := m.session(t)
 	_, mods, final := sendMessage(t, s, "sender@example.org", []string{"a@example.com"}, "body\r\n")
 	wantFinal(t, final, gomilter.ActionAccept)

@@ -13,7 +13,7 @@ import (
 
 func TestMetrics(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	reg := prometheus.NewRegistry()
 	m := startMilter(t, p, bridge.WithMetrics(bridge.NewMetrics(reg)))
 	s := m.session(t)

@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/internal/ocptest"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -22,7 +23,7 @@ import (
 func TestOutcomes(t *testing.T) {
 	tests := []struct {
 		name    string
-		a       answers
+		a       ocptest.Answers
 		policy  func(p *bridge.Policy)
 		rcpts   []string
 		body    string
@@ -41,8 +42,10 @@ func TestOutcomes(t *testing.T) {
 			},
 		},
 		{
-			name:  "SMTP-Error on RAWDATA refuses the message with that reply",
-			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{smtpError: "554 5.7.1 Message rejected as spam"} }},
+			name: "SMTP-Error on RAWDATA refuses the message with that reply",
+			a: ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer {
+				return ocptest.RawAnswer{SMTPError: "554 5.7.1 Message rejected as spam"}
+			}},
 			rcpts: []string{"a@example.com"},
 			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
 				if final.Type != gomilter.ActionRejectWithCode || final.SMTPCode != 554 || !strings.Contains(final.SMTPReply, "5.7.1 Message rejected as spam") {
@@ -55,7 +58,7 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:  "multi-line SMTP-Error at RCPT",
-			a:     answers{rcpt: func(string) string { return "error:550-5.1.1 first line\r\n550 5.1.1 100% second" }},
+			a:     ocptest.Answers{RCPT: func(string) string { return "error:550-5.1.1 first line\r\n550 5.1.1 100% second" }},
 			rcpts: []string{"a@example.com"},
 			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
 				if acts[0].SMTPCode != 550 || !strings.Contains(acts[0].SMTPReply, "550-5.1.1 first line\r\n550 5.1.1 100%% second") {
@@ -65,7 +68,7 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name: "recipient replaced and deleted, one added",
-			a: answers{rcpt: func(p string) string {
+			a: ocptest.Answers{RCPT: func(p string) string {
 				switch {
 				case strings.Contains(p, "alias"):
 					return "replace:<real@example.com>"
@@ -89,7 +92,7 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:  "every recipient deleted discards the message",
-			a:     answers{rcpt: func(string) string { return "delete" }},
+			a:     ocptest.Answers{RCPT: func(string) string { return "delete" }},
 			rcpts: []string{"a@example.com"},
 			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
 				wantFinal(t, final, gomilter.ActionDiscard)
@@ -97,10 +100,10 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name: "adapted RAWDATA: header change, added field and new body in one run",
-			a: answers{raw: func(orig []byte) rawAnswer {
+			a: ocptest.Answers{Raw: func(orig []byte) ocptest.RawAnswer {
 				out := bytes.Replace(orig, []byte("Subject:"), []byte("Subject: [tagged]"), 1)
 				out = append(out, []byte("-- \r\nfooter\r\n")...)
-				return rawAnswer{data: out, addHeaders: []string{"X-Scanned: yes", "X-Second: 2"}}
+				return ocptest.RawAnswer{Data: out, AddHeaders: []string{"X-Scanned: yes", "X-Second: 2"}}
 			}},
 			rcpts: []string{"a@example.com"},
 			body:  "hello\r\n",
@@ -128,7 +131,7 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:  "Advice Discard",
-			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{advice: ocpsmtp.AdviceDiscard} }},
+			a:     ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer { return ocptest.RawAnswer{Advice: ocpsmtp.AdviceDiscard} }},
 			rcpts: []string{"a@example.com"},
 			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
 				wantFinal(t, final, gomilter.ActionDiscard)
@@ -136,7 +139,7 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:  "Advice Quarantine",
-			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{advice: ocpsmtp.AdviceQuarantine} }},
+			a:     ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer { return ocptest.RawAnswer{Advice: ocpsmtp.AdviceQuarantine} }},
 			rcpts: []string{"a@example.com"},
 			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
 				wantFinal(t, final, gomilter.ActionAccept)
@@ -147,15 +150,17 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:  "SMTP-Error with a 2xx code is a protocol error: tempfail",
-			a:     answers{rcpt: func(string) string { return "error:250 2.0.0 ok" }},
+			a:     ocptest.Answers{RCPT: func(string) string { return "error:250 2.0.0 ok" }},
 			rcpts: []string{"a@example.com"},
 			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
 				wantTempfail(t, acts[0])
 			},
 		},
 		{
-			name:  "Add-Header of OPES-System is refused: tempfail, nothing applied",
-			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{addHeaders: []string{"OPES-System: http://evil.example/"}} }},
+			name: "Add-Header of OPES-System is refused: tempfail, nothing applied",
+			a: ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer {
+				return ocptest.RawAnswer{AddHeaders: []string{"OPES-System: http://evil.example/"}}
+			}},
 			rcpts: []string{"a@example.com"},
 			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
 				wantTempfail(t, final)
@@ -166,7 +171,7 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:  "Add-Header with CR/LF inside is refused",
-			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{addHeaders: []string{"X-A: 1\r\nX-B: 2"}} }},
+			a:     ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer { return ocptest.RawAnswer{AddHeaders: []string{"X-A: 1\r\nX-B: 2"}} }},
 			rcpts: []string{"a@example.com"},
 			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
 				wantTempfail(t, final)
@@ -174,7 +179,7 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:  "RAWDATA left unanswered is a protocol error",
-			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{none: true} }},
+			a:     ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer { return ocptest.RawAnswer{None: true} }},
 			rcpts: []string{"a@example.com"},
 			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
 				wantTempfail(t, final)
@@ -182,7 +187,7 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:  "the server ends the transaction mid-body: tempfail at end of message",
-			a:     answers{onDUM: failOn(ocpsmtp.PartRAWDATA)},
+			a:     ocptest.Answers{OnDUM: failOn(ocpsmtp.PartRAWDATA)},
 			rcpts: []string{"a@example.com"},
 			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
 				wantTempfail(t, final)
@@ -193,7 +198,7 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:   "accept policy: a failed adaptation passes unadapted and says so",
-			a:      answers{onDUM: failOn(ocpsmtp.PartRAWDATA)},
+			a:      ocptest.Answers{OnDUM: failOn(ocpsmtp.PartRAWDATA)},
 			policy: onFailure(bridge.ActionAccept),
 			rcpts:  []string{"a@example.com"},
 			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
@@ -206,7 +211,7 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:   "quarantine policy",
-			a:      answers{onDUM: failOn(ocpsmtp.PartRAWDATA)},
+			a:      ocptest.Answers{OnDUM: failOn(ocpsmtp.PartRAWDATA)},
 			policy: onFailure(bridge.ActionQuarantine),
 			rcpts:  []string{"a@example.com"},
 			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
@@ -218,7 +223,7 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:   "reject policy",
-			a:      answers{onDUM: failOn(ocpsmtp.PartRAWDATA)},
+			a:      ocptest.Answers{OnDUM: failOn(ocpsmtp.PartRAWDATA)},
 			policy: onFailure(bridge.ActionReject),
 			rcpts:  []string{"a@example.com"},
 			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
@@ -229,7 +234,7 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:   "a server that never answers RCPT: tempfail within the RCPT deadline",
-			a:      answers{rcpt: func(string) string { return "hang" }},
+			a:      ocptest.Answers{RCPT: func(string) string { return "hang" }},
 			policy: func(p *bridge.Policy) { p.Timeouts.Rcpt = 300 * time.Millisecond },
 			rcpts:  []string{"a@example.com"},
 			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
@@ -239,7 +244,7 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:    "adaptive MAIL rewritten: change-from",
-			a:       answers{mail: func(string) string { return "replace:<canonical@example.org> RET=HDRS SIZE=10" }},
+			a:       ocptest.Answers{MAIL: func(string) string { return "replace:<canonical@example.org> RET=HDRS SIZE=10" }},
 			adapted: []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRCPT, ocpsmtp.PartRAWDATA},
 			inform:  []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO},
 			rcpts:   []string{"a@example.com"},
@@ -252,7 +257,7 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:    "adaptive MAIL refused: every RCPT gets the sender's refusal",
-			a:       answers{mail: func(string) string { return "error:553 5.7.1 sender refused" }},
+			a:       ocptest.Answers{MAIL: func(string) string { return "error:553 5.7.1 sender refused" }},
 			adapted: []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRCPT, ocpsmtp.PartRAWDATA},
 			rcpts:   []string{"a@example.com"},
 			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
@@ -269,7 +274,7 @@ func TestOutcomes(t *testing.T) {
 			if adapted == nil {
 				adapted, inform = skeletonAdaptive, skeletonInformative
 			}
-			p := testPolicy(co.addr, adapted, inform)
+			p := testPolicy(co.Addr, adapted, inform)
 			if tt.policy != nil {
 				tt.policy(p)
 			}
@@ -345,7 +350,7 @@ func TestOversize(t *testing.T) {
 		}},
 	} {
 		co := startCallout(t, standardScript())
-		p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+		p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 		p.MaxMessageSize = 1000
 		p.Oversize = tc.action
 		m := startMilter(t, p)
@@ -384,8 +389,8 @@ func TestHostileEnvelopeAnswers(t *testing.T) {
 		"replace:<" + strings.Repeat("a", 1<<20) + "@example.com>",
 		"replace:not-an-address",
 	} {
-		co := startCallout(t, scriptServer(answers{rcpt: func(string) string { return payload }}))
-		m := startMilter(t, testPolicy(co.addr, skeletonAdaptive, skeletonInformative))
+		co := startCallout(t, scriptServer(ocptest.Answers{RCPT: func(string) string { return payload }}))
+		m := startMilter(t, testPolicy(co.Addr, skeletonAdaptive, skeletonInformative))
 		s := m.session(t)
 		acts, mods, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
 		wantTempfail(t, acts[0])

@@ -20,7 +20,7 @@ import (
 // teResults returns the result codes of the processor's TEs, by xid order.
 func teResults(c *callout) []ocp.Result {
 	var out []ocp.Result
-	for _, m := range c.messages() {
+	for _, m := range c.Messages() {
 		if m.Name != ocp.MsgTE {
 			continue
 		}
@@ -35,7 +35,7 @@ func teResults(c *callout) []ocp.Result {
 
 func TestAbortMidMessageEndsTheOCPTransaction(t *testing.T) {
 	co := startCallout(t, standardScript())
-	m := startMilter(t, testPolicy(co.addr, skeletonAdaptive, skeletonInformative))
+	m := startMilter(t, testPolicy(co.Addr, skeletonAdaptive, skeletonInformative))
 	s := m.session(t)
 	if _, err := s.Mail("a@example.org", ""); err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func TestAbortMidMessageEndsTheOCPTransaction(t *testing.T) {
 	}
 	_, _, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "full\r\n")
 	wantFinal(t, final, gomilter.ActionAccept)
-	ends := co.waitEnds(t, 2)
+	ends := co.WaitEnds(t, 2)
 	var te *ocp.TxError
 	if len(ends) != 2 || !errors.As(ends[0], &te) || te.Xid != 1 || te.Result.Code != 400 {
 		t.Fatalf("first transaction ended with %v, want the processor's TE 1 {400}", ends)
@@ -70,7 +70,7 @@ func TestAbortMidMessageEndsTheOCPTransaction(t *testing.T) {
 	}
 	// The second transaction's HELO part carries the new name.
 	var helos []string
-	for _, msg := range co.messages() {
+	for _, msg := range co.Messages() {
 		if d, err := ocpsmtp.ParseData(msg); err == nil && msg.Name == ocp.MsgDUM && d.Part == ocpsmtp.PartHELO {
 			helos = append(helos, string(msg.Payload))
 		}
@@ -82,7 +82,7 @@ func TestAbortMidMessageEndsTheOCPTransaction(t *testing.T) {
 
 func TestRecipientOnAnotherRoute(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	first := p.Routes[0]
 	second := &bridge.Route{Name: "other", Chain: first.Chain, Profile: first.Profile}
 	p.Routes = append(p.Routes, second)
@@ -106,7 +106,7 @@ func TestRecipientOnAnotherRoute(t *testing.T) {
 
 func TestNonSMTPPathDeletesInsteadOfRefusing(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	p.NonSMTP = func(d string) bool { return d == "LOCAL" }
 	m := startMilter(t, p)
 	macros := gomilter.NewMacroBag()
@@ -153,7 +153,7 @@ func TestFailoverToTheNextServer(t *testing.T) {
 	ln.Close()
 	co := startCallout(t, standardScript())
 	p := testPolicy(dead, skeletonAdaptive, skeletonInformative)
-	p.Routes[0].Chain.Servers.Addresses = []string{dead, co.addr}
+	p.Routes[0].Chain.Servers.Addresses = []string{dead, co.Addr}
 	p.Routes[0].Chain.Servers.FailureLimit = 1
 	m := startMilter(t, p)
 	s := m.session(t)
@@ -168,7 +168,7 @@ func TestFailoverToTheNextServer(t *testing.T) {
 
 func TestSkipRuleTracesBypass(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	p.Skip = func(bridge.Facts) bool { return true }
 	m := startMilter(t, p)
 	s := m.session(t)
@@ -181,14 +181,14 @@ func TestSkipRuleTracesBypass(t *testing.T) {
 	if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, "status=bypassed") {
 		t.Fatalf("mods = %+v", mods)
 	}
-	if n := len(co.messages()); n != 0 {
+	if n := len(co.Messages()); n != 0 {
 		t.Fatalf("the callout saw %d messages", n)
 	}
 }
 
 func TestOPESBypassHeader(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	p.Bypassable = func(string) bool { return true }
 	m := startMilter(t, p)
 	s := m.session(t)
@@ -219,7 +219,7 @@ func TestOPESBypassHeader(t *testing.T) {
 	if tag := findMods(mods, gomilter.ActionAddHeader, "X-Test"); len(tag) != 0 {
 		t.Fatal("content adapted despite the bypass")
 	}
-	for _, msg := range co.messages() {
+	for _, msg := range co.Messages() {
 		if d, err := ocpsmtp.ParseData(msg); err == nil && msg.Name == ocp.MsgDUM && d.Part == ocpsmtp.PartRAWDATA {
 			t.Fatal("RAWDATA sent despite the bypass")
 		}
@@ -228,7 +228,7 @@ func TestOPESBypassHeader(t *testing.T) {
 
 func TestSessionLimit(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	p.MaxSessions = 1
 	m := startMilter(t, p)
 	first := m.session(t)
@@ -250,7 +250,7 @@ func TestSessionLimit(t *testing.T) {
 	}
 	act, err := second.Rcpt("b@example.com", "")
 	if err != nil || act.SMTPCode != 451 || !strings.Contains(act.SMTPReply, "4.3.2") {
-		t.Fatalf("second session, rcpt: %+v %v", act, err)
+		t.Fatalf("second session, RCPT: %+v %v", act, err)
 	}
 	second.Close()
 	// The first session still works, and a new one does once it is gone.
@@ -280,7 +280,7 @@ func TestSessionLimit(t *testing.T) {
 
 func TestTransactionLimit(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	p.MaxTransactions = 1
 	m := startMilter(t, p)
 	a, b := m.session(t), m.session(t)
@@ -302,7 +302,7 @@ func TestTransactionLimit(t *testing.T) {
 // connections than configured are dialled.
 func TestConnectionsBounded(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	p.Routes[0].Chain.Servers.Connections = 2
 	m := startMilter(t, p)
 	const n = 40
@@ -331,7 +331,7 @@ func TestConnectionsBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := co.connections(); got > 2 {
+	if got := co.Connections(); got > 2 {
 		t.Fatalf("%d OCP connections, want at most 2", got)
 	}
 }
@@ -340,12 +340,12 @@ func TestConnectionsBounded(t *testing.T) {
 // sends its next messages on the new configuration (finding F-h9-6).
 func TestReloadKeepsSessionsWorking(t *testing.T) {
 	co := startCallout(t, standardScript())
-	m := startMilter(t, testPolicy(co.addr, skeletonAdaptive, skeletonInformative))
+	m := startMilter(t, testPolicy(co.Addr, skeletonAdaptive, skeletonInformative))
 	s := m.session(t)
 	_, _, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
 	wantFinal(t, final, gomilter.ActionAccept)
 	for i := 0; i < 3; i++ {
-		p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+		p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 		p.SystemURI = fmt.Sprintf("http://opes.example.net/reload%d", i)
 		p.SpoolDir = t.TempDir()
 		m.br.Reload(p)
@@ -366,7 +366,7 @@ func TestReloadKeepsSessionsWorking(t *testing.T) {
 // no transaction starts on a connection the callout server is closing.
 func TestIdleConnectionsClosed(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	p.Routes[0].Chain.Servers.IdleTimeout = 50 * time.Millisecond
 	m := startMilter(t, p)
 	s := m.session(t)
@@ -375,7 +375,7 @@ func TestIdleConnectionsClosed(t *testing.T) {
 		wantFinal(t, final, gomilter.ActionAccept)
 		time.Sleep(120 * time.Millisecond)
 	}
-	if got := co.connections(); got != 2 {
+	if got := co.Connections(); got != 2 {
 		t.Fatalf("%d OCP connections, want 2 (the idle one replaced)", got)
 	}
 }
@@ -401,7 +401,7 @@ func TestRetryWhenTheConnectionDiesFirst(t *testing.T) {
 	go dying.Serve(ln)
 	t.Cleanup(func() { dying.Close() })
 	p := testPolicy(ln.Addr().String(), skeletonAdaptive, skeletonInformative)
-	p.Routes[0].Chain.Servers.Addresses = []string{ln.Addr().String(), good.addr}
+	p.Routes[0].Chain.Servers.Addresses = []string{ln.Addr().String(), good.Addr}
 	p.Routes[0].Chain.Servers.FailureLimit = 100
 	m := startMilter(t, p)
 	s := m.session(t)

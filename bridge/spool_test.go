@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"io"
 	"path/filepath"
 	"testing"
@@ -24,24 +23,4 @@ func TestSpoolUnlinked(t *testing.T) {
 		t.Fatalf("content %q", got)
 	}
 	s.Close()
-}
-
-// TestPooledSpoolReuse: a spool whose memory came from a closed one holds
-// exactly what was written to it.
-func TestPooledSpoolReuse(t *testing.T) {
-	bufs := newBufPool(spoolBufMin, spoolBufMax)
-	for i, fill := range []byte{'a', 'b', 'c'} {
-		s := newPooledSpool(t.TempDir(), 1<<20, bufs)
-		want := bytes.Repeat([]byte{fill}, 10<<10-i)
-		if _, err := s.Write(want); err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(s.Reader())
-		if err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("round %d: read %d bytes (%v), want %d of %q", i, len(got), err, len(want), fill)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
 }

@@ -81,6 +81,11 @@ var rules = []rule{
 		bad:  func(imp string) bool { return strings.HasPrefix(imp, "github.com/prometheus/") }},
 	{name: "internal/spool, shared by bridge and callout, is on the standard library only", from: is("/internal/spool"),
 		bad: notStandard, tests: true},
+	{name: "internal/ocptest, the scripted OCP peer of bridge and callout tests, knows only ocp and ocpsmtp",
+		from: is("/internal/ocptest"),
+		bad: func(imp string) bool {
+			return notStandard(imp) && imp != module+"/ocp" && imp != module+"/ocp/ocpsmtp"
+		}},
 	{name: "only milter and cmd/opes-bench import go-milter",
 		from: func(p string) bool { return !under("/milter")(p) && !is("/cmd/opes-bench")(p) },
 		bad:  isGoMilter},

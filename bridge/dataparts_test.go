@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	gomilter "github.com/d--j/go-milter"
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/opes-milter/opes-milter/internal/ocptest"
@@ -14,12 +13,12 @@ import (
 var envelopeInformative = []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartMAIL}
 
 // sendMIME sends one message with the given header fields and body.
-func sendMIME(t *testing.T, s *gomilter.ClientSession, fields [][2]string, body string) ([]gomilter.ModifyAction, *gomilter.Action) {
+func sendMIME(t *testing.T, s *ClientSession, fields [][2]string, body string) ([]ModifyAction, *Action) {
 	t.Helper()
 	if _, err := s.Mail("a@example.org", ""); err != nil {
 		t.Fatal(err)
 	}
-	if act, err := s.Rcpt("b@example.com", ""); err != nil || act.Type != gomilter.ActionContinue {
+	if act, err := s.Rcpt("b@example.com", ""); err != nil || act.Type != ActionContinue {
 		t.Fatalf("rcpt %v %v", act, err)
 	}
 	var h textproto.Header
@@ -29,11 +28,11 @@ func sendMIME(t *testing.T, s *gomilter.ClientSession, fields [][2]string, body 
 	if _, err := s.Header(h); err != nil {
 		t.Fatal(err)
 	}
-	var mods []gomilter.ModifyAction
-	var act *gomilter.Action
+	var mods []ModifyAction
+	var act *Action
 	var err error
 	if body == "" {
-		// go-milter's client cannot end a message without a body chunk.
+		// An empty body: one chunk of no octets, as an MTA sends it.
 		if _, err := s.BodyChunk(nil); err != nil {
 			t.Fatal(err)
 		}
@@ -47,11 +46,11 @@ func sendMIME(t *testing.T, s *gomilter.ClientSession, fields [][2]string, body 
 	return mods, act
 }
 
-func bodyOf(mods []gomilter.ModifyAction) (string, bool) {
+func bodyOf(mods []ModifyAction) (string, bool) {
 	var b []byte
 	found := false
 	for _, m := range mods {
-		if m.Type == gomilter.ActionReplaceBody {
+		if m.Type == ActionReplaceBody {
 			b = append(b, m.Body...)
 			found = true
 		}
@@ -73,8 +72,8 @@ func TestAllHeadersAndBody(t *testing.T) {
 	m := startMilter(t, p)
 	s := m.session(t)
 	mods, act := sendMIME(t, s, [][2]string{{"From", "a@example.org"}, {"Subject", "hi"}}, "text\r\n")
-	wantFinal(t, act, gomilter.ActionAccept)
-	ch := findMods(mods, gomilter.ActionChangeHeader, "Subject")
+	wantFinal(t, act, ActionAccept)
+	ch := findMods(mods, ActionChangeHeader, "Subject")
 	if len(ch) != 1 || !strings.HasPrefix(ch[0].HeaderValue, " [ext]") {
 		t.Fatalf("change = %+v (all %+v)", ch, mods)
 	}
@@ -99,9 +98,9 @@ func TestSingleHeaders(t *testing.T) {
 	m := startMilter(t, p)
 	s := m.session(t)
 	mods, act := sendMIME(t, s, [][2]string{{"X-Drop", "1"}, {"From", "a@example.org"}, {"X-Drop", "2"}, {"Subject", "hi"}}, "text\r\n")
-	wantFinal(t, act, gomilter.ActionAccept)
-	sub := findMods(mods, gomilter.ActionChangeHeader, "Subject")
-	drop := findMods(mods, gomilter.ActionChangeHeader, "X-Drop")
+	wantFinal(t, act, ActionAccept)
+	sub := findMods(mods, ActionChangeHeader, "Subject")
+	drop := findMods(mods, ActionChangeHeader, "X-Drop")
 	if len(sub) != 1 || sub[0].HeaderIndex != 1 || sub[0].HeaderValue != " [tagged] hi" {
 		t.Fatalf("subject = %+v", sub)
 	}
@@ -142,7 +141,7 @@ func TestSectionsSpliceKeepsUntouchedBytes(t *testing.T) {
 	m := startMilter(t, p)
 	s := m.session(t)
 	mods, act := sendMIME(t, s, [][2]string{{"Content-Type", "multipart/mixed; boundary=XX"}, {"Subject", "hi"}}, mixedBody)
-	wantFinal(t, act, gomilter.ActionAccept)
+	wantFinal(t, act, ActionAccept)
 	b, ok := bodyOf(mods)
 	want := "This is a multi-part message.\r\n--XX\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\ncaf\xe9\r\n--XX--\r\nepilogue\r\n"
 	if !ok || b != want {
@@ -165,7 +164,7 @@ func TestSectionsUnchangedNoBodyReplacement(t *testing.T) {
 	m := startMilter(t, p)
 	s := m.session(t)
 	mods, act := sendMIME(t, s, [][2]string{{"Content-Type", "multipart/mixed; boundary=XX"}}, mixedBody)
-	wantFinal(t, act, gomilter.ActionAccept)
+	wantFinal(t, act, ActionAccept)
 	if _, replaced := bodyOf(mods); replaced {
 		t.Fatal("body replaced although unchanged")
 	}
@@ -177,5 +176,5 @@ func TestEmptyBodyIsSentAsEmptyBODY(t *testing.T) {
 	m := startMilter(t, p)
 	s := m.session(t)
 	_, act := sendMIME(t, s, [][2]string{{"Subject", "empty"}}, "")
-	wantFinal(t, act, gomilter.ActionAccept)
+	wantFinal(t, act, ActionAccept)
 }

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/d--j/go-milter"
-
 	"github.com/opes-milter/opes-milter/internal/ocptest"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
@@ -188,9 +186,9 @@ func (g *goldenServer) wait(t *testing.T) {
 	}
 }
 
-// sendFields sends header fields exactly as given (go-milter's Header
-// would canonicalise the names).
-func sendFields(t *testing.T, s *gomilter.ClientSession, fields [][2]string) {
+// sendFields sends header fields exactly as given (Header takes a
+// textproto.Header, which canonicalises the names).
+func sendFields(t *testing.T, s *ClientSession, fields [][2]string) {
 	t.Helper()
 	if _, err := s.DataStart(); err != nil {
 		t.Fatal(err)
@@ -207,28 +205,28 @@ func sendFields(t *testing.T, s *gomilter.ClientSession, fields [][2]string) {
 
 func TestGoldenReceiverTranscript(t *testing.T) {
 	g, m := startGolden(t, "receiver.txt", "http://mx.example.com/opes")
-	macros := gomilter.NewMacroBag()
+	macros := NewMacroBag()
 	macros.Set("{daemon_name}", "mx.example.com")
 	macros.Set("v", "Postfix 3.7.11")
-	cl := gomilter.NewClient("tcp", m.addr)
+	cl := m
 	s, err := cl.Session(macros)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	s.Conn("mail.example.org", gomilter.FamilyInet, 40000, "192.0.2.1")
+	s.Conn("mail.example.org", FamilyInet, 40000, "192.0.2.1")
 	s.Helo("mail.example.org")
-	if act, err := s.Mail("steve@example.org", "SIZE=232"); err != nil || act.Type != gomilter.ActionContinue {
+	if act, err := s.Mail("steve@example.org", "SIZE=232"); err != nil || act.Type != ActionContinue {
 		t.Fatalf("mail: %v %v", act, err)
 	}
-	if act, err := s.Rcpt("paul@example.com", ""); err != nil || act.Type != gomilter.ActionContinue {
+	if act, err := s.Rcpt("paul@example.com", ""); err != nil || act.Type != ActionContinue {
 		t.Fatalf("rcpt 1: %v %v", act, err)
 	}
 	act, err := s.Rcpt("nobody@example.com", "")
 	if err != nil || act.SMTPCode != 550 || !strings.Contains(act.SMTPReply, "5.1.1 <nobody@example.com>: Recipient address rejected: User unknown") {
 		t.Fatalf("rcpt 2: %+v %v", act, err)
 	}
-	macros.Set(gomilter.MacroQueueId, "4ZxQ1k0Hz3z9v")
+	macros.Set(MacroQueueId, "4ZxQ1k0Hz3z9v")
 	sendFields(t, s, [][2]string{
 		{"From", " Steve <steve@example.org>"},
 		{"To", " Paul <paul@example.com>, Nobody <nobody@example.com>"},
@@ -241,16 +239,16 @@ func TestGoldenReceiverTranscript(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.wait(t)
-	wantFinal(t, final, gomilter.ActionAccept)
+	wantFinal(t, final, ActionAccept)
 	var got []string
 	for _, m := range mods {
 		got = append(got, fmt.Sprintf("%v %s:%s", m.Type, m.HeaderName, m.HeaderValue))
 	}
-	if sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System"); len(sys) != 1 || sys[0].HeaderValue != " http://mx.example.com/opes" {
+	if sys := findMods(mods, ActionInsertHeader, "OPES-System"); len(sys) != 1 || sys[0].HeaderValue != " http://mx.example.com/opes" {
 		t.Fatalf("mods: %q", got)
 	}
-	flag := findMods(mods, gomilter.ActionAddHeader, "X-Spam-Flag")
-	score := findMods(mods, gomilter.ActionAddHeader, "X-Spam-Score")
+	flag := findMods(mods, ActionAddHeader, "X-Spam-Flag")
+	score := findMods(mods, ActionAddHeader, "X-Spam-Score")
 	if len(flag) != 1 || flag[0].HeaderValue != " NO" || len(score) != 1 || score[0].HeaderValue != " 0.1 (threshold 5.0)" {
 		t.Fatalf("mods: %q", got)
 	}
@@ -258,21 +256,21 @@ func TestGoldenReceiverTranscript(t *testing.T) {
 
 func TestGoldenSenderTranscript(t *testing.T) {
 	g, m := startGolden(t, "sender.txt", "http://submit.example.org/opes")
-	macros := gomilter.NewMacroBag()
+	macros := NewMacroBag()
 	macros.Set("{daemon_name}", "ORIGINATING")
 	macros.Set("v", "Postfix 3.7.11")
-	cl := gomilter.NewClient("tcp", m.addr)
+	cl := m
 	s, err := cl.Session(macros)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	s.Conn("laptop.example.org", gomilter.FamilyInet, 40000, "198.51.100.7")
+	s.Conn("laptop.example.org", FamilyInet, 40000, "198.51.100.7")
 	s.Helo("laptop.example.org")
 	if _, err := s.Mail("alice@laptop.example.org", "SIZE=279 BODY=8BITMIME RET=HDRS ENVID=QQ314159"); err != nil {
 		t.Fatal(err)
 	}
-	if act, err := s.Rcpt("bob@example.net", "NOTIFY=FAILURE ORCPT=rfc822;bob@example.net"); err != nil || act.Type != gomilter.ActionContinue {
+	if act, err := s.Rcpt("bob@example.net", "NOTIFY=FAILURE ORCPT=rfc822;bob@example.net"); err != nil || act.Type != ActionContinue {
 		t.Fatalf("rcpt: %v %v", act, err)
 	}
 	sendFields(t, s, [][2]string{
@@ -289,12 +287,12 @@ func TestGoldenSenderTranscript(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.wait(t)
-	wantFinal(t, final, gomilter.ActionAccept)
-	ch := findMods(mods, gomilter.ActionChangeFrom, "")
+	wantFinal(t, final, ActionAccept)
+	ch := findMods(mods, ActionChangeFrom, "")
 	if len(ch) != 1 || ch[0].From != "<alice@example.org>" || ch[0].FromArgs != "RET=HDRS ENVID=QQ314159" {
 		t.Fatalf("change-from: %+v", ch)
 	}
-	if x := findMods(mods, gomilter.ActionAddHeader, "X-Original-Sender"); len(x) != 1 || x[0].HeaderValue != " alice@laptop.example.org" {
+	if x := findMods(mods, ActionAddHeader, "X-Original-Sender"); len(x) != 1 || x[0].HeaderValue != " alice@laptop.example.org" {
 		t.Fatalf("mods: %+v", mods)
 	}
 	if _, replaced := bodyOf(mods); replaced {

@@ -3,17 +3,13 @@ package bridge_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	gomilter "github.com/d--j/go-milter"
-
 	"github.com/opes-milter/opes-milter/bridge"
 	"github.com/opes-milter/opes-milter/internal/ocptest"
-	"github.com/opes-milter/opes-milter/milter"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -64,44 +60,32 @@ func testPolicy(addr string, adaptive, informative []ocpsmtp.Part) *bridge.Polic
 	}
 }
 
-// mta is a milter server for a bridge, driven by go-milter's client.
+// mta is a bridge that test sessions drive in process (mta_test.go).
 type mta struct {
-	addr string
-	br   *bridge.Bridge
+	br *bridge.Bridge
 }
 
+// startMilter starts a bridge for p, closed when the test ends.
 func startMilter(t *testing.T, p *bridge.Policy, opts ...bridge.Option) *mta {
 	t.Helper()
 	p.SpoolDir = t.TempDir()
 	br := bridge.New(p, testLogger(t), opts...)
-	srv := milter.NewServer(br, milter.Options{Logger: testLogger(t)})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		br.Close()
-	})
-	return &mta{addr: ln.Addr().String(), br: br}
+	t.Cleanup(func() { br.Close() })
+	return &mta{br: br}
 }
 
 // session opens an MTA session that went through connect and HELO.
-func (m *mta) session(t *testing.T) *gomilter.ClientSession {
+func (m *mta) session(t *testing.T) *ClientSession {
 	t.Helper()
-	cl := gomilter.NewClient("tcp", m.addr, gomilter.WithReadTimeout(20*time.Second))
-	s, err := cl.Session(gomilter.NewMacroBag())
+	s, err := m.Session(NewMacroBag())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if act, err := s.Conn("client.example", gomilter.FamilyInet, 40000, "192.0.2.10"); err != nil || act.Type != gomilter.ActionContinue {
+	if act, err := s.Conn("client.example", FamilyInet, 40000, "192.0.2.10"); err != nil || act.Type != ActionContinue {
 		t.Fatalf("connect: %v %v", act, err)
 	}
-	if act, err := s.Helo("client.example"); err != nil || act.Type != gomilter.ActionContinue {
+	if act, err := s.Helo("client.example"); err != nil || act.Type != ActionContinue {
 		t.Fatalf("helo: %v %v", act, err)
 	}
 	return s

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/d--j/go-milter"
-
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/opes-milter/opes-milter/bridge"
@@ -17,9 +15,9 @@ import (
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
-// TestOutcomes drives one message per case through go-milter's client, the
-// milter package and the bridge against a scripted callout server, and
-// checks the exact milter actions.
+// TestOutcomes drives one message per case through the bridge, in process
+// (mta_test.go), against a scripted callout server, and checks the exact
+// answers and modifications the MTA gets.
 func TestOutcomes(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -27,16 +25,16 @@ func TestOutcomes(t *testing.T) {
 		policy  func(p *bridge.Policy)
 		rcpts   []string
 		body    string
-		check   func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action)
+		check   func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action)
 		adapted []ocpsmtp.Part
 		inform  []ocpsmtp.Part
 	}{
 		{
 			name:  "unchanged message keeps the body and gets the trace",
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				wantFinal(t, final, gomilter.ActionAccept)
-				if len(mods) != 2 || mods[1].Type != gomilter.ActionInsertHeader || mods[1].HeaderName != "OPES-System" || mods[1].HeaderIndex != 1 {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				wantFinal(t, final, ActionAccept)
+				if len(mods) != 2 || mods[1].Type != ActionInsertHeader || mods[1].HeaderName != "OPES-System" || mods[1].HeaderIndex != 1 {
 					t.Fatalf("mods = %+v", mods)
 				}
 			},
@@ -47,8 +45,8 @@ func TestOutcomes(t *testing.T) {
 				return ocptest.RawAnswer{SMTPError: "554 5.7.1 Message rejected as spam"}
 			}},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				if final.Type != gomilter.ActionRejectWithCode || final.SMTPCode != 554 || !strings.Contains(final.SMTPReply, "5.7.1 Message rejected as spam") {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				if final.Type != ActionRejectWithCode || final.SMTPCode != 554 || !strings.Contains(final.SMTPReply, "5.7.1 Message rejected as spam") {
 					t.Fatalf("final = %+v", final)
 				}
 				if len(mods) != 0 {
@@ -60,8 +58,8 @@ func TestOutcomes(t *testing.T) {
 			name:  "multi-line SMTP-Error at RCPT",
 			a:     ocptest.Answers{RCPT: func(string) string { return "error:550-5.1.1 first line\r\n550 5.1.1 100% second" }},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				if acts[0].SMTPCode != 550 || !strings.Contains(acts[0].SMTPReply, "550-5.1.1 first line\r\n550 5.1.1 100%% second") {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				if acts[0].SMTPCode != 550 || !strings.Contains(acts[0].SMTPReply, "550-5.1.1 first line\r\n550 5.1.1 100% second") {
 					t.Fatalf("rcpt = %+v", acts[0])
 				}
 			},
@@ -78,10 +76,10 @@ func TestOutcomes(t *testing.T) {
 				return ""
 			}},
 			rcpts: []string{"alias@example.com", "gone@example.com", "stay@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				wantFinal(t, final, gomilter.ActionAccept)
-				del := findMods(mods, gomilter.ActionDelRcpt, "")
-				add := findMods(mods, gomilter.ActionAddRcpt, "")
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				wantFinal(t, final, ActionAccept)
+				del := findMods(mods, ActionDelRcpt, "")
+				add := findMods(mods, ActionAddRcpt, "")
 				if len(del) != 2 || del[0].Rcpt != "<alias@example.com>" || del[1].Rcpt != "<gone@example.com>" {
 					t.Fatalf("deleted = %+v", del)
 				}
@@ -94,8 +92,8 @@ func TestOutcomes(t *testing.T) {
 			name:  "every recipient deleted discards the message",
 			a:     ocptest.Answers{RCPT: func(string) string { return "delete" }},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				wantFinal(t, final, gomilter.ActionDiscard)
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				wantFinal(t, final, ActionDiscard)
 			},
 		},
 		{
@@ -107,24 +105,24 @@ func TestOutcomes(t *testing.T) {
 			}},
 			rcpts: []string{"a@example.com"},
 			body:  "hello\r\n",
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				wantFinal(t, final, gomilter.ActionAccept)
-				ch := findMods(mods, gomilter.ActionChangeHeader, "Subject")
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				wantFinal(t, final, ActionAccept)
+				ch := findMods(mods, ActionChangeHeader, "Subject")
 				if len(ch) != 1 || !strings.HasPrefix(ch[0].HeaderValue, " [tagged]") || ch[0].HeaderIndex != 1 {
 					t.Fatalf("change = %+v", ch)
 				}
 				var body []byte
-				for _, m := range findMods(mods, gomilter.ActionReplaceBody, "") {
+				for _, m := range findMods(mods, ActionReplaceBody, "") {
 					body = append(body, m.Body...)
 				}
 				if string(body) != "hello\r\n-- \r\nfooter\r\n" {
 					t.Fatalf("body = %q", body)
 				}
-				if n := len(findMods(mods, gomilter.ActionAddHeader, "")); n != 2 {
+				if n := len(findMods(mods, ActionAddHeader, "")); n != 2 {
 					t.Fatalf("added headers = %d", n)
 				}
 				last := mods[len(mods)-1]
-				if last.Type != gomilter.ActionReplaceBody {
+				if last.Type != ActionReplaceBody {
 					t.Fatalf("body replacement is not the last run: %+v", last)
 				}
 			},
@@ -133,17 +131,17 @@ func TestOutcomes(t *testing.T) {
 			name:  "Advice Discard",
 			a:     ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer { return ocptest.RawAnswer{Advice: ocpsmtp.AdviceDiscard} }},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				wantFinal(t, final, gomilter.ActionDiscard)
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				wantFinal(t, final, ActionDiscard)
 			},
 		},
 		{
 			name:  "Advice Quarantine",
 			a:     ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer { return ocptest.RawAnswer{Advice: ocpsmtp.AdviceQuarantine} }},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				wantFinal(t, final, gomilter.ActionAccept)
-				if q := findMods(mods, gomilter.ActionQuarantine, ""); len(q) != 1 {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				wantFinal(t, final, ActionAccept)
+				if q := findMods(mods, ActionQuarantine, ""); len(q) != 1 {
 					t.Fatalf("quarantine = %+v", mods)
 				}
 			},
@@ -152,7 +150,7 @@ func TestOutcomes(t *testing.T) {
 			name:  "SMTP-Error with a 2xx code is a protocol error: tempfail",
 			a:     ocptest.Answers{RCPT: func(string) string { return "error:250 2.0.0 ok" }},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				wantTempfail(t, acts[0])
 			},
 		},
@@ -162,7 +160,7 @@ func TestOutcomes(t *testing.T) {
 				return ocptest.RawAnswer{AddHeaders: []string{"OPES-System: http://evil.example/"}}
 			}},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				wantTempfail(t, final)
 				if len(mods) != 0 {
 					t.Fatalf("modifications = %+v", mods)
@@ -173,7 +171,7 @@ func TestOutcomes(t *testing.T) {
 			name:  "Add-Header with CR/LF inside is refused",
 			a:     ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer { return ocptest.RawAnswer{AddHeaders: []string{"X-A: 1\r\nX-B: 2"}} }},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				wantTempfail(t, final)
 			},
 		},
@@ -181,7 +179,7 @@ func TestOutcomes(t *testing.T) {
 			name:  "RAWDATA left unanswered is a protocol error",
 			a:     ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer { return ocptest.RawAnswer{None: true} }},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				wantTempfail(t, final)
 			},
 		},
@@ -189,7 +187,7 @@ func TestOutcomes(t *testing.T) {
 			name:  "the server ends the transaction mid-body: tempfail at end of message",
 			a:     ocptest.Answers{OnDUM: failOn(ocpsmtp.PartRAWDATA)},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				wantTempfail(t, final)
 				if len(mods) != 0 {
 					t.Fatalf("modifications = %+v", mods)
@@ -201,9 +199,9 @@ func TestOutcomes(t *testing.T) {
 			a:      ocptest.Answers{OnDUM: failOn(ocpsmtp.PartRAWDATA)},
 			policy: onFailure(bridge.ActionAccept),
 			rcpts:  []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				wantFinal(t, final, gomilter.ActionAccept)
-				sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System")
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				wantFinal(t, final, ActionAccept)
+				sys := findMods(mods, ActionInsertHeader, "OPES-System")
 				if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, "status=unadapted") {
 					t.Fatalf("trace = %+v", mods)
 				}
@@ -214,9 +212,9 @@ func TestOutcomes(t *testing.T) {
 			a:      ocptest.Answers{OnDUM: failOn(ocpsmtp.PartRAWDATA)},
 			policy: onFailure(bridge.ActionQuarantine),
 			rcpts:  []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				wantFinal(t, final, gomilter.ActionAccept)
-				if q := findMods(mods, gomilter.ActionQuarantine, ""); len(q) != 1 {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				wantFinal(t, final, ActionAccept)
+				if q := findMods(mods, ActionQuarantine, ""); len(q) != 1 {
 					t.Fatalf("mods = %+v", mods)
 				}
 			},
@@ -226,8 +224,8 @@ func TestOutcomes(t *testing.T) {
 			a:      ocptest.Answers{OnDUM: failOn(ocpsmtp.PartRAWDATA)},
 			policy: onFailure(bridge.ActionReject),
 			rcpts:  []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				if final.Type != gomilter.ActionRejectWithCode || final.SMTPCode/100 != 5 {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				if final.Type != ActionRejectWithCode || final.SMTPCode/100 != 5 {
 					t.Fatalf("final = %+v", final)
 				}
 			},
@@ -237,7 +235,7 @@ func TestOutcomes(t *testing.T) {
 			a:      ocptest.Answers{RCPT: func(string) string { return "hang" }},
 			policy: func(p *bridge.Policy) { p.Timeouts.Rcpt = 300 * time.Millisecond },
 			rcpts:  []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				wantTempfail(t, acts[0])
 				wantTempfail(t, final)
 			},
@@ -248,8 +246,8 @@ func TestOutcomes(t *testing.T) {
 			adapted: []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRCPT, ocpsmtp.PartRAWDATA},
 			inform:  []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO},
 			rcpts:   []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				ch := findMods(mods, gomilter.ActionChangeFrom, "")
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				ch := findMods(mods, ActionChangeFrom, "")
 				if len(ch) != 1 || ch[0].From != "<canonical@example.org>" || ch[0].FromArgs != "" {
 					t.Fatalf("change-from = %+v", ch)
 				}
@@ -260,7 +258,7 @@ func TestOutcomes(t *testing.T) {
 			a:       ocptest.Answers{MAIL: func(string) string { return "error:553 5.7.1 sender refused" }},
 			adapted: []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRCPT, ocpsmtp.PartRAWDATA},
 			rcpts:   []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				if acts[0].SMTPCode != 553 {
 					t.Fatalf("rcpt = %+v", acts[0])
 				}
@@ -290,16 +288,16 @@ func TestOutcomes(t *testing.T) {
 	}
 }
 
-func wantFinal(t *testing.T, a *gomilter.Action, typ gomilter.ActionType) {
+func wantFinal(t *testing.T, a *Action, typ ActionType) {
 	t.Helper()
 	if a.Type != typ {
 		t.Fatalf("action = %+v, want type %v", a, typ)
 	}
 }
 
-func wantTempfail(t *testing.T, a *gomilter.Action) {
+func wantTempfail(t *testing.T, a *Action) {
 	t.Helper()
-	if !(a.Type == gomilter.ActionTempFail || a.Type == gomilter.ActionRejectWithCode && a.SMTPCode/100 == 4) {
+	if !(a.Type == ActionTempFail || a.Type == ActionRejectWithCode && a.SMTPCode/100 == 4) {
 		t.Fatalf("action = %+v, want a tempfail", a)
 	}
 }
@@ -329,21 +327,21 @@ func onFailure(a bridge.Action) func(p *bridge.Policy) {
 func TestOversize(t *testing.T) {
 	for _, tc := range []struct {
 		action bridge.Action
-		check  func(t *testing.T, mods []gomilter.ModifyAction, final *gomilter.Action)
+		check  func(t *testing.T, mods []ModifyAction, final *Action)
 	}{
-		{bridge.ActionReject, func(t *testing.T, mods []gomilter.ModifyAction, final *gomilter.Action) {
+		{bridge.ActionReject, func(t *testing.T, mods []ModifyAction, final *Action) {
 			if final.SMTPCode != 552 {
 				t.Fatalf("final = %+v", final)
 			}
 		}},
-		{bridge.ActionTempFail, func(t *testing.T, mods []gomilter.ModifyAction, final *gomilter.Action) {
+		{bridge.ActionTempFail, func(t *testing.T, mods []ModifyAction, final *Action) {
 			if final.SMTPCode != 452 {
 				t.Fatalf("final = %+v", final)
 			}
 		}},
-		{bridge.ActionAccept, func(t *testing.T, mods []gomilter.ModifyAction, final *gomilter.Action) {
-			wantFinal(t, final, gomilter.ActionAccept)
-			sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System")
+		{bridge.ActionAccept, func(t *testing.T, mods []ModifyAction, final *Action) {
+			wantFinal(t, final, ActionAccept)
+			sys := findMods(mods, ActionInsertHeader, "OPES-System")
 			if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, "status=skipped") {
 				t.Fatalf("mods = %+v", mods)
 			}

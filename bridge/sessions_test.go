@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/d--j/go-milter"
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/opes-milter/opes-milter/bridge"
@@ -40,7 +39,7 @@ func TestAbortMidMessageEndsTheOCPTransaction(t *testing.T) {
 	if _, err := s.Mail("a@example.org", ""); err != nil {
 		t.Fatal(err)
 	}
-	if act, err := s.Rcpt("b@example.com", ""); err != nil || act.Type != gomilter.ActionContinue {
+	if act, err := s.Rcpt("b@example.com", ""); err != nil || act.Type != ActionContinue {
 		t.Fatalf("rcpt: %v %v", act, err)
 	}
 	var h textproto.Header
@@ -59,7 +58,7 @@ func TestAbortMidMessageEndsTheOCPTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "full\r\n")
-	wantFinal(t, final, gomilter.ActionAccept)
+	wantFinal(t, final, ActionAccept)
 	ends := co.WaitEnds(t, 2)
 	var te *ocp.TxError
 	if len(ends) != 2 || !errors.As(ends[0], &te) || te.Xid != 1 || te.Result.Code != 400 {
@@ -95,13 +94,13 @@ func TestRecipientOnAnotherRoute(t *testing.T) {
 	m := startMilter(t, p)
 	s := m.session(t)
 	acts, _, final := sendMessage(t, s, "a@example.org", []string{"x@example.com", "y@other.example"}, "b\r\n")
-	if acts[0].Type != gomilter.ActionContinue {
+	if acts[0].Type != ActionContinue {
 		t.Fatalf("first = %+v", acts[0])
 	}
 	if acts[1].SMTPCode != 452 || !strings.Contains(acts[1].SMTPReply, "4.5.3") {
 		t.Fatalf("second = %+v", acts[1])
 	}
-	wantFinal(t, final, gomilter.ActionAccept)
+	wantFinal(t, final, ActionAccept)
 }
 
 func TestNonSMTPPathDeletesInsteadOfRefusing(t *testing.T) {
@@ -109,26 +108,26 @@ func TestNonSMTPPathDeletesInsteadOfRefusing(t *testing.T) {
 	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	p.NonSMTP = func(d string) bool { return d == "LOCAL" }
 	m := startMilter(t, p)
-	macros := gomilter.NewMacroBag()
+	macros := NewMacroBag()
 	macros.Set("{daemon_name}", "LOCAL")
-	cl := gomilter.NewClient("tcp", m.addr)
+	cl := m
 	s, err := cl.Session(macros)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := s.Conn("localhost", gomilter.FamilyInet, 0, "127.0.0.1"); err != nil {
+	if _, err := s.Conn("localhost", FamilyInet, 0, "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Helo("localhost"); err != nil {
 		t.Fatal(err)
 	}
 	acts, mods, final := sendMessage(t, s, "root@localhost", []string{"blocked@example.com", "ok@example.com"}, "x\r\n")
-	if acts[0].Type != gomilter.ActionContinue {
+	if acts[0].Type != ActionContinue {
 		t.Fatalf("blocked recipient refused at RCPT on the non-SMTP path: %+v", acts[0])
 	}
-	wantFinal(t, final, gomilter.ActionAccept)
-	del := findMods(mods, gomilter.ActionDelRcpt, "")
+	wantFinal(t, final, ActionAccept)
+	del := findMods(mods, ActionDelRcpt, "")
 	if len(del) != 1 || del[0].Rcpt != "<blocked@example.com>" {
 		t.Fatalf("deleted = %+v", del)
 	}
@@ -159,10 +158,10 @@ func TestFailoverToTheNextServer(t *testing.T) {
 	s := m.session(t)
 	for i := 0; i < 2; i++ {
 		acts, _, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
-		if acts[0].Type != gomilter.ActionContinue {
+		if acts[0].Type != ActionContinue {
 			t.Fatalf("rcpt = %+v", acts[0])
 		}
-		wantFinal(t, final, gomilter.ActionAccept)
+		wantFinal(t, final, ActionAccept)
 	}
 }
 
@@ -173,11 +172,11 @@ func TestSkipRuleTracesBypass(t *testing.T) {
 	m := startMilter(t, p)
 	s := m.session(t)
 	acts, mods, final := sendMessage(t, s, "a@example.org", []string{"blocked@example.com"}, "x\r\n")
-	if acts[0].Type != gomilter.ActionContinue {
+	if acts[0].Type != ActionContinue {
 		t.Fatalf("rcpt = %+v", acts[0])
 	}
-	wantFinal(t, final, gomilter.ActionAccept)
-	sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System")
+	wantFinal(t, final, ActionAccept)
+	sys := findMods(mods, ActionInsertHeader, "OPES-System")
 	if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, "status=bypassed") {
 		t.Fatalf("mods = %+v", mods)
 	}
@@ -198,7 +197,7 @@ func TestOPESBypassHeader(t *testing.T) {
 	if act, _ := s.Rcpt("blocked@example.com", ""); act.SMTPCode != 550 {
 		t.Fatalf("envelope adaptation must still happen: %+v", act)
 	}
-	if act, _ := s.Rcpt("b@example.com", ""); act.Type != gomilter.ActionContinue {
+	if act, _ := s.Rcpt("b@example.com", ""); act.Type != ActionContinue {
 		t.Fatalf("rcpt = %+v", act)
 	}
 	var h textproto.Header
@@ -211,12 +210,12 @@ func TestOPESBypassHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantFinal(t, final, gomilter.ActionAccept)
-	sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System")
+	wantFinal(t, final, ActionAccept)
+	sys := findMods(mods, ActionInsertHeader, "OPES-System")
 	if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, "status=bypassed") {
 		t.Fatalf("mods = %+v", mods)
 	}
-	if tag := findMods(mods, gomilter.ActionAddHeader, "X-Test"); len(tag) != 0 {
+	if tag := findMods(mods, ActionAddHeader, "X-Test"); len(tag) != 0 {
 		t.Fatal("content adapted despite the bypass")
 	}
 	for _, msg := range co.Messages() {
@@ -232,14 +231,14 @@ func TestSessionLimit(t *testing.T) {
 	p.MaxSessions = 1
 	m := startMilter(t, p)
 	first := m.session(t)
-	cl := gomilter.NewClient("tcp", m.addr)
-	second, err := cl.Session(gomilter.NewMacroBag())
+	cl := m
+	second, err := cl.Session(NewMacroBag())
 	if err != nil {
 		t.Fatal(err)
 	}
 	// CONNECT has no reply (the MTA does not wait for it): the refusal
 	// is the answer to the first RCPT.
-	if act, err := second.Conn("client.example", gomilter.FamilyInet, 1, "192.0.2.11"); err != nil || act.Type != gomilter.ActionContinue {
+	if act, err := second.Conn("client.example", FamilyInet, 1, "192.0.2.11"); err != nil || act.Type != ActionContinue {
 		t.Fatalf("second session, connect: %+v %v", act, err)
 	}
 	if _, err := second.Helo("client.example"); err != nil {
@@ -255,20 +254,20 @@ func TestSessionLimit(t *testing.T) {
 	second.Close()
 	// The first session still works, and a new one does once it is gone.
 	_, _, final := sendMessage(t, first, "a@example.org", []string{"b@example.com"}, "x\r\n")
-	wantFinal(t, final, gomilter.ActionAccept)
+	wantFinal(t, final, ActionAccept)
 	first.Close()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		s, err := cl.Session(gomilter.NewMacroBag())
+		s, err := cl.Session(NewMacroBag())
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.Conn("client.example", gomilter.FamilyInet, 1, "192.0.2.11")
+		s.Conn("client.example", FamilyInet, 1, "192.0.2.11")
 		s.Helo("client.example")
 		s.Mail("a@example.org", "")
 		act, err := s.Rcpt("b@example.com", "")
 		s.Close()
-		if err == nil && act.Type == gomilter.ActionContinue {
+		if err == nil && act.Type == ActionContinue {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -287,7 +286,7 @@ func TestTransactionLimit(t *testing.T) {
 	if _, err := a.Mail("a@example.org", ""); err != nil {
 		t.Fatal(err)
 	}
-	if act, _ := a.Rcpt("x@example.com", ""); act.Type != gomilter.ActionContinue {
+	if act, _ := a.Rcpt("x@example.com", ""); act.Type != ActionContinue {
 		t.Fatalf("first = %+v", act)
 	}
 	if _, err := b.Mail("a@example.org", ""); err != nil {
@@ -309,18 +308,18 @@ func TestConnectionsBounded(t *testing.T) {
 	errs := make(chan error, n)
 	for i := 0; i < n; i++ {
 		go func() {
-			cl := gomilter.NewClient("tcp", m.addr)
-			s, err := cl.Session(gomilter.NewMacroBag())
+			cl := m
+			s, err := cl.Session(NewMacroBag())
 			if err != nil {
 				errs <- err
 				return
 			}
 			defer s.Close()
-			s.Conn("client.example", gomilter.FamilyInet, 1, "192.0.2.1")
+			s.Conn("client.example", FamilyInet, 1, "192.0.2.1")
 			s.Helo("client.example")
 			s.Mail("a@example.org", "")
 			act, err := s.Rcpt("b@example.com", "")
-			if err == nil && act.Type != gomilter.ActionContinue {
+			if err == nil && act.Type != ActionContinue {
 				err = fmt.Errorf("rcpt: %+v", act)
 			}
 			errs <- err
@@ -343,18 +342,18 @@ func TestReloadKeepsSessionsWorking(t *testing.T) {
 	m := startMilter(t, testPolicy(co.Addr, skeletonAdaptive, skeletonInformative))
 	s := m.session(t)
 	_, _, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
-	wantFinal(t, final, gomilter.ActionAccept)
+	wantFinal(t, final, ActionAccept)
 	for i := 0; i < 3; i++ {
 		p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 		p.SystemURI = fmt.Sprintf("http://opes.example.net/reload%d", i)
 		p.SpoolDir = t.TempDir()
 		m.br.Reload(p)
 		acts, mods, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
-		if acts[0].Type != gomilter.ActionContinue {
+		if acts[0].Type != ActionContinue {
 			t.Fatalf("reload %d: rcpt %+v", i, acts[0])
 		}
-		wantFinal(t, final, gomilter.ActionAccept)
-		sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System")
+		wantFinal(t, final, ActionAccept)
+		sys := findMods(mods, ActionInsertHeader, "OPES-System")
 		if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, fmt.Sprintf("reload%d", i)) {
 			t.Fatalf("reload %d: message not on the new configuration: %+v", i, sys)
 		}
@@ -372,7 +371,7 @@ func TestIdleConnectionsClosed(t *testing.T) {
 	s := m.session(t)
 	for i := 0; i < 2; i++ {
 		_, _, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
-		wantFinal(t, final, gomilter.ActionAccept)
+		wantFinal(t, final, ActionAccept)
 		time.Sleep(120 * time.Millisecond)
 	}
 	if got := co.Connections(); got != 2 {
@@ -406,11 +405,11 @@ func TestRetryWhenTheConnectionDiesFirst(t *testing.T) {
 	m := startMilter(t, p)
 	s := m.session(t)
 	acts, mods, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
-	if acts[0].Type != gomilter.ActionContinue {
+	if acts[0].Type != ActionContinue {
 		t.Fatalf("rcpt = %+v", acts[0])
 	}
-	wantFinal(t, final, gomilter.ActionAccept)
-	if tag := findMods(mods, gomilter.ActionAddHeader, "X-Test"); len(tag) != 1 {
+	wantFinal(t, final, ActionAccept)
+	if tag := findMods(mods, ActionAddHeader, "X-Test"); len(tag) != 1 {
 		t.Fatalf("not adapted by the second server: %+v", mods)
 	}
 }

@@ -341,7 +341,7 @@ func (s *ClientSession) End() ([]ModifyAction, *Action, error) {
 	if s.refused {
 		return nil, &Action{Type: ActionRejectWithCode, SMTPCode: 451, SMTPReply: "451 " + refusalText}, nil
 	}
-	mod := &recorder{}
+	mod := &modRecorder{}
 	r := s.sess.EndOfMessage(s.ctx, s.mac, mod)
 	mod.mu.Lock()
 	mod.done = true
@@ -372,15 +372,15 @@ func (s *ClientSession) Close() error {
 	return nil
 }
 
-// recorder is the bridge.Modifier of one end of message.
-type recorder struct {
+// modRecorder is the bridge.Modifier of one end of message.
+type modRecorder struct {
 	mu       sync.Mutex
 	mods     []ModifyAction
 	done     bool
 	replaced bool
 }
 
-func (m *recorder) add(a ModifyAction) error {
+func (m *modRecorder) add(a ModifyAction) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.done {
@@ -399,22 +399,22 @@ func angle(s string) string {
 
 func lf(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }
 
-func (m *recorder) AddHeader(name, value string) error {
+func (m *modRecorder) AddHeader(name, value string) error {
 	return m.add(ModifyAction{Type: ActionAddHeader, HeaderName: name, HeaderValue: lf(value)})
 }
 
-func (m *recorder) InsertHeader(index int, name, value string) error {
+func (m *modRecorder) InsertHeader(index int, name, value string) error {
 	return m.add(ModifyAction{Type: ActionInsertHeader, HeaderIndex: uint32(index), HeaderName: name, HeaderValue: lf(value)})
 }
 
-func (m *recorder) ChangeHeader(index int, name, value string) error {
+func (m *modRecorder) ChangeHeader(index int, name, value string) error {
 	if index == 0 {
 		index = 1
 	}
 	return m.add(ModifyAction{Type: ActionChangeHeader, HeaderIndex: uint32(index), HeaderName: name, HeaderValue: lf(value)})
 }
 
-func (m *recorder) ReplaceBody(r io.Reader) error {
+func (m *modRecorder) ReplaceBody(r io.Reader) error {
 	m.mu.Lock()
 	if m.replaced {
 		m.mu.Unlock()
@@ -429,25 +429,25 @@ func (m *recorder) ReplaceBody(r io.Reader) error {
 	return m.add(ModifyAction{Type: ActionReplaceBody, Body: b})
 }
 
-func (m *recorder) ChangeFrom(from, args string) error {
+func (m *modRecorder) ChangeFrom(from, args string) error {
 	return m.add(ModifyAction{Type: ActionChangeFrom, From: angle(from), FromArgs: args})
 }
 
-func (m *recorder) AddRecipient(rcpt, args string) error {
+func (m *modRecorder) AddRecipient(rcpt, args string) error {
 	return m.add(ModifyAction{Type: ActionAddRcpt, Rcpt: angle(rcpt), RcptArgs: args})
 }
 
-func (m *recorder) DeleteRecipient(rcpt string) error {
+func (m *modRecorder) DeleteRecipient(rcpt string) error {
 	return m.add(ModifyAction{Type: ActionDelRcpt, Rcpt: angle(rcpt)})
 }
 
-func (m *recorder) Quarantine(reason string) error {
+func (m *modRecorder) Quarantine(reason string) error {
 	return m.add(ModifyAction{Type: ActionQuarantine, Reason: reason})
 }
 
-func (m *recorder) Progress() error { return nil }
+func (m *modRecorder) Progress() error { return nil }
 
 var (
 	_ bridge.Macros   = (*MacroBag)(nil)
-	_ bridge.Modifier = (*recorder)(nil)
+	_ bridge.Modifier = (*modRecorder)(nil)
 )

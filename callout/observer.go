@@ -1,7 +1,6 @@
 package callout
 
 import (
-	"slices"
 	"time"
 
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
@@ -33,14 +32,4 @@ func Verdict(d Decision, err error) string {
 		return "reject"
 	}
 	return d.Action.String()
-}
-
-// sortedKeys returns the keys of m in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,7 +145,7 @@ func (s *Server) chain(services []ocp.Service) (*Chain, error) {
 func (s *Server) allServices() *Chain {
 	c := &Chain{}
 	current := s.services()
-	for _, uri := range sortedKeys(current) {
+	for _, uri := range slices.Sorted(maps.Keys(current)) {
 		c.Links = append(c.Links, Link{URI: uri, Service: current[uri]})
 	}
 	return c

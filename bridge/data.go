@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -195,7 +196,7 @@ func (s *session) stopOriginal(reason string) error {
 func (s *session) oversize() Reply {
 	mt := s.mt
 	switch s.policy().Oversize {
-	case ActionAccept:
+	case mapping.SkipAdaptation, mapping.Accept:
 		if mt.status != traceSkipped {
 			mt.status = traceSkipped
 			s.log.Info("message too large to adapt; delivered as received", "route", routeName(mt.route))
@@ -204,7 +205,7 @@ func (s *session) oversize() Reply {
 			}
 		}
 		return Reply{Kind: Skip}
-	case ActionTempFail:
+	case mapping.TempFail:
 		s.dropExchange("message too large")
 		return Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 452, Text: "4.3.4 Message too large for content adaptation"}}
 	}

@@ -94,7 +94,7 @@ func TestSingleHeaders(t *testing.T) {
 	}}))
 	prof := []ocpsmtp.Part{ocpsmtp.PartSINGLEHEADERS}
 	p := testPolicy(co.Addr, prof, envelopeInformative)
-	p.Routes[0].Profile.HeaderList = []string{"Subject", "X-Drop"}
+	p.Routes[0].HeaderList = []string{"Subject", "X-Drop"}
 	m := startMilter(t, p)
 	s := m.session(t)
 	mods, act := sendMIME(t, s, [][2]string{{"X-Drop", "1"}, {"From", "a@example.org"}, {"X-Drop", "2"}, {"Subject", "hi"}}, "text\r\n")

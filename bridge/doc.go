@@ -17,10 +17,13 @@
 //
 //   - Bridge (bridge.go) holds the current Policy and its connection pool;
 //     Reload swaps both.
-//   - Policy, Route, Chain, ServerSet (route.go) are what the bridge runs
-//     with; PolicyFromConfig (config.go) builds them from the compiled
-//     configuration of package mapping, whose FailureClass and Part types
-//     the bridge uses as they are.
+//   - Policy (route.go) is what the bridge runs with; PolicyFromConfig
+//     (config.go) fills it from the compiled configuration of package
+//     mapping, whose types the bridge uses as they are, without copies:
+//     mapping.Route (its Offer), mapping.Chain (its service Group and
+//     FailurePolicy), mapping.ServerSet (its ClientConfig), mapping.Facts,
+//     mapping.Timeouts, mapping.Action, mapping.FailureClass, and
+//     ocpsmtp.Part.
 //   - The session (mailsession.go, data*.go, flow.go) follows one SMTP
 //     connection and its mail transactions: route selection, deferred
 //     refusals, the data parts it queues (pending.go) and spools

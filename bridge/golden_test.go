@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/opes-milter/opes-milter/internal/ocptest"
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -168,8 +169,10 @@ func startGolden(t *testing.T, name, systemURI string) (*goldenServer, *mta) {
 		}
 	}
 	p := testPolicy(ln.Addr().String(), offer.Adaptive, offer.Informative)
-	p.Routes[0].Profile.URI = offer.URI
-	p.Routes[0].Chain.Services = services
+	if offer.URI == ocpsmtp.SenderURI {
+		p.Routes[0].Profile = mapping.Sender
+	}
+	p.Routes[0].Chain.Group = services
 	p.SystemURI = systemURI
 	return g, startMilter(t, p)
 }

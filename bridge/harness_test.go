@@ -10,6 +10,7 @@ import (
 
 	"github.com/opes-milter/opes-milter/bridge"
 	"github.com/opes-milter/opes-milter/internal/ocptest"
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -42,19 +43,19 @@ func standardScript() func(ctx context.Context, tx *ocp.ServerTx, m *ocp.Message
 
 // testPolicy is one receiver route to the callout at addr.
 func testPolicy(addr string, adaptive, informative []ocpsmtp.Part) *bridge.Policy {
-	set := &bridge.ServerSet{Name: "test", Addresses: []string{addr}, Connections: 1,
-		Client: ocp.ClientConfig{HandshakeTimeout: 2 * time.Second}}
-	chain := &bridge.Chain{Name: "c", Servers: set, OnFailure: map[bridge.FailureClass]bridge.Action{},
-		Services: []ocp.Service{{URI: "urn:test:recipient-policy"}, {URI: "urn:test:header-tag"}}}
-	route := &bridge.Route{Name: "inbound", Chain: chain, Profile: ocpsmtp.Profile{
-		URI: ocpsmtp.ReceiverURI, Adaptive: adaptive, Informative: informative}}
+	set := &mapping.ServerSet{Name: "test", Addresses: []string{addr}, Connections: 1,
+		HandshakeTimeout: 2 * time.Second}
+	chain := &mapping.Chain{Name: "c", Server: set,
+		Group: []ocp.Service{{URI: "urn:test:recipient-policy"}, {URI: "urn:test:header-tag"}}}
+	route := &mapping.Route{Name: "inbound", Chain: chain, Profile: mapping.Receiver,
+		Adaptive: adaptive, Informative: informative}
 	return &bridge.Policy{
-		Routes:    []*bridge.Route{route},
-		Select:    func(bridge.Facts) *bridge.Route { return route },
+		Routes:    []*mapping.Route{route},
+		Select:    func(mapping.Facts) *mapping.Route { return route },
 		SystemURI: "http://opes.example.net/opes-milter",
 		TraceVia:  true,
-		Timeouts: bridge.Timeouts{Rcpt: 3 * time.Second, EndOfMessage: 10 * time.Second,
-			Progress: time.Second},
+		Timeouts: mapping.Timeouts{Rcpt: 3 * time.Second, EndOfMessage: 10 * time.Second,
+			ProgressInterval: time.Second},
 		MaxHeaderBytes: 1 << 20,
 		SpoolMemory:    1 << 20,
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -34,7 +36,7 @@ type mailTx struct {
 	authed  bool
 	rcpts   []rcptState
 
-	route  *Route
+	route  *mapping.Route
 	x      *exchange // nil until the first RCPT starts the OCP transaction
 	xstart time.Time // when the OCP transaction started
 	// status is how the message is traced: adapted, unadapted (a failure
@@ -98,10 +100,11 @@ func (s *session) Mail(ctx context.Context, mac Macros, from string, args []stri
 }
 
 // facts returns what route selection looks at.
-func (s *session) facts(rcpt string) Facts {
-	return Facts{
+func (s *session) facts(rcpt string) mapping.Facts {
+	addr, _ := netip.ParseAddr(s.client.Addr)
+	return mapping.Facts{
 		DaemonName:    s.daemonName,
-		ClientAddr:    s.client.Addr,
+		ClientAddr:    addr,
 		Authenticated: s.mt.authed,
 		SenderDomain:  domainOf(s.mt.from),
 		RcptDomain:    domainOf(rcpt),

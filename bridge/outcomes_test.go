@@ -11,6 +11,7 @@ import (
 
 	"github.com/opes-milter/opes-milter/bridge"
 	"github.com/opes-milter/opes-milter/internal/ocptest"
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -197,7 +198,7 @@ func TestOutcomes(t *testing.T) {
 		{
 			name:   "accept policy: a failed adaptation passes unadapted and says so",
 			a:      ocptest.Answers{OnDUM: failOn(ocpsmtp.PartRAWDATA)},
-			policy: onFailure(bridge.ActionAccept),
+			policy: onFailure(mapping.Accept),
 			rcpts:  []string{"a@example.com"},
 			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				wantFinal(t, final, ActionAccept)
@@ -210,7 +211,7 @@ func TestOutcomes(t *testing.T) {
 		{
 			name:   "quarantine policy",
 			a:      ocptest.Answers{OnDUM: failOn(ocpsmtp.PartRAWDATA)},
-			policy: onFailure(bridge.ActionQuarantine),
+			policy: onFailure(mapping.Quarantine),
 			rcpts:  []string{"a@example.com"},
 			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				wantFinal(t, final, ActionAccept)
@@ -222,7 +223,7 @@ func TestOutcomes(t *testing.T) {
 		{
 			name:   "reject policy",
 			a:      ocptest.Answers{OnDUM: failOn(ocpsmtp.PartRAWDATA)},
-			policy: onFailure(bridge.ActionReject),
+			policy: onFailure(mapping.Reject),
 			rcpts:  []string{"a@example.com"},
 			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				if final.Type != ActionRejectWithCode || final.SMTPCode/100 != 5 {
@@ -314,32 +315,30 @@ func failOn(part ocpsmtp.Part) func(tx *ocp.ServerTx, p ocpsmtp.Part) error {
 }
 
 // onFailure sets every failure class to a.
-func onFailure(a bridge.Action) func(p *bridge.Policy) {
+func onFailure(a mapping.Action) func(p *bridge.Policy) {
 	return func(p *bridge.Policy) {
 		for _, r := range p.Routes {
-			for _, c := range []bridge.FailureClass{bridge.FailConnect, bridge.FailTimeout, bridge.FailProtocol, bridge.FailServer, bridge.FailLocal} {
-				r.Chain.OnFailure[c] = a
-			}
+			r.Chain.OnFailure = mapping.FailurePolicy{Connect: a, Timeout: a, Protocol: a, Server: a}
 		}
 	}
 }
 
 func TestOversize(t *testing.T) {
 	for _, tc := range []struct {
-		action bridge.Action
+		action mapping.Action
 		check  func(t *testing.T, mods []ModifyAction, final *Action)
 	}{
-		{bridge.ActionReject, func(t *testing.T, mods []ModifyAction, final *Action) {
+		{mapping.Reject, func(t *testing.T, mods []ModifyAction, final *Action) {
 			if final.SMTPCode != 552 {
 				t.Fatalf("final = %+v", final)
 			}
 		}},
-		{bridge.ActionTempFail, func(t *testing.T, mods []ModifyAction, final *Action) {
+		{mapping.TempFail, func(t *testing.T, mods []ModifyAction, final *Action) {
 			if final.SMTPCode != 452 {
 				t.Fatalf("final = %+v", final)
 			}
 		}},
-		{bridge.ActionAccept, func(t *testing.T, mods []ModifyAction, final *Action) {
+		{mapping.SkipAdaptation, func(t *testing.T, mods []ModifyAction, final *Action) {
 			wantFinal(t, final, ActionAccept)
 			sys := findMods(mods, ActionInsertHeader, "OPES-System")
 			if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, "status=skipped") {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/emersion/go-message/textproto"
 
-	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -83,9 +83,10 @@ func TestRecipientOnAnotherRoute(t *testing.T) {
 	co := startCallout(t, standardScript())
 	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	first := p.Routes[0]
-	second := &bridge.Route{Name: "other", Chain: first.Chain, Profile: first.Profile}
+	second := &mapping.Route{Name: "other", Chain: first.Chain, Profile: first.Profile,
+		Adaptive: first.Adaptive, Informative: first.Informative}
 	p.Routes = append(p.Routes, second)
-	p.Select = func(f bridge.Facts) *bridge.Route {
+	p.Select = func(f mapping.Facts) *mapping.Route {
 		if f.RcptDomain == "other.example" {
 			return second
 		}
@@ -152,8 +153,8 @@ func TestFailoverToTheNextServer(t *testing.T) {
 	ln.Close()
 	co := startCallout(t, standardScript())
 	p := testPolicy(dead, skeletonAdaptive, skeletonInformative)
-	p.Routes[0].Chain.Servers.Addresses = []string{dead, co.Addr}
-	p.Routes[0].Chain.Servers.FailureLimit = 1
+	p.Routes[0].Chain.Server.Addresses = []string{dead, co.Addr}
+	p.Routes[0].Chain.Server.FailureLimit = 1
 	m := startMilter(t, p)
 	s := m.session(t)
 	for i := 0; i < 2; i++ {
@@ -168,7 +169,7 @@ func TestFailoverToTheNextServer(t *testing.T) {
 func TestSkipRuleTracesBypass(t *testing.T) {
 	co := startCallout(t, standardScript())
 	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
-	p.Skip = func(bridge.Facts) bool { return true }
+	p.Skip = func(mapping.Facts) bool { return true }
 	m := startMilter(t, p)
 	s := m.session(t)
 	acts, mods, final := sendMessage(t, s, "a@example.org", []string{"blocked@example.com"}, "x\r\n")
@@ -302,7 +303,7 @@ func TestTransactionLimit(t *testing.T) {
 func TestConnectionsBounded(t *testing.T) {
 	co := startCallout(t, standardScript())
 	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
-	p.Routes[0].Chain.Servers.Connections = 2
+	p.Routes[0].Chain.Server.Connections = 2
 	m := startMilter(t, p)
 	const n = 40
 	errs := make(chan error, n)
@@ -366,7 +367,7 @@ func TestReloadKeepsSessionsWorking(t *testing.T) {
 func TestIdleConnectionsClosed(t *testing.T) {
 	co := startCallout(t, standardScript())
 	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
-	p.Routes[0].Chain.Servers.IdleTimeout = 50 * time.Millisecond
+	p.Routes[0].Chain.Server.IdleTimeout = 50 * time.Millisecond
 	m := startMilter(t, p)
 	s := m.session(t)
 	for i := 0; i < 2; i++ {
@@ -400,8 +401,8 @@ func TestRetryWhenTheConnectionDiesFirst(t *testing.T) {
 	go dying.Serve(ln)
 	t.Cleanup(func() { dying.Close() })
 	p := testPolicy(ln.Addr().String(), skeletonAdaptive, skeletonInformative)
-	p.Routes[0].Chain.Servers.Addresses = []string{ln.Addr().String(), good.Addr}
-	p.Routes[0].Chain.Servers.FailureLimit = 100
+	p.Routes[0].Chain.Server.Addresses = []string{ln.Addr().String(), good.Addr}
+	p.Routes[0].Chain.Server.FailureLimit = 100
 	m := startMilter(t, p)
 	s := m.session(t)
 	acts, mods, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
@@ -434,7 +435,7 @@ func TestConnectDeadline(t *testing.T) {
 	p := testPolicy(ln.Addr().String(), skeletonAdaptive, skeletonInformative)
 	p.Timeouts.Connect = 200 * time.Millisecond
 	p.Timeouts.Rcpt = 5 * time.Second
-	p.Routes[0].Chain.Servers.Client.HandshakeTimeout = 10 * time.Second
+	p.Routes[0].Chain.Server.HandshakeTimeout = 10 * time.Second
 	m := startMilter(t, p)
 	s := m.session(t)
 	if _, err := s.Mail("a@example.org", ""); err != nil {

@@ -5,8 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/opes-milter/opes-milter/bridge"
-
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -108,7 +107,7 @@ func TestWireInvalidAnswerEndsWithTE400(t *testing.T) {
 				adaptive = []ocpsmtp.Part{ocpsmtp.PartRCPT, ocpsmtp.PartSINGLEHEADERS}
 			}
 			pol := testPolicy(p.addr, adaptive, skeletonInformative)
-			pol.Routes[0].Profile.HeaderList = tc.headerList
+			pol.Routes[0].HeaderList = tc.headerList
 			m := startMilter(t, pol)
 			_, _, final := sendMessage(t, m.session(t), "a@example.org", []string{"b@example.com"}, "x\r\n")
 			if tc.file == "TE-valid-answer.txt" {
@@ -148,11 +147,11 @@ func TestWireRoutesSharingAChain(t *testing.T) {
 	})
 	pol := testPolicy(p.addr, skeletonAdaptive, skeletonInformative)
 	receiver := pol.Routes[0]
-	sender := &bridge.Route{Name: "submission", Chain: receiver.Chain, Profile: ocpsmtp.Profile{URI: ocpsmtp.SenderURI,
+	sender := &mapping.Route{Name: "submission", Chain: receiver.Chain, Profile: mapping.Sender,
 		Adaptive:    []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRAWDATA},
-		Informative: []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartRCPT}}}
+		Informative: []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartRCPT}}
 	pol.Routes = append(pol.Routes, sender)
-	pol.Select = func(f bridge.Facts) *bridge.Route {
+	pol.Select = func(f mapping.Facts) *mapping.Route {
 		if f.SenderDomain == "submit.example" {
 			return sender
 		}

@@ -1,6 +1,10 @@
 package mapping
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/opes-milter/opes-milter/ocp"
+)
 
 // Service is an OPES service ([services.NAME]): the URI sent to the callout
 // server in SGC, and its parameters.
@@ -16,8 +20,11 @@ func (s *Service) name() string { return s.Name }
 // Chain is an ordered list of services applied by one callout server set
 // ([chains.NAME]).
 type Chain struct {
-	Name      string
-	Services  []*Service
+	Name     string
+	Services []*Service
+	// Group is the service group as SGC sends it: the services' URIs and
+	// parameters (sorted by name), in chain order.
+	Group     []ocp.Service
 	Server    *ServerSet
 	OnFailure FailurePolicy
 }

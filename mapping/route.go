@@ -60,6 +60,12 @@ type Route struct {
 	Match      Match
 }
 
+// Offer returns the profile the route offers in NO: its profile's URI, its
+// parts and header list.
+func (r *Route) Offer() ocpsmtp.Profile {
+	return ocpsmtp.Profile{URI: r.Profile.URI(), Adaptive: r.Adaptive, Informative: r.Informative, HeaderList: r.HeaderList}
+}
+
 // Has reports whether the route offers part p, adaptive or informative.
 func (r *Route) Has(p ocpsmtp.Part) bool { return r.IsAdaptive(p) || slices.Contains(r.Informative, p) }
 

@@ -56,7 +56,7 @@ func (c *Config) formatMilter(p *printer) {
 		p.field("non-SMTP", "daemon names %s (recipients deleted, never refused at RCPT)", strings.Join(m.NonSMTPDaemons, ", "))
 	}
 	p.field("messages", "up to %s adapted (larger: %s); spooled to %s above %s",
-		formatSize(m.MaxMessageSize), m.Oversize, orDefault(m.SpoolDir, "the temporary directory"), formatSize(m.SpoolMemory))
+		FormatSize(m.MaxMessageSize), m.Oversize, orDefault(m.SpoolDir, "the temporary directory"), FormatSize(m.SpoolMemory))
 	t := &m.Timeouts
 	p.field("deadlines", "connect %v, helo %v, mail %v, rcpt %v, data %v, end of message %v (progress every %v)",
 		t.Connect, t.Helo, t.Mail, t.Rcpt, t.Data, t.EndOfMessage, t.ProgressInterval)
@@ -171,9 +171,9 @@ func describeOptions(o Options) string {
 	case *AttachmentFilter:
 		return fmt.Sprintf("action %s, signed %s, reply %q, replacement %q", o.Action, o.Signed, o.Reply.String(), o.Replacement)
 	case *Command:
-		return fmt.Sprintf("timeout %v, default %s, reply %q, max output %s", o.Timeout, o.Default, o.Reply.String(), formatSize(o.MaxOutput))
+		return fmt.Sprintf("timeout %v, default %s, reply %q, max output %s", o.Timeout, o.Default, o.Reply.String(), FormatSize(o.MaxOutput))
 	case *SizeLimit:
-		return fmt.Sprintf("max %s, reply %q", formatSize(o.Max), o.Reply.String())
+		return fmt.Sprintf("max %s, reply %q", FormatSize(o.Max), o.Reply.String())
 	}
 	return ""
 }

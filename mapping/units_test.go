@@ -19,14 +19,14 @@ func TestParseSize(t *testing.T) {
 		{"3 MB", 3e6, false}, {"50MiB", 50 << 20, false}, {"2GB", 2e9, false}, {"1GiB", 1 << 30, false},
 		{"", 0, true}, {"MiB", 0, true}, {"-1KB", 0, true}, {"1.5MB", 0, true}, {"1kb", 0, true}, {"1TB", 0, true},
 	} {
-		got, err := parseSize(tc.in)
+		got, err := ParseSize(tc.in)
 		if got != tc.want || (err != nil) != tc.err {
-			t.Errorf("parseSize(%q) = %d, %v", tc.in, got, err)
+			t.Errorf("ParseSize(%q) = %d, %v", tc.in, got, err)
 		}
 	}
 	for n, want := range map[int64]string{0: "0B", 1000: "1000B", 1024: "1KiB", 3 << 20: "3MiB", 5 << 30: "5GiB", 1<<20 + 1: "1048577B"} {
-		if got := formatSize(n); got != want {
-			t.Errorf("formatSize(%d) = %s, want %s", n, got, want)
+		if got := FormatSize(n); got != want {
+			t.Errorf("FormatSize(%d) = %s, want %s", n, got, want)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package bridge_test
 import (
 	"testing"
 
-	gomilter "github.com/d--j/go-milter"
 	"github.com/opes-milter/opes-milter/internal/ocptest"
 )
 
@@ -17,10 +16,10 @@ func TestAddHeaderTop(t *testing.T) {
 	m := startMilter(t, testPolicy(co.Addr, skeletonAdaptive, skeletonInformative))
 	s := m.session(t)
 	_, mods, final := sendMessage(t, s, "sender@example.org", []string{"a@example.com"}, "body\r\n")
-	wantFinal(t, final, gomilter.ActionAccept)
+	wantFinal(t, final, ActionAccept)
 	var top []string
 	for _, m := range mods {
-		if m.Type == gomilter.ActionInsertHeader && m.HeaderIndex == 0 {
+		if m.Type == ActionInsertHeader && m.HeaderIndex == 0 {
 			top = append(top, m.HeaderName+":"+m.HeaderValue)
 		}
 	}
@@ -28,7 +27,7 @@ func TestAddHeaderTop(t *testing.T) {
 	if len(top) != 2 || top[0] != "X-Second: 2" || top[1] != "Authentication-Results: mx.example; dkim=pass" {
 		t.Errorf("inserted at the top: %q (all: %+v)", top, mods)
 	}
-	if end := findMods(mods, gomilter.ActionAddHeader, "X-End"); len(end) != 1 {
+	if end := findMods(mods, ActionAddHeader, "X-End"); len(end) != 1 {
 		t.Errorf("X-End: %+v", end)
 	}
 }

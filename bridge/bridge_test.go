@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	gomilter "github.com/d--j/go-milter"
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
@@ -17,12 +16,12 @@ var (
 
 // sendMessage runs MAIL, the RCPTs, a small header and body and end of
 // message, returning the RCPT actions, the modifications and the final action.
-func sendMessage(t *testing.T, s *gomilter.ClientSession, from string, rcpts []string, body string) ([]*gomilter.Action, []gomilter.ModifyAction, *gomilter.Action) {
+func sendMessage(t *testing.T, s *ClientSession, from string, rcpts []string, body string) ([]*Action, []ModifyAction, *Action) {
 	t.Helper()
-	if act, err := s.Mail(from, ""); err != nil || act.Type != gomilter.ActionContinue {
+	if act, err := s.Mail(from, ""); err != nil || act.Type != ActionContinue {
 		t.Fatalf("mail: %v %v", act, err)
 	}
-	var acts []*gomilter.Action
+	var acts []*Action
 	for _, r := range rcpts {
 		act, err := s.Rcpt(r, "")
 		if err != nil {
@@ -33,7 +32,7 @@ func sendMessage(t *testing.T, s *gomilter.ClientSession, from string, rcpts []s
 	var h textproto.Header
 	h.Add("Subject", "test")
 	h.Add("From", from)
-	if act, err := s.Header(h); err != nil || act.Type != gomilter.ActionContinue {
+	if act, err := s.Header(h); err != nil || act.Type != ActionContinue {
 		t.Fatalf("header: %v %v", act, err)
 	}
 	mods, act, err := s.BodyReadFrom(strings.NewReader(body))
@@ -43,8 +42,8 @@ func sendMessage(t *testing.T, s *gomilter.ClientSession, from string, rcpts []s
 	return acts, mods, act
 }
 
-func findMods(mods []gomilter.ModifyAction, typ gomilter.ModifyActionType, name string) []gomilter.ModifyAction {
-	var out []gomilter.ModifyAction
+func findMods(mods []ModifyAction, typ ModifyActionType, name string) []ModifyAction {
+	var out []ModifyAction
 	for _, m := range mods {
 		if m.Type == typ && (name == "" || strings.EqualFold(m.HeaderName, name)) {
 			out = append(out, m)
@@ -55,30 +54,30 @@ func findMods(mods []gomilter.ModifyAction, typ gomilter.ModifyActionType, name 
 
 func TestSkeletonPath(t *testing.T) {
 	co := startCallout(t, standardScript())
-	m := startMilter(t, testPolicy(co.addr, skeletonAdaptive, skeletonInformative))
+	m := startMilter(t, testPolicy(co.Addr, skeletonAdaptive, skeletonInformative))
 	s := m.session(t)
 	for n := 0; n < 3; n++ { // three transactions on one milter connection
 		acts, mods, act := sendMessage(t, s, "sender@example.org", []string{"blocked@example.com", "friend@example.com"}, "hello\r\n")
-		if acts[0].Type != gomilter.ActionRejectWithCode || acts[0].SMTPCode != 550 || !strings.Contains(acts[0].SMTPReply, "5.1.1") {
+		if acts[0].Type != ActionRejectWithCode || acts[0].SMTPCode != 550 || !strings.Contains(acts[0].SMTPReply, "5.1.1") {
 			t.Fatalf("message %d: blocked recipient: %+v", n, acts[0])
 		}
-		if acts[1].Type != gomilter.ActionContinue {
+		if acts[1].Type != ActionContinue {
 			t.Fatalf("message %d: friend: %+v", n, acts[1])
 		}
-		if act.Type != gomilter.ActionAccept {
+		if act.Type != ActionAccept {
 			t.Fatalf("message %d: final action %+v", n, act)
 		}
-		sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System")
+		sys := findMods(mods, ActionInsertHeader, "OPES-System")
 		if len(sys) != 1 || strings.TrimSpace(sys[0].HeaderValue) != "http://opes.example.net/opes-milter" {
 			t.Fatalf("message %d: OPES-System: %+v (all: %+v)", n, sys, mods)
 		}
-		if via := findMods(mods, gomilter.ActionInsertHeader, "OPES-Via"); len(via) != 1 || !strings.Contains(via[0].HeaderValue, "urn:test:header-tag") {
+		if via := findMods(mods, ActionInsertHeader, "OPES-Via"); len(via) != 1 || !strings.Contains(via[0].HeaderValue, "urn:test:header-tag") {
 			t.Fatalf("message %d: OPES-Via: %+v", n, via)
 		}
-		if tag := findMods(mods, gomilter.ActionAddHeader, "X-Test"); len(tag) != 1 || strings.TrimSpace(tag[0].HeaderValue) != "yes" {
+		if tag := findMods(mods, ActionAddHeader, "X-Test"); len(tag) != 1 || strings.TrimSpace(tag[0].HeaderValue) != "yes" {
 			t.Fatalf("message %d: X-Test: %+v", n, tag)
 		}
-		if body := findMods(mods, gomilter.ActionReplaceBody, ""); len(body) != 0 {
+		if body := findMods(mods, ActionReplaceBody, ""); len(body) != 0 {
 			t.Fatalf("message %d: body replaced although unchanged", n)
 		}
 	}

@@ -13,16 +13,16 @@ type bufPool struct {
 
 func newBufPool(size, max int) *bufPool { return &bufPool{size: size, max: max} }
 
-// get returns an empty buffer with room for at least size octets.
-func (b *bufPool) get() []byte {
+// Get returns an empty buffer with room for at least size octets.
+func (b *bufPool) Get() []byte {
 	if p, ok := b.pool.Get().(*[]byte); ok {
 		return (*p)[:0]
 	}
 	return make([]byte, 0, b.size)
 }
 
-// put takes buf back; the caller must not use it afterwards.
-func (b *bufPool) put(buf []byte) {
+// Put takes buf back; the caller must not use it afterwards.
+func (b *bufPool) Put(buf []byte) {
 	if cap(buf) >= b.size && cap(buf) <= b.max {
 		buf = buf[:0]
 		b.pool.Put(&buf)

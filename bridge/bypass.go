@@ -30,7 +30,7 @@ func (s *session) bypassRequested() bool {
 		s.log.Info("ignoring a malformed OPES-Bypass field", "err", err)
 		return false
 	}
-	services := mt.route.Chain.Services
+	services := mt.route.Chain.Group
 	named := map[string]bool{}
 	for _, u := range uris {
 		known := u == p.SystemURI

@@ -2,10 +2,10 @@ package bridge_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 
+	"github.com/opes-milter/opes-milter/internal/ocptest"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -29,20 +29,12 @@ func TestNegotiationViolations(t *testing.T) {
 			if answer.URI == "" {
 				answer.URI = ocpsmtp.ReceiverURI
 			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := &ocp.Server{
-				Handler: ocp.HandlerFunc(func(ctx context.Context, tx *ocp.ServerTx) {
-					t.Error("a transaction started on a connection with a broken negotiation")
-				}),
-				Negotiate: func(*ocp.Group, []ocp.Feature) (ocp.Feature, bool) { return answer.Feature(), true },
-				Logger:    testLogger(t),
-			}
-			go srv.Serve(ln)
-			t.Cleanup(func() { srv.Close() })
-			m := startMilter(t, testPolicy(ln.Addr().String(), skeletonAdaptive, skeletonInformative))
+			co := ocptest.StartServer(t, func(context.Context, *ocp.ServerTx, *ocp.Message) error {
+				t.Error("a transaction started on a connection with a broken negotiation")
+				return nil
+			}, ocptest.WithLogger(testLogger(t)),
+				ocptest.WithNegotiate(func(*ocp.Group, []ocp.Feature) (ocp.Feature, bool) { return answer.Feature(), true }))
+			m := startMilter(t, testPolicy(co.Addr, skeletonAdaptive, skeletonInformative))
 			s := m.session(t)
 			acts, mods, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
 			wantTempfail(t, acts[0])
@@ -80,7 +72,7 @@ func TestServerOverstepsAllow(t *testing.T) {
 				}
 				return nil
 			})
-			m := startMilter(t, testPolicy(co.addr, skeletonAdaptive, skeletonInformative))
+			m := startMilter(t, testPolicy(co.Addr, skeletonAdaptive, skeletonInformative))
 			s := m.session(t)
 			_, mods, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
 			wantTempfail(t, final)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -212,7 +213,7 @@ func (s *session) stopOriginal(reason string) error {
 func (s *session) oversize() Reply {
 	mt := s.mt
 	switch s.policy().Oversize {
-	case ActionAccept:
+	case mapping.SkipAdaptation, mapping.Accept:
 		if mt.status != traceSkipped {
 			mt.status = traceSkipped
 			s.log.Info("message too large to adapt; delivered as received", "route", routeName(mt.route))
@@ -221,12 +222,12 @@ func (s *session) oversize() Reply {
 			}
 		}
 		return Reply{Kind: Skip}
-	case ActionTempFail:
+	case mapping.TempFail:
 		s.dropExchange("message too large")
-		return Reply{Kind: TempFail, Code: 452, Text: "4.3.4 Message too large for content adaptation"}
+		return Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 452, Text: "4.3.4 Message too large for content adaptation"}}
 	}
 	s.dropExchange("message too large")
-	return Reply{Kind: Reject, Code: 552, Text: "5.3.4 Message too large for content adaptation"}
+	return Reply{Kind: Reject, SMTP: ocpsmtp.Reply{Code: 552, Text: "5.3.4 Message too large for content adaptation"}}
 }
 
 // pendingReply returns a refusal or stop the server already sent.

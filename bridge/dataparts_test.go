@@ -4,21 +4,21 @@ import (
 	"strings"
 	"testing"
 
-	gomilter "github.com/d--j/go-milter"
 	"github.com/emersion/go-message/textproto"
 
+	"github.com/opes-milter/opes-milter/internal/ocptest"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 var envelopeInformative = []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartMAIL}
 
 // sendMIME sends one message with the given header fields and body.
-func sendMIME(t *testing.T, s *gomilter.ClientSession, fields [][2]string, body string) ([]gomilter.ModifyAction, *gomilter.Action) {
+func sendMIME(t *testing.T, s *ClientSession, fields [][2]string, body string) ([]ModifyAction, *Action) {
 	t.Helper()
 	if _, err := s.Mail("a@example.org", ""); err != nil {
 		t.Fatal(err)
 	}
-	if act, err := s.Rcpt("b@example.com", ""); err != nil || act.Type != gomilter.ActionContinue {
+	if act, err := s.Rcpt("b@example.com", ""); err != nil || act.Type != ActionContinue {
 		t.Fatalf("rcpt %v %v", act, err)
 	}
 	var h textproto.Header
@@ -28,11 +28,11 @@ func sendMIME(t *testing.T, s *gomilter.ClientSession, fields [][2]string, body 
 	if _, err := s.Header(h); err != nil {
 		t.Fatal(err)
 	}
-	var mods []gomilter.ModifyAction
-	var act *gomilter.Action
+	var mods []ModifyAction
+	var act *Action
 	var err error
 	if body == "" {
-		// go-milter's client cannot end a message without a body chunk.
+		// An empty body: one chunk of no octets, as an MTA sends it.
 		if _, err := s.BodyChunk(nil); err != nil {
 			t.Fatal(err)
 		}
@@ -46,11 +46,11 @@ func sendMIME(t *testing.T, s *gomilter.ClientSession, fields [][2]string, body 
 	return mods, act
 }
 
-func bodyOf(mods []gomilter.ModifyAction) (string, bool) {
+func bodyOf(mods []ModifyAction) (string, bool) {
 	var b []byte
 	found := false
 	for _, m := range mods {
-		if m.Type == gomilter.ActionReplaceBody {
+		if m.Type == ActionReplaceBody {
 			b = append(b, m.Body...)
 			found = true
 		}
@@ -59,7 +59,7 @@ func bodyOf(mods []gomilter.ModifyAction) (string, bool) {
 }
 
 func TestAllHeadersAndBody(t *testing.T) {
-	co := startCallout(t, scriptServer(answers{data: func(part ocpsmtp.Part, index string, orig []byte) string {
+	co := startCallout(t, scriptServer(ocptest.Answers{Data: func(part ocpsmtp.Part, index string, orig []byte) string {
 		switch part {
 		case ocpsmtp.PartALLHEADERS:
 			return "replace:" + strings.Replace(string(orig), "Subject:", "Subject: [ext]", 1)
@@ -68,12 +68,12 @@ func TestAllHeadersAndBody(t *testing.T) {
 		}
 		return ""
 	}}))
-	p := testPolicy(co.addr, []ocpsmtp.Part{ocpsmtp.PartALLHEADERS, ocpsmtp.PartBODY}, envelopeInformative)
+	p := testPolicy(co.Addr, []ocpsmtp.Part{ocpsmtp.PartALLHEADERS, ocpsmtp.PartBODY}, envelopeInformative)
 	m := startMilter(t, p)
 	s := m.session(t)
 	mods, act := sendMIME(t, s, [][2]string{{"From", "a@example.org"}, {"Subject", "hi"}}, "text\r\n")
-	wantFinal(t, act, gomilter.ActionAccept)
-	ch := findMods(mods, gomilter.ActionChangeHeader, "Subject")
+	wantFinal(t, act, ActionAccept)
+	ch := findMods(mods, ActionChangeHeader, "Subject")
 	if len(ch) != 1 || !strings.HasPrefix(ch[0].HeaderValue, " [ext]") {
 		t.Fatalf("change = %+v (all %+v)", ch, mods)
 	}
@@ -83,7 +83,7 @@ func TestAllHeadersAndBody(t *testing.T) {
 }
 
 func TestSingleHeaders(t *testing.T) {
-	co := startCallout(t, scriptServer(answers{data: func(part ocpsmtp.Part, index string, orig []byte) string {
+	co := startCallout(t, scriptServer(ocptest.Answers{Data: func(part ocpsmtp.Part, index string, orig []byte) string {
 		switch {
 		case strings.HasPrefix(string(orig), "Subject:"):
 			return "replace:Subject: [tagged] hi\r\n"
@@ -93,14 +93,14 @@ func TestSingleHeaders(t *testing.T) {
 		return ""
 	}}))
 	prof := []ocpsmtp.Part{ocpsmtp.PartSINGLEHEADERS}
-	p := testPolicy(co.addr, prof, envelopeInformative)
-	p.Routes[0].Profile.HeaderList = []string{"Subject", "X-Drop"}
+	p := testPolicy(co.Addr, prof, envelopeInformative)
+	p.Routes[0].HeaderList = []string{"Subject", "X-Drop"}
 	m := startMilter(t, p)
 	s := m.session(t)
 	mods, act := sendMIME(t, s, [][2]string{{"X-Drop", "1"}, {"From", "a@example.org"}, {"X-Drop", "2"}, {"Subject", "hi"}}, "text\r\n")
-	wantFinal(t, act, gomilter.ActionAccept)
-	sub := findMods(mods, gomilter.ActionChangeHeader, "Subject")
-	drop := findMods(mods, gomilter.ActionChangeHeader, "X-Drop")
+	wantFinal(t, act, ActionAccept)
+	sub := findMods(mods, ActionChangeHeader, "Subject")
+	drop := findMods(mods, ActionChangeHeader, "X-Drop")
 	if len(sub) != 1 || sub[0].HeaderIndex != 1 || sub[0].HeaderValue != " [tagged] hi" {
 		t.Fatalf("subject = %+v", sub)
 	}
@@ -112,7 +112,7 @@ func TestSingleHeaders(t *testing.T) {
 	}
 	// Only the listed fields were sent.
 	n := 0
-	for _, msg := range co.messages() {
+	for _, msg := range co.Messages() {
 		if d, err := ocpsmtp.ParseData(msg); err == nil && d.Part == ocpsmtp.PartSINGLEHEADERS {
 			n++
 		}
@@ -131,24 +131,24 @@ const mixedBody = "This is a multi-part message.\r\n" +
 	"--XX--\r\nepilogue\r\n"
 
 func TestSectionsSpliceKeepsUntouchedBytes(t *testing.T) {
-	co := startCallout(t, scriptServer(answers{data: func(part ocpsmtp.Part, index string, orig []byte) string {
+	co := startCallout(t, scriptServer(ocptest.Answers{Data: func(part ocpsmtp.Part, index string, orig []byte) string {
 		if part == ocpsmtp.PartSECTIONS && strings.Contains(string(orig), "evil.exe") {
 			return "delete"
 		}
 		return ""
 	}}))
-	p := testPolicy(co.addr, []ocpsmtp.Part{ocpsmtp.PartSECTIONS}, envelopeInformative)
+	p := testPolicy(co.Addr, []ocpsmtp.Part{ocpsmtp.PartSECTIONS}, envelopeInformative)
 	m := startMilter(t, p)
 	s := m.session(t)
 	mods, act := sendMIME(t, s, [][2]string{{"Content-Type", "multipart/mixed; boundary=XX"}, {"Subject", "hi"}}, mixedBody)
-	wantFinal(t, act, gomilter.ActionAccept)
+	wantFinal(t, act, ActionAccept)
 	b, ok := bodyOf(mods)
 	want := "This is a multi-part message.\r\n--XX\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\ncaf\xe9\r\n--XX--\r\nepilogue\r\n"
 	if !ok || b != want {
 		t.Fatalf("body\n%q\nwant\n%q", b, want)
 	}
 	var idx []string
-	for _, msg := range co.messages() {
+	for _, msg := range co.Messages() {
 		if d, err := ocpsmtp.ParseData(msg); err == nil && d.Part == ocpsmtp.PartSECTIONS {
 			idx = append(idx, d.Index)
 		}
@@ -159,22 +159,22 @@ func TestSectionsSpliceKeepsUntouchedBytes(t *testing.T) {
 }
 
 func TestSectionsUnchangedNoBodyReplacement(t *testing.T) {
-	co := startCallout(t, scriptServer(answers{}))
-	p := testPolicy(co.addr, []ocpsmtp.Part{ocpsmtp.PartSECTIONS}, envelopeInformative)
+	co := startCallout(t, scriptServer(ocptest.Answers{}))
+	p := testPolicy(co.Addr, []ocpsmtp.Part{ocpsmtp.PartSECTIONS}, envelopeInformative)
 	m := startMilter(t, p)
 	s := m.session(t)
 	mods, act := sendMIME(t, s, [][2]string{{"Content-Type", "multipart/mixed; boundary=XX"}}, mixedBody)
-	wantFinal(t, act, gomilter.ActionAccept)
+	wantFinal(t, act, ActionAccept)
 	if _, replaced := bodyOf(mods); replaced {
 		t.Fatal("body replaced although unchanged")
 	}
 }
 
 func TestEmptyBodyIsSentAsEmptyBODY(t *testing.T) {
-	co := startCallout(t, scriptServer(answers{}))
-	p := testPolicy(co.addr, []ocpsmtp.Part{ocpsmtp.PartBODY}, envelopeInformative)
+	co := startCallout(t, scriptServer(ocptest.Answers{}))
+	p := testPolicy(co.Addr, []ocpsmtp.Part{ocpsmtp.PartBODY}, envelopeInformative)
 	m := startMilter(t, p)
 	s := m.session(t)
 	_, act := sendMIME(t, s, [][2]string{{"Subject", "empty"}}, "")
-	wantFinal(t, act, gomilter.ActionAccept)
+	wantFinal(t, act, ActionAccept)
 }

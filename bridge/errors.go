@@ -4,44 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/opes-milter/opes-milter/mapping"
 )
 
 // FailureClass sorts a failed adaptation by cause, so the configured policy
-// for that class can decide the message's fate.
-type FailureClass int
+// for that class can decide the message's fate. It is mapping's type (the
+// configuration compiles on_failure into mapping.FailurePolicy); the names
+// below are there so that the bridge's code reads as before.
+type FailureClass = mapping.FailureClass
 
-// The failure classes of docs/profile.md and the mapping's on_failure table.
+// The failure classes, mapping's.
 const (
-	// FailConnect: no callout server of the set could be reached or
-	// negotiated with.
-	FailConnect FailureClass = iota
-	// FailTimeout: a stage deadline passed while waiting for the server.
-	FailTimeout
-	// FailProtocol: the server broke OCP or the profile (a malformed
-	// message, an SMTP-Error it was not allowed to send, a 2xx reply …).
-	FailProtocol
-	// FailServer: the server ended the transaction or connection with a
-	// failure result (TE/AME/CE 400).
-	FailServer
-	// FailLocal: a local resource failed (the spool, the disk).
-	FailLocal
+	FailConnect  = mapping.FailConnect
+	FailTimeout  = mapping.FailTimeout
+	FailProtocol = mapping.FailProtocol
+	FailServer   = mapping.FailServer
+	FailLocal    = mapping.FailLocal
 )
-
-func (c FailureClass) String() string {
-	switch c {
-	case FailConnect:
-		return "connect"
-	case FailTimeout:
-		return "timeout"
-	case FailProtocol:
-		return "protocol"
-	case FailServer:
-		return "server"
-	case FailLocal:
-		return "local"
-	}
-	return fmt.Sprintf("FailureClass(%d)", int(c))
-}
 
 // AdaptationError is a failed adaptation: its class and cause.
 type AdaptationError struct {

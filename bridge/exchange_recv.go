@@ -345,5 +345,5 @@ func replyFrom(r ocpsmtp.Reply) *Reply {
 	if r.Code < 500 {
 		kind = TempFail
 	}
-	return &Reply{Kind: kind, Code: r.Code, Text: r.Text()}
+	return &Reply{Kind: kind, SMTP: r}
 }

@@ -3,10 +3,10 @@ package bridge
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -35,7 +35,7 @@ func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt strin
 	if max := p.MaxTransactions; max > 0 && s.b.inflight.Load() >= int64(max) {
 		mt.route = nil
 		s.b.metrics.refused("transactions")
-		return Reply{Kind: TempFail, Code: 451, Text: "4.3.2 Too many messages in adaptation, try again later"}, false
+		return Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 451, Text: "4.3.2 Too many messages in adaptation, try again later"}}, false
 	}
 	// The whole start is answered within the RCPT deadline; reaching a
 	// callout server (dial, negotiation, TS) within the connect deadline.
@@ -64,7 +64,7 @@ func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt strin
 	s.b.metrics.addTransactions(1)
 	mt.xstart = time.Now()
 	mt.x = newExchange(tx, prof, s.log, p.SpoolDir, p.SpoolMemory, s.b.spoolBufs)
-	for _, svc := range mt.route.Chain.Services {
+	for _, svc := range mt.route.Chain.Group {
 		mt.x.group = append(mt.x.group, svc.URI)
 	}
 	x := mt.x
@@ -161,7 +161,7 @@ func (s *session) sendRcpt(ctx context.Context, mac Macros, r *rcptState) Reply 
 			// keep the message queued. Delete the recipient instead.
 			r.deleted = true
 			s.log.Info("recipient removed (non-SMTP path)", "qid", mac.Get("i"), "rcpt", r.addr,
-				"reply", strconv.Itoa(a.reply.Code)+" "+a.reply.Text, "daemon", s.daemonName)
+				"reply", a.reply.SMTP.String(), "daemon", s.daemonName)
 			return Reply{Kind: Continue}
 		}
 		return *a.reply
@@ -186,9 +186,9 @@ func (s *session) onFailure(f *AdaptationError, preData bool) Reply {
 			mt.x.abort(f.Error())
 		}
 		switch s.action() {
-		case ActionAccept:
+		case mapping.Accept:
 			mt.status = traceUnadapted
-		case ActionQuarantine:
+		case mapping.Quarantine:
 			mt.status = traceUnadapted
 			mt.quarantine = "content adaptation failed (" + f.Class.String() + ")"
 		}
@@ -197,44 +197,40 @@ func (s *session) onFailure(f *AdaptationError, preData bool) Reply {
 }
 
 // action returns the failure action configured for the current failure.
-func (s *session) action() Action {
+func (s *session) action() mapping.Action {
 	if s.mt.fail == nil {
-		return ActionTempFail
+		return mapping.TempFail
 	}
 	return s.actionFor(s.mt.fail)
 }
 
 // actionFor returns the action the route's chain configures for f.
-func (s *session) actionFor(f *AdaptationError) Action {
+func (s *session) actionFor(f *AdaptationError) mapping.Action {
 	mt := s.mt
 	if mt.route == nil {
-		return ActionTempFail
+		return mapping.TempFail
 	}
-	a, ok := mt.route.Chain.OnFailure[f.Class]
-	if !ok {
-		return ActionTempFail
-	}
-	return a
+	return mt.route.Chain.OnFailure.For(f.Class)
 }
 
 // failedReply answers an event after a failure.
 func (s *session) failedReply(preData bool) Reply {
 	switch s.action() {
-	case ActionAccept, ActionQuarantine:
+	case mapping.Accept, mapping.Quarantine:
 		return Reply{Kind: Continue}
-	case ActionReject:
+	case mapping.Reject:
 		if s.nonSMTP && preData {
 			return Reply{Kind: Continue}
 		}
-		return Reply{Kind: Reject, Code: 554, Text: "5.7.0 Content adaptation failed"}
+		return Reply{Kind: Reject, SMTP: ocpsmtp.Reply{Code: 554, Text: "5.7.0 Content adaptation failed"}}
 	}
 	if s.nonSMTP && preData {
 		return Reply{Kind: Continue}
 	}
-	return Reply{Kind: TempFail, Code: 451, Text: "4.3.0 Content adaptation unavailable, try again later"}
+	return Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 451, Text: "4.3.0 Content adaptation unavailable, try again later"}}
 }
 
-func routeName(r *Route) string {
+func routeName(r *mapping.Route) string {
 	if r == nil {
 		return ""
 	}

@@ -5,41 +5,21 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	gomilter "github.com/d--j/go-milter"
-
+	"github.com/opes-milter/opes-milter/internal/ocptest"
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // step is one message of a golden transcript (testdata/profile).
-type step struct {
-	fromServer bool
-	m          *ocp.Message
-}
+type step = ocpsmtp.Step
 
 // readTranscript parses a golden transcript.
-func readTranscript(t *testing.T, name string) []step {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "testdata", "profile", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	parsed, err := ocpsmtp.ParseTranscript(data)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	steps := make([]step, len(parsed))
-	for i, st := range parsed {
-		steps[i] = step{fromServer: st.FromServer, m: st.Message}
-	}
-	return steps
-}
+var readTranscript = ocptest.ReadTranscript
 
 // goldenServer plays the server's side of a transcript against the bridge:
 // it negotiates what the transcript's NR selects, then walks the
@@ -54,8 +34,8 @@ type goldenServer struct {
 
 func (g *goldenServer) negotiate(*ocp.Group, []ocp.Feature) (ocp.Feature, bool) {
 	for _, s := range g.steps {
-		if s.fromServer && s.m.Name == ocp.MsgNR {
-			f, err := ocp.ParseFeature(s.m.Anon[0])
+		if s.FromServer && s.Message.Name == ocp.MsgNR {
+			f, err := ocp.ParseFeature(s.Message.Anon[0])
 			if err != nil {
 				g.t.Errorf("transcript NR: %v", err)
 			}
@@ -72,7 +52,7 @@ func (g *goldenServer) serve(ctx context.Context, tx *ocp.ServerTx) {
 func (g *goldenServer) walk(ctx context.Context, tx *ocp.ServerTx) error {
 	inTx := false
 	for i, s := range g.steps {
-		name := s.m.Name
+		name := s.Message.Name
 		if name == ocp.MsgTS {
 			inTx = true
 			continue
@@ -80,14 +60,14 @@ func (g *goldenServer) walk(ctx context.Context, tx *ocp.ServerTx) error {
 		if !inTx {
 			continue
 		}
-		if !s.fromServer {
+		if !s.FromServer {
 			got, err := tx.Recv(ctx)
 			if err != nil {
 				return fmt.Errorf("step %d: want %s, got %v", i, name, err)
 			}
 			// A splittable part may be cut into DUMs differently: gather
 			// the processor's DUMs up to the transcript's payload.
-			for got.Name == ocp.MsgDUM && len(got.Payload) < len(s.m.Payload) {
+			for got.Name == ocp.MsgDUM && len(got.Payload) < len(s.Message.Payload) {
 				more, err := tx.Recv(ctx)
 				if err != nil || more.Name != ocp.MsgDUM {
 					return fmt.Errorf("step %d: short %s payload, then %v %v", i, name, more, err)
@@ -95,23 +75,23 @@ func (g *goldenServer) walk(ctx context.Context, tx *ocp.ServerTx) error {
 				got = &ocp.Message{Name: got.Name, Anon: got.Anon, Named: got.Named,
 					Payload: append(append([]byte(nil), got.Payload...), more.Payload...), HasPayload: true}
 			}
-			if err := sameProcessorMessage(s.m, got); err != nil {
-				return fmt.Errorf("step %d: %v\nwant %q\n got %q", i, err, ocp.AppendMessage(nil, s.m), ocp.AppendMessage(nil, got))
+			if err := sameProcessorMessage(s.Message, got); err != nil {
+				return fmt.Errorf("step %d: %v\nwant %q\n got %q", i, err, ocp.AppendMessage(nil, s.Message), ocp.AppendMessage(nil, got))
 			}
 			continue
 		}
 		var err error
 		switch name {
 		case ocp.MsgAMS:
-			err = tx.StartMessage(s.m.Named...)
+			err = tx.StartMessage(s.Message.Named...)
 		case ocp.MsgDUY:
-			off, _ := s.m.AnonUint(1)
-			size, _ := s.m.AnonUint(2)
-			err = tx.SendDUY(off, size, s.m.Named...)
+			off, _ := s.Message.AnonUint(1)
+			size, _ := s.Message.AnonUint(2)
+			err = tx.SendDUY(off, size, s.Message.Named...)
 		case ocp.MsgDUM:
 			var off int64
-			off, err = tx.Send(ctx, s.m.Named, s.m.Payload)
-			if want, _ := s.m.AnonUint(1); err == nil && off != want {
+			off, err = tx.Send(ctx, s.Message.Named, s.Message.Payload)
+			if want, _ := s.Message.AnonUint(1); err == nil && off != want {
 				err = fmt.Errorf("adapted offset %d, transcript says %d", off, want)
 			}
 		case ocp.MsgAME:
@@ -172,14 +152,14 @@ func startGolden(t *testing.T, name, systemURI string) (*goldenServer, *mta) {
 	var services []ocp.Service
 	for _, s := range g.steps {
 		switch {
-		case !s.fromServer && s.m.Name == ocp.MsgNO:
-			f, _ := ocp.ParseFeature(s.m.Anon[0].(ocp.List)[0])
+		case !s.FromServer && s.Message.Name == ocp.MsgNO:
+			f, _ := ocp.ParseFeature(s.Message.Anon[0].(ocp.List)[0])
 			offer, err = ocpsmtp.ParseProfile(f)
 			if err != nil {
 				t.Fatal(err)
 			}
-		case !s.fromServer && s.m.Name == ocp.MsgSGC:
-			for _, v := range s.m.Anon[1].(ocp.List) {
+		case !s.FromServer && s.Message.Name == ocp.MsgSGC:
+			for _, v := range s.Message.Anon[1].(ocp.List) {
 				svc, err := ocp.ParseService(v)
 				if err != nil {
 					t.Fatal(err)
@@ -189,8 +169,10 @@ func startGolden(t *testing.T, name, systemURI string) (*goldenServer, *mta) {
 		}
 	}
 	p := testPolicy(ln.Addr().String(), offer.Adaptive, offer.Informative)
-	p.Routes[0].Profile.URI = offer.URI
-	p.Routes[0].Chain.Services = services
+	if offer.URI == ocpsmtp.SenderURI {
+		p.Routes[0].Profile = mapping.Sender
+	}
+	p.Routes[0].Chain.Group = services
 	p.SystemURI = systemURI
 	return g, startMilter(t, p)
 }
@@ -207,9 +189,9 @@ func (g *goldenServer) wait(t *testing.T) {
 	}
 }
 
-// sendFields sends header fields exactly as given (go-milter's Header
-// would canonicalise the names).
-func sendFields(t *testing.T, s *gomilter.ClientSession, fields [][2]string) {
+// sendFields sends header fields exactly as given (Header takes a
+// textproto.Header, which canonicalises the names).
+func sendFields(t *testing.T, s *ClientSession, fields [][2]string) {
 	t.Helper()
 	if _, err := s.DataStart(); err != nil {
 		t.Fatal(err)
@@ -226,28 +208,28 @@ func sendFields(t *testing.T, s *gomilter.ClientSession, fields [][2]string) {
 
 func TestGoldenReceiverTranscript(t *testing.T) {
 	g, m := startGolden(t, "receiver.txt", "http://mx.example.com/opes")
-	macros := gomilter.NewMacroBag()
+	macros := NewMacroBag()
 	macros.Set("{daemon_name}", "mx.example.com")
 	macros.Set("v", "Postfix 3.7.11")
-	cl := gomilter.NewClient("tcp", m.addr)
+	cl := m
 	s, err := cl.Session(macros)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	s.Conn("mail.example.org", gomilter.FamilyInet, 40000, "192.0.2.1")
+	s.Conn("mail.example.org", FamilyInet, 40000, "192.0.2.1")
 	s.Helo("mail.example.org")
-	if act, err := s.Mail("steve@example.org", "SIZE=232"); err != nil || act.Type != gomilter.ActionContinue {
+	if act, err := s.Mail("steve@example.org", "SIZE=232"); err != nil || act.Type != ActionContinue {
 		t.Fatalf("mail: %v %v", act, err)
 	}
-	if act, err := s.Rcpt("paul@example.com", ""); err != nil || act.Type != gomilter.ActionContinue {
+	if act, err := s.Rcpt("paul@example.com", ""); err != nil || act.Type != ActionContinue {
 		t.Fatalf("rcpt 1: %v %v", act, err)
 	}
 	act, err := s.Rcpt("nobody@example.com", "")
 	if err != nil || act.SMTPCode != 550 || !strings.Contains(act.SMTPReply, "5.1.1 <nobody@example.com>: Recipient address rejected: User unknown") {
 		t.Fatalf("rcpt 2: %+v %v", act, err)
 	}
-	macros.Set(gomilter.MacroQueueId, "4ZxQ1k0Hz3z9v")
+	macros.Set(MacroQueueId, "4ZxQ1k0Hz3z9v")
 	sendFields(t, s, [][2]string{
 		{"From", " Steve <steve@example.org>"},
 		{"To", " Paul <paul@example.com>, Nobody <nobody@example.com>"},
@@ -260,16 +242,16 @@ func TestGoldenReceiverTranscript(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.wait(t)
-	wantFinal(t, final, gomilter.ActionAccept)
+	wantFinal(t, final, ActionAccept)
 	var got []string
 	for _, m := range mods {
 		got = append(got, fmt.Sprintf("%v %s:%s", m.Type, m.HeaderName, m.HeaderValue))
 	}
-	if sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System"); len(sys) != 1 || sys[0].HeaderValue != " http://mx.example.com/opes" {
+	if sys := findMods(mods, ActionInsertHeader, "OPES-System"); len(sys) != 1 || sys[0].HeaderValue != " http://mx.example.com/opes" {
 		t.Fatalf("mods: %q", got)
 	}
-	flag := findMods(mods, gomilter.ActionAddHeader, "X-Spam-Flag")
-	score := findMods(mods, gomilter.ActionAddHeader, "X-Spam-Score")
+	flag := findMods(mods, ActionAddHeader, "X-Spam-Flag")
+	score := findMods(mods, ActionAddHeader, "X-Spam-Score")
 	if len(flag) != 1 || flag[0].HeaderValue != " NO" || len(score) != 1 || score[0].HeaderValue != " 0.1 (threshold 5.0)" {
 		t.Fatalf("mods: %q", got)
 	}
@@ -277,21 +259,21 @@ func TestGoldenReceiverTranscript(t *testing.T) {
 
 func TestGoldenSenderTranscript(t *testing.T) {
 	g, m := startGolden(t, "sender.txt", "http://submit.example.org/opes")
-	macros := gomilter.NewMacroBag()
+	macros := NewMacroBag()
 	macros.Set("{daemon_name}", "ORIGINATING")
 	macros.Set("v", "Postfix 3.7.11")
-	cl := gomilter.NewClient("tcp", m.addr)
+	cl := m
 	s, err := cl.Session(macros)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	s.Conn("laptop.example.org", gomilter.FamilyInet, 40000, "198.51.100.7")
+	s.Conn("laptop.example.org", FamilyInet, 40000, "198.51.100.7")
 	s.Helo("laptop.example.org")
 	if _, err := s.Mail("alice@laptop.example.org", "SIZE=279 BODY=8BITMIME RET=HDRS ENVID=QQ314159"); err != nil {
 		t.Fatal(err)
 	}
-	if act, err := s.Rcpt("bob@example.net", "NOTIFY=FAILURE ORCPT=rfc822;bob@example.net"); err != nil || act.Type != gomilter.ActionContinue {
+	if act, err := s.Rcpt("bob@example.net", "NOTIFY=FAILURE ORCPT=rfc822;bob@example.net"); err != nil || act.Type != ActionContinue {
 		t.Fatalf("rcpt: %v %v", act, err)
 	}
 	sendFields(t, s, [][2]string{
@@ -308,12 +290,12 @@ func TestGoldenSenderTranscript(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.wait(t)
-	wantFinal(t, final, gomilter.ActionAccept)
-	ch := findMods(mods, gomilter.ActionChangeFrom, "")
+	wantFinal(t, final, ActionAccept)
+	ch := findMods(mods, ActionChangeFrom, "")
 	if len(ch) != 1 || ch[0].From != "<alice@example.org>" || ch[0].FromArgs != "RET=HDRS ENVID=QQ314159" {
 		t.Fatalf("change-from: %+v", ch)
 	}
-	if x := findMods(mods, gomilter.ActionAddHeader, "X-Original-Sender"); len(x) != 1 || x[0].HeaderValue != " alice@laptop.example.org" {
+	if x := findMods(mods, ActionAddHeader, "X-Original-Sender"); len(x) != 1 || x[0].HeaderValue != " alice@laptop.example.org" {
 		t.Fatalf("mods: %+v", mods)
 	}
 	if _, replaced := bodyOf(mods); replaced {

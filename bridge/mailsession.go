@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -34,7 +36,7 @@ type mailTx struct {
 	authed  bool
 	rcpts   []rcptState
 
-	route  *Route
+	route  *mapping.Route
 	x      *exchange // nil until the first RCPT starts the OCP transaction
 	xstart time.Time // when the OCP transaction started
 	// status is how the message is traced: adapted, unadapted (a failure
@@ -98,10 +100,11 @@ func (s *session) Mail(ctx context.Context, mac Macros, from string, args []stri
 }
 
 // facts returns what route selection looks at.
-func (s *session) facts(rcpt string) Facts {
-	return Facts{
+func (s *session) facts(rcpt string) mapping.Facts {
+	addr, _ := netip.ParseAddr(s.client.Addr)
+	return mapping.Facts{
 		DaemonName:    s.daemonName,
-		ClientAddr:    s.client.Addr,
+		ClientAddr:    addr,
 		Authenticated: s.mt.authed,
 		SenderDomain:  domainOf(s.mt.from),
 		RcptDomain:    domainOf(rcpt),
@@ -139,7 +142,7 @@ func (s *session) Rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 			// One OCP transaction per mail transaction: this recipient
 			// needs another route, so the client retries it separately.
 			mt.rcpts = append(mt.rcpts, rcptState{addr: rcpt, args: args, index: -1, refused: true})
-			return Reply{Kind: TempFail, Code: 452, Text: "4.5.3 Recipient needs a separate transaction, try again"}
+			return Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 452, Text: "4.5.3 Recipient needs a separate transaction, try again"}}
 		}
 	}
 	var rep Reply
@@ -226,7 +229,7 @@ func (s *session) Header(ctx context.Context, mac Macros, name, value string) Re
 	mt := s.mt
 	mt.headerBytes += len(name) + len(value) + 3
 	if max := s.policy().MaxHeaderBytes; max > 0 && mt.headerBytes > max {
-		return s.defer_(Reply{Kind: Reject, Code: 552, Text: "5.3.4 Message header too large"})
+		return s.defer_(Reply{Kind: Reject, SMTP: ocpsmtp.Reply{Code: 552, Text: "5.3.4 Message header too large"}})
 	}
 	mt.headers = append(mt.headers, headerField{name: name, value: value})
 	return Reply{Kind: Continue}

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/opes-milter/opes-milter/mapping"
 )
 
 // Metrics are the bridge's Prometheus collectors. A nil *Metrics records
@@ -72,7 +74,7 @@ func (m *Metrics) message(route, verdict, status string) {
 	}
 }
 
-func (m *Metrics) failure(route string, c FailureClass, a Action) {
+func (m *Metrics) failure(route string, c FailureClass, a mapping.Action) {
 	if m != nil {
 		m.failures.WithLabelValues(route, c.String(), a.String()).Inc()
 	}
@@ -118,17 +120,4 @@ func (m *Metrics) refused(limit string) {
 	if m != nil {
 		m.refusals.WithLabelValues(limit).Inc()
 	}
-}
-
-// String names the action as the configuration does.
-func (a Action) String() string {
-	switch a {
-	case ActionReject:
-		return "reject"
-	case ActionAccept:
-		return "accept"
-	case ActionQuarantine:
-		return "quarantine"
-	}
-	return "tempfail"
 }

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	gomilter "github.com/d--j/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -13,12 +12,12 @@ import (
 
 func TestMetrics(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	reg := prometheus.NewRegistry()
 	m := startMilter(t, p, bridge.WithMetrics(bridge.NewMetrics(reg)))
 	s := m.session(t)
 	_, _, final := sendMessage(t, s, "a@example.org", []string{"blocked@example.com", "b@example.com"}, "x\r\n")
-	wantFinal(t, final, gomilter.ActionAccept)
+	wantFinal(t, final, ActionAccept)
 	want := `
 # HELP opes_milter_messages_total Messages that reached end of message, by route, verdict (accept, reject, tempfail, discard, quarantine) and trace status (adapted, unadapted, bypassed, skipped).
 # TYPE opes_milter_messages_total counter

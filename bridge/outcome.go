@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
@@ -38,7 +39,7 @@ func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome
 	p := s.policy()
 	out := &outcome{reply: Reply{Kind: Accept}, status: mt.status}
 	if mt.route != nil {
-		for _, svc := range mt.route.Chain.Services {
+		for _, svc := range mt.route.Chain.Group {
 			out.services = append(out.services, svc.URI)
 		}
 	}
@@ -60,7 +61,7 @@ func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome
 	if mt.fail != nil {
 		out.class = mt.fail.Class.String()
 		switch s.action() {
-		case ActionTempFail, ActionReject:
+		case mapping.TempFail, mapping.Reject:
 			out.reply = s.failedReply(false)
 			return out
 		}
@@ -118,7 +119,7 @@ func (s *session) awaitAnswer(ctx context.Context, mod Modifier) *AdaptationErro
 	if err != nil {
 		return failure(FailServer, err)
 	}
-	interval := s.policy().Timeouts.Progress
+	interval := s.policy().Timeouts.ProgressInterval
 	if interval <= 0 {
 		interval = 5 * time.Second
 	}
@@ -218,7 +219,7 @@ func (o *outcome) apply(s *session, mod Modifier) Reply {
 		f := protocolError("adapted message: %v", err)
 		s.onFailure(f, false)
 		o.class = f.Class.String()
-		if a := s.action(); a == ActionTempFail || a == ActionReject {
+		if a := s.action(); a == mapping.TempFail || a == mapping.Reject {
 			return s.failedReply(false)
 		}
 		*o = outcome{reply: Reply{Kind: Accept}, services: o.services, class: o.class, status: traceUnadapted,
@@ -233,8 +234,8 @@ func (o *outcome) apply(s *session, mod Modifier) Reply {
 			s.mt.x.abort("the adapted message could not be applied")
 		}
 		o.class = FailLocal.String()
-		s.b.metrics.failure(routeName(s.mt.route), FailLocal, ActionTempFail)
-		return Reply{Kind: TempFail, Code: 451, Text: "4.3.0 Content adaptation could not be applied, try again later"}
+		s.b.metrics.failure(routeName(s.mt.route), FailLocal, mapping.TempFail)
+		return Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 451, Text: "4.3.0 Content adaptation could not be applied, try again later"}}
 	}
 	return o.reply
 }
@@ -295,8 +296,8 @@ func (s *session) logSummary(mac Macros, o *outcome, rep Reply) {
 		"verdict", verdict, "status", status, "rcpts", len(mt.rcpts), "size", mt.bodyBytes,
 		"duration", time.Since(mt.started).Round(time.Millisecond),
 	}
-	if rep.Code != 0 {
-		attrs = append(attrs, "reply", rep.Code)
+	if rep.SMTP.Code != 0 {
+		attrs = append(attrs, "reply", rep.SMTP.Code)
 	}
 	if o.class != "" {
 		attrs = append(attrs, "failure", o.class)

@@ -7,45 +7,47 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/d--j/go-milter"
-
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/internal/ocptest"
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
-// TestOutcomes drives one message per case through go-milter's client, the
-// milter package and the bridge against a scripted callout server, and
-// checks the exact milter actions.
+// TestOutcomes drives one message per case through the bridge, in process
+// (mta_test.go), against a scripted callout server, and checks the exact
+// answers and modifications the MTA gets.
 func TestOutcomes(t *testing.T) {
 	tests := []struct {
 		name    string
-		a       answers
+		a       ocptest.Answers
 		policy  func(p *bridge.Policy)
 		rcpts   []string
 		body    string
-		check   func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action)
+		check   func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action)
 		adapted []ocpsmtp.Part
 		inform  []ocpsmtp.Part
 	}{
 		{
 			name:  "unchanged message keeps the body and gets the trace",
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				wantFinal(t, final, gomilter.ActionAccept)
-				if len(mods) != 2 || mods[1].Type != gomilter.ActionInsertHeader || mods[1].HeaderName != "OPES-System" || mods[1].HeaderIndex != 1 {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				wantFinal(t, final, ActionAccept)
+				if len(mods) != 2 || mods[1].Type != ActionInsertHeader || mods[1].HeaderName != "OPES-System" || mods[1].HeaderIndex != 1 {
 					t.Fatalf("mods = %+v", mods)
 				}
 			},
 		},
 		{
-			name:  "SMTP-Error on RAWDATA refuses the message with that reply",
-			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{smtpError: "554 5.7.1 Message rejected as spam"} }},
+			name: "SMTP-Error on RAWDATA refuses the message with that reply",
+			a: ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer {
+				return ocptest.RawAnswer{SMTPError: "554 5.7.1 Message rejected as spam"}
+			}},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				if final.Type != gomilter.ActionRejectWithCode || final.SMTPCode != 554 || !strings.Contains(final.SMTPReply, "5.7.1 Message rejected as spam") {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				if final.Type != ActionRejectWithCode || final.SMTPCode != 554 || !strings.Contains(final.SMTPReply, "5.7.1 Message rejected as spam") {
 					t.Fatalf("final = %+v", final)
 				}
 				if len(mods) != 0 {
@@ -55,17 +57,17 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:  "multi-line SMTP-Error at RCPT",
-			a:     answers{rcpt: func(string) string { return "error:550-5.1.1 first line\r\n550 5.1.1 100% second" }},
+			a:     ocptest.Answers{RCPT: func(string) string { return "error:550-5.1.1 first line\r\n550 5.1.1 100% second" }},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				if acts[0].SMTPCode != 550 || !strings.Contains(acts[0].SMTPReply, "550-5.1.1 first line\r\n550 5.1.1 100%% second") {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				if acts[0].SMTPCode != 550 || !strings.Contains(acts[0].SMTPReply, "550-5.1.1 first line\r\n550 5.1.1 100% second") {
 					t.Fatalf("rcpt = %+v", acts[0])
 				}
 			},
 		},
 		{
 			name: "recipient replaced and deleted, one added",
-			a: answers{rcpt: func(p string) string {
+			a: ocptest.Answers{RCPT: func(p string) string {
 				switch {
 				case strings.Contains(p, "alias"):
 					return "replace:<real@example.com>"
@@ -75,10 +77,10 @@ func TestOutcomes(t *testing.T) {
 				return ""
 			}},
 			rcpts: []string{"alias@example.com", "gone@example.com", "stay@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				wantFinal(t, final, gomilter.ActionAccept)
-				del := findMods(mods, gomilter.ActionDelRcpt, "")
-				add := findMods(mods, gomilter.ActionAddRcpt, "")
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				wantFinal(t, final, ActionAccept)
+				del := findMods(mods, ActionDelRcpt, "")
+				add := findMods(mods, ActionAddRcpt, "")
 				if len(del) != 2 || del[0].Rcpt != "<alias@example.com>" || del[1].Rcpt != "<gone@example.com>" {
 					t.Fatalf("deleted = %+v", del)
 				}
@@ -89,75 +91,77 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:  "every recipient deleted discards the message",
-			a:     answers{rcpt: func(string) string { return "delete" }},
+			a:     ocptest.Answers{RCPT: func(string) string { return "delete" }},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				wantFinal(t, final, gomilter.ActionDiscard)
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				wantFinal(t, final, ActionDiscard)
 			},
 		},
 		{
 			name: "adapted RAWDATA: header change, added field and new body in one run",
-			a: answers{raw: func(orig []byte) rawAnswer {
+			a: ocptest.Answers{Raw: func(orig []byte) ocptest.RawAnswer {
 				out := bytes.Replace(orig, []byte("Subject:"), []byte("Subject: [tagged]"), 1)
 				out = append(out, []byte("-- \r\nfooter\r\n")...)
-				return rawAnswer{data: out, addHeaders: []string{"X-Scanned: yes", "X-Second: 2"}}
+				return ocptest.RawAnswer{Data: out, AddHeaders: []string{"X-Scanned: yes", "X-Second: 2"}}
 			}},
 			rcpts: []string{"a@example.com"},
 			body:  "hello\r\n",
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				wantFinal(t, final, gomilter.ActionAccept)
-				ch := findMods(mods, gomilter.ActionChangeHeader, "Subject")
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				wantFinal(t, final, ActionAccept)
+				ch := findMods(mods, ActionChangeHeader, "Subject")
 				if len(ch) != 1 || !strings.HasPrefix(ch[0].HeaderValue, " [tagged]") || ch[0].HeaderIndex != 1 {
 					t.Fatalf("change = %+v", ch)
 				}
 				var body []byte
-				for _, m := range findMods(mods, gomilter.ActionReplaceBody, "") {
+				for _, m := range findMods(mods, ActionReplaceBody, "") {
 					body = append(body, m.Body...)
 				}
 				if string(body) != "hello\r\n-- \r\nfooter\r\n" {
 					t.Fatalf("body = %q", body)
 				}
-				if n := len(findMods(mods, gomilter.ActionAddHeader, "")); n != 2 {
+				if n := len(findMods(mods, ActionAddHeader, "")); n != 2 {
 					t.Fatalf("added headers = %d", n)
 				}
 				last := mods[len(mods)-1]
-				if last.Type != gomilter.ActionReplaceBody {
+				if last.Type != ActionReplaceBody {
 					t.Fatalf("body replacement is not the last run: %+v", last)
 				}
 			},
 		},
 		{
 			name:  "Advice Discard",
-			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{advice: ocpsmtp.AdviceDiscard} }},
+			a:     ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer { return ocptest.RawAnswer{Advice: ocpsmtp.AdviceDiscard} }},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				wantFinal(t, final, gomilter.ActionDiscard)
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				wantFinal(t, final, ActionDiscard)
 			},
 		},
 		{
 			name:  "Advice Quarantine",
-			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{advice: ocpsmtp.AdviceQuarantine} }},
+			a:     ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer { return ocptest.RawAnswer{Advice: ocpsmtp.AdviceQuarantine} }},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				wantFinal(t, final, gomilter.ActionAccept)
-				if q := findMods(mods, gomilter.ActionQuarantine, ""); len(q) != 1 {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				wantFinal(t, final, ActionAccept)
+				if q := findMods(mods, ActionQuarantine, ""); len(q) != 1 {
 					t.Fatalf("quarantine = %+v", mods)
 				}
 			},
 		},
 		{
 			name:  "SMTP-Error with a 2xx code is a protocol error: tempfail",
-			a:     answers{rcpt: func(string) string { return "error:250 2.0.0 ok" }},
+			a:     ocptest.Answers{RCPT: func(string) string { return "error:250 2.0.0 ok" }},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				wantTempfail(t, acts[0])
 			},
 		},
 		{
-			name:  "Add-Header of OPES-System is refused: tempfail, nothing applied",
-			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{addHeaders: []string{"OPES-System: http://evil.example/"}} }},
+			name: "Add-Header of OPES-System is refused: tempfail, nothing applied",
+			a: ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer {
+				return ocptest.RawAnswer{AddHeaders: []string{"OPES-System: http://evil.example/"}}
+			}},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				wantTempfail(t, final)
 				if len(mods) != 0 {
 					t.Fatalf("modifications = %+v", mods)
@@ -166,25 +170,25 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:  "Add-Header with CR/LF inside is refused",
-			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{addHeaders: []string{"X-A: 1\r\nX-B: 2"}} }},
+			a:     ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer { return ocptest.RawAnswer{AddHeaders: []string{"X-A: 1\r\nX-B: 2"}} }},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				wantTempfail(t, final)
 			},
 		},
 		{
 			name:  "RAWDATA left unanswered is a protocol error",
-			a:     answers{raw: func([]byte) rawAnswer { return rawAnswer{none: true} }},
+			a:     ocptest.Answers{Raw: func([]byte) ocptest.RawAnswer { return ocptest.RawAnswer{None: true} }},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				wantTempfail(t, final)
 			},
 		},
 		{
 			name:  "the server ends the transaction mid-body: tempfail at end of message",
-			a:     answers{onDUM: failOn(ocpsmtp.PartRAWDATA)},
+			a:     ocptest.Answers{OnDUM: failOn(ocpsmtp.PartRAWDATA)},
 			rcpts: []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				wantTempfail(t, final)
 				if len(mods) != 0 {
 					t.Fatalf("modifications = %+v", mods)
@@ -193,12 +197,12 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:   "accept policy: a failed adaptation passes unadapted and says so",
-			a:      answers{onDUM: failOn(ocpsmtp.PartRAWDATA)},
-			policy: onFailure(bridge.ActionAccept),
+			a:      ocptest.Answers{OnDUM: failOn(ocpsmtp.PartRAWDATA)},
+			policy: onFailure(mapping.Accept),
 			rcpts:  []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				wantFinal(t, final, gomilter.ActionAccept)
-				sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System")
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				wantFinal(t, final, ActionAccept)
+				sys := findMods(mods, ActionInsertHeader, "OPES-System")
 				if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, "status=unadapted") {
 					t.Fatalf("trace = %+v", mods)
 				}
@@ -206,45 +210,45 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:   "quarantine policy",
-			a:      answers{onDUM: failOn(ocpsmtp.PartRAWDATA)},
-			policy: onFailure(bridge.ActionQuarantine),
+			a:      ocptest.Answers{OnDUM: failOn(ocpsmtp.PartRAWDATA)},
+			policy: onFailure(mapping.Quarantine),
 			rcpts:  []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				wantFinal(t, final, gomilter.ActionAccept)
-				if q := findMods(mods, gomilter.ActionQuarantine, ""); len(q) != 1 {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				wantFinal(t, final, ActionAccept)
+				if q := findMods(mods, ActionQuarantine, ""); len(q) != 1 {
 					t.Fatalf("mods = %+v", mods)
 				}
 			},
 		},
 		{
 			name:   "reject policy",
-			a:      answers{onDUM: failOn(ocpsmtp.PartRAWDATA)},
-			policy: onFailure(bridge.ActionReject),
+			a:      ocptest.Answers{OnDUM: failOn(ocpsmtp.PartRAWDATA)},
+			policy: onFailure(mapping.Reject),
 			rcpts:  []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				if final.Type != gomilter.ActionRejectWithCode || final.SMTPCode/100 != 5 {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				if final.Type != ActionRejectWithCode || final.SMTPCode/100 != 5 {
 					t.Fatalf("final = %+v", final)
 				}
 			},
 		},
 		{
 			name:   "a server that never answers RCPT: tempfail within the RCPT deadline",
-			a:      answers{rcpt: func(string) string { return "hang" }},
+			a:      ocptest.Answers{RCPT: func(string) string { return "hang" }},
 			policy: func(p *bridge.Policy) { p.Timeouts.Rcpt = 300 * time.Millisecond },
 			rcpts:  []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				wantTempfail(t, acts[0])
 				wantTempfail(t, final)
 			},
 		},
 		{
 			name:    "adaptive MAIL rewritten: change-from",
-			a:       answers{mail: func(string) string { return "replace:<canonical@example.org> RET=HDRS SIZE=10" }},
+			a:       ocptest.Answers{MAIL: func(string) string { return "replace:<canonical@example.org> RET=HDRS SIZE=10" }},
 			adapted: []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRCPT, ocpsmtp.PartRAWDATA},
 			inform:  []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO},
 			rcpts:   []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
-				ch := findMods(mods, gomilter.ActionChangeFrom, "")
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
+				ch := findMods(mods, ActionChangeFrom, "")
 				if len(ch) != 1 || ch[0].From != "<canonical@example.org>" || ch[0].FromArgs != "" {
 					t.Fatalf("change-from = %+v", ch)
 				}
@@ -252,10 +256,10 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:    "adaptive MAIL refused: every RCPT gets the sender's refusal",
-			a:       answers{mail: func(string) string { return "error:553 5.7.1 sender refused" }},
+			a:       ocptest.Answers{MAIL: func(string) string { return "error:553 5.7.1 sender refused" }},
 			adapted: []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRCPT, ocpsmtp.PartRAWDATA},
 			rcpts:   []string{"a@example.com"},
-			check: func(t *testing.T, acts []*gomilter.Action, mods []gomilter.ModifyAction, final *gomilter.Action) {
+			check: func(t *testing.T, acts []*Action, mods []ModifyAction, final *Action) {
 				if acts[0].SMTPCode != 553 {
 					t.Fatalf("rcpt = %+v", acts[0])
 				}
@@ -269,7 +273,7 @@ func TestOutcomes(t *testing.T) {
 			if adapted == nil {
 				adapted, inform = skeletonAdaptive, skeletonInformative
 			}
-			p := testPolicy(co.addr, adapted, inform)
+			p := testPolicy(co.Addr, adapted, inform)
 			if tt.policy != nil {
 				tt.policy(p)
 			}
@@ -285,16 +289,16 @@ func TestOutcomes(t *testing.T) {
 	}
 }
 
-func wantFinal(t *testing.T, a *gomilter.Action, typ gomilter.ActionType) {
+func wantFinal(t *testing.T, a *Action, typ ActionType) {
 	t.Helper()
 	if a.Type != typ {
 		t.Fatalf("action = %+v, want type %v", a, typ)
 	}
 }
 
-func wantTempfail(t *testing.T, a *gomilter.Action) {
+func wantTempfail(t *testing.T, a *Action) {
 	t.Helper()
-	if !(a.Type == gomilter.ActionTempFail || a.Type == gomilter.ActionRejectWithCode && a.SMTPCode/100 == 4) {
+	if !(a.Type == ActionTempFail || a.Type == ActionRejectWithCode && a.SMTPCode/100 == 4) {
 		t.Fatalf("action = %+v, want a tempfail", a)
 	}
 }
@@ -311,41 +315,39 @@ func failOn(part ocpsmtp.Part) func(tx *ocp.ServerTx, p ocpsmtp.Part) error {
 }
 
 // onFailure sets every failure class to a.
-func onFailure(a bridge.Action) func(p *bridge.Policy) {
+func onFailure(a mapping.Action) func(p *bridge.Policy) {
 	return func(p *bridge.Policy) {
 		for _, r := range p.Routes {
-			for _, c := range []bridge.FailureClass{bridge.FailConnect, bridge.FailTimeout, bridge.FailProtocol, bridge.FailServer, bridge.FailLocal} {
-				r.Chain.OnFailure[c] = a
-			}
+			r.Chain.OnFailure = mapping.FailurePolicy{Connect: a, Timeout: a, Protocol: a, Server: a}
 		}
 	}
 }
 
 func TestOversize(t *testing.T) {
 	for _, tc := range []struct {
-		action bridge.Action
-		check  func(t *testing.T, mods []gomilter.ModifyAction, final *gomilter.Action)
+		action mapping.Action
+		check  func(t *testing.T, mods []ModifyAction, final *Action)
 	}{
-		{bridge.ActionReject, func(t *testing.T, mods []gomilter.ModifyAction, final *gomilter.Action) {
+		{mapping.Reject, func(t *testing.T, mods []ModifyAction, final *Action) {
 			if final.SMTPCode != 552 {
 				t.Fatalf("final = %+v", final)
 			}
 		}},
-		{bridge.ActionTempFail, func(t *testing.T, mods []gomilter.ModifyAction, final *gomilter.Action) {
+		{mapping.TempFail, func(t *testing.T, mods []ModifyAction, final *Action) {
 			if final.SMTPCode != 452 {
 				t.Fatalf("final = %+v", final)
 			}
 		}},
-		{bridge.ActionAccept, func(t *testing.T, mods []gomilter.ModifyAction, final *gomilter.Action) {
-			wantFinal(t, final, gomilter.ActionAccept)
-			sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System")
+		{mapping.SkipAdaptation, func(t *testing.T, mods []ModifyAction, final *Action) {
+			wantFinal(t, final, ActionAccept)
+			sys := findMods(mods, ActionInsertHeader, "OPES-System")
 			if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, "status=skipped") {
 				t.Fatalf("mods = %+v", mods)
 			}
 		}},
 	} {
 		co := startCallout(t, standardScript())
-		p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+		p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 		p.MaxMessageSize = 1000
 		p.Oversize = tc.action
 		m := startMilter(t, p)
@@ -384,8 +386,8 @@ func TestHostileEnvelopeAnswers(t *testing.T) {
 		"replace:<" + strings.Repeat("a", 1<<20) + "@example.com>",
 		"replace:not-an-address",
 	} {
-		co := startCallout(t, scriptServer(answers{rcpt: func(string) string { return payload }}))
-		m := startMilter(t, testPolicy(co.addr, skeletonAdaptive, skeletonInformative))
+		co := startCallout(t, scriptServer(ocptest.Answers{RCPT: func(string) string { return payload }}))
+		m := startMilter(t, testPolicy(co.Addr, skeletonAdaptive, skeletonInformative))
 		s := m.session(t)
 		acts, mods, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
 		wantTempfail(t, acts[0])

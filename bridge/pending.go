@@ -33,7 +33,7 @@ func (p *pending) fits(n int) bool { return len(p.buf)+n <= pendingMax }
 // buffer from bufs when it has none.
 func (p *pending) add(bufs *bufPool, part ocpsmtp.Part, index string, opts []ocpsmtp.Opt, b []byte) {
 	if p.buf == nil {
-		p.buf = bufs.get()
+		p.buf = bufs.Get()
 	}
 	start := len(p.buf)
 	p.buf = append(p.buf, b...)
@@ -49,7 +49,7 @@ func (p *pending) reset() {
 // release gives the buffer back to bufs once the mail transaction ended.
 func (p *pending) release(bufs *bufPool) {
 	if p.buf != nil {
-		bufs.put(p.buf)
+		bufs.Put(p.buf)
 	}
 	p.buf, p.dums = nil, nil
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -19,12 +20,12 @@ import (
 type pool struct {
 	log     *slog.Logger
 	metrics *Metrics
-	chains  map[*ServerSet][]*Chain
-	ups     map[*ServerSet][]*upstream
+	chains  map[*mapping.ServerSet][]*mapping.Chain
+	ups     map[*mapping.ServerSet][]*upstream
 
 	mu      sync.Mutex
-	next    map[*ServerSet]int // round-robin cursor
-	retired atomic.Bool        // replaced by a reload: starts no transaction
+	next    map[*mapping.ServerSet]int // round-robin cursor
+	retired atomic.Bool                // replaced by a reload: starts no transaction
 
 	ctx    context.Context // ends when the pool closes: stops waiting drains
 	cancel context.CancelFunc
@@ -55,7 +56,9 @@ var errRetired = errors.New("bridge: callout pool retired by a reload")
 // circuit breaker.
 type upstream struct {
 	addr string
-	set  *ServerSet
+	set  *mapping.ServerSet
+	cfg  ocp.ClientConfig // the set's client settings
+	err  error            // why they could not be built: every dial fails
 
 	mu        sync.Mutex
 	conns     []*upConn
@@ -78,13 +81,13 @@ type upConn struct {
 // (URI, parts and Header-List); a receiver route and a sender route on one
 // chain negotiate two groups, each with its own parts.
 type groupKey struct {
-	chain *Chain
+	chain *mapping.Chain
 	offer string // the offer in wire form
 }
 
 // keyOf returns the service group key of route r.
-func keyOf(r *Route) groupKey {
-	no := &ocp.Message{Name: ocp.MsgNO, Anon: []ocp.Value{r.Profile.Feature().Value()}}
+func keyOf(r *mapping.Route) groupKey {
+	no := &ocp.Message{Name: ocp.MsgNO, Anon: []ocp.Value{r.Offer().Feature().Value()}}
 	return groupKey{chain: r.Chain, offer: string(ocp.AppendMessage(nil, no))}
 }
 
@@ -95,19 +98,20 @@ type group struct {
 }
 
 func newPool(p *Policy, log *slog.Logger, m *Metrics) *pool {
-	pl := &pool{log: log, metrics: m, chains: map[*ServerSet][]*Chain{}, ups: map[*ServerSet][]*upstream{}, next: map[*ServerSet]int{}}
+	pl := &pool{log: log, metrics: m, chains: map[*mapping.ServerSet][]*mapping.Chain{}, ups: map[*mapping.ServerSet][]*upstream{}, next: map[*mapping.ServerSet]int{}}
 	pl.ctx, pl.cancel = context.WithCancel(context.Background())
-	seen := map[*Chain]bool{}
+	seen := map[*mapping.Chain]bool{}
 	for _, r := range p.Routes {
 		c := r.Chain
 		if seen[c] {
 			continue
 		}
 		seen[c] = true
-		pl.chains[c.Servers] = append(pl.chains[c.Servers], c)
-		if _, ok := pl.ups[c.Servers]; !ok {
-			for _, a := range c.Servers.Addresses {
-				pl.ups[c.Servers] = append(pl.ups[c.Servers], &upstream{addr: a, set: c.Servers})
+		pl.chains[c.Server] = append(pl.chains[c.Server], c)
+		if _, ok := pl.ups[c.Server]; !ok {
+			cfg, err := c.Server.ClientConfig()
+			for _, a := range c.Server.Addresses {
+				pl.ups[c.Server] = append(pl.ups[c.Server], &upstream{addr: a, set: c.Server, cfg: cfg, err: err})
 			}
 		}
 	}
@@ -116,11 +120,11 @@ func newPool(p *Policy, log *slog.Logger, m *Metrics) *pool {
 
 // offers returns the service groups to negotiate on a server set: one per
 // distinct (chain, offer), in route order, each with a route offering it.
-func (pl *pool) offers(set *ServerSet, routes []*Route) ([]groupKey, map[groupKey]*Route) {
+func (pl *pool) offers(set *mapping.ServerSet, routes []*mapping.Route) ([]groupKey, map[groupKey]*mapping.Route) {
 	var keys []groupKey
-	by := map[groupKey]*Route{}
+	by := map[groupKey]*mapping.Route{}
 	for _, r := range routes {
-		if r.Chain.Servers != set {
+		if r.Chain.Server != set {
 			continue
 		}
 		k := keyOf(r)
@@ -135,17 +139,17 @@ func (pl *pool) offers(set *ServerSet, routes []*Route) ([]groupKey, map[groupKe
 // start opens a transaction for route r on the best available connection,
 // failing over across the set's servers. Errors are *AdaptationError of
 // class FailConnect.
-func (pl *pool) start(ctx context.Context, r *Route, routes []*Route) (*ocp.Tx, ocpsmtp.Profile, error) {
+func (pl *pool) start(ctx context.Context, r *mapping.Route, routes []*mapping.Route) (*ocp.Tx, ocpsmtp.Profile, error) {
 	if pl.retired.Load() {
 		return nil, ocpsmtp.Profile{}, errRetired
 	}
-	set := r.Chain.Servers
+	set := r.Chain.Server
 	ups := pl.ups[set]
 	if len(ups) == 0 {
 		return nil, ocpsmtp.Profile{}, failure(FailConnect, fmt.Errorf("server set %q has no servers", set.Name))
 	}
 	first := 0
-	if set.RoundRobin {
+	if set.RoundRobin() {
 		pl.mu.Lock()
 		first = pl.next[set] % len(ups)
 		pl.next[set]++
@@ -225,7 +229,7 @@ func (u *upstream) succeeded() {
 // Connections connections exist or are being dialled at any time: a caller
 // that finds none ready and the limit reached waits for a dial in
 // progress.
-func (u *upstream) get(ctx context.Context, pl *pool, routes []*Route) (*upConn, error) {
+func (u *upstream) get(ctx context.Context, pl *pool, routes []*mapping.Route) (*upConn, error) {
 	max := u.set.Connections
 	if max <= 0 {
 		max = 1
@@ -305,8 +309,11 @@ func (u *upstream) get(ctx context.Context, pl *pool, routes []*Route) (*upConn,
 
 // dial connects to u and negotiates a service group for every chain on its
 // set.
-func (pl *pool) dial(ctx context.Context, u *upstream, routes []*Route) (*upConn, error) {
-	cfg := u.set.Client
+func (pl *pool) dial(ctx context.Context, u *upstream, routes []*mapping.Route) (*upConn, error) {
+	if u.err != nil {
+		return nil, fmt.Errorf("%s: %w", u.addr, u.err)
+	}
+	cfg := u.cfg
 	// The profiles are features the processor knows: a server offering
 	// one is refused with Rejects, not Unknowns (RFC 4037 §11.19).
 	cfg.Known = append(cfg.Known[:len(cfg.Known):len(cfg.Known)], ocpsmtp.ReceiverURI, ocpsmtp.SenderURI)
@@ -318,8 +325,8 @@ func (pl *pool) dial(ctx context.Context, u *upstream, routes []*Route) (*upConn
 	uc.lastUsed.Store(time.Now().UnixNano())
 	keys, by := pl.offers(u.set, routes)
 	for _, k := range keys {
-		offer, chain := by[k].Profile, k.chain
-		sg, feat, err := c.NewServiceGroup(ctx, chain.Services, []ocp.Feature{offer.Feature()})
+		offer, chain := by[k].Offer(), k.chain
+		sg, feat, err := c.NewServiceGroup(ctx, chain.Group, []ocp.Feature{offer.Feature()})
 		if err != nil {
 			c.Close(ctx, ocp.Failure("negotiation failed"))
 			return nil, fmt.Errorf("%s: chain %q: %w", u.addr, chain.Name, err)

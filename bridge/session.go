@@ -3,6 +3,8 @@ package bridge
 import (
 	"context"
 	"io"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // This file is the contract between the MTA adapter (package milter, the only
@@ -139,9 +141,9 @@ const (
 	// Skip: send no more events of this kind (RCPT, header, body chunk);
 	// the adapter sends Continue when the MTA did not negotiate SKIP.
 	Skip
-	// Reject answers 5xx: Code and Text when set, else the MTA's default.
+	// Reject answers 5xx: Reply.SMTP when set, else the MTA's default.
 	Reject
-	// TempFail answers 4xx: Code and Text when set, else the MTA's default.
+	// TempFail answers 4xx: Reply.SMTP when set, else the MTA's default.
 	TempFail
 	// Accept accepts the message with no further events. Only legal at
 	// end of message.
@@ -151,16 +153,15 @@ const (
 	Discard
 )
 
-// Reply is the answer to one MTA event.
+// Reply is the answer to one MTA event: a milter verdict, carrying the
+// SMTP reply to give with a Reject or TempFail.
 type Reply struct {
 	Kind ReplyKind
-	// Code is the SMTP reply code (4xx for TempFail, 5xx for Reject), or 0
-	// for the MTA's default reply.
-	Code int
-	// Text is the rest of the reply after the code: the enhanced status
-	// code and the text ("5.1.1 no such user"). Lines are separated by
-	// "\r\n"; the adapter formats multi-line replies for the MTA.
-	Text string
+	// SMTP is the reply for Reject (5xx) and TempFail (4xx); its zero value
+	// leaves the reply to the MTA. The adapter formats multi-line replies
+	// for the MTA and falls back to the MTA's default when SMTP.Validate
+	// refuses it.
+	SMTP ocpsmtp.Reply
 }
 
 // Modifier carries end-of-message modifications to the MTA. Header values

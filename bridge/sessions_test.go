@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/d--j/go-milter"
 	"github.com/emersion/go-message/textproto"
 
-	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -20,7 +19,7 @@ import (
 // teResults returns the result codes of the processor's TEs, by xid order.
 func teResults(c *callout) []ocp.Result {
 	var out []ocp.Result
-	for _, m := range c.messages() {
+	for _, m := range c.Messages() {
 		if m.Name != ocp.MsgTE {
 			continue
 		}
@@ -35,12 +34,12 @@ func teResults(c *callout) []ocp.Result {
 
 func TestAbortMidMessageEndsTheOCPTransaction(t *testing.T) {
 	co := startCallout(t, standardScript())
-	m := startMilter(t, testPolicy(co.addr, skeletonAdaptive, skeletonInformative))
+	m := startMilter(t, testPolicy(co.Addr, skeletonAdaptive, skeletonInformative))
 	s := m.session(t)
 	if _, err := s.Mail("a@example.org", ""); err != nil {
 		t.Fatal(err)
 	}
-	if act, err := s.Rcpt("b@example.com", ""); err != nil || act.Type != gomilter.ActionContinue {
+	if act, err := s.Rcpt("b@example.com", ""); err != nil || act.Type != ActionContinue {
 		t.Fatalf("rcpt: %v %v", act, err)
 	}
 	var h textproto.Header
@@ -59,8 +58,8 @@ func TestAbortMidMessageEndsTheOCPTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "full\r\n")
-	wantFinal(t, final, gomilter.ActionAccept)
-	ends := co.waitEnds(t, 2)
+	wantFinal(t, final, ActionAccept)
+	ends := co.WaitEnds(t, 2)
 	var te *ocp.TxError
 	if len(ends) != 2 || !errors.As(ends[0], &te) || te.Xid != 1 || te.Result.Code != 400 {
 		t.Fatalf("first transaction ended with %v, want the processor's TE 1 {400}", ends)
@@ -70,7 +69,7 @@ func TestAbortMidMessageEndsTheOCPTransaction(t *testing.T) {
 	}
 	// The second transaction's HELO part carries the new name.
 	var helos []string
-	for _, msg := range co.messages() {
+	for _, msg := range co.Messages() {
 		if d, err := ocpsmtp.ParseData(msg); err == nil && msg.Name == ocp.MsgDUM && d.Part == ocpsmtp.PartHELO {
 			helos = append(helos, string(msg.Payload))
 		}
@@ -82,11 +81,12 @@ func TestAbortMidMessageEndsTheOCPTransaction(t *testing.T) {
 
 func TestRecipientOnAnotherRoute(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	first := p.Routes[0]
-	second := &bridge.Route{Name: "other", Chain: first.Chain, Profile: first.Profile}
+	second := &mapping.Route{Name: "other", Chain: first.Chain, Profile: first.Profile,
+		Adaptive: first.Adaptive, Informative: first.Informative}
 	p.Routes = append(p.Routes, second)
-	p.Select = func(f bridge.Facts) *bridge.Route {
+	p.Select = func(f mapping.Facts) *mapping.Route {
 		if f.RcptDomain == "other.example" {
 			return second
 		}
@@ -95,40 +95,40 @@ func TestRecipientOnAnotherRoute(t *testing.T) {
 	m := startMilter(t, p)
 	s := m.session(t)
 	acts, _, final := sendMessage(t, s, "a@example.org", []string{"x@example.com", "y@other.example"}, "b\r\n")
-	if acts[0].Type != gomilter.ActionContinue {
+	if acts[0].Type != ActionContinue {
 		t.Fatalf("first = %+v", acts[0])
 	}
 	if acts[1].SMTPCode != 452 || !strings.Contains(acts[1].SMTPReply, "4.5.3") {
 		t.Fatalf("second = %+v", acts[1])
 	}
-	wantFinal(t, final, gomilter.ActionAccept)
+	wantFinal(t, final, ActionAccept)
 }
 
 func TestNonSMTPPathDeletesInsteadOfRefusing(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	p.NonSMTP = func(d string) bool { return d == "LOCAL" }
 	m := startMilter(t, p)
-	macros := gomilter.NewMacroBag()
+	macros := NewMacroBag()
 	macros.Set("{daemon_name}", "LOCAL")
-	cl := gomilter.NewClient("tcp", m.addr)
+	cl := m
 	s, err := cl.Session(macros)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := s.Conn("localhost", gomilter.FamilyInet, 0, "127.0.0.1"); err != nil {
+	if _, err := s.Conn("localhost", FamilyInet, 0, "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Helo("localhost"); err != nil {
 		t.Fatal(err)
 	}
 	acts, mods, final := sendMessage(t, s, "root@localhost", []string{"blocked@example.com", "ok@example.com"}, "x\r\n")
-	if acts[0].Type != gomilter.ActionContinue {
+	if acts[0].Type != ActionContinue {
 		t.Fatalf("blocked recipient refused at RCPT on the non-SMTP path: %+v", acts[0])
 	}
-	wantFinal(t, final, gomilter.ActionAccept)
-	del := findMods(mods, gomilter.ActionDelRcpt, "")
+	wantFinal(t, final, ActionAccept)
+	del := findMods(mods, ActionDelRcpt, "")
 	if len(del) != 1 || del[0].Rcpt != "<blocked@example.com>" {
 		t.Fatalf("deleted = %+v", del)
 	}
@@ -153,42 +153,42 @@ func TestFailoverToTheNextServer(t *testing.T) {
 	ln.Close()
 	co := startCallout(t, standardScript())
 	p := testPolicy(dead, skeletonAdaptive, skeletonInformative)
-	p.Routes[0].Chain.Servers.Addresses = []string{dead, co.addr}
-	p.Routes[0].Chain.Servers.FailureLimit = 1
+	p.Routes[0].Chain.Server.Addresses = []string{dead, co.Addr}
+	p.Routes[0].Chain.Server.FailureLimit = 1
 	m := startMilter(t, p)
 	s := m.session(t)
 	for i := 0; i < 2; i++ {
 		acts, _, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
-		if acts[0].Type != gomilter.ActionContinue {
+		if acts[0].Type != ActionContinue {
 			t.Fatalf("rcpt = %+v", acts[0])
 		}
-		wantFinal(t, final, gomilter.ActionAccept)
+		wantFinal(t, final, ActionAccept)
 	}
 }
 
 func TestSkipRuleTracesBypass(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
-	p.Skip = func(bridge.Facts) bool { return true }
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
+	p.Skip = func(mapping.Facts) bool { return true }
 	m := startMilter(t, p)
 	s := m.session(t)
 	acts, mods, final := sendMessage(t, s, "a@example.org", []string{"blocked@example.com"}, "x\r\n")
-	if acts[0].Type != gomilter.ActionContinue {
+	if acts[0].Type != ActionContinue {
 		t.Fatalf("rcpt = %+v", acts[0])
 	}
-	wantFinal(t, final, gomilter.ActionAccept)
-	sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System")
+	wantFinal(t, final, ActionAccept)
+	sys := findMods(mods, ActionInsertHeader, "OPES-System")
 	if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, "status=bypassed") {
 		t.Fatalf("mods = %+v", mods)
 	}
-	if n := len(co.messages()); n != 0 {
+	if n := len(co.Messages()); n != 0 {
 		t.Fatalf("the callout saw %d messages", n)
 	}
 }
 
 func TestOPESBypassHeader(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	p.Bypassable = func(string) bool { return true }
 	m := startMilter(t, p)
 	s := m.session(t)
@@ -198,7 +198,7 @@ func TestOPESBypassHeader(t *testing.T) {
 	if act, _ := s.Rcpt("blocked@example.com", ""); act.SMTPCode != 550 {
 		t.Fatalf("envelope adaptation must still happen: %+v", act)
 	}
-	if act, _ := s.Rcpt("b@example.com", ""); act.Type != gomilter.ActionContinue {
+	if act, _ := s.Rcpt("b@example.com", ""); act.Type != ActionContinue {
 		t.Fatalf("rcpt = %+v", act)
 	}
 	var h textproto.Header
@@ -211,15 +211,15 @@ func TestOPESBypassHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantFinal(t, final, gomilter.ActionAccept)
-	sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System")
+	wantFinal(t, final, ActionAccept)
+	sys := findMods(mods, ActionInsertHeader, "OPES-System")
 	if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, "status=bypassed") {
 		t.Fatalf("mods = %+v", mods)
 	}
-	if tag := findMods(mods, gomilter.ActionAddHeader, "X-Test"); len(tag) != 0 {
+	if tag := findMods(mods, ActionAddHeader, "X-Test"); len(tag) != 0 {
 		t.Fatal("content adapted despite the bypass")
 	}
-	for _, msg := range co.messages() {
+	for _, msg := range co.Messages() {
 		if d, err := ocpsmtp.ParseData(msg); err == nil && msg.Name == ocp.MsgDUM && d.Part == ocpsmtp.PartRAWDATA {
 			t.Fatal("RAWDATA sent despite the bypass")
 		}
@@ -228,18 +228,18 @@ func TestOPESBypassHeader(t *testing.T) {
 
 func TestSessionLimit(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	p.MaxSessions = 1
 	m := startMilter(t, p)
 	first := m.session(t)
-	cl := gomilter.NewClient("tcp", m.addr)
-	second, err := cl.Session(gomilter.NewMacroBag())
+	cl := m
+	second, err := cl.Session(NewMacroBag())
 	if err != nil {
 		t.Fatal(err)
 	}
 	// CONNECT has no reply (the MTA does not wait for it): the refusal
 	// is the answer to the first RCPT.
-	if act, err := second.Conn("client.example", gomilter.FamilyInet, 1, "192.0.2.11"); err != nil || act.Type != gomilter.ActionContinue {
+	if act, err := second.Conn("client.example", FamilyInet, 1, "192.0.2.11"); err != nil || act.Type != ActionContinue {
 		t.Fatalf("second session, connect: %+v %v", act, err)
 	}
 	if _, err := second.Helo("client.example"); err != nil {
@@ -250,25 +250,25 @@ func TestSessionLimit(t *testing.T) {
 	}
 	act, err := second.Rcpt("b@example.com", "")
 	if err != nil || act.SMTPCode != 451 || !strings.Contains(act.SMTPReply, "4.3.2") {
-		t.Fatalf("second session, rcpt: %+v %v", act, err)
+		t.Fatalf("second session, RCPT: %+v %v", act, err)
 	}
 	second.Close()
 	// The first session still works, and a new one does once it is gone.
 	_, _, final := sendMessage(t, first, "a@example.org", []string{"b@example.com"}, "x\r\n")
-	wantFinal(t, final, gomilter.ActionAccept)
+	wantFinal(t, final, ActionAccept)
 	first.Close()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		s, err := cl.Session(gomilter.NewMacroBag())
+		s, err := cl.Session(NewMacroBag())
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.Conn("client.example", gomilter.FamilyInet, 1, "192.0.2.11")
+		s.Conn("client.example", FamilyInet, 1, "192.0.2.11")
 		s.Helo("client.example")
 		s.Mail("a@example.org", "")
 		act, err := s.Rcpt("b@example.com", "")
 		s.Close()
-		if err == nil && act.Type == gomilter.ActionContinue {
+		if err == nil && act.Type == ActionContinue {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -280,14 +280,14 @@ func TestSessionLimit(t *testing.T) {
 
 func TestTransactionLimit(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	p.MaxTransactions = 1
 	m := startMilter(t, p)
 	a, b := m.session(t), m.session(t)
 	if _, err := a.Mail("a@example.org", ""); err != nil {
 		t.Fatal(err)
 	}
-	if act, _ := a.Rcpt("x@example.com", ""); act.Type != gomilter.ActionContinue {
+	if act, _ := a.Rcpt("x@example.com", ""); act.Type != ActionContinue {
 		t.Fatalf("first = %+v", act)
 	}
 	if _, err := b.Mail("a@example.org", ""); err != nil {
@@ -302,25 +302,25 @@ func TestTransactionLimit(t *testing.T) {
 // connections than configured are dialled.
 func TestConnectionsBounded(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
-	p.Routes[0].Chain.Servers.Connections = 2
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
+	p.Routes[0].Chain.Server.Connections = 2
 	m := startMilter(t, p)
 	const n = 40
 	errs := make(chan error, n)
 	for i := 0; i < n; i++ {
 		go func() {
-			cl := gomilter.NewClient("tcp", m.addr)
-			s, err := cl.Session(gomilter.NewMacroBag())
+			cl := m
+			s, err := cl.Session(NewMacroBag())
 			if err != nil {
 				errs <- err
 				return
 			}
 			defer s.Close()
-			s.Conn("client.example", gomilter.FamilyInet, 1, "192.0.2.1")
+			s.Conn("client.example", FamilyInet, 1, "192.0.2.1")
 			s.Helo("client.example")
 			s.Mail("a@example.org", "")
 			act, err := s.Rcpt("b@example.com", "")
-			if err == nil && act.Type != gomilter.ActionContinue {
+			if err == nil && act.Type != ActionContinue {
 				err = fmt.Errorf("rcpt: %+v", act)
 			}
 			errs <- err
@@ -331,7 +331,7 @@ func TestConnectionsBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := co.connections(); got > 2 {
+	if got := co.Connections(); got > 2 {
 		t.Fatalf("%d OCP connections, want at most 2", got)
 	}
 }
@@ -340,21 +340,21 @@ func TestConnectionsBounded(t *testing.T) {
 // sends its next messages on the new configuration (finding F-h9-6).
 func TestReloadKeepsSessionsWorking(t *testing.T) {
 	co := startCallout(t, standardScript())
-	m := startMilter(t, testPolicy(co.addr, skeletonAdaptive, skeletonInformative))
+	m := startMilter(t, testPolicy(co.Addr, skeletonAdaptive, skeletonInformative))
 	s := m.session(t)
 	_, _, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
-	wantFinal(t, final, gomilter.ActionAccept)
+	wantFinal(t, final, ActionAccept)
 	for i := 0; i < 3; i++ {
-		p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+		p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 		p.SystemURI = fmt.Sprintf("http://opes.example.net/reload%d", i)
 		p.SpoolDir = t.TempDir()
 		m.br.Reload(p)
 		acts, mods, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
-		if acts[0].Type != gomilter.ActionContinue {
+		if acts[0].Type != ActionContinue {
 			t.Fatalf("reload %d: rcpt %+v", i, acts[0])
 		}
-		wantFinal(t, final, gomilter.ActionAccept)
-		sys := findMods(mods, gomilter.ActionInsertHeader, "OPES-System")
+		wantFinal(t, final, ActionAccept)
+		sys := findMods(mods, ActionInsertHeader, "OPES-System")
 		if len(sys) != 1 || !strings.Contains(sys[0].HeaderValue, fmt.Sprintf("reload%d", i)) {
 			t.Fatalf("reload %d: message not on the new configuration: %+v", i, sys)
 		}
@@ -366,16 +366,16 @@ func TestReloadKeepsSessionsWorking(t *testing.T) {
 // no transaction starts on a connection the callout server is closing.
 func TestIdleConnectionsClosed(t *testing.T) {
 	co := startCallout(t, standardScript())
-	p := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
-	p.Routes[0].Chain.Servers.IdleTimeout = 50 * time.Millisecond
+	p := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
+	p.Routes[0].Chain.Server.IdleTimeout = 50 * time.Millisecond
 	m := startMilter(t, p)
 	s := m.session(t)
 	for i := 0; i < 2; i++ {
 		_, _, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
-		wantFinal(t, final, gomilter.ActionAccept)
+		wantFinal(t, final, ActionAccept)
 		time.Sleep(120 * time.Millisecond)
 	}
-	if got := co.connections(); got != 2 {
+	if got := co.Connections(); got != 2 {
 		t.Fatalf("%d OCP connections, want 2 (the idle one replaced)", got)
 	}
 }
@@ -401,16 +401,16 @@ func TestRetryWhenTheConnectionDiesFirst(t *testing.T) {
 	go dying.Serve(ln)
 	t.Cleanup(func() { dying.Close() })
 	p := testPolicy(ln.Addr().String(), skeletonAdaptive, skeletonInformative)
-	p.Routes[0].Chain.Servers.Addresses = []string{ln.Addr().String(), good.addr}
-	p.Routes[0].Chain.Servers.FailureLimit = 100
+	p.Routes[0].Chain.Server.Addresses = []string{ln.Addr().String(), good.Addr}
+	p.Routes[0].Chain.Server.FailureLimit = 100
 	m := startMilter(t, p)
 	s := m.session(t)
 	acts, mods, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
-	if acts[0].Type != gomilter.ActionContinue {
+	if acts[0].Type != ActionContinue {
 		t.Fatalf("rcpt = %+v", acts[0])
 	}
-	wantFinal(t, final, gomilter.ActionAccept)
-	if tag := findMods(mods, gomilter.ActionAddHeader, "X-Test"); len(tag) != 1 {
+	wantFinal(t, final, ActionAccept)
+	if tag := findMods(mods, ActionAddHeader, "X-Test"); len(tag) != 1 {
 		t.Fatalf("not adapted by the second server: %+v", mods)
 	}
 }
@@ -435,7 +435,7 @@ func TestConnectDeadline(t *testing.T) {
 	p := testPolicy(ln.Addr().String(), skeletonAdaptive, skeletonInformative)
 	p.Timeouts.Connect = 200 * time.Millisecond
 	p.Timeouts.Rcpt = 5 * time.Second
-	p.Routes[0].Chain.Servers.Client.HandshakeTimeout = 10 * time.Second
+	p.Routes[0].Chain.Server.HandshakeTimeout = 10 * time.Second
 	m := startMilter(t, p)
 	s := m.session(t)
 	if _, err := s.Mail("a@example.org", ""); err != nil {

@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/d--j/go-milter"
-
-	"github.com/opes-milter/opes-milter/bridge"
-
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -111,11 +108,11 @@ func TestWireInvalidAnswerEndsWithTE400(t *testing.T) {
 				adaptive = []ocpsmtp.Part{ocpsmtp.PartRCPT, ocpsmtp.PartSINGLEHEADERS}
 			}
 			pol := testPolicy(p.addr, adaptive, skeletonInformative)
-			pol.Routes[0].Profile.HeaderList = tc.headerList
+			pol.Routes[0].HeaderList = tc.headerList
 			m := startMilter(t, pol)
 			_, _, final := sendMessage(t, m.session(t), "a@example.org", []string{"b@example.com"}, "x\r\n")
 			if tc.file == "TE-valid-answer.txt" {
-				wantFinal(t, final, gomilter.ActionAccept)
+				wantFinal(t, final, ActionAccept)
 			} else {
 				wantTempfail(t, final)
 			}
@@ -151,11 +148,11 @@ func TestWireRoutesSharingAChain(t *testing.T) {
 	})
 	pol := testPolicy(p.addr, skeletonAdaptive, skeletonInformative)
 	receiver := pol.Routes[0]
-	sender := &bridge.Route{Name: "submission", Chain: receiver.Chain, Profile: ocpsmtp.Profile{URI: ocpsmtp.SenderURI,
+	sender := &mapping.Route{Name: "submission", Chain: receiver.Chain, Profile: mapping.Sender,
 		Adaptive:    []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartRAWDATA},
-		Informative: []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartRCPT}}}
+		Informative: []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartRCPT}}
 	pol.Routes = append(pol.Routes, sender)
-	pol.Select = func(f bridge.Facts) *bridge.Route {
+	pol.Select = func(f mapping.Facts) *mapping.Route {
 		if f.SenderDomain == "submit.example" {
 			return sender
 		}
@@ -163,8 +160,8 @@ func TestWireRoutesSharingAChain(t *testing.T) {
 	}
 	m := startMilter(t, pol)
 	_, mods, final := sendMessage(t, m.session(t), "a@submit.example", []string{"b@example.com"}, "x\r\n")
-	wantFinal(t, final, gomilter.ActionAccept)
-	if h := findMods(mods, gomilter.ActionAddHeader, "X-Route"); len(h) != 1 {
+	wantFinal(t, final, ActionAccept)
+	if h := findMods(mods, ActionAddHeader, "X-Route"); len(h) != 1 {
 		t.Errorf("the sender route's answer was not applied: %+v", mods)
 	}
 	m.br.Close()
@@ -258,7 +255,7 @@ The server's RAWDATA answer (a new header line) then AME 206: delivered with the
 			})
 			m := startMilter(t, testPolicy(p.addr, skeletonAdaptive, skeletonInformative))
 			_, mods, final := sendMessage(t, m.session(t), "a@example.org", []string{"b@example.com"}, body)
-			wantFinal(t, final, gomilter.ActionAccept)
+			wantFinal(t, final, ActionAccept)
 			got, replaced := bodyOf(mods)
 			if !replaced {
 				got = body
@@ -268,7 +265,7 @@ The server's RAWDATA answer (a new header line) then AME 206: delivered with the
 			}
 			var added []string
 			for _, md := range mods {
-				if md.Type == gomilter.ActionAddHeader || md.Type == gomilter.ActionInsertHeader || md.Type == gomilter.ActionChangeHeader {
+				if md.Type == ActionAddHeader || md.Type == ActionInsertHeader || md.Type == ActionChangeHeader {
 					added = append(added, md.HeaderName+":"+md.HeaderValue)
 				}
 			}
@@ -325,8 +322,8 @@ func TestWireOPESViaNamesActingServices(t *testing.T) {
 			if tc.wantVia == "" {
 				wantTempfail(t, acts[0])
 			} else {
-				wantFinal(t, final, gomilter.ActionAccept)
-				via := findMods(mods, gomilter.ActionInsertHeader, "OPES-Via")
+				wantFinal(t, final, ActionAccept)
+				via := findMods(mods, ActionInsertHeader, "OPES-Via")
 				if len(via) != 1 || via[0].HeaderValue != tc.wantVia {
 					t.Errorf("OPES-Via %+v, want %q", via, tc.wantVia)
 				}

@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/opes-milter/opes-milter/internal/ocptest"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -35,29 +34,14 @@ type wirePeer struct {
 	done chan struct{}
 
 	mu   sync.Mutex
-	log  bytes.Buffer // the transcript
+	wire *ocptest.Wire // the connection, recorded
 	errs []string
 }
 
 // wireConn is the accepted connection as the script sees it.
 type wireConn struct {
-	p    *wirePeer
-	nc   net.Conn
-	rec  *recorder
-	dec  *ocp.Decoder
-	used int // octets of rec.buf already attributed to messages
-}
-
-// recorder keeps every octet read from the bridge.
-type recorder struct {
-	r   io.Reader
-	buf []byte
-}
-
-func (r *recorder) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.buf = append(r.buf, p[:n]...)
-	return n, err
+	p *wirePeer
+	w *ocptest.Wire
 }
 
 // startWire serves script on a loopback port.
@@ -78,8 +62,10 @@ func startWire(t *testing.T, script func(c *wireConn)) *wirePeer {
 		}
 		defer nc.Close()
 		nc.SetDeadline(time.Now().Add(20 * time.Second))
-		rec := &recorder{r: nc}
-		c := &wireConn{p: p, nc: nc, rec: rec, dec: ocp.NewDecoder(rec, ocp.Limits{})}
+		c := &wireConn{p: p, w: ocptest.NewWire(nc, false)}
+		p.mu.Lock()
+		p.wire = c.w
+		p.mu.Unlock()
 		if c.run(script) {
 			// Whatever the bridge still sends, up to its end of the
 			// connection, is part of the transcript.
@@ -117,23 +103,16 @@ func (p *wirePeer) fail(format string, args ...any) {
 // recv decodes the bridge's next message and records its exact octets; nil
 // at the end of the connection.
 func (c *wireConn) recv() *ocp.Message {
-	m, err := c.dec.Decode()
+	m, err := c.w.Recv()
 	if err != nil {
 		if !errors.Is(err, io.EOF) {
 			c.p.fail("reading the bridge: %v", err)
 		}
 		return nil
 	}
-	end := len(c.rec.buf) - c.dec.Buffered()
-	wire := c.rec.buf[c.used:end]
-	c.used = end
-	if enc := ocp.AppendMessage(nil, m); !bytes.Equal(enc, wire) {
+	if enc, wire := ocp.AppendMessage(nil, m), c.w.Received(); !bytes.Equal(enc, wire) {
 		c.p.fail("the bridge sent a message not in canonical form:\n%q\n%q", wire, enc)
 	}
-	c.p.mu.Lock()
-	c.p.log.WriteString("P: ")
-	c.p.log.Write(wire)
-	c.p.mu.Unlock()
 	return m
 }
 
@@ -178,22 +157,14 @@ func (c *wireConn) send(m *ocp.Message) {
 
 // sendRaw writes octets as they are.
 func (c *wireConn) sendRaw(wire string) {
-	c.p.mu.Lock()
-	c.p.log.WriteString("S: ")
-	c.p.log.WriteString(wire)
-	c.p.mu.Unlock()
-	if _, err := io.WriteString(c.nc, wire); err != nil {
+	if err := c.w.SendRaw(wire); err != nil {
 		c.p.fail("writing to the bridge: %v", err)
 		panic(errStop)
 	}
 }
 
 // note adds a comment line to the transcript.
-func (c *wireConn) note(format string, args ...any) {
-	c.p.mu.Lock()
-	fmt.Fprintf(&c.p.log, "# "+format+"\n", args...)
-	c.p.mu.Unlock()
-}
+func (c *wireConn) note(format string, args ...any) { c.w.Note(format, args...) }
 
 // handshake plays the server's side of the connection setup: CS, the
 // empty connection-scope NR, and for each service group the NR that answer
@@ -262,33 +233,13 @@ func (p *wirePeer) wait(t *testing.T, name, comment string) {
 	}
 	p.mu.Lock()
 	errs := p.errs
-	got := p.log.Bytes()
+	var got []byte
+	if p.wire != nil {
+		got = p.wire.Log()
+	}
 	p.mu.Unlock()
 	for _, e := range errs {
 		t.Error(e)
 	}
-	var head strings.Builder
-	for _, l := range strings.Split(strings.TrimSpace(comment), "\n") {
-		head.WriteString("# " + strings.TrimSpace(l) + "\n")
-	}
-	file := append([]byte(head.String()), got...)
-	path := filepath.Join("testdata", "wire", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, file, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if _, err := ocpsmtp.ParseTranscript(want); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	if !bytes.Equal(file, want) {
-		t.Fatalf("the conversation differs from %s:\n--- got\n%s\n--- want\n%s", path, file, want)
-	}
+	ocptest.CompareGolden(t, filepath.Join("testdata", "wire", name), comment, got, *update)
 }

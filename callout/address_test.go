@@ -46,31 +46,3 @@ func TestParseAddress(t *testing.T) {
 		t.Errorf("Arg(SMTPUTF8) = %q %v", v, ok)
 	}
 }
-
-func TestReply(t *testing.T) {
-	tests := []struct {
-		r    Reply
-		want string
-		ok   bool
-	}{
-		{Reply{550, "5.1.1 no such user"}, "550 5.1.1 no such user", true},
-		{Reply{451, "4.7.1 first\nsecond"}, "451-4.7.1 first\r\n451 second", true},
-		{Reply{550, "5.7.1 a\r\n5.7.1 b"}, "550-5.7.1 a\r\n550 5.7.1 b", true},
-		{Reply{421, "4.3.0 closing"}, "421 4.3.0 closing", false},
-		{Reply{250, "ok"}, "250 ok", false},
-		{Reply{550, "4.1.1 class mismatch"}, "550 4.1.1 class mismatch", false},
-		{Reply{550, "bad\x00"}, "550 bad\x00", false},
-	}
-	for _, tt := range tests {
-		if got := tt.r.String(); got != tt.want {
-			t.Errorf("%+v: String() = %q, want %q", tt.r, got, tt.want)
-		}
-		if err := tt.r.Validate(); (err == nil) != tt.ok {
-			t.Errorf("%+v: Validate() = %v", tt.r, err)
-		}
-	}
-	r, err := ParseReply("550-5.7.1 a\r\n550 5.7.1 b")
-	if err != nil || r.Code != 550 || r.Text != "5.7.1 a\n5.7.1 b" {
-		t.Errorf("ParseReply: %+v %v", r, err)
-	}
-}

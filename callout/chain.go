@@ -29,11 +29,6 @@ type Chain struct {
 	Observer Observer
 }
 
-// Observer receives one report per service call; *Metrics implements it.
-type Observer interface {
-	ObserveCall(service string, part ocpsmtp.Part, d Decision, err error, elapsed time.Duration)
-}
-
 // Needs returns what the chain needs: the links' needs merged with
 // ocpsmtp.Merge. A part is adapted when one service adapts it and read
 // when services only read it; data parts stay what the services asked for
@@ -215,7 +210,9 @@ func (d Decision) validate(part ocpsmtp.Part) error {
 	}
 	switch d.Action {
 	case ActionRefuse:
-		return d.Reply.Validate()
+		if err := d.Reply.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadReply, err)
+		}
 	case ActionReplace:
 		if part == ocpsmtp.PartRAWDATA && d.Message == nil {
 			return fmt.Errorf("callout: replace decision without a message")

@@ -6,10 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
@@ -149,33 +145,6 @@ func TestChainNeeds(t *testing.T) {
 	if got := fmt.Sprint(n.Adapt, n.Read, n.HeaderList); got != "[SINGLEHEADERS] [] [From Subject]" {
 		t.Errorf("header list: %v", got)
 	}
-}
-
-func TestMetrics(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
-	m.ObserveCall("urn:a", ocpsmtp.PartRCPT, Refuse(550, "5.1.1 x"), nil, 3*time.Millisecond)
-	m.ObserveCall("urn:a", ocpsmtp.PartRCPT, Keep(), nil, 20*time.Millisecond)
-	m.ObserveCall("urn:\"b\"", ocpsmtp.PartRAWDATA, Decision{}, errors.New("x"), 2*time.Second)
-	m.ObserveTransaction("ok", time.Second)
-	want := `
-# HELP opes_callout_service_calls_total Service calls by service URI, part and verdict (keep, replace, reject, tempfail, error).
-# TYPE opes_callout_service_calls_total counter
-opes_callout_service_calls_total{part="RAWDATA",service="urn:\"b\"",verdict="error"} 1
-opes_callout_service_calls_total{part="RCPT",service="urn:a",verdict="keep"} 1
-opes_callout_service_calls_total{part="RCPT",service="urn:a",verdict="reject"} 1
-# HELP opes_callout_transactions_total OCP transactions by result (ok, refused, failed, aborted).
-# TYPE opes_callout_transactions_total counter
-opes_callout_transactions_total{result="ok"} 1
-`
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "opes_callout_service_calls_total", "opes_callout_transactions_total"); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := testutil.GatherAndCount(reg, "opes_callout_service_duration_seconds"); err != nil || n != 2 {
-		t.Fatalf("duration series = %d, %v", n, err)
-	}
-	var nilMetrics *Metrics
-	nilMetrics.ObserveCall("x", ocpsmtp.PartRCPT, Keep(), nil, 0) // a nil *Metrics records nothing
 }
 
 func TestSetServicesAppliesToNewGroups(t *testing.T) {

@@ -74,7 +74,8 @@ func ReplaceMessage(m *Message) Decision {
 }
 
 // Refuse returns a decision that answers the SMTP command with the reply
-// code and text, for example Refuse(550, "5.1.1 no such user").
+// code and text, for example Refuse(550, "5.1.1 no such user"); the lines
+// of a multi-line text are separated by "\r\n".
 func Refuse(code int, text string) Decision {
 	return Decision{Action: ActionRefuse, Reply: Reply{Code: code, Text: text}}
 }

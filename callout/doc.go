@@ -33,5 +33,6 @@
 //
 // Server accepts OCP connections (TCP or TLS), negotiates each service
 // group's profile from its chain (Negotiate), runs transactions, and
-// reports to Metrics (Prometheus text format) and a *slog.Logger.
+// reports to an Observer (callout/promobserver: Prometheus) and a
+// *slog.Logger. Package callout does not depend on a metrics library.
 package callout

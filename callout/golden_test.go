@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,41 +15,21 @@ import (
 
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/callout/builtin"
+	"github.com/opes-milter/opes-milter/callout/promobserver"
+	"github.com/opes-milter/opes-milter/internal/ocptest"
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
-// step is one message of a golden transcript: sent by the processor (P)
-// or expected from the server (S), in canonical wire form.
-type step struct {
-	fromServer bool
-	wire       []byte
-}
-
-// readTranscript parses testdata/profile/NAME (format: docs/profile.md,
-// section 16).
-func readTranscript(t *testing.T, name string) []step {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "testdata", "profile", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	parsed, err := ocpsmtp.ParseTranscript(data)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	steps := make([]step, len(parsed))
-	for i, st := range parsed {
-		steps[i] = step{fromServer: st.FromServer, wire: st.Wire}
-	}
-	return steps
-}
+// readTranscript parses testdata/profile/NAME: each step is sent by the
+// processor (P) or expected from the server (S), in canonical wire form.
+var readTranscript = ocptest.ReadTranscript
 
 // replay runs the transcript against srv over loopback TCP: the
 // processor's messages are written as they are, the server's must come
 // back byte for byte.
-func replay(t *testing.T, srv *callout.Server, steps []step) {
+func replay(t *testing.T, srv *callout.Server, steps []ocpsmtp.Step) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -70,18 +48,18 @@ func replay(t *testing.T, srv *callout.Server, steps []step) {
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	dec := ocp.NewDecoder(bufio.NewReader(conn), ocp.Limits{})
 	for i, st := range steps {
-		if !st.fromServer {
-			if _, err := conn.Write(st.wire); err != nil {
+		if !st.FromServer {
+			if _, err := conn.Write(st.Wire); err != nil {
 				t.Fatalf("step %d: %v", i, err)
 			}
 			continue
 		}
 		m, err := dec.Decode()
 		if err != nil {
-			t.Fatalf("step %d: waiting for %q: %v", i, st.wire, err)
+			t.Fatalf("step %d: waiting for %q: %v", i, st.Wire, err)
 		}
-		if got := ocp.AppendMessage(nil, m); !bytes.Equal(got, st.wire) {
-			t.Fatalf("step %d: server sent\n%q\nwant\n%q", i, got, st.wire)
+		if got := ocp.AppendMessage(nil, m); !bytes.Equal(got, st.Wire) {
+			t.Fatalf("step %d: server sent\n%q\nwant\n%q", i, got, st.Wire)
 		}
 	}
 	// After the processor's TE nothing more may come for the
@@ -101,7 +79,7 @@ func replay(t *testing.T, srv *callout.Server, steps []step) {
 func TestGoldenReceiver(t *testing.T) {
 	policy, err := builtin.NewRecipientPolicy(&mapping.RecipientPolicy{
 		Deny:  []string{"nobody@example.com"},
-		Reply: mapping.Reply{Code: 550, Text: "5.1.1 {rcpt}: Recipient address rejected: User unknown"},
+		Reply: ocpsmtp.Reply{Code: 550, Text: "5.1.1 {rcpt}: Recipient address rejected: User unknown"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -112,8 +90,8 @@ func TestGoldenReceiver(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	m := callout.NewMetrics(reg)
-	srv := &callout.Server{Metrics: m, Services: map[string]callout.Service{
+	m := promobserver.New(reg)
+	srv := &callout.Server{Observer: m, Services: map[string]callout.Service{
 		"http://services.example.net/opes/recipient-check": policy,
 		"http://services.example.net/opes/spam-tag":        tag,
 	}}

@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,8 +39,9 @@ type Server struct {
 	reloaded atomic.Pointer[map[string]Service]
 	// Logger receives connection and transaction events; nil discards.
 	Logger *slog.Logger
-	// Metrics, when not nil, counts transactions and service calls.
-	Metrics *Metrics
+	// Observer, when not nil, is told about every transaction and
+	// service call (callout/promobserver counts them for Prometheus).
+	Observer Observer
 	// Spool says where message data is kept while services work on it.
 	Spool SpoolOptions
 	// TLSConfig, when not nil, makes every connection speak TLS before
@@ -125,9 +128,7 @@ func (s *Server) services() map[string]Service {
 // chain builds the chain of a service group from its SGC services.
 func (s *Server) chain(services []ocp.Service) (*Chain, error) {
 	c := &Chain{Links: make([]Link, 0, len(services))}
-	if s.Metrics != nil {
-		c.Observer = s.Metrics
-	}
+	c.Observer = s.Observer
 	current := s.services()
 	for _, sv := range services {
 		svc, ok := current[sv.URI]
@@ -144,7 +145,7 @@ func (s *Server) chain(services []ocp.Service) (*Chain, error) {
 func (s *Server) allServices() *Chain {
 	c := &Chain{}
 	current := s.services()
-	for _, uri := range sortedKeys(current) {
+	for _, uri := range slices.Sorted(maps.Keys(current)) {
 		c.Links = append(c.Links, Link{URI: uri, Service: current[uri]})
 	}
 	return c

@@ -105,8 +105,8 @@ func TestServerMessageOverOCP(t *testing.T) {
 			orig := callout.NewMessage(callouttest.Sample(t, file))
 			raw := string(callouttest.Bytes(t, orig))
 			x := process(t, addr, ocp.ClientConfig{}, uris, receiverOffer, envelope(raw, "<bob@example.com>"))
-			if x.end != nil || !x.ame {
-				t.Fatalf("transaction ended: %v (AME %v)", x.end, x.ame)
+			if x.End != nil || !x.AME {
+				t.Fatalf("transaction ended: %v (AME %v)", x.End, x.AME)
 			}
 			chain := &callout.Chain{}
 			for _, u := range uris {
@@ -120,10 +120,10 @@ func TestServerMessageOverOCP(t *testing.T) {
 			if want.Action == callout.ActionReplace {
 				wantRaw = string(callouttest.Bytes(t, want.Message))
 			}
-			callouttest.EqualBytes(t, "adapted RAWDATA", x.adapted, []byte(wantRaw))
-			last := x.answers[len(x.answers)-1]
+			callouttest.EqualBytes(t, "adapted RAWDATA", x.Adapted, []byte(wantRaw))
+			last := x.Answers[len(x.Answers)-1]
 			var hdr []string
-			for _, m := range x.answers {
+			for _, m := range x.Answers {
 				if d, _ := ocpsmtp.ParseData(m); d.AddHeader != "" {
 					hdr = append(hdr, d.AddHeader)
 				}
@@ -144,11 +144,11 @@ func TestServerRecipientsAndSender(t *testing.T) {
 	addr := serve(t, &callout.Server{Services: map[string]callout.Service{"urn:p": policy, "urn:r": rewrite, "urn:s": limit, "urn:s50": small}})
 	parts := envelope("Subject: x\r\n\r\nhi\r\n", "<ok@example.com>", "<blocked@example.com> NOTIFY=NEVER", "<info@example.com>")
 	x := process(t, addr, ocp.ClientConfig{}, []string{"urn:r", "urn:p", "urn:s"}, receiverOffer, parts)
-	if x.end != nil {
-		t.Fatal(x.end)
+	if x.End != nil {
+		t.Fatal(x.End)
 	}
 	var got []string
-	for _, m := range x.answers {
+	for _, m := range x.Answers {
 		d, _ := ocpsmtp.ParseData(m)
 		switch {
 		case m.Name == ocp.MsgDUY:
@@ -172,8 +172,8 @@ func TestServerRecipientsAndSender(t *testing.T) {
 
 	// SIZE=100 is above the limit of 50: MAIL is refused at once.
 	limited := process(t, addr, ocp.ClientConfig{}, []string{"urn:s50"}, receiverOffer, parts[:3])
-	if len(limited.answers) != 1 || !strings.Contains(params(limited.answers[0])[1], "552 5.3.4") {
-		t.Errorf("size limit at MAIL: %v", limited.answers)
+	if len(limited.Answers) != 1 || !strings.Contains(params(limited.Answers[0])[1], "552 5.3.4") {
+		t.Errorf("size limit at MAIL: %v", limited.Answers)
 	}
 }
 
@@ -182,15 +182,15 @@ func TestServerFailures(t *testing.T) {
 	addr := serve(t, srv)
 	t.Run("service panic", func(t *testing.T) {
 		x := process(t, addr, ocp.ClientConfig{}, []string{"urn:boom"}, receiverOffer, envelope("Subject: a\r\n\r\nb\r\n", "<a@example.com>"))
-		if x.end == nil || x.end.Result.Code != 400 {
-			t.Fatalf("end %v, want TE 400", x.end)
+		if x.End == nil || x.End.Result.Code != 400 {
+			t.Fatalf("end %v, want TE 400", x.End)
 		}
 	})
 	t.Run("parts out of order", func(t *testing.T) {
-		parts := []part{{ocpsmtp.PartRAWDATA, "Subject: a\r\n\r\n"}, {ocpsmtp.PartIP, "192.0.2.1"}}
+		parts := []part{{Part: ocpsmtp.PartRAWDATA, Payload: "Subject: a\r\n\r\n"}, {Part: ocpsmtp.PartIP, Payload: "192.0.2.1"}}
 		x := process(t, addr, ocp.ClientConfig{}, []string{"urn:s"}, receiverOffer, parts)
-		if x.end == nil || !strings.Contains(x.end.Result.Reason, "order") {
-			t.Fatalf("end %v, want TE 400 for the order", x.end)
+		if x.End == nil || !strings.Contains(x.End.Result.Reason, "order") {
+			t.Fatalf("end %v, want TE 400 for the order", x.End)
 		}
 	})
 }
@@ -215,8 +215,8 @@ func TestServerTLS(t *testing.T) {
 	addr := serve(t, srv)
 	x := process(t, addr, ocp.ClientConfig{TLS: &tls.Config{RootCAs: pool, ServerName: "localhost"}},
 		[]string{"urn:tag"}, receiverOffer, envelope("Subject: a\r\n\r\nb\r\n", "<a@example.com>"))
-	if x.end != nil || len(x.answers) != 1 || x.answers[0].Name != ocp.MsgDUY {
-		t.Fatalf("end %v answers %v", x.end, x.answers)
+	if x.End != nil || len(x.Answers) != 1 || x.Answers[0].Name != ocp.MsgDUY {
+		t.Fatalf("end %v answers %v", x.End, x.Answers)
 	}
 	// A plain-text processor gets nowhere.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -284,12 +284,12 @@ func TestServerInformativeData(t *testing.T) {
 	tag, _ := builtin.NewHeaderTag(&mapping.HeaderTag{Headers: []mapping.Header{{Name: "X-A", Value: "1"}, {Name: "X-B", Value: "2"}}}, nil)
 	addr := serve(t, &callout.Server{Services: map[string]callout.Service{"urn:t": tag}})
 	offer := ocpsmtp.Profile{URI: ocpsmtp.ReceiverURI, Informative: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}}
-	x := process(t, addr, ocp.ClientConfig{}, []string{"urn:t"}, offer, []part{{ocpsmtp.PartRAWDATA, "Subject: a\r\n\r\nb\r\n"}})
-	if x.end != nil || !x.ame {
-		t.Fatalf("end %v ame %v", x.end, x.ame)
+	x := process(t, addr, ocp.ClientConfig{}, []string{"urn:t"}, offer, []part{{Part: ocpsmtp.PartRAWDATA, Payload: "Subject: a\r\n\r\nb\r\n"}})
+	if x.End != nil || !x.AME {
+		t.Fatalf("end %v ame %v", x.End, x.AME)
 	}
 	var got []string
-	for _, m := range x.answers {
+	for _, m := range x.Answers {
 		if m.Name != ocp.MsgDUM || len(m.Payload) != 0 {
 			t.Errorf("unexpected answer %q", ocp.AppendMessage(nil, m))
 		}

@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+
+	"github.com/opes-milter/opes-milter/internal/spool"
 )
 
 // DefaultSpoolThreshold is the size above which a spool moves a message
@@ -34,66 +35,37 @@ func (o SpoolOptions) threshold() int64 {
 var ErrSpoolDone = errors.New("callout: spool already finished")
 
 // Spool collects one message: in memory up to the threshold, then in an
-// unlinked temporary file, so nothing is left on disk if the process dies.
-// It is not safe for concurrent use.
+// unlinked temporary file, so nothing is left on disk if the process dies
+// (the project's one spool, internal/spool, with the state of a message
+// being built). It is not safe for concurrent use.
 type Spool struct {
 	opts SpoolOptions
-	buf  []byte
-	f    *os.File
-	n    int64
+	s    *spool.Spool
 	done bool
 }
 
 // NewSpool returns an empty spool.
-func NewSpool(opts SpoolOptions) *Spool { return &Spool{opts: opts} }
+func NewSpool(opts SpoolOptions) *Spool {
+	return &Spool{opts: opts, s: spool.New(spool.Options{Dir: opts.Dir, Threshold: opts.threshold(), Prefix: "opes-callout-"})}
+}
 
 // Len returns the number of bytes written so far.
-func (s *Spool) Len() int64 { return s.n }
+func (s *Spool) Len() int64 { return s.s.Size() }
 
 // Write appends p.
 func (s *Spool) Write(p []byte) (int, error) {
 	if s.done {
 		return 0, ErrSpoolDone
 	}
-	if s.f == nil && s.opts.threshold() >= 0 && int64(len(s.buf)+len(p)) > s.opts.threshold() {
-		if err := s.toFile(); err != nil {
-			return 0, err
-		}
+	n, err := s.s.Write(p)
+	if err != nil {
+		return n, fmt.Errorf("callout: %w", err)
 	}
-	if s.f != nil {
-		n, err := s.f.Write(p)
-		s.n += int64(n)
-		if err != nil {
-			return n, fmt.Errorf("callout: spool: %w", err)
-		}
-		return n, nil
-	}
-	s.buf = append(s.buf, p...)
-	s.n += int64(len(p))
-	return len(p), nil
+	return n, nil
 }
 
 // WriteString appends str.
 func (s *Spool) WriteString(str string) (int, error) { return s.Write([]byte(str)) }
-
-func (s *Spool) toFile() error {
-	f, err := os.CreateTemp(s.opts.Dir, "opes-callout-*.eml")
-	if err != nil {
-		return fmt.Errorf("callout: spool: %w", err)
-	}
-	// Unlink at once: the open descriptor keeps the data, and nothing
-	// lingers on disk after a crash.
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return fmt.Errorf("callout: spool: %w", err)
-	}
-	if _, err := f.Write(s.buf); err != nil {
-		f.Close()
-		return fmt.Errorf("callout: spool: %w", err)
-	}
-	s.f, s.buf = f, nil
-	return nil
-}
 
 // Message ends writing and returns the collected message. The spool must
 // not be used afterwards.
@@ -102,24 +74,18 @@ func (s *Spool) Message() (*Message, error) {
 		return nil, ErrSpoolDone
 	}
 	s.done = true
-	if f := s.f; f != nil {
-		s.f = nil
-		return &Message{ra: f, size: s.n, file: f, opts: s.opts}, nil
+	mem, f, n := s.s.Detach()
+	if f != nil {
+		return &Message{ra: f, size: n, file: f, opts: s.opts}, nil
 	}
-	b := s.buf
-	s.buf = nil
-	return &Message{ra: bytesReaderAt(b), size: s.n, opts: s.opts}, nil
+	return &Message{ra: bytesReaderAt(mem), size: n, opts: s.opts}, nil
 }
 
 // Discard drops the collected data. It does nothing once Message has
 // been called.
 func (s *Spool) Discard() {
 	s.done = true
-	s.buf = nil
-	if s.f != nil {
-		s.f.Close()
-		s.f = nil
-	}
+	s.s.Close()
 }
 
 type bytesReaderAt []byte
@@ -138,16 +104,6 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// peek returns up to n bytes from the start of the spooled data without
+// Peek returns up to n bytes from the start of the spooled data without
 // finishing the spool.
-func (s *Spool) Peek(n int) ([]byte, error) {
-	if s.f == nil {
-		return s.buf[:min(n, len(s.buf))], nil
-	}
-	b := make([]byte, min(int64(n), s.n))
-	_, err := s.f.ReadAt(b, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	return b, nil
-}
+func (s *Spool) Peek(n int) ([]byte, error) { return s.s.Peek(n) }

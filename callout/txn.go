@@ -57,8 +57,8 @@ func (s *Server) serveTx(ctx context.Context, otx *ocp.ServerTx) {
 			t.raw.Discard()
 		}
 		t.discardParts()
-		if s.Metrics != nil {
-			s.Metrics.ObserveTransaction(t.result, time.Since(t.tx.Start))
+		if s.Observer != nil {
+			s.Observer.ObserveTransaction(t.result, time.Since(t.tx.Start))
 		}
 		t.tx.Logger.Info("transaction done", "result", t.result, "sender", t.tx.Sender.Addr,
 			"rcpts", len(t.tx.Recipients), "elapsed", time.Since(t.tx.Start))

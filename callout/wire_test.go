@@ -1,20 +1,16 @@
 package callout
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/opes-milter/opes-milter/internal/ocptest"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -27,27 +23,12 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden transcripts in testdata/wire")
 
-// wireProc is a scripted processor on one connection to a Server.
+// wireProc is a scripted processor on one connection to a Server, the
+// conversation recorded by ocptest.Wire.
 type wireProc struct {
-	t    *testing.T
-	nc   net.Conn
-	rec  *recorder
-	dec  *ocp.Decoder
-	used int
-	log  bytes.Buffer
-	off  int64 // next original offset of transaction 1
-}
-
-// recorder keeps every octet read from the server.
-type recorder struct {
-	r   io.Reader
-	buf []byte
-}
-
-func (r *recorder) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.buf = append(r.buf, p[:n]...)
-	return n, err
+	t   *testing.T
+	w   *ocptest.Wire
+	off int64 // next original offset of transaction 1
 }
 
 // dialWire serves srv on a loopback port and connects to it.
@@ -69,17 +50,13 @@ func dialWire(t *testing.T, srv *Server) *wireProc {
 	}
 	t.Cleanup(func() { nc.Close() })
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	rec := &recorder{r: nc}
-	return &wireProc{t: t, nc: nc, rec: rec, dec: ocp.NewDecoder(bufio.NewReader(rec), ocp.Limits{})}
+	return &wireProc{t: t, w: ocptest.NewWire(nc, true)}
 }
 
 // send writes one processor message.
 func (w *wireProc) send(m *ocp.Message) {
 	w.t.Helper()
-	b := ocp.AppendMessage(nil, m)
-	w.log.WriteString("P: ")
-	w.log.Write(b)
-	if _, err := w.nc.Write(b); err != nil {
+	if err := w.w.Send(m); err != nil {
 		w.t.Fatal(err)
 	}
 }
@@ -96,18 +73,13 @@ func (w *wireProc) dum(d ocpsmtp.Data, payload string) {
 // recv reads the server's next message and records its exact octets.
 func (w *wireProc) recv() *ocp.Message {
 	w.t.Helper()
-	m, err := w.dec.Decode()
+	m, err := w.w.Recv()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		w.t.Fatalf("reading the server: %v\nso far:\n%s", err, w.log.String())
+		w.t.Fatalf("reading the server: %v\nso far:\n%s", err, w.w.Log())
 	}
-	end := len(w.rec.buf) - w.dec.Buffered()
-	wire := w.rec.buf[w.used:end]
-	w.used = end
-	w.log.WriteString("S: ")
-	w.log.Write(wire)
 	return m
 }
 
@@ -118,7 +90,7 @@ func (w *wireProc) until(name string) []*ocp.Message {
 	for {
 		m := w.recv()
 		if m == nil {
-			w.t.Fatalf("connection ended before %s\nso far:\n%s", name, w.log.String())
+			w.t.Fatalf("connection ended before %s\nso far:\n%s", name, w.w.Log())
 		}
 		out = append(out, m)
 		if m.Name == name {
@@ -128,9 +100,7 @@ func (w *wireProc) until(name string) []*ocp.Message {
 }
 
 // note adds a comment line.
-func (w *wireProc) note(format string, args ...any) {
-	fmt.Fprintf(&w.log, "# "+format+"\n", args...)
-}
+func (w *wireProc) note(format string, args ...any) { w.w.Note(format, args...) }
 
 // handshake negotiates offer for one service group of services and
 // returns the server's answer.
@@ -157,28 +127,5 @@ func (w *wireProc) handshake(services []ocp.Service, offer ocpsmtp.Profile) ocps
 // compare checks the transcript against testdata/wire/name.
 func (w *wireProc) compare(name, comment string) {
 	w.t.Helper()
-	var head strings.Builder
-	for _, l := range strings.Split(strings.TrimSpace(comment), "\n") {
-		head.WriteString("# " + strings.TrimSpace(l) + "\n")
-	}
-	file := append([]byte(head.String()), w.log.Bytes()...)
-	path := filepath.Join("testdata", "wire", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			w.t.Fatal(err)
-		}
-		if err := os.WriteFile(path, file, 0o644); err != nil {
-			w.t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		w.t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if _, err := ocpsmtp.ParseTranscript(want); err != nil {
-		w.t.Fatalf("%s: %v", path, err)
-	}
-	if !bytes.Equal(file, want) {
-		w.t.Fatalf("the conversation differs from %s:\n--- got\n%s\n--- want\n%s", path, file, want)
-	}
+	ocptest.CompareGolden(w.t, filepath.Join("testdata", "wire", name), comment, w.w.Log(), *update)
 }

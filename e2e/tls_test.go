@@ -425,9 +425,9 @@ func TestSpoolFilesPrivate(t *testing.T) {
 }
 
 // openSpoolFiles returns the spool files a process has open, with their
-// modes: opes-milter's are named opes-milter-spool-*, opes-callout's
-// opes-callout-*.eml are unlinked as soon as they are created, and are
-// found through the descriptor.
+// modes: opes-milter's opes-milter-spool-* and opes-callout's
+// opes-callout-* are unlinked as soon as they are created (internal/spool),
+// and are found through the descriptor.
 func openSpoolFiles(pid int) map[string]os.FileMode {
 	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
 	entries, err := os.ReadDir(dir)

@@ -2,7 +2,6 @@ package mapping
 
 import (
 	"log/slog"
-	"strconv"
 	"time"
 )
 
@@ -66,20 +65,4 @@ const (
 // Options is the kind-specific configuration of a callout service.
 type Options interface {
 	Kind() Kind
-}
-
-// Reply is an SMTP reply a service answers with: Code, and Text holding
-// the rest after the code (enhanced status code and text, lines separated
-// by "\r\n").
-type Reply struct {
-	Code int
-	Text string
-}
-
-// String returns the reply as written in the configuration.
-func (r Reply) String() string {
-	if r.Code == 0 {
-		return ""
-	}
-	return strconv.Itoa(r.Code) + " " + r.Text
 }

@@ -1,5 +1,11 @@
 package mapping
 
+import (
+	"fmt"
+
+	"github.com/opes-milter/opes-milter/ocp"
+)
+
 // Service is an OPES service ([services.NAME]): the URI sent to the callout
 // server in SGC, and its parameters.
 type Service struct {
@@ -14,8 +20,11 @@ func (s *Service) name() string { return s.Name }
 // Chain is an ordered list of services applied by one callout server set
 // ([chains.NAME]).
 type Chain struct {
-	Name      string
-	Services  []*Service
+	Name     string
+	Services []*Service
+	// Group is the service group as SGC sends it: the services' URIs and
+	// parameters (sorted by name), in chain order.
+	Group     []ocp.Service
 	Server    *ServerSet
 	OnFailure FailurePolicy
 }
@@ -51,31 +60,38 @@ func (a Action) String() string {
 	return "Action(?)"
 }
 
-// FailureClass is the kind of callout failure a FailurePolicy distinguishes.
+// FailureClass is the kind of callout failure a FailurePolicy
+// distinguishes: the one failure vocabulary of the project. The processor
+// (package bridge) sorts each failed adaptation into one of these and asks
+// the chain's FailurePolicy for the action.
 type FailureClass int
 
-// The failure classes.
+// The failure classes of docs/profile.md and the on_failure table.
 const (
 	// FailConnect: no callout server of the set could be reached, or the
-	// OCP handshake failed.
+	// OCP handshake or negotiation failed.
 	FailConnect FailureClass = iota
-	// FailTimeout: a stage deadline passed.
+	// FailTimeout: a stage deadline passed while waiting for the server.
 	FailTimeout
-	// FailProtocol: the callout server broke OCP (a malformed or
-	// out-of-order message, a failed negotiation).
+	// FailProtocol: the callout server broke OCP or the profile (a
+	// malformed or out-of-order message, an SMTP-Error it was not allowed
+	// to send, a 2xx reply ...).
 	FailProtocol
-	// FailServer: the callout server ended the transaction with an error
-	// result (400 and other non-2xx codes).
+	// FailServer: the callout server ended the transaction or connection
+	// with a failure result (TE/AME/CE 400 and other non-2xx codes).
 	FailServer
+	// FailLocal: a local resource failed (the spool, the disk). It has no
+	// key of its own in on_failure: the server action applies.
+	FailLocal
 )
 
-var failureNames = [...]string{"connect", "timeout", "protocol", "server"}
+var failureNames = [...]string{"connect", "timeout", "protocol", "server", "local"}
 
 func (c FailureClass) String() string {
 	if c >= 0 && int(c) < len(failureNames) {
 		return failureNames[c]
 	}
-	return "FailureClass(?)"
+	return fmt.Sprintf("FailureClass(%d)", int(c))
 }
 
 // FailurePolicy says what to do with a message per failure class.
@@ -92,7 +108,7 @@ func (p FailurePolicy) For(c FailureClass) Action {
 		return p.Timeout
 	case FailProtocol:
 		return p.Protocol
-	case FailServer:
+	case FailServer, FailLocal:
 		return p.Server
 	}
 	return TempFail

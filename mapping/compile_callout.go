@@ -127,32 +127,37 @@ func (b *builder) calloutService(key, name string, table map[string]any) *Callou
 	} else {
 		b.uri(joinPath(key, "uri"), head.URI)
 	}
-	o := &optionsBuilder{builder: b, key: key}
+	s.Options = (&optionsBuilder{builder: b, key: key}).options(raw)
+	return s
+}
+
+// options compiles the raw options of any kind.
+func (o *optionsBuilder) options(raw any) Options {
 	switch r := raw.(type) {
 	case *rawRecipientPolicy:
-		s.Options = o.recipientPolicy(r)
+		return o.recipientPolicy(r)
 	case *rawSenderRewrite:
-		s.Options = o.senderRewrite(r)
+		return o.senderRewrite(r)
 	case *rawHeaderTag:
-		s.Options = o.headerTag(r)
+		return o.headerTag(r)
 	case *rawSubjectTag:
-		s.Options = o.subjectTag(r)
+		return o.subjectTag(r)
 	case *rawDisclaimer:
-		s.Options = o.disclaimer(r)
+		return o.disclaimer(r)
 	case *rawAttachmentFilter:
-		s.Options = o.attachmentFilter(r)
+		return o.attachmentFilter(r)
 	case *rawCommand:
-		s.Options = o.command(r)
+		return o.command(r)
 	case *rawSizeLimit:
-		s.Options = o.sizeLimit(r)
+		return o.sizeLimit(r)
 	case *rawSpamd:
-		s.Options = o.spamd(r)
+		return o.spamd(r)
 	case *rawRspamd:
-		s.Options = o.rspamd(r)
+		return o.rspamd(r)
 	case *rawAuthVerify:
-		s.Options = o.authVerify(r)
+		return o.authVerify(r)
 	case *rawDKIMSign:
-		s.Options = o.dkimSign(r)
+		return o.dkimSign(r)
 	}
-	return s
+	return nil
 }

@@ -1,5 +1,7 @@
 package mapping
 
+import "github.com/opes-milter/opes-milter/ocp"
+
 func (b *builder) servers(raw map[string]rawServer) {
 	for _, name := range sortedKeys(raw) {
 		r, key := raw[name], joinPath("servers", name)
@@ -122,6 +124,7 @@ func (b *builder) chains(raw map[string]rawChain) {
 			default:
 				seen[sn] = i
 				c.Services = append(c.Services, s)
+				c.Group = append(c.Group, ocp.Service{URI: s.URI, Params: serviceParams(s.Params)})
 			}
 		}
 		c.Server = b.chainServer(key, r.Server, servers)
@@ -146,4 +149,14 @@ func (b *builder) chainServer(key, name string, servers map[string]*ServerSet) *
 		b.errorf(ErrReference, joinPath(key, "server"), "no server set %q (%s)", name, defined("server set", servers))
 	}
 	return s
+}
+
+// serviceParams returns a service's parameters as sent in SGC, sorted by
+// name.
+func serviceParams(m map[string]string) []ocp.Param {
+	out := make([]ocp.Param, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		out = append(out, ocp.NewParam(k, ocp.Atom(m[k])))
+	}
+	return out
 }

@@ -26,7 +26,7 @@ func (b *builder) milter(m *rawMilter) {
 	seen := make(map[string]int)
 	for i, s := range m.Listen {
 		key := indexPath("milter.listen", i)
-		sock, err := parseSocket(s)
+		sock, err := ParseSocket(s)
 		if err != nil {
 			b.errorf(ErrValue, key, "%q: %v", s, err)
 			continue

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // optionsBuilder compiles the kind-specific options of one callout
@@ -16,7 +18,7 @@ type optionsBuilder struct {
 
 func (o *optionsBuilder) k(name string) string { return joinPath(o.key, name) }
 
-func (o *optionsBuilder) reply(name, s string) Reply {
+func (o *optionsBuilder) reply(name, s string) ocpsmtp.Reply {
 	r, err := parseReply(s)
 	if err != nil {
 		o.errorf(ErrValue, o.k(name), "%v", err)

@@ -4,15 +4,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-)
 
-// exclusive are the pairs of parts draft-ietf-opes-smtp-00 §3.1 forbids
-// in one OCP transaction.
-var exclusive = [...][2]Part{
-	{PartRAWDATA, PartALLHEADERS}, {PartRAWDATA, PartSINGLEHEADERS},
-	{PartRAWDATA, PartBODY}, {PartRAWDATA, PartSECTIONS},
-	{PartALLHEADERS, PartSINGLEHEADERS}, {PartBODY, PartSECTIONS},
-}
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
 
 func (b *builder) routes(raw []rawRoute) {
 	if len(raw) == 0 {
@@ -58,22 +52,22 @@ func (b *builder) routes(raw []rawRoute) {
 // milter can see and change.
 func (b *builder) parts(key string, r *rawRoute, rt *Route) {
 	akey, ikey := joinPath(key, "adaptive"), joinPath(key, "informative")
-	where := make(map[Part]string) // part → key of its entry
-	for i, p := range r.Adaptive {
-		pkey := indexPath(akey, i)
+	where := make(map[ocpsmtp.Part]string) // part → key of its entry
+	for i, rp := range r.Adaptive {
+		p, pkey := ocpsmtp.Part(rp), indexPath(akey, i)
 		switch {
 		case p == "": // not decoded
 		case where[p] != "":
 			b.errorf(ErrConflict, pkey, "%s is listed twice", p)
-		case p == PartIP || p == PartHELO || p == PartEHLO:
+		case p == ocpsmtp.PartIP || p == ocpsmtp.PartHELO || p == ocpsmtp.PartEHLO:
 			b.errorf(ErrValue, pkey, "%s cannot be adaptive: a milter cannot change it; make it informative", p)
 		default:
 			where[p] = pkey
 			rt.Adaptive = append(rt.Adaptive, p)
 		}
 	}
-	for i, p := range r.Informative {
-		pkey := indexPath(ikey, i)
+	for i, rp := range r.Informative {
+		p, pkey := ocpsmtp.Part(rp), indexPath(ikey, i)
 		switch {
 		case p == "":
 		case strings.HasPrefix(where[p], akey+"["):
@@ -85,10 +79,14 @@ func (b *builder) parts(key string, r *rawRoute, rt *Route) {
 			rt.Informative = append(rt.Informative, p)
 		}
 	}
-	for _, pair := range exclusive {
-		k0, k1 := where[pair[0]], where[pair[1]]
-		if k0 != "" && k1 != "" {
-			b.errorf(ErrConflict, later(b.errs.pos, k0, k1), "%s and %s are mutually exclusive in one transaction (draft-ietf-opes-smtp-00 §3.1)", pair[0], pair[1])
+	// The draft's mutually exclusive pairs (ocpsmtp.CheckExclusive), each
+	// reported at its later entry.
+	for i, p := range routeParts {
+		for _, q := range routeParts[i+1:] {
+			k0, k1 := where[p], where[q]
+			if k0 != "" && k1 != "" && ocpsmtp.CheckExclusive([]ocpsmtp.Part{p, q}) != nil {
+				b.errorf(ErrConflict, later(b.errs.pos, k0, k1), "%s and %s are mutually exclusive in one transaction (draft-ietf-opes-smtp-00 §3.1)", p, q)
+			}
 		}
 	}
 	if len(rt.Adaptive)+len(rt.Informative) == 0 && len(r.Adaptive)+len(r.Informative) == 0 {
@@ -98,7 +96,7 @@ func (b *builder) parts(key string, r *rawRoute, rt *Route) {
 	sortParts(rt.Informative)
 
 	hkey := joinPath(key, "header_list")
-	if len(r.HeaderList) > 0 && where[PartSINGLEHEADERS] == "" {
+	if len(r.HeaderList) > 0 && where[ocpsmtp.PartSINGLEHEADERS] == "" {
 		b.errorf(ErrConflict, hkey, "needs the SINGLEHEADERS part")
 	}
 	for i, h := range r.HeaderList {
@@ -109,7 +107,7 @@ func (b *builder) parts(key string, r *rawRoute, rt *Route) {
 			b.errorf(ErrValue, indexPath(hkey, i), `%v (or "*" for all headers)`, err)
 		}
 	}
-	if where[PartSINGLEHEADERS] != "" {
+	if where[ocpsmtp.PartSINGLEHEADERS] != "" {
 		rt.HeaderList = r.HeaderList
 		if len(rt.HeaderList) == 0 {
 			rt.HeaderList = []string{"*"}
@@ -126,9 +124,9 @@ func later(p positions, k0, k1 string) string {
 	return k1
 }
 
-func sortParts(list []Part) {
-	slices.SortFunc(list, func(a, b Part) int {
-		return slices.Index(partOrder[:], a) - slices.Index(partOrder[:], b)
+func sortParts(list []ocpsmtp.Part) {
+	slices.SortFunc(list, func(a, b ocpsmtp.Part) int {
+		return slices.Index(routeParts[:], a) - slices.Index(routeParts[:], b)
 	})
 }
 

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"log/slog"
+	"reflect"
 	"time"
 )
 
@@ -52,10 +53,31 @@ const (
 	DefaultCommandMaxOutput        = 64 << 20 // 64MiB
 	DefaultRecipientReply          = "550 5.1.1 Recipient address rejected"
 	DefaultAttachmentReply         = "554 5.7.1 Message contains a forbidden attachment"
-	DefaultAttachmentReplacement   = "An attachment was removed by the mail filter."
+	DefaultAttachmentReplacement   = "The attachment \"{filename}\" ({type}, {size} bytes) was removed by the mail filter."
 	DefaultCommandReply            = "550 5.7.1 Message rejected by content filter"
 	DefaultSizeLimitReply          = "552 5.3.4 Message size exceeds fixed maximum message size"
+	// DefaultCommandTempFailReply answers a message the command service
+	// could not check (the program failed, or its status maps to
+	// "tempfail"); it has no key.
+	DefaultCommandTempFailReply = "451 4.7.1 Message could not be checked, try again later"
 )
+
+// DefaultOptions returns the options of a callout service of kind k whose
+// table sets no key but uri and kind: every default of the kind, compiled
+// as the configuration compiles it (what "check" reports for such a
+// table). Keys the kind requires (a command's argv, a size limit's max)
+// stay zero. It returns nil for an unknown kind. The built-in services
+// (package callout/builtin) take what their options leave zero from here,
+// so the defaults live in this file only.
+func DefaultOptions(k Kind) Options {
+	raw := newRawOptions(k)
+	if raw == nil {
+		return nil
+	}
+	setDefaults(reflect.ValueOf(raw).Elem())
+	b := &builder{errs: &errList{}, cfg: &Config{}}
+	return (&optionsBuilder{builder: b, key: "callout.services.default"}).options(raw)
+}
 
 func (m *rawMilter) setDefaults() {
 	m.Listen = []string{DefaultListen}

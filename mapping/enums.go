@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // The decodeTOML methods of this file let raw structs hold the compiled
@@ -49,24 +51,27 @@ func (p *Profile) decodeTOML(v any) error {
 	return err
 }
 
-func (p *Part) decodeTOML(v any) error {
+// rawPart is a part as written in a route, checked while decoding.
+type rawPart ocpsmtp.Part
+
+func (p *rawPart) decodeTOML(v any) error {
 	s, ok := v.(string)
 	if !ok {
 		return &typeError{"a part name", v}
 	}
-	switch up := Part(strings.ToUpper(s)); {
-	case slices.Contains(partOrder[:], Part(s)):
-		*p = Part(s)
+	switch up := ocpsmtp.Part(strings.ToUpper(s)); {
+	case slices.Contains(routeParts[:], ocpsmtp.Part(s)):
+		*p = rawPart(s)
 		return nil
-	case slices.Contains(partOrder[:], up):
+	case slices.Contains(routeParts[:], up):
 		return fmt.Errorf("unknown part %q (parts are upper case: %q)", s, string(up))
 	case up == "DATA" || up == "RSET" || up == "QUIT":
 		return fmt.Errorf("%s is not a part: the draft forbids DATA, RSET and QUIT (the message is RAWDATA, or ALLHEADERS or SINGLEHEADERS with BODY or SECTIONS)", up)
 	case up == "VRFY" || up == "EXPN":
 		return fmt.Errorf("%s never reaches a milter: the MTA answers it itself", up)
 	}
-	names := make([]string, len(partOrder))
-	for i, p := range partOrder {
+	names := make([]string, len(routeParts))
+	for i, p := range routeParts {
 		names[i] = string(p)
 	}
 	return fmt.Errorf("unknown part %q (want one of %s)", s, strings.Join(names, ", "))

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // Format prints the compiled configuration readably, for "opes-milter
@@ -54,7 +56,7 @@ func (c *Config) formatMilter(p *printer) {
 		p.field("non-SMTP", "daemon names %s (recipients deleted, never refused at RCPT)", strings.Join(m.NonSMTPDaemons, ", "))
 	}
 	p.field("messages", "up to %s adapted (larger: %s); spooled to %s above %s",
-		formatSize(m.MaxMessageSize), m.Oversize, orDefault(m.SpoolDir, "the temporary directory"), formatSize(m.SpoolMemory))
+		FormatSize(m.MaxMessageSize), m.Oversize, orDefault(m.SpoolDir, "the temporary directory"), FormatSize(m.SpoolMemory))
 	t := &m.Timeouts
 	p.field("deadlines", "connect %v, helo %v, mail %v, rcpt %v, data %v, end of message %v (progress every %v)",
 		t.Connect, t.Helo, t.Mail, t.Rcpt, t.Data, t.EndOfMessage, t.ProgressInterval)
@@ -154,7 +156,26 @@ func (c *Callout) format(p *printer) {
 	}
 	for _, s := range c.Services {
 		p.field("service", "%s <%s> %s", s.Name, s.URI, s.Kind)
+		if d := describeOptions(s.Options); d != "" {
+			p.field("", "%s", d)
+		}
 	}
+}
+
+// describeOptions prints the settings of a service that have a default
+// (replies, timeouts, limits, actions), as the service applies them.
+func describeOptions(o Options) string {
+	switch o := o.(type) {
+	case *RecipientPolicy:
+		return "reply " + strconv.Quote(o.Reply.String())
+	case *AttachmentFilter:
+		return fmt.Sprintf("action %s, signed %s, reply %q, replacement %q", o.Action, o.Signed, o.Reply.String(), o.Replacement)
+	case *Command:
+		return fmt.Sprintf("timeout %v, default %s, reply %q, max output %s", o.Timeout, o.Default, o.Reply.String(), FormatSize(o.MaxOutput))
+	case *SizeLimit:
+		return fmt.Sprintf("max %s, reply %q", FormatSize(o.Max), o.Reply.String())
+	}
+	return ""
 }
 
 // String describes the match: "any connection", or its conditions.
@@ -199,7 +220,7 @@ func formatParams(m map[string]string) string {
 	return " {" + strings.Join(kv, ", ") + "}"
 }
 
-func joinParts(list []Part) string {
+func joinParts(list []ocpsmtp.Part) string {
 	if len(list) == 0 {
 		return "none"
 	}

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 func TestServerChainKeys(t *testing.T) {
@@ -63,7 +65,7 @@ func TestRouteKeys(t *testing.T) {
 				r := c.Routes[0]
 				return []any{r.Name, r.Index, r.Profile, r.Chain.Name, r.Adaptive, r.Informative, r.HeaderList, r.Match.IsEmpty()}
 			},
-			[]any{"route-1", 0, Receiver, "c", []Part{PartRCPT}, []Part(nil), []string(nil), true}},
+			[]any{"route-1", 0, Receiver, "c", []ocpsmtp.Part{ocpsmtp.PartRCPT}, []ocpsmtp.Part(nil), []string(nil), true}},
 		{"route keys", fill(`[[routes]]
 name = "outbound"
 profile = "sender"
@@ -75,7 +77,7 @@ header_list = ["From", "*"]`),
 				r := c.Routes[0]
 				return []any{r.Name, r.Profile, r.Adaptive, r.Informative, r.HeaderList}
 			},
-			[]any{"outbound", Sender, []Part{PartMAIL, PartSINGLEHEADERS, PartSECTIONS}, []Part{PartIP, PartEHLO, PartRCPT}, []string{"From", "*"}}},
+			[]any{"outbound", Sender, []ocpsmtp.Part{ocpsmtp.PartMAIL, ocpsmtp.PartSINGLEHEADERS, ocpsmtp.PartSECTIONS}, []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartEHLO, ocpsmtp.PartRCPT}, []string{"From", "*"}}},
 		{"header_list default", fill(route + "informative = [\"SINGLEHEADERS\", \"BODY\"]"),
 			func(c *Config) any { return c.Routes[0].HeaderList }, []string{"*"}},
 		{"match keys", fill(route + `adaptive = ["RCPT"]
@@ -142,11 +144,11 @@ aliases = { "Old@example.com" = "new@example.com" }`,
 				Deny: []string{"blocked@example.com"}, DenyDomains: []string{"spam.example"},
 				DenyPatterns: []*regexp.Regexp{regexp.MustCompile("^test-.*@")},
 				Allow:        []string{"postmaster@spam.example"}, AllowDomains: []string{".ok.example"},
-				Reply: Reply{550, "5.1.1 <{rcpt}>: no"}, Aliases: map[string]string{"old@example.com": "new@example.com"},
+				Reply: ocpsmtp.Reply{Code: 550, Text: "5.1.1 <{rcpt}>: no"}, Aliases: map[string]string{"old@example.com": "new@example.com"},
 			}},
 		{"recipient-policy default reply", svc("recipient-policy") + "deny = [\"a@example.com\"]",
 			func(c *Config) any { return c.Callout.Services[0].Options.(*RecipientPolicy).Reply },
-			Reply{550, "5.1.1 Recipient address rejected"}},
+			ocpsmtp.Reply{Code: 550, Text: "5.1.1 Recipient address rejected"}},
 		{"sender-rewrite", svc("sender-rewrite") + "addresses = { \"a@x.example\" = \"b@y.example\" }\ndomains = { \"Old.example\" = \"new.example\" }",
 			opts, &SenderRewrite{Addresses: map[string]string{"a@x.example": "b@y.example"}, Domains: map[string]string{"old.example": "new.example"}}},
 		{"header-tag", svc("header-tag") + "headers = { X-B = \"2\", X-A = \"{service} at {time}\" }",
@@ -162,10 +164,10 @@ replacement = "removed"
 reply = "552 5.3.4 no"
 signed = "reject"`,
 			opts, &AttachmentFilter{Extensions: []string{".exe", ".scr"}, ContentTypes: []string{"application/x-msdownload", "video/*"},
-				MaxSize: 5 << 20, Action: "replace", Replacement: "removed", Reply: Reply{552, "5.3.4 no"}, Signed: "reject"}},
+				MaxSize: 5 << 20, Action: "replace", Replacement: "removed", Reply: ocpsmtp.Reply{Code: 552, Text: "5.3.4 no"}, Signed: "reject"}},
 		{"attachment-filter defaults", svc("attachment-filter") + "max_size = 1",
 			opts, &AttachmentFilter{MaxSize: 1, Action: "remove", Replacement: DefaultAttachmentReplacement,
-				Reply: Reply{554, "5.7.1 Message contains a forbidden attachment"}, Signed: "pass"}},
+				Reply: ocpsmtp.Reply{Code: 554, Text: "5.7.1 Message contains a forbidden attachment"}, Signed: "pass"}},
 		{"command", svc("command") + `argv = ["spamc", "-E"]
 timeout = "20s"
 exit_codes = { 0 = "pass", 1 = "reject" }
@@ -173,12 +175,12 @@ default = "replace"
 reply = "550 5.7.1 spam"
 max_output = "1MiB"`,
 			opts, &Command{Argv: []string{"spamc", "-E"}, Timeout: 20 * time.Second, ExitCodes: map[int]string{0: "pass", 1: "reject"},
-				Default: "replace", Reply: Reply{550, "5.7.1 spam"}, MaxOutput: 1 << 20}},
+				Default: "replace", Reply: ocpsmtp.Reply{Code: 550, Text: "5.7.1 spam"}, MaxOutput: 1 << 20}},
 		{"command defaults", svc("command") + "argv = [\"cat\"]",
 			opts, &Command{Argv: []string{"cat"}, Timeout: DefaultCommandTimeout, ExitCodes: map[int]string{}, Default: "tempfail",
-				Reply: Reply{550, "5.7.1 Message rejected by content filter"}, MaxOutput: DefaultCommandMaxOutput}},
-		{"size-limit", svc("size-limit") + "max = \"10MB\"\nreply = \"552 too big\"", opts, &SizeLimit{Max: 10e6, Reply: Reply{552, "too big"}}},
+				Reply: ocpsmtp.Reply{Code: 550, Text: "5.7.1 Message rejected by content filter"}, MaxOutput: DefaultCommandMaxOutput}},
+		{"size-limit", svc("size-limit") + "max = \"10MB\"\nreply = \"552 too big\"", opts, &SizeLimit{Max: 10e6, Reply: ocpsmtp.Reply{Code: 552, Text: "too big"}}},
 		{"size-limit default reply", svc("size-limit") + "max = 1",
-			opts, &SizeLimit{Max: 1, Reply: Reply{552, "5.3.4 Message size exceeds fixed maximum message size"}}},
+			opts, &SizeLimit{Max: 1, Reply: ocpsmtp.Reply{Code: 552, Text: "5.3.4 Message size exceeds fixed maximum message size"}}},
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 func TestMailKeys(t *testing.T) {
@@ -14,7 +16,7 @@ func TestMailKeys(t *testing.T) {
 			Backend: Backend{Address: "127.0.0.1:783", Timeout: 30 * time.Second, MaxConns: 8},
 			MaxSize: 512 << 10, Request: "SYMBOLS", HeaderPrefix: "X-Spam-", Tag: 2, Tag2: 6.2, Kill: 6.9,
 			Tag2Actions: []string{"subject"}, SubjectPrefix: "***SPAM***", KillAction: "reject",
-			Reply: Reply{550, "5.7.1 Message rejected as spam"}, DKIM: "skip"}},
+			Reply: ocpsmtp.Reply{Code: 550, Text: "5.7.1 Message rejected as spam"}, DKIM: "skip"}},
 		{"spamd", svc("spamd") + `address = "unix:/run/spamd.sock"
 timeout = "10s"
 max_connections = 2
@@ -34,15 +36,15 @@ dkim = "modify"`, opts, &Spamd{
 			Backend: Backend{Address: "unix:/run/spamd.sock", Timeout: 10 * time.Second, MaxConns: 2},
 			MaxSize: 1 << 20, User: "mail", Request: "REPORT", Compress: true, HeaderPrefix: "X-SA-",
 			Tag: -999, Tag2: 5, Kill: 10.5, Tag2Actions: []string{"subject", "quarantine"}, SubjectPrefix: "[SPAM]",
-			KillAction: "quarantine", Reply: Reply{554, "5.7.1 no"}, DKIM: "modify"}},
+			KillAction: "quarantine", Reply: ocpsmtp.Reply{Code: 554, Text: "5.7.1 no"}, DKIM: "modify"}},
 		{"rspamd defaults", svc("rspamd"), opts, &Rspamd{
 			Backend: Backend{Address: "127.0.0.1:11333", Timeout: 30 * time.Second, MaxConns: 8},
 			MaxSize: 20 << 20, Greylist: "accept", SpamHeader: "X-Spam", SubjectPrefix: "***SPAM***",
-			RejectReply: Reply{550, "5.7.1 Message rejected as spam"}, TempfailReply: Reply{451, "4.7.1 Try again later"},
+			RejectReply: ocpsmtp.Reply{Code: 550, Text: "5.7.1 Message rejected as spam"}, TempfailReply: ocpsmtp.Reply{Code: 451, Text: "4.7.1 Try again later"},
 			MaxResponse: 1 << 20, DKIM: "skip"}},
 		{"auth-verify defaults", svc("auth-verify") + `authserv_id = "mx.example.com"`, opts, &AuthVerify{
 			AuthservID: "mx.example.com", Timeout: 10 * time.Second, MaxSignatures: 5, DKIM: true, SPF: true, DMARC: true,
-			DMARCReject: "none", Reply: Reply{550, "5.7.1 Rejected by the sender domain's DMARC policy"}}},
+			DMARCReject: "none", Reply: ocpsmtp.Reply{Code: 550, Text: "5.7.1 Rejected by the sender domain's DMARC policy"}}},
 	})
 }
 

@@ -3,6 +3,8 @@ package mapping
 import (
 	"regexp"
 	"time"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // RecipientPolicy rejects or rewrites recipients (kind recipient-policy).
@@ -17,7 +19,7 @@ type RecipientPolicy struct {
 	Allow        []string
 	AllowDomains []string
 	// Reply answers a denied recipient.
-	Reply Reply
+	Reply ocpsmtp.Reply
 	// Aliases rewrite a recipient address into another.
 	Aliases map[string]string
 }
@@ -74,7 +76,7 @@ type AttachmentFilter struct {
 	// removed) or "reject" (the whole message, with Reply).
 	Action      string
 	Replacement string
-	Reply       Reply
+	Reply       ocpsmtp.Reply
 	// Signed is what happens to a signed message (multipart/signed,
 	// S/MIME) that holds a matching attachment: "reject" or "pass"
 	// (left unchanged, since changing it breaks the signature).
@@ -90,7 +92,7 @@ type Command struct {
 	// (with Reply) or "tempfail". Default applies to the other statuses.
 	ExitCodes map[int]string
 	Default   string
-	Reply     Reply
+	Reply     ocpsmtp.Reply
 	// MaxOutput bounds the program's output.
 	MaxOutput int64
 }
@@ -98,7 +100,7 @@ type Command struct {
 // SizeLimit rejects messages larger than Max (kind size-limit).
 type SizeLimit struct {
 	Max   int64
-	Reply Reply
+	Reply ocpsmtp.Reply
 }
 
 // Kind implements Options.

@@ -1,6 +1,10 @@
 package mapping
 
-import "time"
+import (
+	"time"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
 
 // The spam and authentication kinds of callout services: spamd, rspamd,
 // auth-verify and dkim-sign.
@@ -59,7 +63,7 @@ type Spamd struct {
 	SubjectPrefix string
 	// KillAction is "reject" (with Reply) or "quarantine".
 	KillAction string
-	Reply      Reply
+	Reply      ocpsmtp.Reply
 	// DKIM is DKIMSkip or DKIMModify, for the subject prefix.
 	DKIM string
 }
@@ -90,7 +94,7 @@ type Rspamd struct {
 	HeaderPrefix string
 	// RejectReply and TempfailReply answer reject and soft reject when
 	// rspamd gives no message of its own.
-	RejectReply, TempfailReply Reply
+	RejectReply, TempfailReply ocpsmtp.Reply
 	// MaxResponse bounds rspamd's JSON answer.
 	MaxResponse int64
 	DKIM        string
@@ -114,7 +118,7 @@ type AuthVerify struct {
 	// DMARCReject is what a DMARC failure of a domain publishing
 	// p=reject does: "none" (only reported) or "reject" (with Reply).
 	DMARCReject string
-	Reply       Reply
+	Reply       ocpsmtp.Reply
 }
 
 // DKIMSign signs outbound messages (kind dkim-sign).

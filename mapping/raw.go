@@ -104,13 +104,13 @@ type rawFailure struct {
 }
 
 type rawRoute struct {
-	Name        string   `toml:"name"`
-	Profile     Profile  `toml:"profile"`
-	Chain       string   `toml:"chain"`
-	Adaptive    []Part   `toml:"adaptive"`
-	Informative []Part   `toml:"informative"`
-	HeaderList  []string `toml:"header_list"`
-	Match       rawMatch `toml:"match"`
+	Name        string    `toml:"name"`
+	Profile     Profile   `toml:"profile"`
+	Chain       string    `toml:"chain"`
+	Adaptive    []rawPart `toml:"adaptive"`
+	Informative []rawPart `toml:"informative"`
+	HeaderList  []string  `toml:"header_list"`
+	Match       rawMatch  `toml:"match"`
 }
 
 type rawMatch struct {

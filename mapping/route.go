@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // Profile is the OCP/SMTP profile a route negotiates.
@@ -33,28 +35,12 @@ func (p Profile) URI() string {
 	return "http://iana.org/opes/ocp/SMTP/receiver"
 }
 
-// Part is an application message part of the SMTP profile, spelt as the
-// atom sent in Adaptive-Parts and Informative-Parts.
-type Part string
-
-// The parts of draft-ietf-opes-smtp-00 §3.1 that a milter can see, plus
-// IP, the client address the draft's examples use without defining it.
-const (
-	PartIP            Part = "IP"
-	PartEHLO          Part = "EHLO"
-	PartHELO          Part = "HELO"
-	PartMAIL          Part = "MAIL"
-	PartRCPT          Part = "RCPT"
-	PartRAWDATA       Part = "RAWDATA"
-	PartALLHEADERS    Part = "ALLHEADERS"
-	PartSINGLEHEADERS Part = "SINGLEHEADERS"
-	PartBODY          Part = "BODY"
-	PartSECTIONS      Part = "SECTIONS"
-)
-
-// partOrder is the canonical order: the order of the SMTP transaction.
-var partOrder = [...]Part{PartIP, PartEHLO, PartHELO, PartMAIL, PartRCPT,
-	PartRAWDATA, PartALLHEADERS, PartSINGLEHEADERS, PartBODY, PartSECTIONS}
+// routeParts are the parts a route may offer, in the order of the SMTP
+// transaction: the parts of draft-ietf-opes-smtp-00 §3.1 that a milter can
+// see (not VRFY or EXPN), plus IP. The Part type is ocpsmtp's.
+var routeParts = [...]ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartEHLO, ocpsmtp.PartHELO, ocpsmtp.PartMAIL,
+	ocpsmtp.PartRCPT, ocpsmtp.PartRAWDATA, ocpsmtp.PartALLHEADERS, ocpsmtp.PartSINGLEHEADERS,
+	ocpsmtp.PartBODY, ocpsmtp.PartSECTIONS}
 
 // Route chooses the profile, the chain and the parts for the connections
 // and messages it matches ([[routes]]).
@@ -67,18 +53,24 @@ type Route struct {
 	// Adaptive and Informative are the parts offered in NO, in the order
 	// of the SMTP transaction. They are disjoint and free of the draft's
 	// mutually exclusive pairs.
-	Adaptive, Informative []Part
+	Adaptive, Informative []ocpsmtp.Part
 	// HeaderList are the header names offered when SINGLEHEADERS is a
 	// part ("*" means all); nil otherwise.
 	HeaderList []string
 	Match      Match
 }
 
+// Offer returns the profile the route offers in NO: its profile's URI, its
+// parts and header list.
+func (r *Route) Offer() ocpsmtp.Profile {
+	return ocpsmtp.Profile{URI: r.Profile.URI(), Adaptive: r.Adaptive, Informative: r.Informative, HeaderList: r.HeaderList}
+}
+
 // Has reports whether the route offers part p, adaptive or informative.
-func (r *Route) Has(p Part) bool { return r.IsAdaptive(p) || slices.Contains(r.Informative, p) }
+func (r *Route) Has(p ocpsmtp.Part) bool { return r.IsAdaptive(p) || slices.Contains(r.Informative, p) }
 
 // IsAdaptive reports whether the route offers part p as adaptive.
-func (r *Route) IsAdaptive(p Part) bool { return slices.Contains(r.Adaptive, p) }
+func (r *Route) IsAdaptive(p ocpsmtp.Part) bool { return slices.Contains(r.Adaptive, p) }
 
 // SkipRule names messages that bypass adaptation entirely; they are traced
 // as skipped ([[skip]]).

@@ -3,6 +3,8 @@ package mapping
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 func TestMatch(t *testing.T) {
@@ -98,7 +100,7 @@ non_smtp = true`))
 			t.Errorf("Skip(%+v) = %v, %v; want %q", tc.facts, s, ok, tc.skip)
 		}
 	}
-	if r := c.Routes[2]; !r.IsAdaptive(PartRAWDATA) || r.IsAdaptive(PartIP) || !r.Has(PartRCPT) || r.Has(PartMAIL) {
+	if r := c.Routes[2]; !r.IsAdaptive(ocpsmtp.PartRAWDATA) || r.IsAdaptive(ocpsmtp.PartIP) || !r.Has(ocpsmtp.PartRCPT) || r.Has(ocpsmtp.PartMAIL) {
 		t.Errorf("part queries wrong for %+v", r)
 	}
 	if got := c.Routes[0].Profile.URI(); got != "http://iana.org/opes/ocp/SMTP/sender" {

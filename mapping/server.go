@@ -5,8 +5,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"time"
+
+	"github.com/opes-milter/opes-milter/ocp"
 )
 
 // Strategy is how a server set spreads transactions over its addresses.
@@ -48,6 +51,24 @@ type ServerSet struct {
 }
 
 func (s *ServerSet) name() string { return s.Name }
+
+// RoundRobin reports whether transactions are spread over the addresses
+// (else the first healthy one takes them).
+func (s *ServerSet) RoundRobin() bool { return s.Strategy == RoundRobin }
+
+// ClientConfig returns the OCP client settings of the set: the dial and
+// handshake timeouts, and TLS when configured.
+func (s *ServerSet) ClientConfig() (ocp.ClientConfig, error) {
+	c := ocp.ClientConfig{HandshakeTimeout: s.HandshakeTimeout, Dialer: &net.Dialer{Timeout: s.ConnectTimeout}}
+	if s.TLS != nil {
+		tc, err := s.TLS.ClientConfig()
+		if err != nil {
+			return ocp.ClientConfig{}, fmt.Errorf("server set %q: %w", s.Name, err)
+		}
+		c.TLS = tc
+	}
+	return c, nil
+}
 
 // TLS holds TLS settings: for a callout server set (client side) or for
 // the opes-callout listener (server side). File names are as given in the

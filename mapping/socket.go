@@ -9,16 +9,18 @@ import (
 	"strings"
 )
 
-// Socket is a milter listening socket.
+// Socket is a milter listening socket: the one socket type of the project
+// (package milter listens on it).
 type Socket struct {
 	// Network is "tcp", "tcp6" or "unix", as net.Listen takes it.
 	Network string
 	// Address is host:port for tcp and tcp6, the path for unix.
 	Address string
-	// Mode is the permission of a unix socket file; 0 for tcp.
+	// Mode is the permission of a unix socket file; 0 for tcp (and, for a
+	// Socket not built by the configuration, DefaultSocketMode).
 	Mode os.FileMode
-	// Owner is "user" or "user:group" for a unix socket file, "" to leave
-	// the owner alone.
+	// Owner is "user", "user:group" or ":group" for a unix socket file, ""
+	// to leave the owner alone.
 	Owner string
 }
 
@@ -35,10 +37,17 @@ func (s Socket) String() string {
 	}
 }
 
-// parseSocket parses a socket in Postfix syntax. Sendmail's "local:" is
-// taken as a synonym of "unix:"; Sendmail's "port@host" form is refused
-// with a hint.
-func parseSocket(s string) (Socket, error) {
+// ParseSocket parses a milter socket as Postfix or Sendmail write it:
+//
+//   - inet:host:port, with an IPv6 address in brackets (inet:[::1]:8890);
+//   - inet6:[addr]:port (or inet6:addr:port), an IPv6 address;
+//   - inet:port@host and inet6:port@host, Sendmail's form (as clamav-milter
+//     and OpenDKIM accept it), the host optionally in brackets;
+//   - unix:/path, and Sendmail's local:/path.
+//
+// Port 0 asks the system for a free port. A host is an IPv4 address, an
+// IPv6 address or a DNS name; use 0.0.0.0 or [::] for all addresses.
+func ParseSocket(s string) (Socket, error) {
 	kind, rest, ok := strings.Cut(s, ":")
 	if !ok {
 		return Socket{}, errors.New(`want inet:host:port, inet6:[addr]:port or unix:/path`)
@@ -53,14 +62,16 @@ func parseSocket(s string) (Socket, error) {
 		}
 		return Socket{Network: "unix", Address: rest}, nil
 	case "inet", "inet6":
-		if strings.Contains(rest, "@") {
-			return Socket{}, errors.New(`this is Sendmail's port@host form; write inet:host:port`)
+		var host, port string
+		if p, h, sendmail := strings.Cut(rest, "@"); sendmail {
+			host, port = h, p
+		} else {
+			i := strings.LastIndexByte(rest, ':')
+			if i < 0 {
+				return Socket{}, errors.New("missing :port")
+			}
+			host, port = rest[:i], rest[i+1:]
 		}
-		i := strings.LastIndexByte(rest, ':')
-		if i < 0 {
-			return Socket{}, errors.New("missing :port")
-		}
-		host, port := rest[:i], rest[i+1:]
 		if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
 			host = host[1 : len(host)-1]
 		}

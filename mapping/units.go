@@ -49,7 +49,7 @@ func (z *size) decodeTOML(v any) error {
 		*z = size(v)
 		return nil
 	case string:
-		n, err := parseSize(v)
+		n, err := ParseSize(v)
 		if err != nil {
 			return err
 		}
@@ -59,7 +59,9 @@ func (z *size) decodeTOML(v any) error {
 	return &typeError{`a size like 1048576 or "1MiB"`, v}
 }
 
-func parseSize(s string) (int64, error) {
+// ParseSize parses a size as the configuration writes it: a byte count
+// with an optional unit, "1048576", "512KB" (1000s) or "10MiB" (1024s).
+func ParseSize(s string) (int64, error) {
 	num, mult := strings.TrimSpace(s), int64(1)
 	for _, u := range sizeUnits {
 		if strings.HasSuffix(num, u.name) {
@@ -77,8 +79,8 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-// formatSize prints a size with the largest binary unit that divides it.
-func formatSize(n int64) string {
+// FormatSize prints a size with the largest binary unit that divides it.
+func FormatSize(n int64) string {
 	switch {
 	case n >= 1<<30 && n%(1<<30) == 0:
 		return strconv.FormatInt(n>>30, 10) + "GiB"

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 func TestParseSize(t *testing.T) {
@@ -17,14 +19,14 @@ func TestParseSize(t *testing.T) {
 		{"3 MB", 3e6, false}, {"50MiB", 50 << 20, false}, {"2GB", 2e9, false}, {"1GiB", 1 << 30, false},
 		{"", 0, true}, {"MiB", 0, true}, {"-1KB", 0, true}, {"1.5MB", 0, true}, {"1kb", 0, true}, {"1TB", 0, true},
 	} {
-		got, err := parseSize(tc.in)
+		got, err := ParseSize(tc.in)
 		if got != tc.want || (err != nil) != tc.err {
-			t.Errorf("parseSize(%q) = %d, %v", tc.in, got, err)
+			t.Errorf("ParseSize(%q) = %d, %v", tc.in, got, err)
 		}
 	}
 	for n, want := range map[int64]string{0: "0B", 1000: "1000B", 1024: "1KiB", 3 << 20: "3MiB", 5 << 30: "5GiB", 1<<20 + 1: "1048577B"} {
-		if got := formatSize(n); got != want {
-			t.Errorf("formatSize(%d) = %s, want %s", n, got, want)
+		if got := FormatSize(n); got != want {
+			t.Errorf("FormatSize(%d) = %s, want %s", n, got, want)
 		}
 	}
 }
@@ -32,38 +34,26 @@ func TestParseSize(t *testing.T) {
 func TestParseReply(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
-		want Reply
+		want ocpsmtp.Reply
 		err  bool
 	}{
-		{"550 5.1.1 No such user", Reply{550, "5.1.1 No such user"}, false},
-		{"451 4.3.0 Try later", Reply{451, "4.3.0 Try later"}, false},
-		{"550", Reply{550, ""}, false},
-		{"554 Go away", Reply{554, "Go away"}, false},
-		{"554 4.7.1 Go away", Reply{}, true},
-		{"250 OK", Reply{}, true},
-		{"55 x", Reply{}, true},
-		{"5500 x", Reply{}, true},
-		{"550-5.1.1 x", Reply{}, true},
+		{"550 5.1.1 No such user", ocpsmtp.Reply{Code: 550, Text: "5.1.1 No such user"}, false},
+		{"451 4.3.0 Try later", ocpsmtp.Reply{Code: 451, Text: "4.3.0 Try later"}, false},
+		{"550", ocpsmtp.Reply{Code: 550, Text: ""}, false},
+		{"554 Go away", ocpsmtp.Reply{Code: 554, Text: "Go away"}, false},
+		{"554 4.7.1 Go away", ocpsmtp.Reply{}, true},
+		{"250 OK", ocpsmtp.Reply{}, true},
+		{"55 x", ocpsmtp.Reply{}, true},
+		{"5500 x", ocpsmtp.Reply{}, true},
+		{"550-5.1.1 x", ocpsmtp.Reply{}, true},
 	} {
 		got, err := parseReply(tc.in)
 		if got != tc.want || (err != nil) != tc.err {
 			t.Errorf("parseReply(%q) = %+v, %v", tc.in, got, err)
 		}
 	}
-	if s := (Reply{550, "5.1.1 x"}).String(); s != "550 5.1.1 x" {
+	if s := (ocpsmtp.Reply{Code: 550, Text: "5.1.1 x"}).String(); s != "550 5.1.1 x" {
 		t.Errorf("Reply.String() = %q", s)
-	}
-}
-
-func TestSocketString(t *testing.T) {
-	for _, in := range []string{"inet:127.0.0.1:8890", "inet:[::1]:8890", "inet6:[::1]:8890", "unix:/run/opes.sock", "inet:mx.example:25"} {
-		s, err := parseSocket(in)
-		if err != nil || s.String() != in {
-			t.Errorf("parseSocket(%q) = %v (%s), %v", in, s, s.String(), err)
-		}
-	}
-	if s, _ := parseSocket("local:/x"); s.String() != "unix:/x" {
-		t.Errorf("local: not taken as unix: %v", s)
 	}
 }
 

@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // Value checks shared by the compile steps. Each returns an error whose
@@ -101,36 +102,21 @@ func checkHeaderValue(s string) error {
 	return nil
 }
 
-// parseReply parses an SMTP reply "550 5.1.1 text". The code must be
-// 4xx or 5xx, and an enhanced status code must start with the same digit
-// (Postfix refuses "554 4.7.1").
-func parseReply(s string) (Reply, error) {
-	if strings.ContainsAny(s, "\r\n\x00") {
-		return Reply{}, errors.New("reply contains CR, LF or NUL; write one line")
-	}
-	code, text, _ := strings.Cut(s, " ")
-	n, err := strconv.Atoi(code)
-	if err != nil || len(code) != 3 || n < 400 || n > 599 {
-		return Reply{}, fmt.Errorf("reply %q does not start with a 4xx or 5xx code", s)
-	}
-	if enh, _, _ := strings.Cut(text, " "); isEnhancedCode(enh) && enh[0] != code[0] {
-		return Reply{}, fmt.Errorf("reply %q: the enhanced code %s does not match the class of %s", s, enh, code)
-	}
-	return Reply{Code: n, Text: text}, nil
-}
-
-// isEnhancedCode matches class.subject.detail (RFC 3463).
-func isEnhancedCode(s string) bool {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 {
-		return false
-	}
-	for _, p := range parts {
-		if p == "" || len(p) > 3 || strings.Trim(p, "0123456789") != "" {
-			return false
+// parseReply parses an SMTP reply as written in the configuration: "550
+// 5.1.1 text", or several lines ("550-5.7.1 a\n550 5.7.1 b", with "\n" or
+// "\r\n" between them). The rules are the profile's, ocpsmtp.ParseReply:
+// a 4xx or 5xx code (not 421), an enhanced status code of the same class
+// (Postfix refuses "554 4.7.1"), no control characters.
+func parseReply(s string) (ocpsmtp.Reply, error) {
+	r, err := ocpsmtp.ParseReply(strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n"))
+	if err != nil {
+		var se *ocpsmtp.SyntaxError
+		if errors.As(err, &se) {
+			return ocpsmtp.Reply{}, fmt.Errorf("reply %q: %s", s, se.Reason)
 		}
+		return ocpsmtp.Reply{}, fmt.Errorf("reply %q: %w", s, err)
 	}
-	return true
+	return r, nil
 }
 
 // checkOwner accepts "user" or "user:group".

@@ -217,7 +217,7 @@ func (a *adapter) response(ev event, r bridge.Reply) *gomilter.Response {
 		resp, err := customResponse(r, class)
 		if err != nil {
 			a.logger.Error("milter: invalid reply from the bridge; using the MTA's default text",
-				"event", ev.String(), "code", r.Code, "text", r.Text, "err", err)
+				"event", ev.String(), "reply", r.SMTP.String(), "err", err)
 		}
 		if resp == nil {
 			return plain

@@ -22,7 +22,7 @@ var (
 	ErrModifierDone = errors.New("milter: modifier used after end of message")
 	// ErrBodyReplaced is returned by a second ReplaceBody for one message.
 	ErrBodyReplaced = errors.New("milter: body already replaced")
-	// ErrBadSocket is wrapped by ParseSocket and Listen errors about the
+	// ErrBadSocket is wrapped by Listen errors about the
 	// socket specification.
 	ErrBadSocket = errors.New("milter: bad socket")
 	// ErrSocketInUse is returned by Listen when a unix socket path is

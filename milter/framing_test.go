@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 func TestValidateFrame(t *testing.T) {
@@ -270,7 +271,7 @@ func TestOneWritePerPacket(t *testing.T) {
 	h.eom = func(_ context.Context, mod bridge.Modifier) bridge.Reply {
 		_ = mod.AddHeader("X-A", " 1")
 		_ = mod.AddHeader("X-B", " 2")
-		return bridge.Reply{Kind: bridge.Reject, Code: 554, Text: "5.7.1 no"}
+		return bridge.Reply{Kind: bridge.Reject, SMTP: ocpsmtp.Reply{Code: 554, Text: "5.7.1 no"}}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -9,48 +9,9 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
-)
 
-func TestParseSocket(t *testing.T) {
-	tests := []struct {
-		in      string
-		network string
-		address string
-		wantErr bool
-	}{
-		{"inet:127.0.0.1:10025", "tcp", "127.0.0.1:10025", false},
-		{"inet:localhost:10025", "tcp", "localhost:10025", false},
-		{"inet:[::1]:10025", "tcp", "[::1]:10025", false},
-		{"inet:10025@127.0.0.1", "tcp", "127.0.0.1:10025", false},
-		{"inet::10025", "tcp", ":10025", false},
-		{"inet:127.0.0.1:0", "tcp", "127.0.0.1:0", false},
-		{"inet6:[::1]:10025", "tcp6", "[::1]:10025", false},
-		{"inet6:::1:10025", "tcp6", "[::1]:10025", false},
-		{"inet6:localhost:10025", "tcp6", "localhost:10025", false},
-		{"inet6:10025@[::1]", "tcp6", "[::1]:10025", false},
-		{"unix:/run/opes/milter.sock", "unix", "/run/opes/milter.sock", false},
-		{"local:/run/opes/milter.sock", "unix", "/run/opes/milter.sock", false},
-		{"inet:127.0.0.1", "", "", true},
-		{"inet:127.0.0.1:99999", "", "", true},
-		{"inet:127.0.0.1:http", "", "", true},
-		{"inet6:127.0.0.1:25", "", "", true},
-		{"unix:", "", "", true},
-		{"/run/milter.sock", "", "", true},
-		{"tcp:127.0.0.1:25", "", "", true},
-	}
-	for _, tt := range tests {
-		s, err := ParseSocket(tt.in)
-		if tt.wantErr {
-			if !errors.Is(err, ErrBadSocket) {
-				t.Errorf("ParseSocket(%q) = %+v, %v; want ErrBadSocket", tt.in, s, err)
-			}
-			continue
-		}
-		if err != nil || s.Network != tt.network || s.Address != tt.address {
-			t.Errorf("ParseSocket(%q) = %+v, %v; want %s %s", tt.in, s, err, tt.network, tt.address)
-		}
-	}
-}
+	"github.com/opes-milter/opes-milter/mapping"
+)
 
 func TestListenUnix(t *testing.T) {
 	dir := t.TempDir()
@@ -68,7 +29,7 @@ func TestListenUnix(t *testing.T) {
 	}
 
 	uid, gid := os.Getuid(), os.Getgid()
-	ln, err := Listen(Socket{Network: "unix", Address: path, Mode: 0o640,
+	ln, err := Listen(mapping.Socket{Network: "unix", Address: path, Mode: 0o640,
 		Owner: strconv.Itoa(uid) + ":" + strconv.Itoa(gid)})
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
@@ -85,7 +46,7 @@ func TestListenUnix(t *testing.T) {
 	}
 
 	// a live socket is not taken over
-	if _, err := Listen(Socket{Network: "unix", Address: path}); !errors.Is(err, ErrSocketInUse) {
+	if _, err := Listen(mapping.Socket{Network: "unix", Address: path}); !errors.Is(err, ErrSocketInUse) {
 		t.Errorf("Listen on a live socket: %v, want ErrSocketInUse", err)
 	}
 	ln.Close()
@@ -94,11 +55,11 @@ func TestListenUnix(t *testing.T) {
 	}
 
 	// default mode
-	ln, err = Listen(Socket{Network: "unix", Address: path})
+	ln, err = Listen(mapping.Socket{Network: "unix", Address: path})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi, _ := os.Lstat(path); fi.Mode().Perm() != DefaultSocketMode {
+	if fi, _ := os.Lstat(path); fi.Mode().Perm() != mapping.DefaultSocketMode {
 		t.Errorf("default mode %v", fi.Mode().Perm())
 	}
 	ln.Close()
@@ -106,7 +67,7 @@ func TestListenUnix(t *testing.T) {
 	// a regular file is never removed
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, []byte("keep"), 0o600)
-	if _, err := Listen(Socket{Network: "unix", Address: file}); !errors.Is(err, ErrBadSocket) {
+	if _, err := Listen(mapping.Socket{Network: "unix", Address: file}); !errors.Is(err, ErrBadSocket) {
 		t.Errorf("Listen on a regular file: %v, want ErrBadSocket", err)
 	}
 	if b, _ := os.ReadFile(file); string(b) != "keep" {
@@ -114,7 +75,7 @@ func TestListenUnix(t *testing.T) {
 	}
 
 	// an unknown owner fails and leaves no socket behind
-	if _, err := Listen(Socket{Network: "unix", Address: path, Owner: "no-such-user-opes"}); err == nil {
+	if _, err := Listen(mapping.Socket{Network: "unix", Address: path, Owner: "no-such-user-opes"}); err == nil {
 		t.Error("unknown owner accepted")
 	}
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
@@ -123,7 +84,7 @@ func TestListenUnix(t *testing.T) {
 }
 
 func TestListenTCP(t *testing.T) {
-	s, err := ParseSocket("inet:127.0.0.1:0")
+	s, err := mapping.ParseSocket("inet:127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,14 +95,5 @@ func TestListenTCP(t *testing.T) {
 	defer ln.Close()
 	if a, ok := ln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() || a.Port == 0 {
 		t.Errorf("listening on %v", ln.Addr())
-	}
-}
-
-func TestSocketString(t *testing.T) {
-	for _, in := range []string{"inet:127.0.0.1:25", "inet6:[::1]:25", "unix:/x/y.sock"} {
-		s, err := ParseSocket(in)
-		if err != nil || s.String() != in {
-			t.Errorf("ParseSocket(%q).String() = %q, %v", in, s.String(), err)
-		}
 	}
 }

@@ -9,10 +9,8 @@ import (
 	"github.com/d--j/go-milter/milterutil"
 
 	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
-
-// maxReplyLines is libmilter's limit for smfi_setmlreply.
-const maxReplyLines = 32
 
 // errBadReply is wrapped by replyReason errors.
 var errBadReply = errors.New("invalid SMTP reply")
@@ -21,101 +19,50 @@ var errBadReply = errors.New("invalid SMTP reply")
 // TempFail (class 4) reply carrying a code or text. It returns nil when the
 // reply is only the kind (MTA default text).
 func customResponse(r bridge.Reply, class int) (*gomilter.Response, error) {
-	code := r.Code
-	if code == 0 {
-		if r.Text == "" {
+	rep := r.SMTP
+	if rep.Code == 0 {
+		if rep.Text == "" {
 			return nil, nil
 		}
-		code = 451
+		rep.Code = 451
 		if class == 5 {
-			code = 550
+			rep.Code = 550
 		}
 	}
-	if code/100 != class {
-		return nil, fmt.Errorf("%w: code %d for a %dxx reply", errBadReply, code, class)
+	if rep.Code/100 != class {
+		return nil, fmt.Errorf("%w: code %d for a %dxx reply", errBadReply, rep.Code, class)
 	}
-	reason, err := replyReason(code, r.Text)
+	reason, err := replyReason(rep)
 	if err != nil {
 		return nil, err
 	}
 	// go-milter's FormatResponse doubles '%' (for Sendmail's printf),
 	// turns the "\n" separators into CRLF and repeats the code and the
 	// enhanced code on every line: reason must carry none of that.
-	return gomilter.RejectWithCodeAndReason(uint16(code), reason)
+	return gomilter.RejectWithCodeAndReason(uint16(rep.Code), reason)
 }
 
-// replyReason validates the text of a reply and prepares it for go-milter:
-// lines are separated by "\r\n" (no lone CR or LF, no NUL), an enhanced
-// status code on the first line must have the class of code (Postfix
-// refuses "554 4.7.1"), and the same code on later lines is removed
-// because go-milter repeats the first line's one. Lines are joined with
-// "\n".
-func replyReason(code int, text string) (string, error) {
-	if strings.IndexByte(text, 0) >= 0 {
-		return "", fmt.Errorf("%w: NUL in text", errBadReply)
+// replyReason validates a reply with the profile's one validator
+// (ocpsmtp.Reply.Validate: the code, an enhanced status code of the code's
+// class, no control characters, at most 32 lines, libmilter's
+// smfi_setmlreply bound) and prepares its text for go-milter: the enhanced
+// code that later lines repeat is removed because go-milter repeats the
+// first line's one, and lines are joined with "\n".
+func replyReason(r ocpsmtp.Reply) (string, error) {
+	if err := r.Validate(); err != nil {
+		return "", fmt.Errorf("%w: %w", errBadReply, err)
 	}
-	lines := strings.Split(text, "\r\n")
-	first := ""
-	for i, l := range lines {
-		if strings.ContainsAny(l, "\r\n") {
-			return "", fmt.Errorf("%w: CR or LF inside line %d", errBadReply, i+1)
-		}
-		esc, n := enhancedCode(l)
-		if n == 0 {
-			continue
-		}
-		if int(esc[0]-'0') != code/100 {
-			return "", fmt.Errorf("%w: enhanced code %s does not match %d", errBadReply, esc, code)
-		}
-		switch {
-		case i == 0:
-			first = esc
-		case esc == first:
-			lines[i] = l[n:]
-		default:
-			return "", fmt.Errorf("%w: line %d has enhanced code %s, first line %q", errBadReply, i+1, esc, first)
+	lines := r.Lines()
+	if first := r.Enhanced(); first != "" {
+		for i := 1; i < len(lines); i++ {
+			if rest, ok := strings.CutPrefix(lines[i], first); ok && (rest == "" || rest[0] == ' ') {
+				lines[i] = strings.TrimPrefix(rest, " ")
+			}
 		}
 	}
 	reason := strings.Join(lines, "\n")
-	formatted, err := milterutil.FormatResponse(uint16(code), reason)
-	if err != nil {
+	if _, err := milterutil.FormatResponse(uint16(r.Code), reason); err != nil {
 		return "", fmt.Errorf("%w: %v", errBadReply, err)
 	}
-	if n := strings.Count(formatted, "\r\n") + 1; n > maxReplyLines {
-		return "", fmt.Errorf("%w: %d lines, at most %d", errBadReply, n, maxReplyLines)
-	}
 	return reason, nil
-}
-
-// enhancedCode reports the RFC 3463 status code that starts l
-// ("class.subject.detail": class 2, 4 or 5, subject and detail 1-3 digits,
-// then a space or the end of the line) and how many bytes to cut to remove
-// it with its space. It returns "", 0 when l does not start with one.
-func enhancedCode(l string) (string, int) {
-	if len(l) < 5 || !strings.ContainsRune("245", rune(l[0])) || l[1] != '.' {
-		return "", 0
-	}
-	i := 2
-	for part := 0; part < 2; part++ {
-		start := i
-		for i < len(l) && l[i] >= '0' && l[i] <= '9' {
-			i++
-		}
-		if i == start || i-start > 3 {
-			return "", 0
-		}
-		if part == 0 {
-			if i >= len(l) || l[i] != '.' {
-				return "", 0
-			}
-			i++
-		}
-	}
-	switch {
-	case i == len(l):
-		return l, i
-	case l[i] == ' ':
-		return l[:i], i + 1
-	}
-	return "", 0
 }

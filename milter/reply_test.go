@@ -8,6 +8,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // TestReplyMapping drives each event to a bridge reply and checks what the
@@ -22,7 +23,7 @@ func TestReplyMapping(t *testing.T) {
 		text  string // wire text for ActionRejectWithCode
 		skip  bool   // the client saw SKIP
 	}{
-		{"rcpt reject with code", "rcpt", bridge.Reply{Kind: bridge.Reject, Code: 550, Text: "5.1.1 no such user"},
+		{"rcpt reject with code", "rcpt", bridge.Reply{Kind: bridge.Reject, SMTP: ocpsmtp.Reply{Code: 550, Text: "5.1.1 no such user"}},
 			gomilter.ActionRejectWithCode, 550, "550 5.1.1 no such user", false},
 		{"rcpt plain tempfail", "rcpt", bridge.Reply{Kind: bridge.TempFail},
 			gomilter.ActionTempFail, 451, "", false},
@@ -30,24 +31,24 @@ func TestReplyMapping(t *testing.T) {
 		{"helo skip is continue", "helo", bridge.Reply{Kind: bridge.Skip}, gomilter.ActionContinue, 0, "", false},
 		{"mail accept is continue", "mail", bridge.Reply{Kind: bridge.Accept}, gomilter.ActionContinue, 0, "", false},
 		{"data discard is continue", "data", bridge.Reply{Kind: bridge.Discard}, gomilter.ActionContinue, 0, "", false},
-		{"connect tempfail 421", "connect", bridge.Reply{Kind: bridge.TempFail, Code: 421, Text: "4.3.2 shutting down"},
-			gomilter.ActionRejectWithCode, 421, "421 4.3.2 shutting down", false},
-		{"percent escaped once", "mail", bridge.Reply{Kind: bridge.Reject, Code: 554, Text: "5.7.1 100% bad"},
-			gomilter.ActionRejectWithCode, 554, "554 5.7.1 100%% bad", false},
-		{"multi-line", "rcpt", bridge.Reply{Kind: bridge.Reject, Code: 550, Text: "5.7.1 line one\r\n5.7.1 line two"},
-			gomilter.ActionRejectWithCode, 550, "550-5.7.1 line one\r\n550 5.7.1 line two", false},
-		{"text only gets a default code", "rcpt", bridge.Reply{Kind: bridge.TempFail, Text: "4.2.0 later"},
-			gomilter.ActionRejectWithCode, 451, "451 4.2.0 later", false},
-		{"class mismatch falls back", "rcpt", bridge.Reply{Kind: bridge.Reject, Code: 554, Text: "4.7.1 x"},
-			gomilter.ActionReject, 550, "", false},
-		{"code of the wrong kind falls back", "rcpt", bridge.Reply{Kind: bridge.TempFail, Code: 550, Text: "5.0.0 x"},
+		{"421 falls back (it would close the session)", "connect", bridge.Reply{Kind: bridge.TempFail, SMTP: ocpsmtp.Reply{Code: 421, Text: "4.3.2 shutting down"}},
 			gomilter.ActionTempFail, 451, "", false},
-		{"bare LF falls back", "rcpt", bridge.Reply{Kind: bridge.Reject, Code: 550, Text: "a\nb"},
+		{"percent escaped once", "mail", bridge.Reply{Kind: bridge.Reject, SMTP: ocpsmtp.Reply{Code: 554, Text: "5.7.1 100% bad"}},
+			gomilter.ActionRejectWithCode, 554, "554 5.7.1 100%% bad", false},
+		{"multi-line", "rcpt", bridge.Reply{Kind: bridge.Reject, SMTP: ocpsmtp.Reply{Code: 550, Text: "5.7.1 line one\r\n5.7.1 line two"}},
+			gomilter.ActionRejectWithCode, 550, "550-5.7.1 line one\r\n550 5.7.1 line two", false},
+		{"text only gets a default code", "rcpt", bridge.Reply{Kind: bridge.TempFail, SMTP: ocpsmtp.Reply{Text: "4.2.0 later"}},
+			gomilter.ActionRejectWithCode, 451, "451 4.2.0 later", false},
+		{"class mismatch falls back", "rcpt", bridge.Reply{Kind: bridge.Reject, SMTP: ocpsmtp.Reply{Code: 554, Text: "4.7.1 x"}},
+			gomilter.ActionReject, 550, "", false},
+		{"code of the wrong kind falls back", "rcpt", bridge.Reply{Kind: bridge.TempFail, SMTP: ocpsmtp.Reply{Code: 550, Text: "5.0.0 x"}},
+			gomilter.ActionTempFail, 451, "", false},
+		{"bare LF falls back", "rcpt", bridge.Reply{Kind: bridge.Reject, SMTP: ocpsmtp.Reply{Code: 550, Text: "a\nb"}},
 			gomilter.ActionReject, 550, "", false},
 		{"eom continue is accept", "eom", bridge.Reply{}, gomilter.ActionAccept, 250, "", false},
 		{"eom skip is accept", "eom", bridge.Reply{Kind: bridge.Skip}, gomilter.ActionAccept, 250, "", false},
 		{"eom discard", "eom", bridge.Reply{Kind: bridge.Discard}, gomilter.ActionDiscard, 250, "", false},
-		{"eom reject", "eom", bridge.Reply{Kind: bridge.Reject, Code: 554, Text: "5.7.1 virus"},
+		{"eom reject", "eom", bridge.Reply{Kind: bridge.Reject, SMTP: ocpsmtp.Reply{Code: 554, Text: "5.7.1 virus"}},
 			gomilter.ActionRejectWithCode, 554, "554 5.7.1 virus", false},
 		{"unknown kind is tempfail", "header", bridge.Reply{Kind: bridge.ReplyKind(99)}, gomilter.ActionTempFail, 451, "", false},
 	}
@@ -121,41 +122,20 @@ func TestReplyReason(t *testing.T) {
 		{550, "lone\nLF", "", true},
 		{550, "nul\x00", "", true},
 		{550, strings.Repeat("x\r\n", 32) + "x", "", true},
-		{550, "1.2.3 not an enhanced code class", "1.2.3 not an enhanced code class", false},
-		{550, "5.1234.1 too long subject", "5.1234.1 too long subject", false},
-		{550, "5.1.1x not a code", "5.1.1x not a code", false},
+		// Text starting with a digit must start with an enhanced code
+		// (the profile's rule, ocpsmtp.ParseReply).
+		{550, "1.2.3 not an enhanced code class", "", true},
+		{550, "5.1234.1 too long subject", "", true},
+		{550, "5.1.1x not a code", "", true},
+		{421, "4.3.2 closing", "", true},
 	}
 	for _, tt := range tests {
-		got, err := replyReason(tt.code, tt.text)
+		got, err := replyReason(ocpsmtp.Reply{Code: tt.code, Text: tt.text})
 		if (err != nil) != tt.wantErr || got != tt.want {
 			t.Errorf("replyReason(%d, %q) = %q, %v; want %q, err %v", tt.code, tt.text, got, err, tt.want, tt.wantErr)
 		}
 		if err != nil && !errors.Is(err, errBadReply) {
 			t.Errorf("error %v does not wrap errBadReply", err)
-		}
-	}
-}
-
-func TestEnhancedCode(t *testing.T) {
-	tests := []struct {
-		in   string
-		code string
-		cut  int
-	}{
-		{"5.1.1 user", "5.1.1", 6},
-		{"4.7.0", "4.7.0", 5},
-		{"2.0.0 ok", "2.0.0", 6},
-		{"5.123.456 x", "5.123.456", 10},
-		{"3.1.1 x", "", 0},
-		{"5.1 x", "", 0},
-		{"5..1 x", "", 0},
-		{"5.1.1\tx", "", 0},
-		{"5.1.", "", 0},
-	}
-	for _, tt := range tests {
-		code, cut := enhancedCode(tt.in)
-		if code != tt.code || cut != tt.cut {
-			t.Errorf("enhancedCode(%q) = %q, %d; want %q, %d", tt.in, code, cut, tt.code, tt.cut)
 		}
 	}
 }

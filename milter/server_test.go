@@ -11,6 +11,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/mapping"
 )
 
 // TestShutdownGraceful: in-flight sessions finish, new ones are refused.
@@ -138,7 +139,7 @@ func TestServeAfterClose(t *testing.T) {
 // TestServeUnix serves a unix socket made by Listen.
 func TestServeUnix(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.sock")
-	ln, err := Listen(Socket{Network: "unix", Address: path})
+	ln, err := Listen(mapping.Socket{Network: "unix", Address: path})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,14 +24,6 @@ const (
 	SignedReject      = "reject"
 )
 
-// DefaultAttachmentReply refuses a message when the configuration names
-// no reply.
-var DefaultAttachmentReply = callout.Reply{Code: 550, Text: "5.7.1 Message refused: it carries a forbidden attachment"}
-
-// DefaultAttachmentNotice replaces a removed attachment when the
-// configuration names no text. {filename}, {type} and {size} are expanded.
-const DefaultAttachmentNotice = "The attachment \"{filename}\" ({type}, {size} bytes) was removed by the mail filter."
-
 // AttachmentFilter acts on attachments by file name extension, media type
 // and decoded size (kind attachment-filter): it removes them, replaces
 // them with a short text part, or refuses the message. Every part it does
@@ -57,16 +49,19 @@ func NewAttachmentFilter(opts *mapping.AttachmentFilter) (*AttachmentFilter, err
 	default:
 		return nil, fmt.Errorf("callout: attachment-filter: unknown signed policy %q", opts.Signed)
 	}
-	r := DefaultAttachmentReply
-	if opts.Reply.Code != 0 {
-		r = callout.Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
+	// What opts leaves zero takes mapping's default. In the notice,
+	// {filename}, {type} and {size} are expanded.
+	def := mapping.DefaultOptions(mapping.KindAttachmentFilter).(*mapping.AttachmentFilter)
+	r := opts.Reply
+	if r.IsZero() {
+		r = def.Reply
 	}
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
 	notice := opts.Replacement
 	if notice == "" {
-		notice = DefaultAttachmentNotice
+		notice = def.Replacement
 	}
 	return &AttachmentFilter{opts: opts, reply: r, notice: notice}, nil
 }

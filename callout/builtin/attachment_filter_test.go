@@ -7,6 +7,7 @@ import (
 
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 func TestAttachmentFilter(t *testing.T) {
@@ -26,7 +27,7 @@ func TestAttachmentFilter(t *testing.T) {
 		{name: "replace exe", file: "attachments.eml", opts: with(exe, AttachmentReplace),
 			action: callout.ActionReplace, replaced: [][]int{{1}}},
 		{name: "reject exe", file: "attachments.eml", opts: with(exe, AttachmentReject),
-			action: callout.ActionRefuse, code: 550},
+			action: callout.ActionRefuse, code: 554},
 		{name: "remove by type and size", file: "attachments.eml",
 			opts: mapping.AttachmentFilter{ContentTypes: []string{"application/zip", "image/*"}, MaxSize: 30000,
 				Action: AttachmentRemove, Signed: SignedPass},
@@ -39,10 +40,10 @@ func TestAttachmentFilter(t *testing.T) {
 		{name: "signed, pass", file: "signed.eml", opts: with(exe, AttachmentRemove), action: callout.ActionKeep},
 		{name: "signed, reject", file: "signed.eml",
 			opts:   mapping.AttachmentFilter{Extensions: []string{".exe"}, Action: AttachmentRemove, Signed: SignedReject},
-			action: callout.ActionRefuse, code: 550},
+			action: callout.ActionRefuse, code: 554},
 		{name: "signature part is not an attachment to filter", file: "signed.eml",
 			opts:   mapping.AttachmentFilter{ContentTypes: []string{"application/*"}, Action: AttachmentRemove, Signed: SignedReject},
-			action: callout.ActionRefuse, code: 550}, // setup.exe matches application/*; smime.p7s alone would not
+			action: callout.ActionRefuse, code: 554}, // setup.exe matches application/*; smime.p7s alone would not
 		{name: "encrypted payload untouched", file: "pgp-encrypted.eml",
 			opts:   mapping.AttachmentFilter{ContentTypes: []string{"application/*"}, Action: AttachmentRemove, Signed: SignedReject},
 			action: callout.ActionKeep},
@@ -156,7 +157,7 @@ func TestAttachmentFilterConfig(t *testing.T) {
 	for _, o := range []mapping.AttachmentFilter{
 		{Action: "drop", Signed: SignedPass},
 		{Action: AttachmentRemove, Signed: "strip"},
-		{Action: AttachmentReject, Signed: SignedPass, Reply: mapping.Reply{Code: 250, Text: "ok"}},
+		{Action: AttachmentReject, Signed: SignedPass, Reply: ocpsmtp.Reply{Code: 250, Text: "ok"}},
 	} {
 		if _, err := NewAttachmentFilter(&o); err == nil {
 			t.Errorf("%+v: no error", o)

@@ -95,7 +95,7 @@ func (a *AuthVerify) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *call
 	tx.Log().Info("auth-verify", "dkim", dkimSummary(res.DKIM), "spf", res.SPF, "dmarc", res.DMARC, "from", res.FromDomain)
 
 	if a.o.DMARCReject == "reject" && res.DMARC == "fail" && res.DMARCPolicy == "reject" {
-		return callout.RefuseWith(callout.Reply{Code: a.o.Reply.Code, Text: a.o.Reply.Text}).
+		return callout.RefuseWith(a.o.Reply).
 			Because("DMARC p=reject failed for " + res.FromDomain), nil
 	}
 	d := callout.Decision{Headers: []callout.Field{{Name: "Authentication-Results", Value: formatAuthResults(a.o.AuthservID, results), Top: true}}}

@@ -18,6 +18,7 @@ import (
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/callout/callouttest"
 	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // dkimKeyRecord returns the DNS TXT value publishing the public key of s.
@@ -65,7 +66,7 @@ func TestAuthVerify(t *testing.T) {
 		"_dmarc.example.org":         {"v=DMARC1; p=reject"},
 	})
 	o := &mapping.AuthVerify{AuthservID: "mx.example.com", Resolver: dns.Addr, Timeout: 10 * time.Second,
-		MaxSignatures: 5, DKIM: true, SPF: true, DMARC: true, DMARCReject: "none", Reply: mapping.Reply{Code: 550, Text: "5.7.1 DMARC"}}
+		MaxSignatures: 5, DKIM: true, SPF: true, DMARC: true, DMARCReject: "none", Reply: ocpsmtp.Reply{Code: 550, Text: "5.7.1 DMARC"}}
 	run := func(o *mapping.AuthVerify, ip string, m []byte) (callout.Decision, *callout.Tx) {
 		t.Helper()
 		tx := &callout.Tx{Client: callout.Client{IP: ip, Helo: "mail.example.org"}, Sender: callout.Address{Addr: "alice@example.org"}}

@@ -23,21 +23,9 @@ const (
 	CommandReplace = "replace"
 	// CommandReject refuses the message with the configured reply.
 	CommandReject = "reject"
-	// CommandTempFail refuses the message with DefaultCommandTempFail.
+	// CommandTempFail refuses the message with
+	// mapping.DefaultCommandTempFailReply.
 	CommandTempFail = "tempfail"
-)
-
-// Defaults of the command service.
-const (
-	DefaultCommandTimeout   = 60 * time.Second
-	DefaultCommandMaxOutput = 64 << 20
-)
-
-// DefaultCommandReject and DefaultCommandTempFail are the replies of the
-// command service when the configuration names none.
-var (
-	DefaultCommandReject   = callout.Reply{Code: 550, Text: "5.7.1 Message rejected by content filter"}
-	DefaultCommandTempFail = callout.Reply{Code: 451, Text: "4.7.1 Message could not be checked, try again later"}
 )
 
 // Command pipes the message to an external program and maps its exit
@@ -59,6 +47,7 @@ type Command struct {
 	timeout   time.Duration
 	maxOutput int64
 	reply     callout.Reply
+	tempFail  callout.Reply
 }
 
 // NewCommand returns the service for opts.
@@ -74,19 +63,26 @@ func NewCommand(opts *mapping.Command) (*Command, error) {
 	if opts.Default != "" && !validCommandAction(opts.Default) {
 		return nil, fmt.Errorf("callout: command: unknown default action %q", opts.Default)
 	}
-	c := &Command{opts: opts, timeout: opts.Timeout, maxOutput: opts.MaxOutput, reply: DefaultCommandReject}
+	// What opts leaves zero takes mapping's default.
+	def := mapping.DefaultOptions(mapping.KindCommand).(*mapping.Command)
+	c := &Command{opts: opts, timeout: opts.Timeout, maxOutput: opts.MaxOutput, reply: opts.Reply}
 	if c.timeout <= 0 {
-		c.timeout = DefaultCommandTimeout
+		c.timeout = def.Timeout
 	}
 	if c.maxOutput <= 0 {
-		c.maxOutput = DefaultCommandMaxOutput
+		c.maxOutput = def.MaxOutput
 	}
-	if opts.Reply.Code != 0 {
-		c.reply = callout.Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
+	if c.reply.IsZero() {
+		c.reply = def.Reply
 	}
 	if err := c.reply.Validate(); err != nil {
 		return nil, err
 	}
+	tf, err := ocpsmtp.ParseReply(mapping.DefaultCommandTempFailReply)
+	if err != nil {
+		return nil, err
+	}
+	c.tempFail = tf
 	return c, nil
 }
 
@@ -117,7 +113,7 @@ func (c *Command) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout
 			return callout.Decision{}, ctx.Err()
 		}
 		tx.Log().Warn("command failed, failing closed", "argv0", c.opts.Argv[0], "err", res.err, "stderr", res.stderr)
-		return callout.RefuseWith(DefaultCommandTempFail).Because("command failed: " + res.err.Error()), nil
+		return callout.RefuseWith(c.tempFail).Because("command failed: " + res.err.Error()), nil
 	}
 	action, ok := c.opts.ExitCodes[res.status]
 	if !ok {
@@ -143,14 +139,14 @@ func (c *Command) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout
 		fields, err := newHeaderFields(msg, out)
 		if err != nil {
 			tx.Log().Warn("command output unusable, failing closed", "err", err)
-			return callout.RefuseWith(DefaultCommandTempFail).Because("unusable output"), nil
+			return callout.RefuseWith(c.tempFail).Because("unusable output"), nil
 		}
 		d := callout.Keep().Because(why)
 		d.Headers = fields
 		return d, nil
 	case CommandReplace:
 		if res.out.Len() == 0 {
-			return callout.RefuseWith(DefaultCommandTempFail).Because("empty output to replace the message"), nil
+			return callout.RefuseWith(c.tempFail).Because("empty output to replace the message"), nil
 		}
 		out, err := res.out.Message()
 		if err != nil {
@@ -158,7 +154,7 @@ func (c *Command) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout
 		}
 		return callout.ReplaceMessage(out).Because(why), nil
 	}
-	return callout.RefuseWith(DefaultCommandTempFail).Because(why), nil
+	return callout.RefuseWith(c.tempFail).Because(why), nil
 }
 
 // newHeaderFields returns the header fields of out's top header that msg's

@@ -8,6 +8,7 @@ import (
 
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 func TestCommand(t *testing.T) {
@@ -23,7 +24,7 @@ func TestCommand(t *testing.T) {
 		{name: "mapped status rejects with the program's words",
 			opts: mapping.Command{Argv: sh(`cat >/dev/null; echo "stream: Eicar-Test-Signature FOUND"; exit 1`),
 				ExitCodes: map[int]string{0: CommandPass, 1: CommandReject},
-				Reply:     mapping.Reply{Code: 550, Text: "5.7.1 Virus found: {output}"}},
+				Reply:     ocpsmtp.Reply{Code: 550, Text: "5.7.1 Virus found: {output}"}},
 			action: callout.ActionRefuse,
 			check: func(t *testing.T, d callout.Decision) {
 				if got := d.Reply.String(); got != "550 5.7.1 Virus found: stream: Eicar-Test-Signature FOUND" {
@@ -104,7 +105,7 @@ func TestCommandConfig(t *testing.T) {
 		{},
 		{Argv: []string{"x"}, ExitCodes: map[int]string{0: "accept"}},
 		{Argv: []string{"x"}, Default: "maybe"},
-		{Argv: []string{"x"}, Reply: mapping.Reply{Code: 550, Text: "5.7.1 bad\x00"}},
+		{Argv: []string{"x"}, Reply: ocpsmtp.Reply{Code: 550, Text: "5.7.1 bad\x00"}},
 	} {
 		if _, err := NewCommand(&o); err == nil {
 			t.Errorf("%+v: no error", o)

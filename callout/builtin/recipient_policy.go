@@ -9,10 +9,6 @@ import (
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
-// DefaultDenyReply answers a recipient a RecipientPolicy denies when its
-// configuration names no reply.
-var DefaultDenyReply = callout.Reply{Code: 550, Text: "5.1.1 Recipient address rejected"}
-
 // RecipientPolicy allows or denies recipients by address, domain and
 // pattern, and rewrites aliases (kind recipient-policy). Allow lists win
 // over deny lists; a denied recipient is refused with the configured
@@ -27,9 +23,9 @@ type RecipientPolicy struct {
 
 // NewRecipientPolicy returns the service for opts.
 func NewRecipientPolicy(opts *mapping.RecipientPolicy) (*RecipientPolicy, error) {
-	r := DefaultDenyReply
-	if opts.Reply.Code != 0 {
-		r = callout.Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
+	r := opts.Reply
+	if r.IsZero() {
+		r = mapping.DefaultOptions(mapping.KindRecipientPolicy).(*mapping.RecipientPolicy).Reply
 	}
 	if err := r.Validate(); err != nil {
 		return nil, err

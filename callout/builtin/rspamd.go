@@ -314,7 +314,7 @@ func (r *Rspamd) rewriteSubject(tx *callout.Tx, msg *callout.Message, subject st
 
 // reply returns the configured reply with rspamd's message, when it sent
 // one, as the text after the enhanced status code.
-func (r *Rspamd) reply(base mapping.Reply, res rspamdResult) callout.Reply {
+func (r *Rspamd) reply(base callout.Reply, res rspamdResult) callout.Reply {
 	text := base.Text
 	if m, ok := res.Messages["smtp_message"].(string); ok && m != "" {
 		code, _, _ := strings.Cut(base.Text, " ")

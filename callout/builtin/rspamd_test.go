@@ -10,6 +10,7 @@ import (
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/callout/callouttest"
 	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // rspamdTestLua adds rules of the test's own to rspamd: a header
@@ -34,8 +35,8 @@ func rspamdOptions(addr string) *mapping.Rspamd {
 	return &mapping.Rspamd{
 		Backend: mapping.Backend{Address: addr, Timeout: 20 * time.Second, MaxConns: 4},
 		MaxSize: 10 << 20, Greylist: "accept", SpamHeader: "X-Spam", SubjectPrefix: "***SPAM***",
-		HeaderPrefix: "X-Spam-", RejectReply: mapping.Reply{Code: 550, Text: "5.7.1 Message rejected as spam"},
-		TempfailReply: mapping.Reply{Code: 451, Text: "4.7.1 Try again later"}, MaxResponse: 1 << 20, DKIM: "skip",
+		HeaderPrefix: "X-Spam-", RejectReply: ocpsmtp.Reply{Code: 550, Text: "5.7.1 Message rejected as spam"},
+		TempfailReply: ocpsmtp.Reply{Code: 451, Text: "4.7.1 Try again later"}, MaxResponse: 1 << 20, DKIM: "skip",
 	}
 }
 

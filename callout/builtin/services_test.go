@@ -10,6 +10,7 @@ import (
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/callout/mimetext"
 	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 func TestRecipientPolicy(t *testing.T) {
@@ -19,7 +20,7 @@ func TestRecipientPolicy(t *testing.T) {
 		DenyPatterns: []*regexp.Regexp{regexp.MustCompile(`^noreply-.*@`)},
 		Allow:        []string{"ok@spam.example"},
 		AllowDomains: []string{"partner.bad.example"},
-		Reply:        mapping.Reply{Code: 550, Text: "5.1.1 {rcpt}: blocked"},
+		Reply:        ocpsmtp.Reply{Code: 550, Text: "5.1.1 {rcpt}: blocked"},
 		Aliases:      map[string]string{"info@example.com": "team@example.com"},
 	})
 	if err != nil {

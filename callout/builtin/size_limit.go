@@ -10,10 +10,6 @@ import (
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
-// DefaultSizeReply refuses a message larger than a SizeLimit when the
-// configuration names no reply.
-var DefaultSizeReply = callout.Reply{Code: 552, Text: "5.3.4 Message size exceeds fixed maximum message size"}
-
 // SizeLimit refuses messages larger than a maximum (kind size-limit): at
 // MAIL already when the client declares a larger SIZE= (RFC 1870), and
 // after the data otherwise.
@@ -27,9 +23,9 @@ func NewSizeLimit(opts *mapping.SizeLimit) (*SizeLimit, error) {
 	if opts.Max <= 0 {
 		return nil, fmt.Errorf("callout: size-limit: max must be positive, not %d", opts.Max)
 	}
-	r := DefaultSizeReply
-	if opts.Reply.Code != 0 {
-		r = callout.Reply{Code: opts.Reply.Code, Text: opts.Reply.Text}
+	r := opts.Reply
+	if r.IsZero() {
+		r = mapping.DefaultOptions(mapping.KindSizeLimit).(*mapping.SizeLimit).Reply
 	}
 	if err := r.Validate(); err != nil {
 		return nil, err

@@ -111,7 +111,7 @@ func (s *Spamd) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout.M
 		if scanned != msg {
 			scanned.Close()
 		}
-		return callout.RefuseWith(callout.Reply{Code: s.o.Reply.Code, Text: s.o.Reply.Text}).
+		return callout.RefuseWith(s.o.Reply).
 			Because(fmt.Sprintf("spam score %.1f at or above kill %.1f", score, s.o.Kill)), nil
 	}
 	if score < s.o.Tag {

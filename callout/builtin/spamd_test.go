@@ -15,6 +15,7 @@ import (
 
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // spamd runs SpamAssassin's daemon on a free loopback port for the test
@@ -96,7 +97,7 @@ func TestCommandSpamAssassin(t *testing.T) {
 		Timeout:   30 * time.Second,
 		ExitCodes: map[int]string{0: CommandHeaders, 1: CommandReject},
 		Default:   CommandTempFail,
-		Reply:     mapping.Reply{Code: 550, Text: "5.7.1 Message rejected as spam"},
+		Reply:     ocpsmtp.Reply{Code: 550, Text: "5.7.1 Message rejected as spam"},
 	})
 	if err != nil {
 		t.Fatal(err)

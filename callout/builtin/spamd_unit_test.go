@@ -119,7 +119,7 @@ func spamdOptions(addr string) *mapping.Spamd {
 		Backend: mapping.Backend{Address: addr, Timeout: 20 * time.Second, MaxConns: 2},
 		MaxSize: 1 << 20, Request: "SYMBOLS", HeaderPrefix: "X-Spam-",
 		Tag: 2, Tag2: 6.2, Kill: 6.9, Tag2Actions: []string{"subject"}, SubjectPrefix: "***SPAM***",
-		KillAction: "reject", Reply: mapping.Reply{Code: 550, Text: "5.7.1 Message rejected as spam"}, DKIM: "skip",
+		KillAction: "reject", Reply: ocpsmtp.Reply{Code: 550, Text: "5.7.1 Message rejected as spam"}, DKIM: "skip",
 	}
 }
 

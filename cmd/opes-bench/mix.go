@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/opes-milter/opes-milter/mapping"
 )
 
 // Shape is one kind of message the load generator sends: its size on the
@@ -112,41 +114,15 @@ func (m Mix) String() string {
 	return strings.Join(parts, ",")
 }
 
-// sizeUnits are the suffixes ParseSize knows, longest first.
-var sizeUnits = []struct {
-	name string
-	mult int64
-}{
-	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
-	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1},
-}
-
-// ParseSize parses a byte count with an optional unit: "10240", "10KiB",
-// "100MiB", "1MB".
+// ParseSize parses a byte count as the configuration writes it
+// (mapping.ParseSize: "10240", "10KiB", "100MiB", "1MB"), at most 1 TiB.
 func ParseSize(s string) (int64, error) {
-	num, mult := s, int64(1)
-	for _, u := range sizeUnits {
-		if strings.HasSuffix(s, u.name) {
-			num, mult = strings.TrimSuffix(s, u.name), u.mult
-			break
-		}
+	n, err := mapping.ParseSize(s)
+	if err == nil && n > 1<<40 {
+		err = fmt.Errorf("size %q is larger than 1TiB", s)
 	}
-	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
-	if err != nil || n < 0 || n > (1<<40)/mult {
-		return 0, fmt.Errorf("bad size %q (write it like 10240, \"10KiB\" or \"100MiB\")", s)
-	}
-	return n * mult, nil
+	return n, err
 }
 
 // formatSize prints n with the largest binary unit that divides it.
-func formatSize(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return strconv.FormatInt(n>>30, 10) + "GiB"
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return strconv.FormatInt(n>>20, 10) + "MiB"
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return strconv.FormatInt(n>>10, 10) + "KiB"
-	}
-	return strconv.FormatInt(n, 10) + "B"
-}
+func formatSize(n int64) string { return mapping.FormatSize(n) }

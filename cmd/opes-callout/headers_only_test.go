@@ -12,6 +12,7 @@ import (
 
 	"github.com/opes-milter/opes-milter/bridge"
 	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -117,18 +118,17 @@ func TestHeadersOnlyChainSendsNoBody(t *testing.T) {
 	go srv.Serve(rl)
 	defer srv.Close()
 
-	set := &bridge.ServerSet{Name: "s", Addresses: []string{ln.Addr().String()}, Connections: 1,
-		Client: ocp.ClientConfig{HandshakeTimeout: 2 * time.Second}}
-	chain := &bridge.Chain{Name: "c", Servers: set, OnFailure: map[bridge.FailureClass]bridge.Action{},
-		Services: []ocp.Service{{URI: "urn:test:subject-tag"}}}
-	route := &bridge.Route{Name: "r", Chain: chain, Profile: ocpsmtp.Profile{URI: ocpsmtp.ReceiverURI,
+	set := &mapping.ServerSet{Name: "s", Addresses: []string{ln.Addr().String()}, Connections: 1,
+		HandshakeTimeout: 2 * time.Second}
+	chain := &mapping.Chain{Name: "c", Server: set, Group: []ocp.Service{{URI: "urn:test:subject-tag"}}}
+	route := &mapping.Route{Name: "r", Chain: chain, Profile: mapping.Receiver,
 		Adaptive:    []ocpsmtp.Part{ocpsmtp.PartRCPT, ocpsmtp.PartALLHEADERS, ocpsmtp.PartBODY},
-		Informative: []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartMAIL}}}
+		Informative: []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartMAIL}}
 	br := bridge.New(&bridge.Policy{
-		Routes: []*bridge.Route{route}, Select: func(bridge.Facts) *bridge.Route { return route },
+		Routes: []*mapping.Route{route}, Select: func(mapping.Facts) *mapping.Route { return route },
 		SystemURI: "http://opes.example.net/opes-milter", MaxHeaderBytes: 1 << 20, SpoolMemory: 1 << 20,
 		SpoolDir: t.TempDir(),
-		Timeouts: bridge.Timeouts{Rcpt: 3 * time.Second, EndOfMessage: 5 * time.Second, Progress: time.Second},
+		Timeouts: mapping.Timeouts{Rcpt: 3 * time.Second, EndOfMessage: 5 * time.Second, ProgressInterval: time.Second},
 	}, nil)
 	ctx := context.Background()
 	sess, err := br.NewSession(ctx)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opes-milter/opes-milter/internal/ocptest"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -63,64 +64,33 @@ func TestRun(t *testing.T) {
 		t.Fatal("not listening after 10s")
 	}
 
-	tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer tcancel()
-	cl, err := ocp.Dial(tctx, up.ocp[0].String(), ocp.ClientConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close(context.Background(), ocp.Result{})
 	offer := ocpsmtp.Profile{URI: ocpsmtp.ReceiverURI,
 		Adaptive:    []ocpsmtp.Part{ocpsmtp.PartRCPT, ocpsmtp.PartRAWDATA},
 		Informative: []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartHELO, ocpsmtp.PartMAIL}}
-	sg, _, err := cl.NewServiceGroup(tctx, []ocp.Service{
-		{URI: "http://opes-milter.example/services/recipient-policy"},
-		{URI: "http://opes-milter.example/services/header-tag"}}, []ocp.Feature{offer.Feature()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := cl.Start(tctx, sg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx.StartMessage()
-	var sent int64
-	send := func(p ocpsmtp.Part, payload string, adaptive bool) {
-		allow := []string{ocpsmtp.AllowAddHeader, ocpsmtp.AllowAdvice}
-		if adaptive {
-			allow = append([]string{ocpsmtp.AllowSMTPError}, allow...)
-		}
-		params := ocpsmtp.Data{Part: p, Allow: allow}.Params()
-		sent += int64(len(payload))
-		params = append(params, ocp.Param{Name: ocpsmtp.ParamKept, Values: []ocp.Value{ocp.Num(0), ocp.Num(sent)}})
-		if _, err := tx.Send(tctx, params, []byte(payload)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p := ocptest.Dial(t, up.ocp[0].String(), ocp.ClientConfig{}, []string{
+		"http://opes-milter.example/services/recipient-policy",
+		"http://opes-milter.example/services/header-tag"}, offer)
+	send := p.Send
 	recv := func() *ocp.Message {
-		for {
-			m, err := tx.Recv(tctx)
-			if err != nil {
-				t.Fatalf("recv: %v\n%s", err, logs)
-			}
-			if m.Name != ocp.MsgAMS {
-				return m
-			}
+		m, err := p.Recv()
+		if err != nil {
+			t.Fatalf("recv: %v\n%s", err, logs)
 		}
+		return m
 	}
-	send(ocpsmtp.PartIP, "192.0.2.1", false)
-	send(ocpsmtp.PartHELO, "mail.example.org", false)
-	send(ocpsmtp.PartMAIL, "<alice@example.org>", false)
-	send(ocpsmtp.PartRCPT, "<blocked@example.com>", true)
+	send(ocpsmtp.PartIP, "192.0.2.1")
+	send(ocpsmtp.PartHELO, "mail.example.org")
+	send(ocpsmtp.PartMAIL, "<alice@example.org>")
+	send(ocpsmtp.PartRCPT, "<blocked@example.com>")
 	if m := recv(); m.Name != ocp.MsgDUM || !strings.Contains(string(ocp.AppendMessage(nil, m)), "550 5.1.1 Recipient address rejected: blocked by policy") {
 		t.Fatalf("blocked recipient: %q", ocp.AppendMessage(nil, m))
 	}
-	send(ocpsmtp.PartRCPT, "<bob@example.com>", true)
+	send(ocpsmtp.PartRCPT, "<bob@example.com>")
 	if m := recv(); m.Name != ocp.MsgDUY {
 		t.Fatalf("accepted recipient: %q", ocp.AppendMessage(nil, m))
 	}
-	send(ocpsmtp.PartRAWDATA, "Subject: hi\r\n\r\nhello\r\n", true)
-	tx.EndMessage(ocp.Result{})
+	send(ocpsmtp.PartRAWDATA, "Subject: hi\r\n\r\nhello\r\n")
+	p.EndMessage()
 	m := recv()
 	if want := "Add-Header: \"34:X-OPES-Tag: tagged by opes-callout\""; m.Name != ocp.MsgDUY || !strings.Contains(string(ocp.AppendMessage(nil, m)), want) {
 		t.Fatalf("message answer: %q", ocp.AppendMessage(nil, m))
@@ -128,7 +98,7 @@ func TestRun(t *testing.T) {
 	if m := recv(); m.Name != ocp.MsgAME {
 		t.Fatalf("want AME, got %q", ocp.AppendMessage(nil, m))
 	}
-	tx.End(context.Background(), ocp.Result{})
+	p.End()
 
 	resp, err := http.Get("http://" + up.metrics.String() + "/metrics")
 	if err != nil {
@@ -145,7 +115,7 @@ func TestRun(t *testing.T) {
 		resp.Body.Close()
 	}
 
-	cl.Close(context.Background(), ocp.Result{})
+	p.Close()
 	cancel()
 	select {
 	case err := <-done:

@@ -19,6 +19,7 @@ import (
 
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/callout/builtin"
+	"github.com/opes-milter/opes-milter/callout/promobserver"
 	"github.com/opes-milter/opes-milter/ocp"
 )
 
@@ -67,11 +68,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, ready chan<- l
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := callout.NewMetrics(reg)
 	srv := &callout.Server{
 		Services:       services,
 		Logger:         log,
-		Metrics:        metrics,
+		Observer:       promobserver.New(reg),
 		MaxConnections: c.MaxConnections,
 		IdleTimeout:    c.IdleTimeout,
 		Extensions:     []string{"SIZE", "8BITMIME", "SMTPUTF8", "DSN"},

@@ -57,7 +57,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	srv := milter.NewServer(br, milter.Options{Logger: log})
 	var lns []net.Listener
 	for _, s := range cfg.Milter.Listen {
-		ln, err := milter.Listen(milter.Socket{Network: s.Network, Address: s.Address, Mode: s.Mode, Owner: s.Owner})
+		ln, err := milter.Listen(s)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()

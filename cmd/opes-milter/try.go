@@ -139,8 +139,8 @@ func (p *printer) reply(event string, r bridge.Reply) {
 		bridge.Continue: "continue", bridge.Skip: "skip", bridge.Reject: "reject",
 		bridge.TempFail: "tempfail", bridge.Accept: "accept", bridge.Discard: "discard",
 	}[r.Kind]
-	if r.Code != 0 {
-		fmt.Fprintf(p.w, "%-16s %s %d %s\n", event, kind, r.Code, strings.ReplaceAll(r.Text, "\r\n", " / "))
+	if r.SMTP.Code != 0 {
+		fmt.Fprintf(p.w, "%-16s %s %d %s\n", event, kind, r.SMTP.Code, strings.ReplaceAll(r.SMTP.Text, "\r\n", " / "))
 		return
 	}
 	fmt.Fprintf(p.w, "%-16s %s\n", event, kind)

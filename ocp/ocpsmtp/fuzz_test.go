@@ -23,19 +23,19 @@ func FuzzParseReply(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if r.Code < 400 || r.Code > 559 || r.Code == 421 || len(r.Lines) == 0 || len(r.Lines) > MaxReplyLines {
+		if r.Code < 400 || r.Code > 559 || r.Code == 421 || len(r.Lines()) > MaxReplyLines {
 			t.Fatalf("accepted %q as %+v", s, r)
 		}
-		if r.Enhanced != "" && r.Enhanced[0] != byte('0'+r.Code/100) {
+		if e := r.Enhanced(); e != "" && e[0] != byte('0'+r.Code/100) {
 			t.Fatalf("enhanced class mismatch in %+v", r)
 		}
-		for _, l := range r.Lines {
+		for _, l := range r.Lines() {
 			if strings.ContainsAny(l, "\r\n\x00") {
 				t.Fatalf("line %q holds a line break or NUL", l)
 			}
 		}
 		r2, err := ParseReply(r.String())
-		if err != nil || r2.Code != r.Code || r2.Enhanced != r.Enhanced || !slices.Equal(r2.Lines, r.Lines) {
+		if err != nil || r2 != r || r.Validate() != nil {
 			t.Fatalf("round trip of %q: %+v, %v", s, r2, err)
 		}
 	})

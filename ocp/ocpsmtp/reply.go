@@ -1,6 +1,7 @@
 package ocpsmtp
 
 import (
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -12,16 +13,23 @@ const (
 	MaxReplyLineSize = 980
 )
 
-// Reply is an SMTP error reply as carried by the SMTP-Error parameter
-// (draft §3.3.3), after validation by ParseReply.
+// Reply is an SMTP error reply: the one reply type of the project. A
+// callout service refuses with it, the configuration's replies compile to it,
+// the SMTP-Error parameter (draft §3.3.3) carries it and the processor hands
+// it to the MTA. Validate (or ParseReply, for the wire form) is its one
+// validator.
 type Reply struct {
-	Code     int      // 400-459 or 500-559, never 421
-	Enhanced string   // enhanced status code of the first line ("5.1.1"), or ""
-	Lines    []string // text of each line after "ddd-" or "ddd ", enhanced code included
+	// Code is the three-digit reply code: 400-459 or 500-559, never 421.
+	Code int
+	// Text follows the code: the enhanced status code, if any, and the
+	// human-readable text ("5.1.1 no such user"). The lines of a multi-line
+	// reply are separated by "\r\n", each without its code.
+	Text string
 }
 
-// ParseReply validates s, an SMTP reply from an untrusted callout server,
-// and returns it split up. The rules (docs/profile.md, "SMTP-Error"):
+// ParseReply validates s, an SMTP reply in SMTP form (from an untrusted
+// callout server, or as written in the configuration), and returns it
+// split up. The rules (docs/profile.md, "SMTP-Error"):
 //
 //   - one line "ddd text", or several lines separated by CRLF, each starting
 //     with the same code, "ddd-" on all lines but the last and "ddd " (or
@@ -45,17 +53,25 @@ func ParseReply(s string) (Reply, error) {
 	if len(raw) > MaxReplyLines {
 		return Reply{}, syntaxErr(fn, "%d lines, more than %d", len(raw), MaxReplyLines)
 	}
+	// at names the line in an error, when there are several.
+	at := func(i int) string {
+		if len(raw) == 1 {
+			return ""
+		}
+		return "line " + strconv.Itoa(i+1) + ": "
+	}
 	var r Reply
+	first := ""
 	for i, line := range raw {
 		last := i == len(raw)-1
 		if len(line) > MaxReplyLineSize {
-			return Reply{}, syntaxErr(fn, "line %d is %d octets, more than %d", i+1, len(line), MaxReplyLineSize)
+			return Reply{}, syntaxErr(fn, "%s%d octets, more than %d", at(i), len(line), MaxReplyLineSize)
 		}
 		if j := strings.IndexFunc(line, isReplyCtl); j >= 0 {
-			return Reply{}, syntaxErr(fn, "line %d: control character %q", i+1, line[j])
+			return Reply{}, syntaxErr(fn, "%scontrol character %q", at(i), line[j])
 		}
 		if len(line) < 3 || !isCode(line[:3]) {
-			return Reply{}, syntaxErr(fn, "line %d does not start with a 4xx or 5xx code", i+1)
+			return Reply{}, syntaxErr(fn, "%sdoes not start with a 4xx or 5xx code", at(i))
 		}
 		code := int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
 		if i == 0 {
@@ -64,58 +80,85 @@ func ParseReply(s string) (Reply, error) {
 			}
 			r.Code = code
 		} else if code != r.Code {
-			return Reply{}, syntaxErr(fn, "line %d: code %d differs from %d", i+1, code, r.Code)
+			return Reply{}, syntaxErr(fn, "%scode %d differs from %d", at(i), code, r.Code)
 		}
 		text := ""
 		switch {
 		case len(line) == 3:
 			if !last {
-				return Reply{}, syntaxErr(fn, "line %d: continuation line needs \"%d-\"", i+1, code)
+				return Reply{}, syntaxErr(fn, "%scontinuation line needs \"%d-\"", at(i), code)
 			}
 		case line[3] == '-' && !last, line[3] == ' ' && last:
 			text = line[4:]
 		default:
-			return Reply{}, syntaxErr(fn, "line %d: bad separator after the code", i+1)
+			return Reply{}, syntaxErr(fn, "%sbad separator after the code", at(i))
 		}
 		enh, ok := enhancedPrefix(text)
 		switch {
 		case !ok:
-			return Reply{}, syntaxErr(fn, "line %d: malformed enhanced status code", i+1)
+			return Reply{}, syntaxErr(fn, "%smalformed enhanced status code", at(i))
 		case i == 0 && enh != "":
 			if enh[0] != line[0] {
 				return Reply{}, syntaxErr(fn, "enhanced code %s does not match reply code %d", enh, code)
 			}
-			r.Enhanced = enh
-		case i > 0 && enh != "" && enh != r.Enhanced:
-			return Reply{}, syntaxErr(fn, "line %d: enhanced code %s differs from the first line", i+1, enh)
+			first = enh
+		case i > 0 && enh != "" && enh != first:
+			return Reply{}, syntaxErr(fn, "%senhanced code %s differs from the first line", at(i), enh)
 		}
-		r.Lines = append(r.Lines, text)
+		if i > 0 {
+			r.Text += "\r\n"
+		}
+		r.Text += text
 	}
 	return r, nil
 }
 
-// Text returns what follows the code, lines joined by CRLF: the form the
-// MTA adapter takes (bridge.Reply.Text).
-func (r Reply) Text() string { return strings.Join(r.Lines, "\r\n") }
+// Validate reports whether r is a reply the profile allows (the rules of
+// ParseReply), as a *SyntaxError.
+func (r Reply) Validate() error {
+	if r.Code < 100 || r.Code > 999 {
+		return syntaxErr("Reply.Validate", "code %d is not three digits", r.Code)
+	}
+	if _, err := ParseReply(r.String()); err != nil {
+		return err
+	}
+	return nil
+}
 
-// String returns the reply in SMTP form, without a final CRLF.
+// Lines returns the text of each line, after its code.
+func (r Reply) Lines() []string { return strings.Split(r.Text, "\r\n") }
+
+// Enhanced returns the enhanced status code (RFC 3463) the first line
+// starts with ("5.1.1"), or "".
+func (r Reply) Enhanced() string {
+	first, _, _ := strings.Cut(r.Text, "\r\n")
+	enh, _ := enhancedPrefix(first)
+	return enh
+}
+
+// IsZero reports whether r is the zero Reply (no reply set).
+func (r Reply) IsZero() bool { return r.Code == 0 && r.Text == "" }
+
+// String returns the reply in SMTP form, without a final CRLF: the value
+// of the SMTP-Error parameter. The zero Reply is "".
 func (r Reply) String() string {
+	if r.IsZero() {
+		return ""
+	}
 	var b strings.Builder
 	code := itoa(r.Code)
-	for i, l := range r.Lines {
+	lines := r.Lines()
+	for i, l := range lines {
 		if i > 0 {
 			b.WriteString("\r\n")
 		}
 		b.WriteString(code)
-		if i < len(r.Lines)-1 {
+		if i < len(lines)-1 {
 			b.WriteByte('-')
 		} else if l != "" {
 			b.WriteByte(' ')
 		}
 		b.WriteString(l)
-	}
-	if len(r.Lines) == 0 {
-		b.WriteString(code)
 	}
 	return b.String()
 }

@@ -72,19 +72,57 @@ func TestParseReply(t *testing.T) {
 			t.Errorf("ParseReply(%q): %v", tt.in, err)
 			continue
 		}
-		if r.Code != tt.code || r.Enhanced != tt.enhanced || (tt.lines != nil && !slices.Equal(r.Lines, tt.lines)) {
+		if r.Code != tt.code || r.Enhanced() != tt.enhanced || (tt.lines != nil && !slices.Equal(r.Lines(), tt.lines)) {
 			t.Errorf("ParseReply(%q) = %+v", tt.in, r)
 		}
-		if r.Text() != strings.Join(r.Lines, "\r\n") {
-			t.Errorf("Text() = %q", r.Text())
+		if err := r.Validate(); err != nil {
+			t.Errorf("%+v.Validate(): %v", r, err)
 		}
 		if r.Temporary() != (tt.code/100 == 4) {
 			t.Errorf("%q.Temporary() = %v", tt.in, r.Temporary())
 		}
 		// String gives back an equivalent reply.
 		r2, err := ParseReply(r.String())
-		if err != nil || r2.Code != r.Code || !slices.Equal(r2.Lines, r.Lines) {
+		if err != nil || r2 != r {
 			t.Errorf("round trip of %q via %q: %+v, %v", tt.in, r.String(), r2, err)
 		}
+	}
+}
+
+// TestReplyValidate covers the validator on replies built in code (a
+// service's refusal, a configuration reply, the processor's own verdicts).
+func TestReplyValidate(t *testing.T) {
+	tests := []struct {
+		r    Reply
+		want string // SMTP form; "" when Validate refuses r
+	}{
+		{Reply{550, "5.1.1 no such user"}, "550 5.1.1 no such user"},
+		{Reply{451, "4.7.1 first\r\n4.7.1 second"}, "451-4.7.1 first\r\n451 4.7.1 second"},
+		{Reply{550, "5.7.1 a\r\nb"}, "550-5.7.1 a\r\n550 b"},
+		{Reply{554, ""}, "554"},
+		{Reply{421, "4.3.0 closing"}, ""},
+		{Reply{250, "ok"}, ""},
+		{Reply{550, "4.1.1 class mismatch"}, ""},
+		{Reply{451, "5.1.1 class mismatch"}, ""},
+		{Reply{550, "5.7.1 a\r\n5.7.2 b"}, ""},
+		{Reply{550, "bad\x00"}, ""},
+		{Reply{550, "bare\nLF"}, ""},
+		{Reply{550, "bare\rCR"}, ""},
+		{Reply{5500, "x"}, ""},
+		{Reply{0, "5.0.0 x"}, ""},
+		{Reply{}, ""},
+	}
+	for _, tt := range tests {
+		err := tt.r.Validate()
+		if (err == nil) != (tt.want != "") {
+			t.Errorf("%+v.Validate() = %v", tt.r, err)
+			continue
+		}
+		if err == nil && tt.r.String() != tt.want {
+			t.Errorf("%+v.String() = %q, want %q", tt.r, tt.r.String(), tt.want)
+		}
+	}
+	if (Reply{}).String() != "" {
+		t.Errorf("zero Reply String() = %q", Reply{}.String())
 	}
 }

@@ -1,11 +1,15 @@
-package callout
+// Package promobserver counts what a callout server does as Prometheus
+// collectors: a callout.Observer for Server.Observer. It lives apart from
+// package callout so that a service author who wants no metrics does not
+// depend on Prometheus.
+package promobserver
 
 import (
-	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
@@ -24,8 +28,8 @@ type Metrics struct {
 	txTime   prometheus.Histogram
 }
 
-// NewMetrics creates the collectors and registers them with reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// New creates the collectors and registers them with reg.
+func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		txs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "opes_callout", Name: "transactions_total",
@@ -48,31 +52,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// verdict names a decision for the metrics: keep, replace, tempfail,
-// reject or error.
-func verdict(d Decision, err error) string {
-	switch {
-	case err != nil:
-		return "error"
-	case d.Action == ActionRefuse && d.Reply.Temporary():
-		return "tempfail"
-	case d.Action == ActionRefuse:
-		return "reject"
-	}
-	return d.Action.String()
-}
-
-// ObserveCall implements Observer.
-func (m *Metrics) ObserveCall(service string, part ocpsmtp.Part, d Decision, err error, elapsed time.Duration) {
+// ObserveCall implements callout.Observer.
+func (m *Metrics) ObserveCall(service string, part ocpsmtp.Part, d callout.Decision, err error, elapsed time.Duration) {
 	if m == nil {
 		return
 	}
-	m.calls.WithLabelValues(service, string(part), verdict(d, err)).Inc()
+	m.calls.WithLabelValues(service, string(part), callout.Verdict(d, err)).Inc()
 	m.callTime.WithLabelValues(service, string(part)).Observe(elapsed.Seconds())
 }
 
-// ObserveTransaction counts one transaction that ended with result (ok,
-// refused, failed, aborted) after elapsed.
+// ObserveTransaction implements callout.Observer: one transaction that
+// ended with result (ok, refused, failed, aborted) after elapsed.
 func (m *Metrics) ObserveTransaction(result string, elapsed time.Duration) {
 	if m == nil {
 		return
@@ -81,12 +71,4 @@ func (m *Metrics) ObserveTransaction(result string, elapsed time.Duration) {
 	m.txTime.Observe(elapsed.Seconds())
 }
 
-// sortedKeys returns the keys of m in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
+var _ callout.Observer = (*Metrics)(nil)

@@ -3,7 +3,6 @@ package bridge
 import (
 	"errors"
 	"strings"
-
 )
 
 // insertTop inserts the Add-Header-At: top fields at index 0 (milter

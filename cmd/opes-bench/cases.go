@@ -24,6 +24,9 @@ type Case struct {
 	Title   string
 	Postfix bool   // fed through a real Postfix by smtp-source
 	Milter  string // milterNone, milterNoop, milterPass or milterFull
+	// Scanner is the spam scanner of the spam cases (scanSpamd, ...), ""
+	// for the others.
+	Scanner string
 	// Alt runs opes-milter and opes-callout from the -alt-bin directory:
 	// another build of the same cases, measured in the same rounds
 	// (before/after a change).
@@ -50,6 +53,10 @@ func allCases() []Case {
 		{ID: "postfix", Title: "Postfix alone", Postfix: true},
 		{ID: "postfix+a", Title: "Postfix + (a)", Postfix: true, Milter: milterNoop},
 		{ID: "postfix+b", Title: "Postfix + (b)", Postfix: true, Milter: milterPass},
+		{ID: "spamd", Title: "(s) opes-milter + opes-callout, spamd service", Milter: milterPass, Scanner: scanSpamd},
+		{ID: "spamc", Title: "(s') opes-milter + opes-callout, spamc by the command service", Milter: milterPass, Scanner: scanSpamc},
+		{ID: "postfix+rspamd", Title: "Postfix + opes-milter + opes-callout, rspamd service", Postfix: true, Milter: milterPass, Scanner: scanRspamd},
+		{ID: "postfix+rspamd-milter", Title: "Postfix + rspamd's milter (proxy, self_scan)", Postfix: true, Scanner: scanRspamdMilter},
 	}
 }
 
@@ -58,7 +65,7 @@ func caseByID(id string) (Case, bool) {
 	all := allCases()
 	base, alt := strings.CutSuffix(id, altSuffix)
 	i := slices.IndexFunc(all, func(c Case) bool { return c.ID == base })
-	if i < 0 || (alt && all[i].Milter != milterPass && all[i].Milter != milterFull) {
+	if i < 0 || (alt && (all[i].Milter != milterPass && all[i].Milter != milterFull || all[i].Scanner != "")) {
 		return Case{}, false
 	}
 	if alt {
@@ -105,7 +112,7 @@ func (r Run) Throughput() float64 {
 func (r Run) CPU() time.Duration {
 	var t time.Duration
 	for _, u := range r.Usage {
-		if !u.Driver {
+		if !u.Driver && !u.Scanner {
 			t += u.CPU
 		}
 	}
@@ -135,6 +142,28 @@ func (e *env) runCase(ctx context.Context, c Case, o Options) (Run, error) {
 		addr   string
 		socket string
 	)
+	var scanAddr string
+	switch c.Scanner {
+	case scanSpamd, scanSpamc:
+		sp, a, err := e.startSpamd(dir, o.Sessions)
+		if err != nil {
+			return Run{}, err
+		}
+		defer sp.Stop()
+		// spamd's own CPU is reported, not counted: the cases compare
+		// what it costs to call it.
+		scanAddr, comps = a, append(comps, Component{Name: "spamd", Pid: sp.Pid(), Scanner: true})
+	case scanRspamd, scanRspamdMilter:
+		rs, err := e.startRspamd(dir)
+		if err != nil {
+			return Run{}, err
+		}
+		defer rs.Stop()
+		scanAddr, comps = rs.Addr, append(comps, Component{Name: "rspamd", Pid: rs.Pid()})
+		if c.Scanner == scanRspamdMilter {
+			addr = rs.MilterAddr
+		}
+	}
 	switch c.Milter {
 	case milterNoop:
 		ch, a, err := e.startNoop(dir)
@@ -144,12 +173,16 @@ func (e *env) runCase(ctx context.Context, c Case, o Options) (Run, error) {
 		defer ch.Stop()
 		addr, comps = a, []Component{{Name: "go-milter no-op", Pid: ch.Pid()}}
 	case milterPass, milterFull:
-		p, err := e.startOpes(dir, opesVariant{PassThrough: c.Milter == milterPass, Alt: c.Alt})
+		v := opesVariant{PassThrough: c.Milter == milterPass, Alt: c.Alt}
+		if c.Scanner != "" {
+			v.Chain, v.Extra = scanChain, scannerServices(c.Scanner, scanAddr, o.Sessions)
+		}
+		p, err := e.startOpes(dir, v)
 		if err != nil {
 			return Run{}, err
 		}
 		defer p.Stop()
-		addr, comps = p.MilterAddr, p.Components()
+		addr, comps = p.MilterAddr, append(p.Components(), comps...)
 	}
 	if addr != "" {
 		socket = "inet:" + addr

@@ -33,6 +33,11 @@ var ErrNotReady = errors.New("program not ready")
 // startChild starts argv in dir with its output appended to logPath and
 // waits until ready (nil: at once).
 func startChild(name string, argv []string, dir, logPath string, ready func() bool) (*child, error) {
+	return startChildWithin(name, argv, dir, logPath, readyTimeout, ready)
+}
+
+// startChildWithin is startChild with another bound on getting ready.
+func startChildWithin(name string, argv []string, dir, logPath string, timeout time.Duration, ready func() bool) (*child, error) {
 	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -53,7 +58,7 @@ func startChild(name string, argv []string, dir, logPath string, ready func() bo
 	if ready == nil {
 		return c, nil
 	}
-	deadline := time.Now().Add(readyTimeout)
+	deadline := time.Now().Add(timeout)
 	for !ready() {
 		select {
 		case <-c.done:
@@ -62,7 +67,7 @@ func startChild(name string, argv []string, dir, logPath string, ready func() bo
 		}
 		if time.Now().After(deadline) {
 			c.Stop()
-			return nil, fmt.Errorf("%w: %s not listening after %v\n%s", ErrNotReady, name, readyTimeout, c.Tail(20))
+			return nil, fmt.Errorf("%w: %s not listening after %v\n%s", ErrNotReady, name, timeout, c.Tail(20))
 		}
 	}
 	return c, nil

@@ -18,14 +18,18 @@ type Component struct {
 	// Driver marks the load generator: measured and reported, but not
 	// counted in the case's CPU.
 	Driver bool
+	// Scanner marks a scanner whose cost the case does not compare
+	// (spamd): reported, not counted.
+	Scanner bool
 }
 
 // Usage is what one component used during a measurement window.
 type Usage struct {
-	Name   string
-	Driver bool
-	CPU    time.Duration
-	Peaks  []Peak // by process name, largest first
+	Name    string
+	Driver  bool
+	Scanner bool
+	CPU     time.Duration
+	Peaks   []Peak // by process name, largest first
 }
 
 // Peak is the largest VmHWM seen among the processes of one name.
@@ -96,7 +100,7 @@ func (m *meter) Stop() []Usage {
 	end := m.cpu(m.sample())
 	out := make([]Usage, len(m.comps))
 	for i, c := range m.comps {
-		u := Usage{Name: c.Name, Driver: c.Driver, CPU: max(end[i]-m.start[i], 0)}
+		u := Usage{Name: c.Name, Driver: c.Driver, Scanner: c.Scanner, CPU: max(end[i]-m.start[i], 0)}
 		for comm, p := range m.peaks[i] {
 			u.Peaks = append(u.Peaks, Peak{Comm: comm, Procs: len(p.pids), HWM: p.hwm})
 		}

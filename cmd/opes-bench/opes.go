@@ -41,6 +41,9 @@ type opesVariant struct {
 	MaxSessions    int    // [milter] max_sessions; 0 keeps it
 	MaxMessageSize string // [milter] max_message_size; "" keeps it
 	Alt            bool   // run the binaries of env.altBin
+	// Chain, when set, replaces the pass-through chain; Extra is appended
+	// (the spam cases' scanner service).
+	Chain, Extra string
 }
 
 // ErrConfigDrift reports that ContribConfig no longer has a line the
@@ -56,7 +59,10 @@ func opesConfig(contrib, milterAddr, calloutAddr, spoolDir string, v opesVariant
 		{`listen = ["127.0.0.1:8891"]`, `listen = ["` + calloutAddr + `"]`},
 		{`spool_dir = ""`, fmt.Sprintf("spool_dir = %q", spoolDir)},
 	}
-	if v.PassThrough {
+	switch {
+	case v.Chain != "":
+		edits = append(edits, [2]string{chainFull, v.Chain})
+	case v.PassThrough:
 		edits = append(edits, [2]string{chainFull, chainPass})
 	}
 	if v.MaxSessions > 0 {
@@ -72,7 +78,10 @@ func opesConfig(contrib, milterAddr, calloutAddr, spoolDir string, v opesVariant
 		}
 		s = strings.Replace(s, e[0], e[1], 1)
 	}
-	if v.PassThrough {
+	switch {
+	case v.Chain != "":
+		s += v.Extra
+	case v.PassThrough:
 		s += passServices
 	}
 	return s, nil

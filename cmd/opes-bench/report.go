@@ -106,6 +106,9 @@ func (r *Report) results(b *strings.Builder) {
 			if c.Driver {
 				name += " (driver, not counted)"
 			}
+			if c.Scanner {
+				name += " (scanner, not counted)"
+			}
 			rss := fmtMiB(c.HWM)
 			if c.Procs > 1 {
 				rss = fmt.Sprintf("%s (%s; %d processes)", rss, c.HWMComm, c.Procs)
@@ -145,6 +148,7 @@ func (r *Report) ratios(b *strings.Builder) {
 		{"Postfix+(a) / Postfix alone", "msg/s", "postfix+a", "postfix", figTput, false, "", 0},
 		{"Postfix+(b) / Postfix alone", "CPU per message", "postfix+b", "postfix", figCPU, false, "", 0},
 	}
+	rows = append(rows, scanRatios...)
 	if r.hasAlt() {
 		rows = append(rows,
 			ratioRow{"(b, alt) / (b)", "CPU per message", "b" + altSuffix, "b", figCPU, false, "", 0},

@@ -19,6 +19,7 @@ type Summary struct {
 type ComponentSummary struct {
 	Name       string
 	Driver     bool
+	Scanner    bool
 	CPUPer1000 Spread
 	HWM        int64  // largest VmHWM of any of its processes, any run
 	HWMComm    string // the process that had it
@@ -46,7 +47,7 @@ func summarize(c Case, runs []Run) Summary {
 		for _, u := range r.Usage {
 			cs := comps[u.Name]
 			if cs == nil {
-				cs = &ComponentSummary{Name: u.Name, Driver: u.Driver}
+				cs = &ComponentSummary{Name: u.Name, Driver: u.Driver, Scanner: u.Scanner}
 				comps[u.Name] = cs
 				s.Components = append(s.Components, ComponentSummary{Name: u.Name})
 			}

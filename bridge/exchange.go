@@ -193,6 +193,14 @@ func (x *exchange) endOK() {
 	x.sendEnd()
 }
 
+// refusedWith reports whether the server refused the message with an
+// SMTP-Error on a data part, and that refusal is r.
+func (x *exchange) refusedWith(r Reply) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.dataReply != nil && *x.dataReply == r
+}
+
 // failed returns the recorded failure, if any.
 func (x *exchange) failed() *AdaptationError {
 	x.mu.Lock()

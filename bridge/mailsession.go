@@ -265,8 +265,14 @@ func (s *session) EndOfMessage(ctx context.Context, mac Macros, mod Modifier) Re
 	}
 	if d := mt.deferred; d != nil {
 		// A refusal decided while the message streamed (the MTA does
-		// not wait for replies to header and body events).
-		s.endTx("message refused")
+		// not wait for replies to header and body events). When it is
+		// the server's SMTP-Error, its answer is what the MTA gets: TE
+		// 200; a refusal of our own ends the transaction with 400.
+		reason := "message refused"
+		if mt.x != nil && mt.fail == nil && mt.x.refusedWith(*d) {
+			reason = ""
+		}
+		s.endTx(reason)
 		return *d
 	}
 	defer s.endTx("")

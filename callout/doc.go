@@ -17,6 +17,14 @@
 // the processor preserved (or an echo), a DUM with new content, a DUM with
 // SMTP-Error, Add-Header on the answer and on annotation DUMs.
 //
+// The parts a chain needs are negotiated as such (Chain.Needs merges the
+// services' needs with ocpsmtp.Merge): a chain that needs only the header
+// gets ALLHEADERS or SINGLEHEADERS, and no body crosses the connection;
+// MessageAdapter services then see a Message built from what was
+// negotiated, and the layer answers each part as that part
+// (docs/profile.md 6.1). The server's AMS names the services that act on
+// the transaction when not all of the group's can (docs/profile.md 12).
+//
 // A Chain applies the services of one service group in SGC order, each on
 // the previous one's output. Messages are spooled (memory, then an
 // unlinked temporary file) and never rebuilt: services change them with

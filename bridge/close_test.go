@@ -41,7 +41,11 @@ func TestCloseWaitsForItsGoroutines(t *testing.T) {
 	if _, err := s.Mail("a@example.org", ""); err != nil {
 		t.Fatal(err)
 	}
-	go s.Rcpt("b@example.com", "") // the server never answers it
+	rcptDone := make(chan struct{})
+	go func() { // the server never answers it; Close ends the wait
+		defer close(rcptDone)
+		s.Rcpt("b@example.com", "")
+	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for !sawRcpt(co.Messages()) {
 		if time.Now().After(deadline) {
@@ -61,6 +65,12 @@ func TestCloseWaitsForItsGoroutines(t *testing.T) {
 	case <-done:
 	case <-ctx.Done():
 		t.Fatal("Close did not return")
+	}
+	// The MTA's RCPT (the test's goroutine in the session) fails now.
+	select {
+	case <-rcptDone:
+	case <-ctx.Done():
+		t.Fatal("the RCPT did not return after Close")
 	}
 	if left := bridgeGoroutines(); len(left) > 0 {
 		t.Fatalf("%d goroutine(s) of the bridge outlive Close:\n%s", len(left), strings.Join(left, "\n\n"))

@@ -374,12 +374,21 @@ func TestWireServerOfferRejected(t *testing.T) {
 	}
 	// The scripted server does not answer the RCPT; once it arrived the
 	// bridge is closed: only the negotiation matters here.
-	go s.Rcpt("b@example.com", "")
+	rcptDone := make(chan struct{})
+	go func() {
+		defer close(rcptDone)
+		s.Rcpt("b@example.com", "")
+	}()
 	select {
 	case <-rcptSeen:
 	case <-time.After(10 * time.Second):
 		t.Error("no RCPT")
 	}
 	m.br.Close()
+	select {
+	case <-rcptDone:
+	case <-time.After(10 * time.Second):
+		t.Error("the RCPT did not return after Close")
+	}
 	p.wait(t, "server-offer-rejected.txt", "The server offers the receiver profile and an unknown feature: Rejects for the first, Unknowns for the second.")
 }

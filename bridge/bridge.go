@@ -64,8 +64,22 @@ func (b *Bridge) Reload(p *Policy) {
 	b.mu.Lock()
 	old := b.state
 	b.state = &state{policy: p, pool: newPool(p, b.log, b.metrics)}
-	b.retired = append(b.retired, old.pool)
+	// Pools retired by earlier reloads whose connections have all closed
+	// are done: forget them, so that reloads do not pile them up.
+	var done []*pool
+	kept := b.retired[:0]
+	for _, pl := range b.retired {
+		if pl.idle() {
+			done = append(done, pl)
+		} else {
+			kept = append(kept, pl)
+		}
+	}
+	b.retired = append(kept, old.pool)
 	b.mu.Unlock()
+	for _, pl := range done {
+		pl.close(context.Background()) // nothing left to wait for
+	}
 	// Each retired connection closes once its transactions are done (or
 	// at Close).
 	old.pool.closeWhenIdle()

@@ -31,6 +31,7 @@ type pool struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the goroutines the pool started (spawn)
 	closed bool           // guarded by mu: spawn starts nothing more
+	live   int            // guarded by mu: goroutines started by spawn still running
 }
 
 // spawn runs fn in a goroutine close waits for, unless the pool is closed.
@@ -41,11 +42,25 @@ func (pl *pool) spawn(fn func()) bool {
 		return false
 	}
 	pl.wg.Add(1)
+	pl.live++
 	go func() {
 		defer pl.wg.Done()
+		defer func() {
+			pl.mu.Lock()
+			pl.live--
+			pl.mu.Unlock()
+		}()
 		fn()
 	}()
 	return true
+}
+
+// idle reports whether none of the goroutines the pool started runs (a
+// retired pool whose connections have all closed).
+func (pl *pool) idle() bool {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return pl.live == 0
 }
 
 // errRetired is returned by start on a pool a reload replaced; the caller

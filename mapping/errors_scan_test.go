@@ -3,6 +3,8 @@ package mapping
 import (
 	"testing"
 	"time"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 func TestScanErrors(t *testing.T) {
@@ -41,7 +43,7 @@ func TestScanDefaults(t *testing.T) {
 	}
 	s, _ := c.Callout.Service("urn:s")
 	cl := s.Options.(*Clamd)
-	want := ScanPolicy{OnVirus: "reject", OnOversize: "reject", Reply: Reply{554, "5.7.1 Message refused: {signature} found"},
+	want := ScanPolicy{OnVirus: "reject", OnOversize: "reject", Reply: ocpsmtp.Reply{Code: 554, Text: "5.7.1 Message refused: {signature} found"},
 		VerdictHeader: "X-Virus-Scanned", QuarantineHeader: "X-Quarantine-Reason"}
 	if cl.Address != "unix:/run/clamav/clamd.ctl" || cl.Timeout != time.Minute || cl.MaxConnections != 16 ||
 		cl.Chunk != 64<<10 || cl.ScanPolicy != want {

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // The kinds of the content scanners opes-callout talks to.
@@ -58,7 +60,7 @@ type ScanPolicy struct {
 	OnOversize string
 	// Reply refuses the message (ScanReject); "{signature}" expands to the
 	// finding's name.
-	Reply Reply
+	Reply ocpsmtp.Reply
 	// VerdictHeader names the header field added to every scanned message
 	// that is delivered: "clean", or the finding when tagged ("" adds
 	// none).

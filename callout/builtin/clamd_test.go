@@ -111,7 +111,7 @@ func clamdOpts(addr string, edit func(*mapping.Clamd)) *mapping.Clamd {
 		Address: addr, Timeout: 2 * time.Second, MaxConnections: 4, Chunk: 1024,
 		ScanPolicy: mapping.ScanPolicy{
 			OnVirus: mapping.ScanReject, OnOversize: mapping.ScanReject,
-			Reply:         mapping.Reply{Code: 554, Text: "5.7.1 Message refused: {signature} found"},
+			Reply:         ocpsmtp.Reply{Code: 554, Text: "5.7.1 Message refused: {signature} found"},
 			VerdictHeader: "X-Virus-Scanned", QuarantineHeader: "X-Quarantine-Reason",
 		},
 	}

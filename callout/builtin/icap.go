@@ -95,8 +95,16 @@ func (s *ICAP) Needs() callout.Needs {
 	return callout.Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}}
 }
 
-// engine names the server in the verdict header.
-func (s *ICAP) engine() string { return "ICAP " + s.u.Host + s.u.Path }
+// engine names the server in the verdict header: the Service its OPTIONS
+// named, else its URL.
+func (s *ICAP) engine() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opts.Service != "" {
+		return s.opts.Service
+	}
+	return "ICAP " + s.u.Host + s.u.Path
+}
 
 // options returns the service's OPTIONS, asking when they expired.
 func (s *ICAP) options(ctx context.Context) (icapOptions, error) {

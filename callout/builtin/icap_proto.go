@@ -326,11 +326,12 @@ type icapOptions struct {
 	MaxConnections int // 0: not said
 	TTL            int // seconds, 0: not said
 	ISTag          string
+	Service        string // the server's description of the service
 }
 
 // parseOptions reads the fields of an OPTIONS response.
 func parseOptions(h textproto.MIMEHeader) (icapOptions, error) {
-	o := icapOptions{Preview: -1, ISTag: h.Get("Istag")}
+	o := icapOptions{Preview: -1, ISTag: h.Get("Istag"), Service: sanitizeText(h.Get("Service"))}
 	for _, m := range h.Values("Methods") {
 		for f := range strings.SplitSeq(m, ",") {
 			if f = strings.TrimSpace(f); f != "" {
@@ -417,6 +418,20 @@ func sanitizeSignature(s string) string {
 		case c == ' ' || c == '\t':
 			b = append(b, '.')
 		case c > ' ' && c < 0x7f:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+// sanitizeText keeps the printable ASCII of s, at most 100 bytes.
+func sanitizeText(s string) string {
+	b := make([]byte, 0, min(len(s), 100))
+	for _, c := range []byte(strings.TrimSpace(s)) {
+		if len(b) == 100 {
+			break
+		}
+		if c >= ' ' && c < 0x7f {
 			b = append(b, c)
 		}
 	}

@@ -133,7 +133,7 @@ func TestAntivirusClamd(t *testing.T) {
 		attachment{name: "notes.txt", contentType: "text/plain", data: []byte("harmless notes\n")})
 	nested := scenarioMessage("sender@example.org", "friend@example.com", "Nested", "Deep inside.\n",
 		attachment{name: "deep.zip", contentType: "application/zip", data: nestedZip(t, []byte(TestVirus), 18)})
-	large := noiseMessage("Twelve MiB", 9<<20)  // 12.2 MiB with base64
+	large := noiseMessage("Twelve MiB", 9<<20)   // 12.2 MiB with base64
 	medium := noiseMessage("Nine MiB", 6600<<10) // 8.9 MiB with base64
 	if len(large) < 12<<20 || len(medium) > 9<<20 || len(medium) < 8<<20 {
 		t.Fatalf("message sizes %d and %d", len(large), len(medium))

@@ -46,6 +46,11 @@ func startAntivirus(t *testing.T, service, onVirus, clamdSocket, icapURL string)
 	}})
 }
 
+// avSendmail keeps Sendmail delivering at once on a loaded machine: above
+// its QueueLA it queues large messages instead (and no queue runner runs in
+// the tests), above RefuseLA it refuses connections.
+var avSendmail = SendmailOptions{ExtraMC: "define(`confQUEUE_LA', `1000')dnl\ndefine(`confREFUSE_LA', `1000')dnl\n"}
+
 // virusMessage is a message with the test virus as an attachment.
 func virusMessage(subject string) []byte {
 	return scenarioMessage("sender@example.org", "friend@example.com", subject, "See the attachment.\n",
@@ -128,7 +133,7 @@ func checkRefused(t *testing.T, what string, d Delivery, signature string) {
 func TestAntivirusClamd(t *testing.T) {
 	clamd, _ := SharedClamd(t)
 	op := startAntivirus(t, "antivirus", "reject", clamd.Socket, "")
-	mtas := StartMTAs(t, op, PostfixOptions{}, SendmailOptions{})
+	mtas := StartMTAs(t, op, PostfixOptions{}, avSendmail)
 	clean := scenarioMessage("sender@example.org", "friend@example.com", "Clean", "Nothing to find here.\n",
 		attachment{name: "notes.txt", contentType: "text/plain", data: []byte("harmless notes\n")})
 	nested := scenarioMessage("sender@example.org", "friend@example.com", "Nested", "Deep inside.\n",
@@ -184,7 +189,7 @@ func TestAntivirusClamd(t *testing.T) {
 func TestAntivirusICAP(t *testing.T) {
 	clamd, cicap := SharedClamd(t)
 	op := startAntivirus(t, "icap-antivirus", "reject", clamd.Socket, cicap.URL())
-	for _, m := range StartMTAs(t, op, PostfixOptions{}, SendmailOptions{}) {
+	for _, m := range StartMTAs(t, op, PostfixOptions{}, avSendmail) {
 		t.Run(m.Name, func(t *testing.T) {
 			clean := scenarioMessage("sender@example.org", "friend@example.com", "Clean", "Nothing to find here.\n",
 				attachment{name: "notes.txt", contentType: "text/plain", data: []byte("harmless notes\n")})
@@ -240,7 +245,7 @@ func TestAntivirusQuarantine(t *testing.T) {
 	clamd, _ := SharedClamd(t)
 	op := startAntivirus(t, "antivirus", "quarantine", clamd.Socket, "")
 	const reason = "X-Quarantine-Reason: virus " + TestVirusName + " found by ClamAV"
-	for _, m := range StartMTAs(t, op, PostfixOptions{}, SendmailOptions{}) {
+	for _, m := range StartMTAs(t, op, PostfixOptions{}, avSendmail) {
 		t.Run(m.Name, func(t *testing.T) {
 			d := Send(t.Context(), m.SMTPAddr, "sender@example.org", []string{"friend@example.com"}, virusMessage("Held"))
 			if !d.Accepted() {
@@ -302,7 +307,7 @@ func TestAntivirusQuarantine(t *testing.T) {
 func TestAntivirusClamdDown(t *testing.T) {
 	clamd := StartClamd(t)
 	op := startAntivirus(t, "antivirus", "reject", clamd.Socket, "")
-	mtas := StartMTAs(t, op, PostfixOptions{}, SendmailOptions{})
+	mtas := StartMTAs(t, op, PostfixOptions{}, avSendmail)
 	msg := func(s string) []byte {
 		return scenarioMessage("sender@example.org", "friend@example.com", s, "Scanned or not at all.\n")
 	}

@@ -302,6 +302,9 @@ func (s *session) logSummary(mac Macros, o *outcome, rep Reply) {
 	if o.class != "" {
 		attrs = append(attrs, "failure", o.class)
 	}
+	if o.quarantine != "" {
+		attrs = append(attrs, "quarantine", o.quarantine)
+	}
 	s.log.Info("message", attrs...)
 	s.b.metrics.message(routeName(mt.route), verdict, status)
 }

@@ -293,6 +293,10 @@ func TestAntivirusQuarantine(t *testing.T) {
 			if log := op.Callout.Output(); !strings.Contains(log, "outcome=quarantine") || !strings.Contains(log, "queue_id="+id) {
 				t.Errorf("opes-callout logged no quarantine of %s:\n%s", id, log)
 			}
+			if log := op.Milter.Output(); !strings.Contains(log, "qid="+id) || !strings.Contains(log, "verdict=quarantine") ||
+				!strings.Contains(log, `quarantine="quarantined by callout service"`) {
+				t.Errorf("opes-milter's line for %s lacks the quarantine:\n%s", id, log)
+			}
 		})
 	}
 }

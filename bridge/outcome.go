@@ -66,6 +66,7 @@ func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome
 			return out
 		}
 		out.status, out.quarantine = mt.status, mt.quarantine
+		quarantineHeader(out, p.QuarantineHeader, mt.fail)
 	} else if x != nil {
 		if err := s.collect(out, x); err != nil {
 			s.onFailure(err, false)

@@ -83,7 +83,7 @@ func (c *Clamd) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout.M
 	if v.Clean() {
 		return c.policy.clean(engine), nil
 	}
-	return c.policy.found(tx, engine, finding{Signature: v.Signature, Oversize: v.Oversize}), nil
+	return c.policy.found(tx, engine, finding(v)), nil
 }
 
 func (c *Clamd) engineName() string {

@@ -14,7 +14,8 @@ set -euo pipefail
 
 SENDMAIL_ROOT=${OPES_SENDMAIL_ROOT:-/opt/opes-milter-peers/sendmail}
 PACKAGES=(postfix swaks miltertest spamassassin spamc spamd m4 liblockfile1 libwrap0 systemd
-	rspamd opendkim-tools python3-dkim python3-nacl)
+	rspamd opendkim-tools python3-dkim python3-nacl
+	clamav-daemon clamav-milter c-icap libc-icap-mod-virus-scan)
 SENDMAIL_PACKAGES=(sendmail-bin sendmail-cf sendmail-base)
 
 log() { printf 'install-peers: %s\n' "$*"; }
@@ -114,10 +115,13 @@ unpack_sendmail() {
 
 check() {
 	local bin
-	for bin in postfix smtp-sink swaks miltertest spamd spamc m4 unshare systemd-analyze rspamd opendkim-testmsg; do
+	for bin in postfix smtp-sink swaks miltertest spamd spamc m4 unshare systemd-analyze rspamd opendkim-testmsg \
+		clamd clamav-milter c-icap dkimsign nsenter; do
 		command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || die "$bin missing after install"
 	done
 	/usr/bin/python3 -c 'import dkim, nacl' || die "python3-dkim or python3-nacl missing after install"
+	[ -f /usr/lib/x86_64-linux-gnu/c_icap/virus_scan.so ] || die "c-icap's virus_scan module missing after install"
+	getent passwd clamav >/dev/null || die "the clamav user is missing after install"
 	if ldd "$SENDMAIL_ROOT/usr/libexec/sendmail/sendmail" | grep -q 'not found'; then
 		ldd "$SENDMAIL_ROOT/usr/libexec/sendmail/sendmail" | grep 'not found' >&2
 		die "the unpacked Sendmail lacks libraries"

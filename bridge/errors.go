@@ -21,6 +21,7 @@ const (
 	FailProtocol = mapping.FailProtocol
 	FailServer   = mapping.FailServer
 	FailLocal    = mapping.FailLocal
+	FailService  = mapping.FailService
 )
 
 // AdaptationError is a failed adaptation: its class and cause.

@@ -55,6 +55,9 @@ func (x *exchange) receive(ctx context.Context) {
 
 // classify maps an ocp error to a failure class.
 func classify(err error) *AdaptationError {
+	if f := serviceFailure(err); f != nil {
+		return f
+	}
 	var te *ocp.TxError
 	var ce *ocp.ConnError
 	var se *ocp.SyntaxError

@@ -66,6 +66,7 @@ func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome
 			return out
 		}
 		out.status, out.quarantine = mt.status, mt.quarantine
+		quarantineHeader(out, p.QuarantineHeader, mt.fail)
 	} else if x != nil {
 		if err := s.collect(out, x); err != nil {
 			s.onFailure(err, false)
@@ -301,6 +302,9 @@ func (s *session) logSummary(mac Macros, o *outcome, rep Reply) {
 	}
 	if o.class != "" {
 		attrs = append(attrs, "failure", o.class)
+	}
+	if o.quarantine != "" {
+		attrs = append(attrs, "quarantine", o.quarantine)
 	}
 	s.log.Info("message", attrs...)
 	s.b.metrics.message(routeName(mt.route), verdict, status)

@@ -37,11 +37,14 @@ type Policy struct {
 	// says what happens to a larger message: mapping.Reject (552),
 	// mapping.TempFail (452) or mapping.SkipAdaptation (delivered
 	// unadapted, traced as skipped; mapping.Accept does the same).
-	MaxMessageSize  int64
-	Oversize        mapping.Action
-	MaxSessions     int
-	MaxTransactions int
-	MaxHeaderBytes  int
-	SpoolDir        string
-	SpoolMemory     int
+	MaxMessageSize int64
+	Oversize       mapping.Action
+	// QuarantineHeader names the header field added, with the reason, to
+	// a message the failure policy quarantines ("" for none).
+	QuarantineHeader string
+	MaxSessions      int
+	MaxTransactions  int
+	MaxHeaderBytes   int
+	SpoolDir         string
+	SpoolMemory      int
 }

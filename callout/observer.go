@@ -21,7 +21,8 @@ type Observer interface {
 }
 
 // Verdict names a decision for metrics: keep, replace, tempfail, reject,
-// or error when err is not nil.
+// quarantine or discard (a kept message with that Advice), or error when
+// err is not nil.
 func Verdict(d Decision, err error) string {
 	switch {
 	case err != nil:
@@ -30,6 +31,10 @@ func Verdict(d Decision, err error) string {
 		return "tempfail"
 	case d.Action == ActionRefuse:
 		return "reject"
+	case d.Advice == ocpsmtp.AdviceQuarantine:
+		return "quarantine"
+	case d.Advice == ocpsmtp.AdviceDiscard:
+		return "discard"
 	}
 	return d.Action.String()
 }

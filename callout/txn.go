@@ -98,7 +98,19 @@ func (t *txn) fail(err error) {
 	if len(reason) > 200 {
 		reason = reason[:200]
 	}
-	_ = t.otx.End(context.Background(), ocp.Failure(reason))
+	_ = t.otx.EndWith(context.Background(), ocp.Failure(reason), serviceFailure(err)...)
+}
+
+// serviceFailure returns the Service-Failure parameter (docs/profile.md,
+// section 10.1) when err is a service's failure to reach its backend (a
+// *BackendError): the failure is that service's, not the server's.
+func serviceFailure(err error) []ocp.Param {
+	var be *BackendError
+	var se *ServiceError
+	if !errors.As(err, &be) || !errors.As(err, &se) {
+		return nil
+	}
+	return []ocp.Param{ocpsmtp.ServiceFailureParam(se.Service)}
 }
 
 func (t *txn) run(ctx context.Context) error {

@@ -69,6 +69,7 @@ func Main(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: stale: %s\n", s)
 	}
 	code := m.Run()
+	stopSharedScanners()
 	if dir := builtBinaries.dir; dir != "" {
 		if err := os.RemoveAll(dir); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: remove %s: %v\n", dir, err)

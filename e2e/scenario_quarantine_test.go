@@ -47,6 +47,9 @@ func TestScenarioQuarantine(t *testing.T) {
 			if !strings.Contains(held, traced) {
 				t.Errorf("the held message lacks %q:\n%s", traced, held)
 			}
+			if !strings.Contains(held, "X-Quarantine-Reason: content adaptation failed (connect)") {
+				t.Errorf("the held message lacks the reason in X-Quarantine-Reason ([milter] quarantine_header):\n%s", held)
+			}
 			if strings.Contains(held, "X-OPES-Tag") {
 				t.Errorf("the held message was adapted:\n%s", held)
 			}

@@ -43,7 +43,7 @@ type CalloutService struct {
 	Kind Kind
 	// Options is the kind-specific part: *RecipientPolicy, *SenderRewrite,
 	// *HeaderTag, *SubjectTag, *Disclaimer, *AttachmentFilter, *Command or
-	// *SizeLimit, matching Kind.
+	// *SizeLimit, *Clamd or *ICAP, matching Kind.
 	Options Options
 }
 

@@ -83,9 +83,15 @@ const (
 	// FailLocal: a local resource failed (the spool, the disk). It has no
 	// key of its own in on_failure: the server action applies.
 	FailLocal
+	// FailService: the callout server ended the transaction because one
+	// of its services failed (its scanner is down): a TE 400 with the
+	// profile's Service-Failure parameter (docs/profile.md, section 10.1).
+	// The server action applies; it is not the callout server's failure
+	// and never counts against it (its circuit breaker).
+	FailService
 )
 
-var failureNames = [...]string{"connect", "timeout", "protocol", "server", "local"}
+var failureNames = [...]string{"connect", "timeout", "protocol", "server", "local", "service"}
 
 func (c FailureClass) String() string {
 	if c >= 0 && int(c) < len(failureNames) {
@@ -108,7 +114,7 @@ func (p FailurePolicy) For(c FailureClass) Action {
 		return p.Timeout
 	case FailProtocol:
 		return p.Protocol
-	case FailServer, FailLocal:
+	case FailServer, FailLocal, FailService:
 		return p.Server
 	}
 	return TempFail

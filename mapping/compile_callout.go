@@ -34,6 +34,10 @@ func newRawOptions(k Kind) any {
 		return new(rawAuthVerify)
 	case KindDKIMSign:
 		return new(rawDKIMSign)
+	case KindClamd:
+		return new(rawClamd)
+	case KindICAP:
+		return new(rawICAP)
 	}
 	return nil
 }
@@ -43,6 +47,7 @@ func kindList() string {
 		string(KindRecipientPolicy), string(KindSenderRewrite), string(KindHeaderTag), string(KindSubjectTag),
 		string(KindDisclaimer), string(KindAttachmentFilter), string(KindCommand), string(KindSizeLimit),
 		string(KindSpamd), string(KindRspamd), string(KindAuthVerify), string(KindDKIMSign),
+		string(KindClamd), string(KindICAP),
 	}), ", ")
 }
 
@@ -158,6 +163,10 @@ func (o *optionsBuilder) options(raw any) Options {
 		return o.authVerify(r)
 	case *rawDKIMSign:
 		return o.dkimSign(r)
+	case *rawClamd:
+		return o.clamd(r)
+	case *rawICAP:
+		return o.icap(r)
 	}
 	return nil
 }

@@ -20,6 +20,12 @@ func (b *builder) milter(m *rawMilter) {
 		MaxMessageSize:  int64(m.MaxMessageSize),
 		Oversize:        Action(m.Oversize),
 	}
+	c.QuarantineHeader = m.QuarantineHdr
+	if m.QuarantineHdr != "" {
+		if err := checkHeaderName(m.QuarantineHdr); err != nil {
+			b.errorf(ErrValue, "milter.quarantine_header", "%v", err)
+		}
+	}
 	if len(m.Listen) == 0 {
 		b.errorf(ErrMissing, "milter.listen", "needs at least one socket, like %q", DefaultListen)
 	}

@@ -82,7 +82,11 @@ type Milter struct {
 	// with its own milter_macro_daemon_name): recipients are never refused
 	// at RCPT there (docs/profile.md 1).
 	NonSMTPDaemons []string
-	Timeouts       Timeouts
+	// QuarantineHeader names the header field that a message quarantined
+	// by the failure policy gets, saying why ("" for none); a service that
+	// quarantines adds its own.
+	QuarantineHeader string
+	Timeouts         Timeouts
 	// MTA holds the MTA's own milter timeouts the stage deadlines were
 	// checked against.
 	MTA MTALimits

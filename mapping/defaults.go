@@ -89,6 +89,7 @@ func (m *rawMilter) setDefaults() {
 	m.SpoolMemory = DefaultSpoolMemory
 	m.MaxMessageSize = DefaultMaxMessageSize
 	m.Oversize = oversizeAction(DefaultOversize)
+	m.QuarantineHdr = DefaultQuarantineHeader
 }
 
 func (t *rawTimeouts) setDefaults() {

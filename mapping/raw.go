@@ -34,6 +34,7 @@ type rawMilter struct {
 	MaxMessageSize  size           `toml:"max_message_size"`
 	Oversize        oversizeAction `toml:"oversize"`
 	NonSMTPDaemons  []string       `toml:"non_smtp_daemon_names"`
+	QuarantineHdr   string         `toml:"quarantine_header"`
 	Timeouts        rawTimeouts    `toml:"timeouts"`
 	MTA             rawMTA         `toml:"mta"`
 }

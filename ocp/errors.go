@@ -75,6 +75,19 @@ type TxError struct {
 	Xid    int64
 	Result Result
 	Remote bool
+	// Params are the named parameters of the peer's TE (a profile may
+	// define some, such as the OCP/SMTP profile's Service-Failure).
+	Params []Param
+}
+
+// Param returns the TE's named parameter name, if present.
+func (e *TxError) Param(name string) (Param, bool) {
+	for _, p := range e.Params {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Param{}, false
 }
 
 func (e *TxError) Error() string {

@@ -63,6 +63,12 @@ func (t *ServerTx) EndMessage(res Result) error { return t.endMessage(res) }
 // returned.
 func (t *ServerTx) End(ctx context.Context, res Result) error { return t.endTx(ctx, res) }
 
+// EndWith ends the transaction like End, with named parameters on the TE
+// (a profile's, such as the OCP/SMTP profile's Service-Failure).
+func (t *ServerTx) EndWith(ctx context.Context, res Result, named ...Param) error {
+	return t.endTxWith(ctx, res, named)
+}
+
 // SendDWSS asks the processor for permission to stop sending adapted data
 // (DWSS); wait for its DSS (through Recv) before ending the adapted
 // message with EndMessage(Result{Code: CodePartial}). When a DSS arrives

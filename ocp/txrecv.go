@@ -97,7 +97,7 @@ func (t *txCore) handle(m *Message) {
 			res = Failure("bad result")
 		}
 		if res.Failed() {
-			t.finishLocked(&TxError{Xid: t.xid, Result: res, Remote: true})
+			t.finishLocked(&TxError{Xid: t.xid, Result: res, Remote: true, Params: m.Named})
 			return
 		}
 		t.deliverLocked(m)

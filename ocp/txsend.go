@@ -151,7 +151,10 @@ func (t *txCore) endMessage(res Result) error {
 // idempotent. The transaction counts as ended at once (a sender waiting on
 // a paused flow returns); the TE follows the owner's messages already
 // being sent, unless ctx ends first, in which case it is queued at once.
-func (t *txCore) endTx(ctx context.Context, res Result) error {
+func (t *txCore) endTx(ctx context.Context, res Result) error { return t.endTxWith(ctx, res, nil) }
+
+// endTxWith is endTx with named parameters on the TE (a profile's).
+func (t *txCore) endTxWith(ctx context.Context, res Result, named []Param) error {
 	t.mu.Lock()
 	if t.end != nil {
 		t.mu.Unlock()
@@ -163,7 +166,7 @@ func (t *txCore) endTx(ctx context.Context, res Result) error {
 		t.finishLocked(io.EOF)
 	}
 	t.mu.Unlock()
-	te := withResult(&Message{Name: MsgTE, Anon: []Value{t.xidAtom()}}, res)
+	te := withResult(&Message{Name: MsgTE, Anon: []Value{t.xidAtom()}, Named: named}, res)
 	if err := t.sendMu.lockCtx(ctx); err != nil {
 		t.c.flushStage(&t.stage)
 		_ = t.c.send(te, false)

@@ -39,6 +39,10 @@ func NewService(c *mapping.CalloutService) (callout.Service, error) {
 		s = NewAuthVerify(o)
 	case *mapping.DKIMSign:
 		s, err = NewDKIMSign(o)
+	case *mapping.Clamd:
+		s, err = NewClamd(c.Name, o)
+	case *mapping.ICAP:
+		s, err = NewICAP(c.Name, o)
 	default:
 		err = fmt.Errorf("unknown kind %q", c.Kind)
 	}

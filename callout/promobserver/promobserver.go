@@ -26,6 +26,7 @@ type Metrics struct {
 	calls    *prometheus.CounterVec
 	callTime *prometheus.HistogramVec
 	txTime   prometheus.Histogram
+	up       *prometheus.GaugeVec
 }
 
 // New creates the collectors and registers them with reg.
@@ -48,7 +49,11 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Time from TS to the end of a transaction.", Buckets: DurationBuckets,
 		}),
 	}
-	reg.MustRegister(m.txs, m.calls, m.callTime, m.txTime)
+	m.up = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "opes_callout", Name: "backend_up",
+		Help: "1 while the backend (scanner) of a service answers its health check, 0 while it is down, by service URI and backend.",
+	}, []string{"service", "backend"})
+	reg.MustRegister(m.txs, m.calls, m.callTime, m.txTime, m.up)
 	return m
 }
 
@@ -71,4 +76,25 @@ func (m *Metrics) ObserveTransaction(result string, elapsed time.Duration) {
 	m.txTime.Observe(elapsed.Seconds())
 }
 
-var _ callout.Observer = (*Metrics)(nil)
+// ObserveBackends implements callout.HealthObserver: the backend_up
+// gauges are set to what a health check found.
+func (m *Metrics) ObserveBackends(health map[string][]callout.BackendHealth) {
+	if m == nil {
+		return
+	}
+	m.up.Reset()
+	for uri, hs := range health {
+		for _, h := range hs {
+			v := 0.0
+			if h.Up {
+				v = 1
+			}
+			m.up.WithLabelValues(uri, h.Name).Set(v)
+		}
+	}
+}
+
+var (
+	_ callout.Observer       = (*Metrics)(nil)
+	_ callout.HealthObserver = (*Metrics)(nil)
+)

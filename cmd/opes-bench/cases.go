@@ -16,6 +16,11 @@ const (
 	milterNoop = "noop" // the go-milter no-op baseline (a)
 	milterPass = "pass" // opes-milter + opes-callout, pass-through chain (b)
 	milterFull = "full" // opes-milter + opes-callout, the `make run` chain (c)
+	// milterClamd is opes-milter + opes-callout with the clamd service (d).
+	milterClamd = "clamd"
+	// milterClamav is Debian's clamav-milter over the same clamd, the anchor
+	// of (d).
+	milterClamav = "clamav-milter"
 )
 
 // Case is one configuration the bench measures.
@@ -23,10 +28,13 @@ type Case struct {
 	ID      string // "a", "b", "c", "postfix", "postfix+a", "postfix+b"
 	Title   string
 	Postfix bool   // fed through a real Postfix by smtp-source
-	Milter  string // milterNone, milterNoop, milterPass or milterFull
+	Milter  string // milterNone, milterNoop, milterPass, milterFull, milterClamd or milterClamav
 	// Scanner is the spam scanner of the spam cases (scanSpamd, ...), ""
 	// for the others.
 	Scanner string
+	// ClamdDirect sends the direct cases' messages to clamd itself, without
+	// any milter: the reference for the latency of (d).
+	ClamdDirect bool
 	// Alt runs opes-milter and opes-callout from the -alt-bin directory:
 	// another build of the same cases, measured in the same rounds
 	// (before/after a change).
@@ -50,6 +58,8 @@ func allCases() []Case {
 		{ID: "a", Title: "(a) go-milter no-op, every event", Milter: milterNoop},
 		{ID: "b", Title: "(b) opes-milter + opes-callout, pass-through", Milter: milterPass},
 		{ID: "c", Title: "(c) opes-milter + opes-callout, make run chain", Milter: milterFull},
+		{ID: "d", Title: "(d) opes-milter + opes-callout, clamd service", Milter: milterClamd},
+		{ID: "clamd", Title: "clamd directly (zINSTREAM), same messages", ClamdDirect: true},
 		{ID: "postfix", Title: "Postfix alone", Postfix: true},
 		{ID: "postfix+a", Title: "Postfix + (a)", Postfix: true, Milter: milterNoop},
 		{ID: "postfix+b", Title: "Postfix + (b)", Postfix: true, Milter: milterPass},
@@ -57,6 +67,8 @@ func allCases() []Case {
 		{ID: "spamc", Title: "(s') opes-milter + opes-callout, spamc by the command service", Milter: milterPass, Scanner: scanSpamc},
 		{ID: "postfix+rspamd", Title: "Postfix + opes-milter + opes-callout, rspamd service", Postfix: true, Milter: milterPass, Scanner: scanRspamd},
 		{ID: "postfix+rspamd-milter", Title: "Postfix + rspamd's milter (proxy, self_scan)", Postfix: true, Scanner: scanRspamdMilter},
+		{ID: "postfix+d", Title: "Postfix + (d)", Postfix: true, Milter: milterClamd},
+		{ID: "postfix+clamav-milter", Title: "Postfix + clamav-milter", Postfix: true, Milter: milterClamav},
 	}
 }
 
@@ -172,10 +184,17 @@ func (e *env) runCase(ctx context.Context, c Case, o Options) (Run, error) {
 		}
 		defer ch.Stop()
 		addr, comps = a, []Component{{Name: "go-milter no-op", Pid: ch.Pid()}}
-	case milterPass, milterFull:
+	case milterPass, milterFull, milterClamd:
 		v := opesVariant{PassThrough: c.Milter == milterPass, Alt: c.Alt}
 		if c.Scanner != "" {
 			v.Chain, v.Extra = scanChain, scannerServices(c.Scanner, scanAddr, o.Sessions)
+		}
+		var cd *clamdProc
+		if c.Milter == milterClamd {
+			if cd, err = e.clamd(); err != nil {
+				return Run{}, err
+			}
+			v.Chain, v.Extra = chainClamd, strings.ReplaceAll(clamdServices, "@SOCKET@", cd.Socket)
 		}
 		p, err := e.startOpes(dir, v)
 		if err != nil {
@@ -183,6 +202,23 @@ func (e *env) runCase(ctx context.Context, c Case, o Options) (Run, error) {
 		}
 		defer p.Stop()
 		addr, comps = p.MilterAddr, append(p.Components(), comps...)
+		if cd != nil {
+			comps = append(comps, Component{Name: "clamd", Pid: cd.Pid()})
+		}
+	case milterClamav:
+		cd, err := e.clamd()
+		if err != nil {
+			return Run{}, err
+		}
+		ch, a, err := e.startClamavMilter(dir)
+		if err != nil {
+			return Run{}, err
+		}
+		defer ch.Stop()
+		addr, comps = a, []Component{{Name: "clamav-milter", Pid: ch.Pid()}, {Name: "clamd", Pid: cd.Pid()}}
+	}
+	if c.ClamdDirect {
+		return e.runClamdDirect(ctx, c, o)
 	}
 	if addr != "" {
 		socket = "inet:" + addr

@@ -15,7 +15,10 @@ func TestCaseByID(t *testing.T) {
 		{"postfix+b-alt", true, true, "Postfix + (b), alt build"},
 		{"a-alt", false, false, ""},       // no opes-milter in (a)
 		{"postfix-alt", false, false, ""}, // nor in Postfix alone
-		{"d", false, false, ""},
+		{"d", true, false, "(d) opes-milter + opes-callout, clamd service"},
+		{"postfix+clamav-milter", true, false, "Postfix + clamav-milter"},
+		{"clamd-alt", false, false, ""}, // no opes-milter in clamd directly
+		{"e", false, false, ""},
 	}
 	for _, tt := range tests {
 		c, ok := caseByID(tt.id)

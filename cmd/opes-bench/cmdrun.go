@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opes-milter/opes-milter/cmd/internal/cli"
@@ -23,6 +24,10 @@ type env struct {
 	selfBin    string // this program, for "opes-bench noop"
 	work       string // scratch directory, removed at the end
 	progress   io.Writer
+
+	clamdOnce sync.Once // the antivirus cases' clamd (clamd.go), started on first use
+	clamdProc *clamdProc
+	clamdErr  error
 }
 
 func (e *env) logf(format string, args ...any) {
@@ -36,7 +41,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	o := Options{Mix: defaultMix(), PostfixSize: 10 << 10}
 	var (
-		caseList    = fs.String("cases", "a,b,c,postfix,postfix+a,postfix+b,spamd,spamc,postfix+rspamd-milter,postfix+rspamd", "cases to run, in this order within a round")
+		caseList    = fs.String("cases", "a,b,c,d,clamd,postfix,postfix+a,postfix+b,postfix+d,postfix+clamav-milter,spamd,spamc,postfix+rspamd-milter,postfix+rspamd", "cases to run, in this order within a round")
 		repo        = fs.String("repo", "", "repository `root`; default: found from the working directory")
 		bin         = fs.String("bin", "", "`directory` with opes-milter and opes-callout; default: ROOT/bin")
 		doc         = fs.String("doc", "docs/PERFORMANCE.md", "report `file` to update, relative to the root; \"\" for none")
@@ -90,6 +95,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	} else {
 		defer os.RemoveAll(e.work)
 	}
+	defer func() {
+		if e.clamdProc != nil {
+			e.clamdProc.Stop()
+		}
+	}()
 
 	rep := &Report{Machine: describeMachine(), Options: o, Cases: cases, Started: time.Now(), Runs: map[string][]Run{}, AltBin: *altBin}
 	for round := 1; round <= o.Runs; round++ {

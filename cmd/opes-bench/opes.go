@@ -35,6 +35,22 @@ max = "1GiB"
 `
 )
 
+// chainClamd is case (d): recipient-policy (unchanged, as in (b)) and the
+// clamd service, which scans every message and adds its verdict header.
+const chainClamd = `services = ["recipient-policy", "antivirus"]`
+
+// clamdServices defines the clamd service on both sides.
+const clamdServices = `
+# opes-bench: the clamd service of case (d).
+[services.antivirus]
+uri = "http://opes-milter.example/services/antivirus"
+
+[callout.services.antivirus]
+uri = "http://opes-milter.example/services/antivirus"
+kind = "clamd"
+address = "unix:@SOCKET@"
+`
+
 // opesVariant says how a case changes ContribConfig.
 type opesVariant struct {
 	PassThrough    bool   // case (b) instead of (c)

@@ -72,9 +72,11 @@ func (r *Report) results(b *strings.Builder) {
 	fmt.Fprintf(b, "### Results\n\n")
 	fmt.Fprintf(b, "%d interleaved rounds (each round runs every case once, each run with freshly started processes); "+
 		"figures are **median (min–max)** over the rounds. %d concurrent sessions everywhere. "+
-		"Direct cases (a)–(c): the load generator (go-milter client acting as Postfix, one milter connection "+
+		"Direct cases (a)–(d): the load generator (go-milter client acting as Postfix, one milter connection "+
 		"per message) sends %s messages (size/recipients) for %v after %v of warm-up; latency is per message, "+
-		"from opening the milter connection to the end-of-message reply. Postfix cases: `smtp-source -s %d -l %d -r %d -m %d` "+
+		"from opening the milter connection to the end-of-message reply; \"clamd directly\" sends the same messages "+
+		"to clamd with zINSTREAM, one connection per message, latency from connecting to the verdict. The antivirus "+
+		"cases share one clamd (test signature only), whose CPU counts in each. Postfix cases: `smtp-source -s %d -l %d -r %d -m %d` "+
 		"(after %d warm-up messages), relayed to `smtp-sink`; msg/s is what smtp-source achieved, and the CPU window "+
 		"closes when the queue is delivered. CPU is user+system time of every process of the case (for Postfix "+
 		"every process under the master, plus smtp-sink), not of the load generator.\n\n",
@@ -147,6 +149,13 @@ func (r *Report) ratios(b *strings.Builder) {
 		{"Postfix+(b) / Postfix alone", "msg/s", "postfix+b", "postfix", figTput, false, "", 0},
 		{"Postfix+(a) / Postfix alone", "msg/s", "postfix+a", "postfix", figTput, false, "", 0},
 		{"Postfix+(b) / Postfix alone", "CPU per message", "postfix+b", "postfix", figCPU, false, "", 0},
+		{"Postfix+(d) / Postfix+clamav-milter", "msg/s", "postfix+d", "postfix+clamav-milter", figTput, false, "≥ 1.1", 1.1},
+		{"Postfix+(d) / Postfix+clamav-milter", "CPU per message", "postfix+d", "postfix+clamav-milter", figCPU, false, "≤ 1.0", 1.0},
+		{"Postfix+clamav-milter / Postfix+(a)", "msg/s", "postfix+clamav-milter", "postfix+a", figTput, false, "", 0},
+		{"Postfix+clamav-milter / Postfix alone", "msg/s", "postfix+clamav-milter", "postfix", figTput, false, "", 0},
+		{"Postfix+clamav-milter / Postfix+(a)", "CPU per message", "postfix+clamav-milter", "postfix+a", figCPU, false, "", 0},
+		{"p50 (d) − p50 clamd directly", "ms", "d", "clamd", figP50, true, "", 0},
+		{"p99 (d) − p99 clamd directly", "ms", "d", "clamd", figP99, true, "", 0},
 	}
 	rows = append(rows, scanRatios...)
 	if r.hasAlt() {

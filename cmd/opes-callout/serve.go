@@ -68,10 +68,11 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, ready chan<- l
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := promobserver.New(reg)
 	srv := &callout.Server{
 		Services:       services,
 		Logger:         log,
-		Observer:       promobserver.New(reg),
+		Observer:       metrics,
 		MaxConnections: c.MaxConnections,
 		IdleTimeout:    c.IdleTimeout,
 		Extensions:     []string{"SIZE", "8BITMIME", "SMTPUTF8", "DSN"},
@@ -122,6 +123,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, ready chan<- l
 		up.metrics = ln.Addr()
 		log.Info("metrics listening", "addr", ln.Addr().String())
 	}
+
+	// Scanner health: opes_callout_backend_up, checked in the background.
+	health := &callout.HealthWatcher{Server: srv, Observer: metrics}
+	go health.Run(ctx)
 
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {

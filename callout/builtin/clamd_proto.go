@@ -1,0 +1,252 @@
+package builtin
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/opes-milter/opes-milter/callout"
+)
+
+// clamdMaxReply bounds one clamd reply. A verdict is a short line
+// ("stream: Win.Test.EICAR_HDB-1 FOUND"); a version a little longer.
+const clamdMaxReply = 4 << 10
+
+// clamdSizeLimit is clamd's answer when INSTREAM data passes its
+// StreamMaxLength (clamd then closes the connection).
+const clamdSizeLimit = "INSTREAM size limit exceeded"
+
+// ClamdStreamLimit is the name of the finding made of clamd's "INSTREAM
+// size limit exceeded": the message is larger than clamd's StreamMaxLength
+// and was not scanned whole. It is named like clamd's own limit findings
+// (Heuristics.Limits.Exceeded.MaxFileSize, ...), so that one rule
+// (on_oversize) covers them all.
+const ClamdStreamLimit = "Heuristics.Limits.Exceeded.StreamMaxLength"
+
+// clampLimits is the prefix of the findings clamd reports with
+// AlertExceedsMax yes, when a limit (MaxFileSize, MaxScanSize,
+// MaxRecursion, MaxFiles, ...) stopped the scan.
+const clampLimits = "Heuristics.Limits.Exceeded"
+
+// errClamdReply is a clamd answer this client does not understand or that
+// reports an error: a failure of the backend, never a verdict.
+var errClamdReply = errors.New("clamd: unexpected reply")
+
+// clamdVerdict is clamd's answer to one scan.
+type clamdVerdict struct {
+	// Signature names the finding ("" when clean).
+	Signature string
+	// Oversize reports a finding that says the scan was incomplete (a
+	// clamd limit, or StreamMaxLength).
+	Oversize bool
+}
+
+// Clean reports whether clamd found nothing.
+func (v clamdVerdict) Clean() bool { return v.Signature == "" }
+
+// parseClamdReply parses the reply to zINSTREAM, without its NUL:
+// "stream: OK", "stream: NAME FOUND", "INSTREAM size limit exceeded. ERROR".
+// Anything else ("... ERROR", garbage) is an error wrapping errClamdReply.
+func parseClamdReply(b []byte) (clamdVerdict, error) {
+	s := string(bytes.TrimRight(b, "\x00\r\n"))
+	if strings.HasPrefix(s, clamdSizeLimit) {
+		return clamdVerdict{Signature: ClamdStreamLimit, Oversize: true}, nil
+	}
+	rest, ok := strings.CutPrefix(s, "stream: ")
+	if !ok {
+		// A reply with a session number ("1: stream: OK") belongs to
+		// IDSESSION, which this client does not use.
+		return clamdVerdict{}, fmt.Errorf("%w: %q", errClamdReply, clip(s, 120))
+	}
+	switch {
+	case rest == "OK":
+		return clamdVerdict{}, nil
+	case strings.HasSuffix(rest, " FOUND"):
+		name := strings.TrimSuffix(rest, " FOUND")
+		if !validSignature(name) {
+			return clamdVerdict{}, fmt.Errorf("%w: bad signature name %q", errClamdReply, clip(name, 120))
+		}
+		return clamdVerdict{Signature: name, Oversize: strings.HasPrefix(name, clampLimits)}, nil
+	}
+	return clamdVerdict{}, fmt.Errorf("%w: %q", errClamdReply, clip(s, 120))
+}
+
+// validSignature accepts a signature name that can go into an SMTP reply
+// and a header field as it is: 1 to 200 printable ASCII characters without
+// spaces.
+func validSignature(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// clip returns at most n bytes of s.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// readClamdReply reads one NUL-terminated reply of at most clamdMaxReply
+// bytes. A reply cut short by the end of the connection is returned as it
+// is when it has something (clamd closes after "size limit exceeded").
+func readClamdReply(r *bufio.Reader) ([]byte, error) {
+	var reply []byte
+	for {
+		frag, err := r.ReadSlice(0)
+		if len(reply)+len(frag) > clamdMaxReply {
+			return nil, fmt.Errorf("%w: reply over %d bytes", callout.ErrResponseTooLarge, clamdMaxReply)
+		}
+		reply = append(reply, frag...)
+		switch {
+		case err == nil:
+			return reply[:len(reply)-1], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err == io.EOF && len(reply) > 0:
+			return reply, nil
+		case err == io.EOF:
+			return nil, io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+}
+
+// chunkPool holds INSTREAM buffers (4-byte length and the chunk).
+var chunkPool sync.Pool
+
+// clamdClient speaks clamd's protocol over a callout.Backend: one
+// connection per command, never IDSESSION (see Clamd).
+type clamdClient struct {
+	b     *callout.Backend
+	chunk int
+}
+
+// command sends a z-command without data and returns its reply; check,
+// when not nil, judges the reply (an error marks clamd down).
+func (c *clamdClient) command(ctx context.Context, cmd string, check func([]byte) error) ([]byte, error) {
+	conn, err := c.b.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.WriteString(conn, "z"+cmd+"\x00"); err != nil {
+		return nil, conn.Release(false, err)
+	}
+	reply, err := readClamdReply(bufio.NewReaderSize(conn, 256))
+	if err == nil && check != nil {
+		err = check(reply)
+	}
+	if err != nil {
+		return nil, conn.Release(false, err)
+	}
+	return reply, conn.Release(false, nil)
+}
+
+// ping sends zPING and wants PONG.
+func (c *clamdClient) ping(ctx context.Context) error {
+	_, err := c.command(ctx, "PING", func(reply []byte) error {
+		if string(reply) != "PONG" {
+			return fmt.Errorf("%w to PING: %q", errClamdReply, clip(string(reply), 80))
+		}
+		return nil
+	})
+	return err
+}
+
+// version sends zVERSION: "ClamAV 1.4.6/27000/Mon Dec  7 08:00:00 2026".
+func (c *clamdClient) version(ctx context.Context) (string, error) {
+	reply, err := c.command(ctx, "VERSION", func(reply []byte) error {
+		if !strings.HasPrefix(string(reply), "ClamAV ") {
+			return fmt.Errorf("%w to VERSION: %q", errClamdReply, clip(string(reply), 80))
+		}
+		return nil
+	})
+	return string(reply), err
+}
+
+// scan streams r to clamd with zINSTREAM, in chunks, and returns the
+// verdict. A failure (unreachable, too slow, an error reply) is a
+// *callout.BackendError.
+func (c *clamdClient) scan(ctx context.Context, r io.Reader) (clamdVerdict, error) {
+	conn, err := c.b.Conn(ctx)
+	if err != nil {
+		return clamdVerdict{}, err
+	}
+	buf, _ := chunkPool.Get().(*[]byte)
+	if buf == nil || cap(*buf) < 4+c.chunk {
+		b := make([]byte, 4+c.chunk)
+		buf = &b
+	}
+	defer chunkPool.Put(buf)
+	werr := c.stream(conn, r, (*buf)[:4+c.chunk])
+	if werr != nil && !isWriteError(werr) {
+		// Reading the message failed: not clamd's fault.
+		conn.Release(false, nil)
+		return clamdVerdict{}, werr
+	}
+	// Even when a write failed, clamd may have answered before closing
+	// (StreamMaxLength): its reply decides.
+	reply, err := readClamdReply(bufio.NewReaderSize(conn, 256))
+	if err != nil {
+		if werr != nil {
+			err = werr
+		}
+		return clamdVerdict{}, conn.Release(false, err)
+	}
+	v, err := parseClamdReply(reply)
+	if err != nil {
+		return clamdVerdict{}, conn.Release(false, err)
+	}
+	return v, conn.Release(false, nil)
+}
+
+// writeError marks a failed write to clamd.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return "write to clamd: " + e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+func isWriteError(err error) bool {
+	var we *writeError
+	return errors.As(err, &we)
+}
+
+// stream writes the zINSTREAM command, r in chunks of len(buf)-4 bytes,
+// and the zero-length end chunk.
+func (c *clamdClient) stream(w io.Writer, r io.Reader, buf []byte) error {
+	if _, err := io.WriteString(w, "zINSTREAM\x00"); err != nil {
+		return &writeError{err}
+	}
+	for {
+		n, err := io.ReadFull(r, buf[4:])
+		if n > 0 {
+			binary.BigEndian.PutUint32(buf[:4], uint32(n))
+			if _, werr := w.Write(buf[:4+n]); werr != nil {
+				return &writeError{werr}
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("clamd: read message: %w", err)
+		}
+	}
+	if _, err := w.Write([]byte{0, 0, 0, 0}); err != nil {
+		return &writeError{err}
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opes-milter/opes-milter/internal/ocptest"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -32,8 +33,8 @@ func bridgeGoroutines() []string {
 // (its connection draining) and the exchange's receiver running, Close
 // returns only once every goroutine the bridge started has ended.
 func TestCloseWaitsForItsGoroutines(t *testing.T) {
-	co := startCallout(t, scriptServer(answers{rcpt: func(string) string { return "hang" }}))
-	pol := testPolicy(co.addr, skeletonAdaptive, skeletonInformative)
+	co := startCallout(t, scriptServer(ocptest.Answers{RCPT: func(string) string { return "hang" }}))
+	pol := testPolicy(co.Addr, skeletonAdaptive, skeletonInformative)
 	pol.Timeouts.Rcpt = 10 * time.Second
 	m := startMilter(t, pol)
 	s := m.session(t)
@@ -42,13 +43,13 @@ func TestCloseWaitsForItsGoroutines(t *testing.T) {
 	}
 	go s.Rcpt("b@example.com", "") // the server never answers it
 	deadline := time.Now().Add(5 * time.Second)
-	for !sawRcpt(co.messages()) {
+	for !sawRcpt(co.Messages()) {
 		if time.Now().After(deadline) {
 			t.Fatal("the RCPT did not reach the callout server")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	m.br.Reload(testPolicy(co.addr, skeletonAdaptive, skeletonInformative))
+	m.br.Reload(testPolicy(co.Addr, skeletonAdaptive, skeletonInformative))
 	if len(bridgeGoroutines()) == 0 {
 		t.Fatal("no bridge goroutine found before Close: the test cannot see them")
 	}

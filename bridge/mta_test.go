@@ -125,8 +125,11 @@ const maxChunk = 65535
 // refusalText is the milter adapter's answer in a refused session.
 const refusalText = "4.3.2 Service currently unavailable, try again later"
 
-// ClientSession is one MTA connection to the bridge.
+// ClientSession is one MTA connection to the bridge. Like the milter
+// adapter, it calls the session from one goroutine at a time: a call made
+// while another runs (a test's goroutine) waits for it.
 type ClientSession struct {
+	mu     sync.Mutex
 	h      bridge.Handler
 	req    bridge.Requirements
 	mac    *MacroBag
@@ -207,6 +210,8 @@ func answer(r bridge.Reply, eom bool) *Action {
 
 // Conn is the SMTP client's connection: it starts the bridge session.
 func (s *ClientSession) Conn(host, family string, port uint16, addr string) (*Action, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	sess, err := s.h.NewSession(s.ctx)
 	if err != nil {
 		s.refused = true
@@ -221,6 +226,8 @@ func (s *ClientSession) Conn(host, family string, port uint16, addr string) (*Ac
 
 // Helo is HELO or EHLO.
 func (s *ClientSession) Helo(name string) (*Action, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.event(s.req.Helo, bridge.EventHelo, false, func() bridge.Reply {
 		return s.sess.Helo(s.ctx, s.mac, name)
 	}), nil
@@ -228,6 +235,8 @@ func (s *ClientSession) Helo(name string) (*Action, error) {
 
 // Mail is MAIL FROM:<from> args.
 func (s *ClientSession) Mail(from, args string) (*Action, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.skip, s.inData = false, false
 	return s.event(s.req.Mail, bridge.EventMail, false, func() bridge.Reply {
 		return s.sess.Mail(s.ctx, s.mac, "<"+from+">", strings.Fields(args))
@@ -236,6 +245,8 @@ func (s *ClientSession) Mail(from, args string) (*Action, error) {
 
 // Rcpt is RCPT TO:<rcpt> args.
 func (s *ClientSession) Rcpt(rcpt, args string) (*Action, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.skip {
 		return &Action{Type: ActionContinue}, nil
 	}
@@ -248,6 +259,8 @@ func (s *ClientSession) Rcpt(rcpt, args string) (*Action, error) {
 
 // DataStart is DATA.
 func (s *ClientSession) DataStart() (*Action, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.skip, s.inData = false, true
 	return s.event(s.req.Data, bridge.EventData, false, func() bridge.Reply {
 		return s.sess.Data(s.ctx, s.mac)
@@ -257,6 +270,8 @@ func (s *ClientSession) DataStart() (*Action, error) {
 // HeaderField is one header field; value is as the MTA has it (after the
 // colon, leading space kept, folds as CRLF or LF).
 func (s *ClientSession) HeaderField(name, value string, _ map[string]string) (*Action, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.skip {
 		return &Action{Type: ActionContinue}, nil
 	}
@@ -271,6 +286,8 @@ func (s *ClientSession) HeaderField(name, value string, _ map[string]string) (*A
 
 // HeaderEnd is the end of the header.
 func (s *ClientSession) HeaderEnd() (*Action, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.skip = false
 	return s.event(s.req.EndOfHeaders, bridge.EventEndOfHeaders, false, func() bridge.Reply {
 		return s.sess.EndOfHeaders(s.ctx, s.mac)
@@ -295,6 +312,8 @@ func (s *ClientSession) Header(h textproto.Header) (*Action, error) {
 
 // BodyChunk is one body chunk (at most 64 KiB - 1).
 func (s *ClientSession) BodyChunk(chunk []byte) (*Action, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if len(chunk) > maxChunk {
 		return nil, fmt.Errorf("body chunk of %d octets", len(chunk))
 	}
@@ -337,6 +356,8 @@ func (s *ClientSession) BodyReadFrom(r io.Reader) ([]ModifyAction, *Action, erro
 // End is the end of the message: the bridge applies its modifications,
 // then answers.
 func (s *ClientSession) End() ([]ModifyAction, *Action, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.skip, s.inData = false, false
 	if s.refused {
 		return nil, &Action{Type: ActionRejectWithCode, SMTPCode: 451, SMTPReply: "451 " + refusalText}, nil
@@ -352,6 +373,8 @@ func (s *ClientSession) End() ([]ModifyAction, *Action, error) {
 
 // Abort is RSET (or the MTA's abort of the transaction).
 func (s *ClientSession) Abort(map[string]string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.skip, s.inData = false, false
 	if s.sess != nil {
 		s.sess.Abort(s.ctx, s.mac)
@@ -361,6 +384,8 @@ func (s *ClientSession) Abort(map[string]string) error {
 
 // Close ends the connection.
 func (s *ClientSession) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
 		return nil
 	}

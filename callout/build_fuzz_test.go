@@ -1,30 +1,17 @@
 package callout
 
 import (
-	"bytes"
 	"log/slog"
 	"slices"
 	"testing"
 
+	"github.com/opes-milter/opes-milter/internal/ocptest"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
-// roundTrip encodes m, decodes it with the strict decoder and checks that
-// the same octets come back; it returns the decoded message.
-func roundTrip(t *testing.T, m *ocp.Message) *ocp.Message {
-	t.Helper()
-	wire := ocp.AppendMessage(nil, m)
-	dec := ocp.NewDecoder(bytes.NewReader(wire), ocp.Limits{})
-	got, err := dec.Decode()
-	if err != nil {
-		t.Fatalf("the strict decoder refuses what the server builds: %v\n%q", err, wire)
-	}
-	if again := ocp.AppendMessage(nil, got); !bytes.Equal(again, wire) || dec.Buffered() != 0 {
-		t.Fatalf("round trip changed the message:\n%q\n%q", wire, again)
-	}
-	return got
-}
+// roundTrip checks m through the strict decoder (ocptest.RoundTrip).
+func roundTrip(t *testing.T, m *ocp.Message) *ocp.Message { return ocptest.RoundTrip(t, m) }
 
 // FuzzBuiltAnswers sends what services decide (a refusal's code and text,
 // header fields to add, advice) and what the processor named (service

@@ -30,22 +30,7 @@ var readTranscript = ocptest.ReadTranscript
 // processor's messages are written as they are, the server's must come
 // back byte for byte.
 func replay(t *testing.T, srv *callout.Server, steps []ocpsmtp.Step) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := ocptest.ServeAndDial(t, srv)
 	dec := ocp.NewDecoder(bufio.NewReader(conn), ocp.Limits{})
 	for i, st := range steps {
 		if !st.FromServer {

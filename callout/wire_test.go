@@ -1,14 +1,11 @@
 package callout
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"io"
-	"net"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/opes-milter/opes-milter/internal/ocptest"
 	"github.com/opes-milter/opes-milter/ocp"
@@ -34,23 +31,7 @@ type wireProc struct {
 // dialWire serves srv on a loopback port and connects to it.
 func dialWire(t *testing.T, srv *Server) *wireProc {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	return &wireProc{t: t, w: ocptest.NewWire(nc, true)}
+	return &wireProc{t: t, w: ocptest.NewWire(ocptest.ServeAndDial(t, srv), true)}
 }
 
 // send writes one processor message.

@@ -156,15 +156,16 @@ func (c *Callout) format(p *printer) {
 	}
 	for _, s := range c.Services {
 		p.field("service", "%s <%s> %s", s.Name, s.URI, s.Kind)
-		if d := describeOptions(s.Options); d != "" {
+		if d := DescribeOptions(s.Options); d != "" {
 			p.field("", "%s", d)
 		}
 	}
 }
 
-// describeOptions prints the settings of a service that have a default
-// (replies, timeouts, limits, actions), as the service applies them.
-func describeOptions(o Options) string {
+// DescribeOptions prints the settings of a callout service that have a
+// default (replies, timeouts, limits, actions), as the service applies
+// them; "" for a kind without such settings. Both check commands print it.
+func DescribeOptions(o Options) string {
 	switch o := o.(type) {
 	case *RecipientPolicy:
 		return "reply " + strconv.Quote(o.Reply.String())

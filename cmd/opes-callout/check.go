@@ -26,6 +26,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "%s: ok\n", path)
 	for _, s := range cfg.Callout.Services {
 		fmt.Fprintf(stdout, "  %-18s %-20s %s\n", s.Name, s.Kind, s.URI)
+		if d := mapping.DescribeOptions(s.Options); d != "" {
+			fmt.Fprintf(stdout, "  %-18s %s\n", "", d)
+		}
 	}
 	return nil
 }

@@ -2,7 +2,9 @@
 # Installs the real peers that the end-to-end tests in e2e/ run against:
 #   Postfix (with smtp-sink), swaks, miltertest, SpamAssassin (spamd, spamc), rspamd
 #   (run offline by the tests), an independent DKIM verifier (opendkim-tools,
-#   python3-dkim with python3-nacl for Ed25519), and
+#   python3-dkim with python3-nacl for Ed25519), Cyrus SASL for Postfix's
+#   SMTP AUTH (sasl2-bin for saslpasswd2, libsasl2-modules for PLAIN and
+#   LOGIN; the tests keep their own sasldb, no saslauthd runs), and
 #   Sendmail unpacked into $OPES_SENDMAIL_ROOT (default /opt/opes-milter-peers/sendmail),
 #   because Debian's sendmail-bin conflicts with postfix, plus m4 and the
 #   libraries the unpacked Sendmail binary needs.
@@ -15,7 +17,8 @@ set -euo pipefail
 SENDMAIL_ROOT=${OPES_SENDMAIL_ROOT:-/opt/opes-milter-peers/sendmail}
 PACKAGES=(postfix swaks miltertest spamassassin spamc spamd m4 liblockfile1 libwrap0 systemd
 	rspamd opendkim-tools python3-dkim python3-nacl
-	clamav-daemon clamav-milter c-icap libc-icap-mod-virus-scan)
+	clamav-daemon clamav-milter c-icap libc-icap-mod-virus-scan
+	sasl2-bin libsasl2-modules)
 SENDMAIL_PACKAGES=(sendmail-bin sendmail-cf sendmail-base)
 
 log() { printf 'install-peers: %s\n' "$*"; }
@@ -116,12 +119,17 @@ unpack_sendmail() {
 check() {
 	local bin
 	for bin in postfix smtp-sink swaks miltertest spamd spamc m4 unshare systemd-analyze rspamd opendkim-testmsg \
-		clamd clamav-milter c-icap dkimsign nsenter; do
+		clamd clamav-milter c-icap dkimsign nsenter saslpasswd2; do
 		command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || die "$bin missing after install"
 	done
 	/usr/bin/python3 -c 'import dkim, nacl' || die "python3-dkim or python3-nacl missing after install"
 	[ -f /usr/lib/x86_64-linux-gnu/c_icap/virus_scan.so ] || die "c-icap's virus_scan module missing after install"
 	getent passwd clamav >/dev/null || die "the clamav user is missing after install"
+	local plugin
+	for plugin in libplain.so liblogin.so libsasldb.so; do
+		[ -f "/usr/lib/x86_64-linux-gnu/sasl2/$plugin" ] || die "Cyrus SASL's $plugin missing after install"
+	done
+	postconf -a | grep -qx cyrus || die "Postfix lacks Cyrus SASL support"
 	if ldd "$SENDMAIL_ROOT/usr/libexec/sendmail/sendmail" | grep -q 'not found'; then
 		ldd "$SENDMAIL_ROOT/usr/libexec/sendmail/sendmail" | grep 'not found' >&2
 		die "the unpacked Sendmail lacks libraries"

@@ -31,6 +31,9 @@ type PostfixOptions struct {
 	Hostname string
 	// Extra main.cf parameters, applied last.
 	Extra map[string]string
+	// Files are written below ConfigDir (names relative to it, mode 0644)
+	// before Postfix starts, e.g. Cyrus SASL's "sasl/smtpd.conf".
+	Files map[string]string
 }
 
 func (o PostfixOptions) hostname() string {
@@ -73,6 +76,11 @@ func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 		relay = p.Sink.Addr
 	}
 	mkdirs(t, 0o755, p.ConfigDir)
+	for name, content := range o.Files {
+		path := filepath.Join(p.ConfigDir, name)
+		mkdirs(t, 0o755, filepath.Dir(path))
+		writeFile(t, path, content, 0o644)
+	}
 	preparePostfixDirs(t, filepath.Join(dir, "queue"), filepath.Join(dir, "data"))
 	writeFile(t, filepath.Join(p.ConfigDir, "main.cf"), postfixMainCF(t, dir, "["+hostOf(relay)+"]:"+portOf(relay), o), 0o644)
 	writeFile(t, filepath.Join(p.ConfigDir, "master.cf"), postfixMasterCF(t, p.SMTPAddr, p.SubmissionAddr), 0o644)

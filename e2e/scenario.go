@@ -83,6 +83,7 @@ func (r Reply) String() string { return fmt.Sprintf("%d %s", r.Code, r.Text) }
 
 // Delivery is what an SMTP client saw for one message.
 type Delivery struct {
+	Auth  Reply // the reply to AUTH, when SendAuth logged in
 	Mail  Reply
 	Rcpts []Reply // one per recipient, in order
 	Data  Reply   // the reply to the end of DATA (or to DATA itself when that was refused)
@@ -97,6 +98,14 @@ func (d Delivery) Accepted() bool { return d.Err == nil && d.Data.Code == 250 }
 // message still goes to the others; with none left, Send stops at RCPT. It
 // never fails the test: the caller judges the replies.
 func Send(ctx context.Context, addr, from string, rcpts []string, raw []byte) Delivery {
+	return SendAuth(ctx, addr, nil, from, rcpts, raw)
+}
+
+// SendAuth is Send with an SMTP AUTH login (RFC 4954) after EHLO when auth
+// is not nil; a refused login ends the session (Delivery.Auth, Err). The
+// client's server name is addr's host, which net/smtp's PlainAuth accepts
+// without TLS when it is 127.0.0.1.
+func SendAuth(ctx context.Context, addr string, auth smtp.Auth, from string, rcpts []string, raw []byte) Delivery {
 	var d Delivery
 	reply := func(err error) Reply {
 		var te *textproto.Error
@@ -126,6 +135,13 @@ func Send(ctx context.Context, addr, from string, rcpts []string, raw []byte) De
 	if err := c.Hello("client.scenario.test"); err != nil {
 		d.Err = err
 		return d
+	}
+	if auth != nil {
+		if err := c.Auth(auth); err != nil {
+			d.Auth, d.Err = reply(err), fmt.Errorf("AUTH: %w", err)
+			return d
+		}
+		d.Auth = Reply{Code: 235}
 	}
 	if err := c.Mail(from); err != nil {
 		d.Mail, d.Err = reply(err), fmt.Errorf("MAIL: %w", err)

@@ -67,6 +67,8 @@ func NewRspamd(o *mapping.Rspamd) (*Rspamd, error) {
 		// connections end after this long.
 		IdleConnTimeout:    90 * time.Second,
 		DisableCompression: true,
+		// The message goes out in 64 KiB writes, not net/http's 4 KiB.
+		WriteBufferSize: 64 << 10,
 	}
 	return &Rspamd{o: o, backend: b, client: &http.Client{Transport: tr},
 		subject: NewSubjectTag(&mapping.SubjectTag{Prefix: o.SubjectPrefix})}, nil

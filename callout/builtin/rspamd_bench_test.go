@@ -45,3 +45,50 @@ func BenchmarkRspamdService(b *testing.B) {
 		}
 	}
 }
+
+// TestRspamdRequest checks the request the service sends: the
+// transaction's facts in rspamd's headers, the message as the body, the
+// password and settings, and one connection reused for several messages.
+func TestRspamdRequest(t *testing.T) {
+	var got []*http.Request
+	var bodies []string
+	conns := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got, bodies = append(got, r), append(bodies, string(b))
+		conns[r.RemoteAddr] = true
+		io.WriteString(w, `{"action":"no action","score":0,"messages":{}}`)
+	}))
+	defer srv.Close()
+	s, err := NewRspamd(&mapping.Rspamd{
+		Backend: mapping.Backend{Address: strings.TrimPrefix(srv.URL, "http://"), Timeout: 10 * time.Second, MaxConns: 1},
+		MaxSize: 1 << 20, Password: "secret", SettingsID: "inbound", User: "fallback", Greylist: "accept", SpamHeader: "X-Spam",
+		RejectReply: ocpsmtp.Reply{Code: 550, Text: "5.7.1 spam"}, TempfailReply: ocpsmtp.Reply{Code: 451, Text: "4.7.1 later"},
+		MaxResponse: 1 << 20, DKIM: "skip",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := &callout.Tx{Client: callout.Client{IP: "192.0.2.1", Helo: "client.example"}, Sender: callout.Address{Addr: "a@example.org"},
+		Recipients: []callout.Address{{Addr: "b@example.com"}, {Addr: "c@example.com"}},
+		Opts:       []ocpsmtp.Opt{{Key: ocpsmtp.OptQueueID, Value: "4F1AB2"}, {Key: ocpsmtp.OptAuthAuthen, Value: "alice"}}}
+	const raw = "From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n"
+	for range 3 {
+		if _, err := s.AdaptMessage(context.Background(), tx, callout.NewMessage([]byte(raw))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := got[0]
+	for k, want := range map[string]string{"IP": "192.0.2.1", "Helo": "client.example", "From": "<a@example.org>",
+		"Rcpt": "<b@example.com>,<c@example.com>", "Queue-Id": "4F1AB2", "User": "alice", "Settings-Id": "inbound", "Password": "secret"} {
+		if v := strings.Join(r.Header.Values(k), ","); v != want {
+			t.Errorf("%s: %q, want %q", k, v, want)
+		}
+	}
+	if r.Method != http.MethodPost || r.URL.Path != "/checkv2" || bodies[0] != raw {
+		t.Errorf("%s %s %q", r.Method, r.URL.Path, bodies[0])
+	}
+	if len(conns) != 1 {
+		t.Errorf("%d connections for 3 messages, want one kept alive", len(conns))
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,7 +82,8 @@ func authMessage(subject, body string, extra ...string) []byte {
 //     still verifies; one altered body byte gives dkim=fail; a forged
 //     Authentication-Results with our authserv-id is gone;
 //   - outbound mail is signed by dkim-sign after the disclaimer and
-//     verifies with dkimpy;
+//     verifies with dkimpy; after a new key file and SIGHUP it is signed
+//     with the new key;
 //   - spamd and rspamd stopped: 4xx at the end of DATA (the chain's
 //     failure policy), nothing relayed, nothing lost.
 func TestScenarioSpamAuth(t *testing.T) {
@@ -236,6 +238,33 @@ func TestScenarioSpamAuth(t *testing.T) {
 			}
 		})
 	}
+	// Key rotation: a new key file and its record, SIGHUP to
+	// opes-callout; outbound mail is signed with the new key once the
+	// services were rebuilt (polled by sending, at most 20 messages).
+	t.Run("dkim-sign-rotation", func(t *testing.T) {
+		newKey, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(newKey)}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rotated := map[string]string{"opes._domainkey.example.org": dkimRecord(t, newKey)}
+		if err := syscall.Kill(op.Callout.Pid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		m := mtas[0]
+		raw := bytes.Replace(authMessage("Rotated", "Signed with the new key."), []byte("alice@example.org"), []byte("alice@laptop.example.org"), 1)
+		for i := 0; ; i++ {
+			c := deliver(t, m, m.SubmissionAddr, "alice@laptop.example.org", "friend@example.com", raw)
+			if ok, _ := callouttest.VerifyDKIMPy(t, crlf(c.Raw), rotated); ok {
+				break
+			}
+			if ok, out := callouttest.VerifyDKIMPy(t, crlf(c.Raw), records); !ok || i == 19 {
+				t.Fatalf("after SIGHUP: signed with neither key, or still the old one after %d messages: %s\n%s", i+1, out, c.Raw)
+			}
+		}
+	})
 	spamd.Stop()
 	rsp.Stop()
 	for _, m := range mtas {

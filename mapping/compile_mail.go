@@ -217,9 +217,10 @@ func changesMessage(k Kind) bool {
 
 // checkMailChains checks the order of auth-verify and dkim-sign in the
 // chains, when the file configures both daemons: auth-verify must come
-// before every service that may change the message (it verifies what
-// arrived and removes forged results), dkim-sign after all of them (it
-// signs what leaves).
+// before every service that may change the message or the envelope
+// sender (it verifies what arrived, SPF included, and removes forged
+// results), dkim-sign after every service that may change the message
+// (it signs what leaves).
 func (b *builder) checkMailChains() {
 	if b.cfg.Callout == nil {
 		return
@@ -235,14 +236,15 @@ func (b *builder) checkMailChains() {
 			skey := indexPath(joinPath(key, "services"), i)
 			switch {
 			case cs.Kind == KindAuthVerify && changed != "":
-				b.errorf(ErrConflict, skey, "%q (auth-verify) must run before %q, which may change the message: it verifies the message as it arrived", s.Name, changed)
+				b.errorf(ErrConflict, skey, "%q (auth-verify) must run before %q, which may change the message or its sender: it verifies the message as it arrived", s.Name, changed)
 			case signer >= 0 && changesMessage(cs.Kind):
 				b.errorf(ErrConflict, skey, "%q (%s) follows %q (dkim-sign) and may change the message after it was signed: dkim-sign must run last", s.Name, cs.Kind, c.Services[signer].Name)
 			}
 			if cs.Kind == KindDKIMSign {
 				signer = i
 			}
-			if changesMessage(cs.Kind) && changed == "" {
+			// auth-verify reads the message and the envelope sender (SPF).
+			if (changesMessage(cs.Kind) || cs.Kind == KindSenderRewrite) && changed == "" {
 				changed = s.Name
 			}
 		}

@@ -81,7 +81,7 @@ func TestMailErrors(t *testing.T) {
 		{"dkim-sign headers", svc("dkim-sign") + "keys = { \"example.com\" = { selector = \"s1\", key_file = \"" + key + "\" } }\nheaders = [\"Subject\"]",
 			`t.toml:5: callout.services.s.headers: must include From (RFC 6376 §5.4)`},
 		{"auth-verify not first", chainDoc(key, `["tag", "auth"]`),
-			`t.toml:11: chains.c.services[1]: "auth" (auth-verify) must run before "tag", which may change the message: it verifies the message as it arrived`},
+			`t.toml:11: chains.c.services[1]: "auth" (auth-verify) must run before "tag", which may change the message or its sender: it verifies the message as it arrived`},
 		{"dkim-sign not last", chainDoc(key, `["sign", "tag"]`),
 			`t.toml:11: chains.c.services[1]: "tag" (disclaimer) follows "sign" (dkim-sign) and may change the message after it was signed: dkim-sign must run last`},
 	})

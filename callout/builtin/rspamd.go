@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/opes-milter/opes-milter/callout"
@@ -62,8 +63,12 @@ func NewRspamd(o *mapping.Rspamd) (*Rspamd, error) {
 		MaxConnsPerHost:     b.MaxConns(),
 		MaxIdleConns:        b.MaxConns(),
 		MaxIdleConnsPerHost: b.MaxConns(),
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
+		// A service replaced by a reload (SIGHUP) is not closed: its idle
+		// connections end after this long.
+		IdleConnTimeout:    90 * time.Second,
+		DisableCompression: true,
+		// The message goes out in 64 KiB writes, not net/http's 4 KiB.
+		WriteBufferSize: 64 << 10,
 	}
 	return &Rspamd{o: o, backend: b, client: &http.Client{Transport: tr},
 		subject: NewSubjectTag(&mapping.SubjectTag{Prefix: o.SubjectPrefix})}, nil
@@ -99,10 +104,15 @@ type rspamdResult struct {
 	Score         float64            `json:"score"`
 	RequiredScore float64            `json:"required_score"`
 	Subject       string             `json:"subject"`
-	Messages      map[string]any     `json:"messages"`
-	Symbols       map[string]any     `json:"symbols"`
+	Messages      rspamdMessages     `json:"messages"`
 	Milter        *rspamdMilterBlock `json:"milter"`
 	IsSkipped     bool               `json:"is_skipped"`
+}
+
+// rspamdMessages are the messages of a result; the symbols are not
+// decoded (the largest part of the answer, and not needed).
+type rspamdMessages struct {
+	SMTPMessage string `json:"smtp_message"`
 }
 
 // rspamdMilterBlock is the milter block of a result
@@ -316,7 +326,7 @@ func (r *Rspamd) rewriteSubject(tx *callout.Tx, msg *callout.Message, subject st
 // one, as the text after the enhanced status code.
 func (r *Rspamd) reply(base callout.Reply, res rspamdResult) callout.Reply {
 	text := base.Text
-	if m, ok := res.Messages["smtp_message"].(string); ok && m != "" {
+	if m := res.Messages.SMTPMessage; m != "" {
 		code, _, _ := strings.Cut(base.Text, " ")
 		m = strings.Map(func(c rune) rune {
 			if c < ' ' || c == 0x7f {

@@ -50,7 +50,7 @@ func NewSpamd(o *mapping.Spamd) (*Spamd, error) {
 
 // Needs implements Service: RAWDATA is adapted.
 func (s *Spamd) Needs() callout.Needs {
-	return callout.Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}, Read: []ocpsmtp.Part{ocpsmtp.PartIP, ocpsmtp.PartMAIL}}
+	return callout.Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}}
 }
 
 // CheckHealth implements callout.HealthReporter with spamd's PING.

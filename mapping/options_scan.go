@@ -81,8 +81,17 @@ type Clamd struct {
 	MaxConnections int
 	// Chunk is the size of one INSTREAM chunk.
 	Chunk int
+	// Transfer is how the message reaches clamd: ClamdInstream (streamed)
+	// or ClamdFildes (a file descriptor passed over the unix socket).
+	Transfer string
 	ScanPolicy
 }
+
+// The values of Clamd.Transfer.
+const (
+	ClamdInstream = "instream"
+	ClamdFildes   = "fildes"
+)
 
 // ICAP scans or adapts the message with an ICAP server (kind icap).
 type ICAP struct {
@@ -126,6 +135,7 @@ type rawClamd struct {
 	Timeout        duration `toml:"timeout"`
 	MaxConnections int      `toml:"max_connections"`
 	Chunk          size     `toml:"chunk_size"`
+	Transfer       string   `toml:"transfer"`
 	rawScanPolicy
 }
 
@@ -134,6 +144,7 @@ func (c *rawClamd) setDefaults() {
 	c.Timeout = duration(DefaultVirusScanTimeout)
 	c.MaxConnections = DefaultVirusScanConnections
 	c.Chunk = DefaultClamdChunk
+	c.Transfer = ClamdInstream
 	c.rawScanPolicy.setDefaults() // an unexported embedded field: setDefaults does not reach it
 }
 
@@ -180,10 +191,15 @@ func (o *optionsBuilder) clamd(r *rawClamd) *Clamd {
 		Timeout:        o.positive(o.k("timeout"), r.Timeout),
 		MaxConnections: r.MaxConnections,
 		Chunk:          int(r.Chunk),
+		Transfer:       r.Transfer,
 		ScanPolicy:     o.scanPolicy(&r.rawScanPolicy),
 	}
 	if err := checkBackendAddress(r.Address); err != nil {
 		o.errorf(ErrValue, o.k("address"), "%v", err)
+	}
+	o.enum("transfer", r.Transfer, ClamdInstream, ClamdFildes)
+	if r.Transfer == ClamdFildes && !strings.HasPrefix(r.Address, "unix:") && !strings.HasPrefix(r.Address, "/") {
+		o.errorf(ErrConflict, o.k("transfer"), "fildes passes a file descriptor: address must be a unix socket")
 	}
 	o.atLeast(o.k("max_connections"), r.MaxConnections, 1)
 	if r.Chunk < 1024 || r.Chunk > 16<<20 {

@@ -30,6 +30,12 @@ import (
 // fail its own message. The connections are bounded by max_connections
 // (callout.Backend).
 //
+// transfer = "fildes" (unix sockets only) passes the message as a file
+// descriptor instead (zFILDES, as clamav-milter does over a local socket):
+// clamd then scans it in place, which costs clamd less CPU per message,
+// and StreamMaxLength no longer bounds it (MaxFileSize and MaxScanSize
+// still do).
+//
 // No silent pass at clamd's limits: with AlertExceedsMax yes clamd reports
 // what it could not scan whole as Heuristics.Limits.Exceeded.*, and a
 // message over StreamMaxLength gets "INSTREAM size limit exceeded", named
@@ -61,7 +67,8 @@ func NewClamd(name string, opts *mapping.Clamd) (*Clamd, error) {
 	if chunk <= 0 {
 		chunk = mapping.DefaultClamdChunk
 	}
-	return &Clamd{c: clamdClient{b: b, chunk: chunk}, policy: sp, engine: "ClamAV"}, nil
+	fildes := opts.Transfer == mapping.ClamdFildes
+	return &Clamd{c: clamdClient{b: b, chunk: chunk, fildes: fildes}, policy: sp, engine: "ClamAV"}, nil
 }
 
 // Needs implements Service: RAWDATA is adapted (the verdict header, a
@@ -72,7 +79,11 @@ func (c *Clamd) Needs() callout.Needs {
 
 // AdaptMessage implements MessageAdapter.
 func (c *Clamd) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout.Message) (callout.Decision, error) {
-	v, err := c.c.scan(ctx, msg.NewReader())
+	scan := c.c.scan
+	if c.c.fildes {
+		scan = c.c.scanFD
+	}
+	v, err := scan(ctx, msg.NewReader())
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
 			return callout.Decision{}, ctx.Err()

@@ -50,8 +50,9 @@ type clamdVerdict struct {
 // Clean reports whether clamd found nothing.
 func (v clamdVerdict) Clean() bool { return v.Signature == "" }
 
-// parseClamdReply parses the reply to zINSTREAM, without its NUL:
-// "stream: OK", "stream: NAME FOUND", "INSTREAM size limit exceeded. ERROR".
+// parseClamdReply parses the reply to zINSTREAM (or zFILDES), without its
+// NUL: "stream: OK", "stream: NAME FOUND", "INSTREAM size limit exceeded.
+// ERROR", "fd[12]: OK".
 // Anything else ("... ERROR", garbage) is an error wrapping errClamdReply.
 func parseClamdReply(b []byte) (clamdVerdict, error) {
 	s := string(bytes.TrimRight(b, "\x00\r\n"))
@@ -59,6 +60,12 @@ func parseClamdReply(b []byte) (clamdVerdict, error) {
 		return clamdVerdict{Signature: ClamdStreamLimit, Oversize: true}, nil
 	}
 	rest, ok := strings.CutPrefix(s, "stream: ")
+	if !ok && strings.HasPrefix(s, "fd[") {
+		// zFILDES: "fd[12]: OK"
+		if i := strings.Index(s, "]: "); i > 3 && isDigits(s[3:i]) {
+			rest, ok = s[i+3:], true
+		}
+	}
 	if !ok {
 		// A reply with a session number ("1: stream: OK") belongs to
 		// IDSESSION, which this client does not use.
@@ -75,6 +82,15 @@ func parseClamdReply(b []byte) (clamdVerdict, error) {
 		return clamdVerdict{Signature: name, Oversize: strings.HasPrefix(name, clampLimits)}, nil
 	}
 	return clamdVerdict{}, fmt.Errorf("%w: %q", errClamdReply, clip(s, 120))
+}
+
+func isDigits(s string) bool {
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // validSignature accepts a signature name that can go into an SMTP reply
@@ -133,6 +149,9 @@ var chunkPool sync.Pool
 type clamdClient struct {
 	b     *callout.Backend
 	chunk int
+	// fildes passes the message as a file descriptor (zFILDES) instead of
+	// streaming it (zINSTREAM); unix sockets only.
+	fildes bool
 }
 
 // command sends a z-command without data and returns its reply; check,

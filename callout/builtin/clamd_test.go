@@ -6,11 +6,14 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,16 +64,48 @@ func startFakeClamd(t *testing.T, f *fakeClamd) *fakeClamd {
 
 func (f *fakeClamd) serve(c net.Conn) {
 	defer c.Close()
-	r := bufio.NewReader(c)
-	cmd, err := r.ReadString(0)
-	if err != nil {
-		return
+	// The command is read byte by byte: a buffered read could swallow
+	// the byte that carries zFILDES's descriptor.
+	var cmd string
+	for b := make([]byte, 1); !strings.HasSuffix(cmd, "\x00") && len(cmd) < 32; {
+		if _, err := c.Read(b); err != nil {
+			return
+		}
+		cmd += string(b)
 	}
+	r := bufio.NewReader(c)
 	switch cmd {
 	case "zPING\x00":
 		io.WriteString(c, "PONG\x00")
 	case "zVERSION\x00":
 		io.WriteString(c, "ClamAV 1.4.6/27000/Mon Dec  7 08:00:00 2026\x00")
+	case "zFILDES\x00":
+		uc := c.(*net.UnixConn)
+		oob := make([]byte, syscall.CmsgSpace(4))
+		one := make([]byte, 1)
+		_, oobn, _, _, err := uc.ReadMsgUnix(one, oob)
+		if err != nil {
+			return
+		}
+		msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 {
+			io.WriteString(c, "fd[?]: no descriptor ERROR\x00")
+			return
+		}
+		fds, err := syscall.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) != 1 {
+			return
+		}
+		f := os.NewFile(uintptr(fds[0]), "passed")
+		data, _ := io.ReadAll(f)
+		f.Close()
+		f2 := fmt.Sprintf("fd[%d]: ", fds[0])
+		switch {
+		case bytes.Contains(data, []byte(testVirus)):
+			io.WriteString(c, f2+"Opes.Test.Signature.UNOFFICIAL FOUND\x00")
+		default:
+			io.WriteString(c, f2+"OK\x00")
+		}
 	case "zINSTREAM\x00":
 		f.scans.Add(1)
 		var data []byte
@@ -310,4 +345,21 @@ func FuzzParseClamdReply(f *testing.F) {
 			t.Fatalf("signature %q", v.Signature)
 		}
 	})
+}
+
+// TestClamdFildes: transfer = "fildes" passes the message as a descriptor
+// (zFILDES) and reads clamd's "fd[N]: ..." replies.
+func TestClamdFildes(t *testing.T) {
+	f := startFakeClamd(t, &fakeClamd{})
+	c := newTestClamd(t, f.addr, func(o *mapping.Clamd) { o.Transfer = mapping.ClamdFildes })
+	d, err := c.AdaptMessage(t.Context(), scanTx(), virusMessage(3000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDecision(t, d, callout.Refuse(554, "5.7.1 Message refused: Opes.Test.Signature.UNOFFICIAL found"))
+	d, err = c.AdaptMessage(t.Context(), scanTx(), cleanMessage())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDecision(t, d, callout.Keep().WithHeader("X-Virus-Scanned", "clean (ClamAV)"))
 }

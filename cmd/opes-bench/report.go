@@ -154,6 +154,8 @@ func (r *Report) ratios(b *strings.Builder) {
 		{"Postfix+clamav-milter / Postfix+(a)", "msg/s", "postfix+clamav-milter", "postfix+a", figTput, false, "", 0},
 		{"Postfix+clamav-milter / Postfix alone", "msg/s", "postfix+clamav-milter", "postfix", figTput, false, "", 0},
 		{"Postfix+clamav-milter / Postfix+(a)", "CPU per message", "postfix+clamav-milter", "postfix+a", figCPU, false, "", 0},
+		{"(d) / clamav-milter, direct", "CPU per message", "d", "clamav-milter", figCPU, false, "", 0},
+		{"(d) / clamav-milter, direct", "wall time per message", "d", "clamav-milter", figMsgTime, false, "", 0},
 		{"p50 (d) − p50 clamd directly", "ms", "d", "clamd", figP50, true, "", 0},
 		{"p99 (d) − p99 clamd directly", "ms", "d", "clamd", figP99, true, "", 0},
 	}

@@ -24,9 +24,9 @@ func FuzzBuiltMessages(f *testing.F) {
 	f.Add("SINGLEHEADERS", "3", uint8(0), "", []byte("Subject: x\r\n"), "From", "", "\x00\xff{}()\"\\;", uint32(1<<31))
 	f.Fuzz(func(t *testing.T, part, index string, optKey uint8, optValue string, payload []byte, hname, hvalue, reason string, end uint32) {
 		d := ocpsmtp.Data{Part: ocpsmtp.Part(part), Index: index, Allow: allowAdaptive}
-		if keys := ocpsmtp.OptMacros(); int(optKey) < len(keys) {
+		if keys := optMacros(); int(optKey) < len(keys) {
 			// The keywords are the profile's; the values are the MTA's.
-			d.Opts = []ocpsmtp.Opt{{Key: keys[optKey][0], Value: optValue}}
+			d.Opts = []ocpsmtp.Opt{{Key: keys[optKey].key, Value: optValue}}
 		}
 		if !ocpsmtp.Part(part).Known() {
 			d.Part = ocpsmtp.PartRCPT

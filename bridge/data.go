@@ -339,16 +339,16 @@ func (s *session) sendDUMs(ctx context.Context, part ocpsmtp.Part, index string,
 // this transaction.
 func (s *session) newOpts(mac Macros) []ocpsmtp.Opt {
 	var opts []ocpsmtp.Opt
-	for _, km := range ocpsmtp.OptMacros() {
-		v := mac.Get(km[1])
-		if v == "" || s.mt.optsSent[km[0]] {
+	for _, km := range optMacros() {
+		v := mac.Get(km.macro)
+		if v == "" || s.mt.optsSent[km.key] {
 			continue
 		}
 		if s.mt.optsSent == nil {
 			s.mt.optsSent = map[string]bool{}
 		}
-		s.mt.optsSent[km[0]] = true
-		opts = append(opts, ocpsmtp.Opt{Key: km[0], Value: v})
+		s.mt.optsSent[km.key] = true
+		opts = append(opts, ocpsmtp.Opt{Key: km.key, Value: v})
 	}
 	return opts
 }

@@ -8,34 +8,20 @@ type Opt struct {
 	Key, Value string
 }
 
-// AM-OPT keywords for what the MTA exposes through milter macros.
+// AM-OPT keywords of the profile (docs/profile.md 5.4): what the MTA
+// knows about the session. Which milter macro holds each value is the
+// processor's business (bridge).
 const (
-	OptTLSVersion    = "tls-version"     // {tls_version}, e.g. TLSv1.3
-	OptTLSCipher     = "tls-cipher"      // {cipher}
-	OptTLSCipherBits = "tls-cipher-bits" // {cipher_bits}
-	OptAuthType      = "auth-type"       // {auth_type}, the SASL mechanism
-	OptAuthAuthen    = "auth-authen"     // {auth_authen}, the SASL login name
-	OptAuthAuthor    = "auth-author"     // {auth_author}, the AUTH= authorization id
-	OptQueueID       = "queue-id"        // i, the MTA's queue id
-	OptDaemonName    = "daemon-name"     // {daemon_name}
-	OptClientName    = "client-name"     // {client_name}, the verified client host name
+	OptTLSVersion    = "tls-version"     // the TLS protocol version, e.g. TLSv1.3
+	OptTLSCipher     = "tls-cipher"      // the TLS cipher
+	OptTLSCipherBits = "tls-cipher-bits" // the cipher's key length in bits
+	OptAuthType      = "auth-type"       // the SASL mechanism
+	OptAuthAuthen    = "auth-authen"     // the SASL login name
+	OptAuthAuthor    = "auth-author"     // the AUTH= authorization id
+	OptQueueID       = "queue-id"        // the MTA's queue id
+	OptDaemonName    = "daemon-name"     // the MTA's name for the listener
+	OptClientName    = "client-name"     // the verified client host name
 )
-
-// OptMacros returns the AM-OPT keywords with the milter macro that holds
-// each value, in the order a processor sends them.
-func OptMacros() [][2]string {
-	return [][2]string{
-		{OptTLSVersion, "{tls_version}"},
-		{OptTLSCipher, "{cipher}"},
-		{OptTLSCipherBits, "{cipher_bits}"},
-		{OptAuthType, "{auth_type}"},
-		{OptAuthAuthen, "{auth_authen}"},
-		{OptAuthAuthor, "{auth_author}"},
-		{OptQueueID, "i"},
-		{OptDaemonName, "{daemon_name}"},
-		{OptClientName, "{client_name}"},
-	}
-}
 
 func optList(opts []Opt) ocp.List {
 	l := make(ocp.List, len(opts))

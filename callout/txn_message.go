@@ -45,19 +45,30 @@ func (t *txn) ame(ctx context.Context, m *ocp.Message) error {
 	return t.otx.End(ctx, ocp.Result{})
 }
 
-// message runs the chain on the spooled RAWDATA and sends the answer.
-func (t *txn) message(ctx context.Context) error {
+// adaptRaw hands the spooled RAWDATA to the chain and returns the message
+// with the chain's decision; the caller closes the message.
+func (t *txn) adaptRaw(ctx context.Context) (*Message, Decision, error) {
 	sp := t.raw
 	t.raw = nil
 	msg, err := sp.Message()
 	if err != nil {
-		return err
+		return nil, Decision{}, err
 	}
-	defer msg.Close()
 	dec, err := t.chain.AdaptMessage(ctx, t.tx, msg)
+	if err != nil {
+		msg.Close()
+		return nil, Decision{}, err
+	}
+	return msg, dec, nil
+}
+
+// message runs the chain on the spooled RAWDATA and sends the answer.
+func (t *txn) message(ctx context.Context) error {
+	msg, dec, err := t.adaptRaw(ctx)
 	if err != nil {
 		return err
 	}
+	defer msg.Close()
 	d := t.rawData
 	if dec.Action == ActionRefuse {
 		if !d.Allows(ocpsmtp.AllowSMTPError) {
@@ -98,17 +109,11 @@ func (t *txn) message(ctx context.Context) error {
 // services run either way: they were named in our AMS as acting.
 func (t *txn) annotateOnly(ctx context.Context) error {
 	d := t.rawData
-	sp := t.raw
-	t.raw = nil
-	msg, err := sp.Message()
+	msg, dec, err := t.adaptRaw(ctx)
 	if err != nil {
 		return err
 	}
 	defer msg.Close()
-	dec, err := t.chain.AdaptMessage(ctx, t.tx, msg)
-	if err != nil {
-		return err
-	}
 	if dec.Action != ActionKeep {
 		t.tx.Logger.Warn("RAWDATA is informative: decision not carried out", "action", dec.Action.String(), "reason", dec.Reason)
 		if dec.Message != nil {

@@ -37,31 +37,26 @@ func (s *session) collectData(out *outcome, x *exchange) *AdaptationError {
 		}
 		size := d.answerSize()
 		switch d.part {
-		case ocpsmtp.PartRAWDATA:
+		case ocpsmtp.PartRAWDATA, ocpsmtp.PartALLHEADERS:
+			// A whole message, or a header section that ends at
+			// its empty line.
 			if size == 0 {
-				return protocolError("empty adapted RAWDATA")
+				return protocolError("empty adapted %s", d.part)
 			}
 			fields, body, err := splitMessage(r, s.policy().MaxHeaderBytes)
 			if err != nil {
-				return protocolError("adapted RAWDATA: %v", err)
+				return protocolError("adapted %s: %v", d.part, err)
+			}
+			if d.part == ocpsmtp.PartALLHEADERS {
+				if n, _ := io.Copy(io.Discard, body); n > 0 {
+					return protocolError("adapted ALLHEADERS goes on after the empty line")
+				}
 			}
 			if err := s.headerChanges(out, fields); err != nil {
 				return err
 			}
-			out.body = body
-		case ocpsmtp.PartALLHEADERS:
-			if size == 0 {
-				return protocolError("empty adapted ALLHEADERS")
-			}
-			fields, rest, err := splitMessage(r, s.policy().MaxHeaderBytes)
-			if err != nil {
-				return protocolError("adapted ALLHEADERS: %v", err)
-			}
-			if n, _ := io.Copy(io.Discard, rest); n > 0 {
-				return protocolError("adapted ALLHEADERS goes on after the empty line")
-			}
-			if err := s.headerChanges(out, fields); err != nil {
-				return err
+			if d.part == ocpsmtp.PartRAWDATA {
+				out.body = body
 			}
 		case ocpsmtp.PartBODY:
 			out.body = r

@@ -72,6 +72,29 @@ func (b *builder) positive(key string, d duration) time.Duration {
 	return time.Duration(d)
 }
 
+// hostPorts checks a list of host:port addresses at key and returns them
+// in the form parseHostPort gives; a repeated address names the first one
+// as also[j].
+func (b *builder) hostPorts(key, also string, list []string) []string {
+	var out []string
+	seen := make(map[string]int)
+	for i, a := range list {
+		akey := indexPath(key, i)
+		hp, err := parseHostPort(a)
+		if err != nil {
+			b.errorf(ErrValue, akey, "%q: %v", a, err)
+			continue
+		}
+		if j, dup := seen[hp]; dup {
+			b.errorf(ErrConflict, akey, "%q is also %s[%d]", a, also, j)
+			continue
+		}
+		seen[hp] = i
+		out = append(out, hp)
+	}
+	return out
+}
+
 // below checks a deadline against an MTA limit it must stay under.
 func (b *builder) below(key string, d duration, limitKey string, limit duration, why string) {
 	if d > 0 && limit > 0 && d >= limit {

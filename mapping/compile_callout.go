@@ -64,21 +64,7 @@ func (b *builder) callout(r *rawCallout) *Callout {
 	if len(r.Listen) == 0 {
 		b.errorf(ErrMissing, "callout.listen", "needs at least one address, like %q", DefaultCalloutListen)
 	}
-	seen := make(map[string]int)
-	for i, a := range r.Listen {
-		key := indexPath("callout.listen", i)
-		hp, err := parseHostPort(a)
-		if err != nil {
-			b.errorf(ErrValue, key, "%q: %v", a, err)
-			continue
-		}
-		if j, dup := seen[hp]; dup {
-			b.errorf(ErrConflict, key, "%q is also callout.listen[%d]", a, j)
-			continue
-		}
-		seen[hp] = i
-		c.Listen = append(c.Listen, hp)
-	}
+	c.Listen = b.hostPorts("callout.listen", "callout.listen", r.Listen)
 	if r.MetricsListen != "" {
 		if _, err := parseHostPort(r.MetricsListen); err != nil {
 			b.errorf(ErrValue, "callout.metrics_listen", "%q: %v", r.MetricsListen, err)

@@ -18,21 +18,7 @@ func (b *builder) servers(raw map[string]rawServer) {
 		if len(r.Addresses) == 0 {
 			b.errorf(ErrMissing, joinPath(key, "addresses"), `needs at least one callout server address, like ["127.0.0.1:8891"]`)
 		}
-		seen := make(map[string]int)
-		for i, a := range r.Addresses {
-			akey := indexPath(joinPath(key, "addresses"), i)
-			hp, err := parseHostPort(a)
-			if err != nil {
-				b.errorf(ErrValue, akey, "%q: %v", a, err)
-				continue
-			}
-			if j, dup := seen[hp]; dup {
-				b.errorf(ErrConflict, akey, "%q is also addresses[%d]", a, j)
-				continue
-			}
-			seen[hp] = i
-			s.Addresses = append(s.Addresses, hp)
-		}
+		s.Addresses = b.hostPorts(joinPath(key, "addresses"), "addresses", r.Addresses)
 		b.atLeast(joinPath(key, "connections"), r.Connections, 1)
 		b.atLeast(joinPath(key, "failure_limit"), r.FailureLimit, 1)
 		s.TLS = b.tls(joinPath(key, "tls"), r.TLS, false)

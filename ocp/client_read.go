@@ -77,15 +77,8 @@ func (cl *Client) dispatch(m *Message) *ConnError {
 		cl.answerPQ(m)
 		return nil
 	case MsgPA, MsgPR:
-		if len(m.Anon) > 0 {
-			if xid, err := Uint(m.Anon[0]); err == nil {
-				cl.mu.Lock()
-				tx := cl.txs[xid]
-				cl.mu.Unlock()
-				if tx != nil {
-					tx.progressed()
-				}
-			}
+		if _, tx := cl.progressTx(m); tx != nil {
+			tx.progressed()
 		}
 		return nil
 	}
@@ -294,20 +287,25 @@ func (cl *Client) phaseCheckLocked() {
 // unknown xid.
 func (cl *Client) answerPQ(m *Message) {
 	pa := &Message{Name: MsgPA}
-	if len(m.Anon) > 0 {
-		if xid, err := Uint(m.Anon[0]); err == nil {
-			cl.mu.Lock()
-			tx := cl.txs[xid]
-			cl.mu.Unlock()
-			if tx != nil {
-				pa.Anon = []Value{Num(xid)}
-				if n, active := tx.progress(); active {
-					pa.Named = []Param{NewParam(ParamOrgData, Num(n))}
-				}
-			}
+	if xid, tx := cl.progressTx(m); tx != nil {
+		pa.Anon = []Value{Num(xid)}
+		if n, active := tx.progress(); active {
+			pa.Named = []Param{NewParam(ParamOrgData, Num(n))}
 		}
 	}
 	_ = cl.c.send(pa, false)
+}
+
+// progressTx returns the transaction a PQ, PA or PR names, or nil: for
+// these an unknown or malformed xid is no error (RFC 4037 §11.20-11.23).
+func (cl *Client) progressTx(m *Message) (int64, *Tx) {
+	xid, err := m.AnonUint(0)
+	if err != nil {
+		return 0, nil
+	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return xid, cl.txs[xid]
 }
 
 // knows reports whether the processor knows the feature uri (it refuses

@@ -21,11 +21,7 @@ func AppendMessage(dst []byte, m *Message) []byte {
 		dst = append(dst, ' ')
 		dst = AppendValue(dst, v)
 	}
-	if len(m.Named) > 0 {
-		dst = append(dst, '\r', '\n')
-		dst = appendNamed(dst, m.Named)
-		dst = append(dst, '\r', '\n')
-	}
+	dst = appendNamed(dst, m.Named)
 	if m.HasPayload || len(m.Payload) > 0 {
 		dst = append(dst, '\r', '\n')
 		dst = strconv.AppendInt(dst, int64(len(m.Payload)), 10)
@@ -59,21 +55,20 @@ func AppendValue(dst []byte, v Value) []byte {
 			}
 			dst = AppendValue(dst, a)
 		}
-		if len(v.Named) > 0 {
-			dst = append(dst, '\r', '\n')
-			dst = appendNamed(dst, v.Named)
-			dst = append(dst, '\r', '\n')
-		}
+		dst = appendNamed(dst, v.Named)
 		return append(dst, '}')
 	}
 	return append(dst, `"0:"`...)
 }
 
+// appendNamed appends the named parameters of a message or a structure,
+// each on a line of its own between CRLFs; nothing when there are none.
 func appendNamed(dst []byte, ps []Param) []byte {
-	for i, p := range ps {
-		if i > 0 {
-			dst = append(dst, '\r', '\n')
-		}
+	if len(ps) == 0 {
+		return dst
+	}
+	for _, p := range ps {
+		dst = append(dst, '\r', '\n')
 		dst = append(dst, p.Name...)
 		dst = append(dst, ':', ' ')
 		if len(p.Values) == 0 {
@@ -86,7 +81,7 @@ func appendNamed(dst []byte, ps []Param) []byte {
 			dst = AppendValue(dst, v)
 		}
 	}
-	return dst
+	return append(dst, '\r', '\n')
 }
 
 func appendAtom(dst []byte, a Atom) []byte {

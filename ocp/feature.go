@@ -56,53 +56,40 @@ func parseIDStruct(v Value, what string) (string, []Param, error) {
 }
 
 // FeaturesValue returns fs as an OCP list of features.
-func FeaturesValue(fs []Feature) List {
-	l := make(List, len(fs))
-	for i, f := range fs {
-		l[i] = f.Value()
-	}
-	return l
-}
+func FeaturesValue(fs []Feature) List { return listValue(fs) }
 
 // ParseFeatures parses a list of features.
-func ParseFeatures(v Value) ([]Feature, error) {
-	l, ok := v.(List)
-	if !ok {
-		return nil, badValue("expected a list of features, got %s", kind(v))
-	}
-	fs := make([]Feature, 0, len(l))
-	for _, item := range l {
-		f, err := ParseFeature(item)
-		if err != nil {
-			return nil, err
-		}
-		fs = append(fs, f)
-	}
-	return fs, nil
-}
+func ParseFeatures(v Value) ([]Feature, error) { return parseList(v, "features", ParseFeature) }
 
 // ServicesValue returns ss as an OCP list of services.
-func ServicesValue(ss []Service) List {
-	l := make(List, len(ss))
-	for i, s := range ss {
-		l[i] = s.Value()
+func ServicesValue(ss []Service) List { return listValue(ss) }
+
+// ParseServices parses a list of services.
+func ParseServices(v Value) ([]Service, error) { return parseList(v, "services", ParseService) }
+
+// listValue returns the wire values of xs as an OCP list.
+func listValue[T interface{ Value() Value }](xs []T) List {
+	l := make(List, len(xs))
+	for i, x := range xs {
+		l[i] = x.Value()
 	}
 	return l
 }
 
-// ParseServices parses a list of services.
-func ParseServices(v Value) ([]Service, error) {
+// parseList parses a list whose items parse reads; what names the items
+// in the error for a value that is not a list.
+func parseList[T any](v Value, what string, parse func(Value) (T, error)) ([]T, error) {
 	l, ok := v.(List)
 	if !ok {
-		return nil, badValue("expected a list of services, got %s", kind(v))
+		return nil, badValue("expected a list of %s, got %s", what, kind(v))
 	}
-	ss := make([]Service, 0, len(l))
+	xs := make([]T, 0, len(l))
 	for _, item := range l {
-		s, err := ParseService(item)
+		x, err := parse(item)
 		if err != nil {
 			return nil, err
 		}
-		ss = append(ss, s)
+		xs = append(xs, x)
 	}
-	return ss, nil
+	return xs, nil
 }

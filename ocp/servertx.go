@@ -101,19 +101,11 @@ func (t *ServerTx) SendDPI(orgOffset, size int64) error {
 
 // Pause asks the processor to pause its original data from yourOffset on
 // (DWP).
-func (t *ServerTx) Pause(yourOffset int64) error {
-	return t.post(&Message{Name: MsgDWP, Anon: []Value{t.xidAtom(), Num(yourOffset)}}, false)
-}
+func (t *ServerTx) Pause(yourOffset int64) error { return t.pause(yourOffset) }
 
 // Resume asks the processor for more data (DWM), with an optional
 // suggested minimum chunk size (0 = any).
-func (t *ServerTx) Resume(sizeRequest int64) error {
-	m := &Message{Name: MsgDWM, Anon: []Value{t.xidAtom()}}
-	if sizeRequest > 0 {
-		m.Named = []Param{NewParam(ParamSizeRequest, Num(sizeRequest))}
-	}
-	return t.post(m, false)
-}
+func (t *ServerTx) Resume(sizeRequest int64) error { return t.resume(sizeRequest) }
 
 // Cork holds back this transaction's messages until Uncork, so that they
 // join the connection's output together and leave in one write instead of

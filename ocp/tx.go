@@ -61,19 +61,11 @@ func (t *Tx) SendDSS() error {
 
 // Pause asks the server to pause its adapted data from adapted offset
 // yourOffset on (DWP).
-func (t *Tx) Pause(yourOffset int64) error {
-	return t.post(&Message{Name: MsgDWP, Anon: []Value{t.xidAtom(), Num(yourOffset)}}, false)
-}
+func (t *Tx) Pause(yourOffset int64) error { return t.pause(yourOffset) }
 
 // Resume asks the server for more data (DWM), with an optional suggested
 // minimum chunk size (0 = any).
-func (t *Tx) Resume(sizeRequest int64) error {
-	m := &Message{Name: MsgDWM, Anon: []Value{t.xidAtom()}}
-	if sizeRequest > 0 {
-		m.Named = []Param{NewParam(ParamSizeRequest, Num(sizeRequest))}
-	}
-	return t.post(m, false)
-}
+func (t *Tx) Resume(sizeRequest int64) error { return t.resume(sizeRequest) }
 
 // Cork holds back this transaction's messages until Uncork, so that they
 // join the connection's output together and leave in one write instead of

@@ -181,6 +181,21 @@ func (t *txCore) post(m *Message, wait bool) error {
 	return t.c.sendStaged(&t.stage, m, wait)
 }
 
+// pause sends DWP: the peer pauses its data from yourOffset on.
+func (t *txCore) pause(yourOffset int64) error {
+	return t.post(&Message{Name: MsgDWP, Anon: []Value{t.xidAtom(), Num(yourOffset)}}, false)
+}
+
+// resume sends DWM, with an optional suggested minimum chunk size (0 =
+// any).
+func (t *txCore) resume(sizeRequest int64) error {
+	m := &Message{Name: MsgDWM, Anon: []Value{t.xidAtom()}}
+	if sizeRequest > 0 {
+		m.Named = []Param{NewParam(ParamSizeRequest, Num(sizeRequest))}
+	}
+	return t.post(m, false)
+}
+
 // sendCtl queues a control message that must not wait for output space.
 func (t *txCore) sendCtl(m *Message) {
 	_ = t.c.send(m, false) // a failed connection is reported through Recv

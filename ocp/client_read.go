@@ -15,12 +15,7 @@ func (cl *Client) readLoop() {
 			return
 		}
 		if end := cl.dispatch(m); end != nil {
-			if end.Remote {
-				cl.c.fail(end)
-			} else {
-				cl.c.log.Warn("ocp: invalid message from server", "msg", m.Name, "reason", end.Result.Reason)
-				cl.c.terminate(end.Result, nil)
-			}
+			cl.c.dispatchEnd(end, m, "server")
 			return
 		}
 	}
@@ -28,21 +23,7 @@ func (cl *Client) readLoop() {
 
 // abortAll fails every open transaction and a pending negotiation once the
 // connection has ended.
-func (cl *Client) abortAll() {
-	err := cl.c.connErr()
-	if err == nil {
-		err = &ConnError{Result: Failure("connection closed")}
-	}
-	cl.mu.Lock()
-	txs := make([]*Tx, 0, len(cl.txs))
-	for _, tx := range cl.txs {
-		txs = append(txs, tx)
-	}
-	cl.mu.Unlock()
-	for _, tx := range txs {
-		tx.abort(err)
-	}
-}
+func (cl *Client) abortAll() { abortTxs(cl.c, &cl.mu, cl.txs) }
 
 // connFailure returns a *ConnError for an invalid message with connection
 // scope: the connection is ended with CE 400.

@@ -330,6 +330,36 @@ func (c *conn) connErr() *ConnError {
 	return c.err
 }
 
+// dispatchEnd ends the connection after a dispatch returned end for m: a
+// CE from the peer closes it, a message we refuse is answered with CE.
+// peer names the other side in the log ("server", "processor").
+func (c *conn) dispatchEnd(end *ConnError, m *Message, peer string) {
+	if end.Remote {
+		c.fail(end)
+		return
+	}
+	c.log.Warn("ocp: invalid message from "+peer, "msg", m.Name, "reason", end.Result.Reason)
+	c.terminate(end.Result, nil)
+}
+
+// abortTxs fails every transaction of txs (guarded by mu) with the way
+// the connection c ended.
+func abortTxs[T interface{ abort(*ConnError) }](c *conn, mu *sync.Mutex, txs map[int64]T) {
+	err := c.connErr()
+	if err == nil {
+		err = &ConnError{Result: Failure("connection closed")}
+	}
+	mu.Lock()
+	open := make([]T, 0, len(txs))
+	for _, tx := range txs {
+		open = append(open, tx)
+	}
+	mu.Unlock()
+	for _, tx := range open {
+		tx.abort(err)
+	}
+}
+
 // readErr turns a Decode error into the way the connection ends: a
 // *SyntaxError is answered with CE 400 (RFC 4037 §5), and so is a read
 // deadline expiring inside a message; anything else is a transport

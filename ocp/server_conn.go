@@ -88,32 +88,14 @@ func (sc *serverConn) readLoop() {
 			return
 		}
 		if end := sc.dispatch(m); end != nil {
-			if end.Remote {
-				sc.c.fail(end)
-			} else {
-				sc.c.log.Warn("ocp: invalid message from processor", "msg", m.Name, "reason", end.Result.Reason)
-				sc.c.terminate(end.Result, nil)
-			}
+			sc.c.dispatchEnd(end, m, "processor")
 			return
 		}
 	}
 }
 
-func (sc *serverConn) abortAll() {
-	err := sc.c.connErr()
-	if err == nil {
-		err = &ConnError{Result: Failure("connection closed")}
-	}
-	sc.mu.Lock()
-	txs := make([]*ServerTx, 0, len(sc.txs))
-	for _, tx := range sc.txs {
-		txs = append(txs, tx)
-	}
-	sc.mu.Unlock()
-	for _, tx := range txs {
-		tx.abort(err)
-	}
-}
+// abortAll fails every open transaction once the connection has ended.
+func (sc *serverConn) abortAll() { abortTxs(sc.c, &sc.mu, sc.txs) }
 
 // dispatch handles one message from the processor; see Client.dispatch for
 // the conventions.

@@ -191,9 +191,8 @@ func (t *txCore) handleDUY(m *Message) {
 		t.failLocked("DUY outside an application message")
 		return
 	}
-	off, err1 := m.AnonUint(1)
-	size, err2 := m.AnonUint(2)
-	if err1 != nil || err2 != nil {
+	off, size, ok := offsetSize(m)
+	if !ok {
 		t.failLocked("DUY: bad offset or size")
 		return
 	}
@@ -205,12 +204,19 @@ func (t *txCore) handleDUY(m *Message) {
 	t.deliverLocked(m)
 }
 
+// offsetSize reads the org-offset and org-size that follow the xid of a
+// DUY or a DPI (RFC 4037 §11.10, §11.11).
+func offsetSize(m *Message) (off, size int64, ok bool) {
+	off, err1 := m.AnonUint(1)
+	size, err2 := m.AnonUint(2)
+	return off, size, err1 == nil && err2 == nil
+}
+
 func (t *txCore) handleProcessorOnly(m *Message) {
 	switch m.Name {
 	case MsgDPI:
-		off, err1 := m.AnonUint(1)
-		size, err2 := m.AnonUint(2)
-		if err1 != nil || err2 != nil {
+		off, size, ok := offsetSize(m)
+		if !ok {
 			t.failLocked("DPI: bad offset or size")
 			return
 		}

@@ -146,6 +146,23 @@ func sgParam(m *Message) (int64, error) {
 	return id, err
 }
 
+// readNO reads a negotiation offer, which either role may receive (RFC
+// 4037 §11.18): the offered features, the SG (0 when absent) and
+// Offer-Pending.
+func readNO(m *Message) (fs []Feature, sg int64, more bool, end *ConnError) {
+	fs, err := ParseFeatures(anon(m, 0))
+	if err != nil {
+		return nil, 0, false, connFailure("NO: %v", err)
+	}
+	if sg, err = sgParam(m); err != nil {
+		return nil, 0, false, connFailure("NO: %v", err)
+	}
+	if more, err = offerPending(m); err != nil {
+		return nil, 0, false, connFailure("NO: Offer-Pending: %v", err)
+	}
+	return fs, sg, more, nil
+}
+
 // handleNR applies the server's answer to our pending offer (RFC 4037
 // §11.19). Violations end the connection.
 func (cl *Client) handleNR(m *Message) *ConnError {
@@ -209,17 +226,9 @@ func offered(fs []Feature, uri string) bool {
 // Rejects, the others under Unknowns. While our own offer is pending the server's offer is
 // disregarded (RFC 4037 §11.18).
 func (cl *Client) handleNO(m *Message) *ConnError {
-	fs, err := ParseFeatures(anon(m, 0))
-	if err != nil {
-		return connFailure("NO: %v", err)
-	}
-	sg, err := sgParam(m)
-	if err != nil {
-		return connFailure("NO: %v", err)
-	}
-	more, err := offerPending(m)
-	if err != nil {
-		return connFailure("NO: Offer-Pending: %v", err)
+	fs, sg, more, end := readNO(m)
+	if end != nil {
+		return end
 	}
 	if cl.offer != nil {
 		return nil

@@ -202,17 +202,9 @@ func (sc *serverConn) handleSGC(m *Message) *ConnError {
 }
 
 func (sc *serverConn) handleNO(m *Message) *ConnError {
-	fs, err := ParseFeatures(anon(m, 0))
-	if err != nil {
-		return connFailure("NO: %v", err)
-	}
-	sgID, err := sgParam(m)
-	if err != nil {
-		return connFailure("NO: %v", err)
-	}
-	more, err := offerPending(m)
-	if err != nil {
-		return connFailure("NO: Offer-Pending: %v", err)
+	fs, sgID, more, end := readNO(m)
+	if end != nil {
+		return end
 	}
 	var g *Group
 	if sgID != 0 {

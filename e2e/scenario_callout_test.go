@@ -43,8 +43,10 @@ func TestScenarioCalloutDown(t *testing.T) {
 			if !strings.Contains(log, " 4.") {
 				t.Errorf("the sending MTA deferred without a 4xx reply:\n%s", log)
 			}
-			if q := senders[i].QueueFiles("deferred"); len(q) != 1 {
-				t.Errorf("the sending MTA's deferred queue holds %v, want the message", q)
+			// The status=deferred line is logged before the queue manager
+			// moves the file into the deferred queue: wait for the state.
+			if !Eventually(scenarioTimeout, func() bool { return len(senders[i].QueueFiles("deferred")) == 1 }) {
+				t.Errorf("the sending MTA's deferred queue holds %v, want the message", senders[i].QueueFiles("deferred"))
 			}
 		})
 	}

@@ -251,7 +251,11 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 			if _, err := c.nc.Write(buf); err != nil {
-				c.fail(&ConnError{Result: Failure("write failed"), Err: err})
+				// The transport failed under our write: the peer reset or
+				// closed it (a crash, a restart) or stopped reading until
+				// the write deadline. Either way the peer failed, not us:
+				// who failed, not which system call saw it, decides.
+				c.fail(&ConnError{Result: Failure("write failed"), Remote: true, Err: err})
 				return
 			}
 			spare = buf

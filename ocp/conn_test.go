@@ -124,3 +124,46 @@ func TestCorkBounded(t *testing.T) {
 		t.Fatalf("%d octets held back", held)
 	}
 }
+
+// TestWriteResetIsRemote: a peer that resets the connection while we write
+// (a crashed server) ends it as the peer's failure (Remote), the same as
+// when the reset is seen by a read.
+func TestWriteResetIsRemote(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err == nil {
+			accepted <- nc
+		}
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConn(nc, Limits{}, nil)
+	defer c.fail(&ConnError{Result: Failure("test over")})
+	peer := <-accepted
+	// SO_LINGER 0: close sends RST, as the kernel does for a crashed
+	// process with unread input.
+	peer.(*net.TCPConn).SetLinger(0)
+	peer.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.connErr() == nil && time.Now().Before(deadline) {
+		if err := c.send(dum(64<<10), true); err != nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	e := c.connErr()
+	if e == nil {
+		t.Fatal("the connection did not end")
+	}
+	if !e.Remote {
+		t.Errorf("a reset seen while writing ended the connection as %v (Remote=false), want the peer's failure", e)
+	}
+}

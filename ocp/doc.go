@@ -90,7 +90,8 @@
 //     the transaction ends or a DPI shrinks the reusable area (the RFC's
 //     "AME ends preservation commitments" is ambiguous about which AME).
 //   - A transaction whose application leaves more than 4 MiB of data
-//     unread sends DWP to its peer and DWM when drained; past 64 MiB it
+//     unread sends DWP to its peer and DWM when drained; past 16 MiB (a
+//     peer that ignores the pause) it
 //     ends with TE 400.
 //   - When a Handler returns without ending its transaction, the server
 //     sends TE (400 if its adapted message is still open).

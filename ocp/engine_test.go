@@ -528,3 +528,55 @@ func TestNoGoroutineLeak(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestServerShutdownDrains: with a DrainResult, Shutdown ends an idle
+// connection at once with CE carrying it, refuses a new transaction on a
+// busy connection with TE carrying it, lets the transaction in flight
+// finish, and then ends that connection too.
+func TestServerShutdownDrains(t *testing.T) {
+	drain := Result{Code: CodeFailure, Reason: "draining"}
+	release := make(chan struct{})
+	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, tx *ServerTx) {
+		<-release
+		echoHandler(ctx, tx)
+	}), Negotiate: acceptProfile, DrainResult: drain}
+	addr := startServer(t, srv)
+	busy, idle := dialTest(t, addr), dialTest(t, addr)
+	sg := newGroup(t, busy)
+	newGroup(t, idle)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- runTx(ctx, busy, sg, []byte("in flight")) }()
+	for srvInFlight(srv) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(ctx) }()
+	select {
+	case <-idle.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("the idle connection was not ended at once")
+	}
+	var ce *ConnError
+	if err := idle.Err(); !errors.As(err, &ce) || !ce.Remote || ce.Result != drain {
+		t.Errorf("idle connection ended with %v, want the peer's CE %v", err, drain)
+	}
+	tx, err := busy.Start(ctx, sg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tx.Recv(ctx)
+	var te *TxError
+	if !errors.As(err, &te) || !te.Remote || te.Result != drain {
+		t.Errorf("a transaction started during Shutdown ended with %v, want the peer's TE %v", err, drain)
+	}
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatalf("in-flight transaction: %v", err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	<-busy.Done()
+}

@@ -53,6 +53,12 @@ type Server struct {
 	IdleTimeout time.Duration
 	// Logger receives connection and protocol events; nil discards them.
 	Logger *slog.Logger
+	// DrainResult, when set, is how Shutdown says the server is going
+	// away: the result of the TE refusing a transaction started during
+	// Shutdown, and of the CE ending each connection as soon as it has no
+	// transaction in flight. The zero value refuses with
+	// TE {400 "server shutting down"} and ends connections with CE.
+	DrainResult Result
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -130,20 +136,35 @@ func (s *Server) closing() bool {
 	return s.shutdown
 }
 
-// Shutdown stops accepting connections, waits for the open transactions
-// to end, then ends every connection with CE. If ctx ends first, the
-// remaining connections are ended with CE 400 and ctx's error returned.
+// Shutdown stops accepting connections and transactions (a TS is refused
+// with TE, see DrainResult) and ends each connection with CE as soon as it
+// has no transaction in flight: the idle ones at once, the others when
+// their transactions are done. If ctx ends first, the remaining
+// connections are ended with CE 400 and ctx's error returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	conns := s.stop()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
+	ended := make(map[*serverConn]bool, len(conns))
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		busy := false
 		for _, sc := range conns {
+			if ended[sc] {
+				continue
+			}
 			if sc.inFlight() > 0 {
 				busy = true
-				break
+				continue
 			}
+			// No TS is accepted any more: an idle connection stays idle.
+			ended[sc] = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sc.c.terminate(s.DrainResult, nil)
+			}()
 		}
 		if !busy {
 			break
@@ -152,17 +173,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-tick.C:
 		case <-ctx.Done():
 			for _, sc := range conns {
-				sc.c.terminate(Failure("server shutting down"), nil)
+				if !ended[sc] {
+					sc.c.terminate(Failure("server shutting down"), nil)
+				}
 			}
 			s.connWG.Wait()
 			return ctx.Err()
 		}
 	}
-	for _, sc := range conns {
-		sc.c.terminate(Result{}, nil)
-	}
 	s.connWG.Wait()
 	return nil
+}
+
+// refusal returns the result of the TE refusing a transaction during
+// Shutdown.
+func (s *Server) refusal() Result {
+	if s.DrainResult.Failed() {
+		return s.DrainResult
+	}
+	return Failure("server shutting down")
 }
 
 // Close stops accepting connections and ends every connection at once

@@ -265,11 +265,11 @@ func (sc *serverConn) handleTS(m *Message) *ConnError {
 	g := sc.groups[sgID]
 	if g == nil || sc.s.closing() {
 		sc.mu.Unlock()
-		reason := "unknown service group"
+		res := Failure("unknown service group")
 		if g != nil {
-			reason = "server shutting down"
+			res = sc.s.refusal()
 		}
-		_ = sc.c.send(withResult(&Message{Name: MsgTE, Anon: []Value{Num(xid)}}, Failure(reason)), false)
+		_ = sc.c.send(withResult(&Message{Name: MsgTE, Anon: []Value{Num(xid)}}, res), false)
 		return nil
 	}
 	ctx, cancel := context.WithCancel(sc.ctx)

@@ -47,7 +47,7 @@ func (t *txCore) recv(ctx context.Context) (*Message, error) {
 // ends with TE 400.
 const (
 	queueSoftLimit = 4 << 20
-	queueHardLimit = 64 << 20
+	queueHardLimit = 16 << 20
 )
 
 func (t *txCore) deliverLocked(m *Message) {

@@ -21,6 +21,9 @@ type Callout struct {
 	// IdleTimeout closes an OCP connection without transactions for that
 	// long; HandshakeTimeout bounds the wait for the first messages.
 	IdleTimeout, HandshakeTimeout time.Duration
+	// DrainTimeout bounds how long transactions in flight may take after
+	// SIGTERM (docs/profile.md 3.2).
+	DrainTimeout time.Duration
 	// Services are sorted by name.
 	Services []*CalloutService
 }

@@ -75,11 +75,27 @@ func (b *builder) positive(key string, d duration) time.Duration {
 // hostPorts checks a list of host:port addresses at key and returns them
 // in the form parseHostPort gives; a repeated address names the first one
 // as also[j].
-func (b *builder) hostPorts(key, also string, list []string) []string {
+func (b *builder) hostPorts(key, also string, list []string, srv bool) []string {
 	var out []string
 	seen := make(map[string]int)
 	for i, a := range list {
 		akey := indexPath(key, i)
+		if name, ok := strings.CutPrefix(a, SRVPrefix); ok && srv {
+			// An SRV name (server sets only): its targets and ports
+			// come from DNS.
+			if err := checkHost(strings.TrimSuffix(name, ".")); err != nil {
+				b.errorf(ErrValue, akey, "%q: SRV %v", a, err)
+				continue
+			}
+			a = SRVPrefix + strings.ToLower(strings.TrimSuffix(name, "."))
+			if j, dup := seen[a]; dup {
+				b.errorf(ErrConflict, akey, "%q is also %s[%d]", a, also, j)
+				continue
+			}
+			seen[a] = i
+			out = append(out, a)
+			continue
+		}
 		hp, err := parseHostPort(a)
 		if err != nil {
 			b.errorf(ErrValue, akey, "%q: %v", a, err)

@@ -60,11 +60,12 @@ func (b *builder) callout(r *rawCallout) *Callout {
 		MaxConnections:   r.MaxConnections,
 		IdleTimeout:      b.positive("callout.idle_timeout", r.IdleTimeout),
 		HandshakeTimeout: b.positive("callout.handshake_timeout", r.HandshakeTimeout),
+		DrainTimeout:     b.positive("callout.drain_timeout", r.DrainTimeout),
 	}
 	if len(r.Listen) == 0 {
 		b.errorf(ErrMissing, "callout.listen", "needs at least one address, like %q", DefaultCalloutListen)
 	}
-	c.Listen = b.hostPorts("callout.listen", "callout.listen", r.Listen)
+	c.Listen = b.hostPorts("callout.listen", "callout.listen", r.Listen, false)
 	if r.MetricsListen != "" {
 		if _, err := parseHostPort(r.MetricsListen); err != nil {
 			b.errorf(ErrValue, "callout.metrics_listen", "%q: %v", r.MetricsListen, err)

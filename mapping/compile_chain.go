@@ -14,11 +14,12 @@ func (b *builder) servers(raw map[string]rawServer) {
 			IdleTimeout:      b.positive(joinPath(key, "idle_timeout"), r.IdleTimeout),
 			FailureLimit:     r.FailureLimit,
 			RevivalDelay:     b.positive(joinPath(key, "revival_delay"), r.RevivalDelay),
+			ResolveInterval:  b.positive(joinPath(key, "resolve_interval"), r.ResolveInterval),
 		}
 		if len(r.Addresses) == 0 {
 			b.errorf(ErrMissing, joinPath(key, "addresses"), `needs at least one callout server address, like ["127.0.0.1:8891"]`)
 		}
-		s.Addresses = b.hostPorts(joinPath(key, "addresses"), "addresses", r.Addresses)
+		s.Addresses = b.hostPorts(joinPath(key, "addresses"), "addresses", r.Addresses, true)
 		b.atLeast(joinPath(key, "connections"), r.Connections, 1)
 		b.atLeast(joinPath(key, "failure_limit"), r.FailureLimit, 1)
 		s.TLS = b.tls(joinPath(key, "tls"), r.TLS, false)

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"log/slog"
+	"net"
 	"os"
 	"time"
 )
@@ -72,6 +73,22 @@ func (b *builder) milter(m *rawMilter) {
 	if m.MaxMessageSize == 0 {
 		b.errorf(ErrValue, "milter.max_message_size", "must be larger than 0")
 	}
+	b.answerLimits(m)
+	b.atLeast("milter.max_connections", m.MaxConnections, 1)
+	if m.MaxConnections > 0 && m.MaxConnections < m.MaxSessions {
+		b.errorf(ErrConflict, "milter.max_connections", "%d is below max_sessions (%d): sessions over the limit could not be refused with 451", m.MaxConnections, m.MaxSessions)
+	}
+	c.MaxConnections = m.MaxConnections
+	if m.Resolver != "" {
+		if hp, err := parseHostPort(m.Resolver); err != nil {
+			b.errorf(ErrValue, "milter.resolver", "%q: %v", m.Resolver, err)
+		} else if host, _, _ := net.SplitHostPort(hp); net.ParseIP(host) == nil {
+			b.errorf(ErrValue, "milter.resolver", "%q: want an IP address and port (a name would need a resolver itself)", m.Resolver)
+		} else {
+			c.Resolver = hp
+		}
+	}
+	c.TransactionIdleTimeout = b.positive("milter.transaction_idle_timeout", m.TransactionIdleTimeout)
 	b.timeouts(&m.Timeouts, &m.MTA)
 }
 
@@ -134,4 +151,26 @@ func (b *builder) bypass(r *rawBypass) {
 		by.Allowed = append(by.Allowed, a)
 	}
 	b.cfg.Bypass = by
+}
+
+// answerLimits compiles what a callout server may ask of the MTA per
+// message.
+func (b *builder) answerLimits(m *rawMilter) {
+	b.atLeast("milter.max_header_changes", m.MaxHeaderChanges, 1)
+	b.atLeast("milter.max_added_recipients", m.MaxAddedRecipients, 1)
+	if m.MaxHeaderChangeBytes <= 0 {
+		b.errorf(ErrValue, "milter.max_header_change_bytes", "must be larger than 0")
+	}
+	adapted := int64(m.MaxAdaptedSize)
+	if m.MaxAdaptedSize == -1 {
+		adapted = int64(m.MaxMessageSize)
+	} else if m.MaxAdaptedSize <= 0 {
+		b.errorf(ErrValue, "milter.max_adapted_size", "must be larger than 0")
+	}
+	b.cfg.Milter.AnswerLimits = AnswerLimits{
+		HeaderChanges:     m.MaxHeaderChanges,
+		HeaderChangeBytes: int64(m.MaxHeaderChangeBytes),
+		AddedRecipients:   m.MaxAddedRecipients,
+		AdaptedSize:       adapted,
+	}
 }

@@ -161,6 +161,7 @@ func (o *optionsBuilder) attachmentFilter(r *rawAttachmentFilter) *AttachmentFil
 		Replacement: r.Replacement,
 		Reply:       o.reply("reply", r.Reply),
 		Signed:      r.Signed,
+		Unparsable:  r.Unparsable,
 	}
 	for i, e := range r.Extensions {
 		e = strings.ToLower(e)
@@ -181,6 +182,7 @@ func (o *optionsBuilder) attachmentFilter(r *rawAttachmentFilter) *AttachmentFil
 	}
 	o.enum("action", r.Action, "remove", "replace", "reject")
 	o.enum("signed", r.Signed, "pass", "reject")
+	o.enum("unparsable", r.Unparsable, "reject", "quarantine", "fail")
 	if err := checkHeaderValue(r.Replacement); err != nil && r.Action == "replace" {
 		o.errorf(ErrValue, o.k("replacement"), "%v", err)
 	}

@@ -77,6 +77,17 @@ type Milter struct {
 	// Oversize says what happens to a larger one.
 	MaxMessageSize int64
 	Oversize       Action
+	// AnswerLimits bound what a callout server may ask of the MTA per
+	// message; beyond one the transaction is a protocol failure.
+	AnswerLimits AnswerLimits
+	// Resolver is the host:port of the DNS server that resolves the names
+	// in server sets' addresses; "" means the system's resolver.
+	Resolver string
+	// MaxConnections caps the MTA connections served at once.
+	MaxConnections int
+	// TransactionIdleTimeout closes a session idle inside a mail
+	// transaction (or inside a packet) for that long.
+	TransactionIdleTimeout time.Duration
 	// NonSMTPDaemons are the {daemon_name} values that mark mail entering
 	// without SMTP (Postfix non_smtpd_milters through a cleanup service
 	// with its own milter_macro_daemon_name): recipients are never refused
@@ -90,6 +101,21 @@ type Milter struct {
 	// MTA holds the MTA's own milter timeouts the stage deadlines were
 	// checked against.
 	MTA MTALimits
+}
+
+// AnswerLimits bound, per message, what a callout server may ask of the
+// MTA (docs/security.md C4).
+type AnswerLimits struct {
+	// HeaderChanges counts Add-Header answers.
+	HeaderChanges int
+	// HeaderChangeBytes counts the Add-Header fields and the adapted
+	// header parts (ALLHEADERS, SINGLEHEADERS) the server sent.
+	HeaderChangeBytes int64
+	// AddedRecipients counts the recipients the server added.
+	AddedRecipients int
+	// AdaptedSize counts the adapted data the server sent; by default
+	// max_message_size.
+	AdaptedSize int64
 }
 
 // IsNonSMTP reports whether daemonName marks the non-SMTP path.

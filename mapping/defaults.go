@@ -33,6 +33,21 @@ const (
 	DefaultMTAContentTimeout = 300 * time.Second
 )
 
+// What a callout server may ask of the MTA per message; max_adapted_size
+// defaults to max_message_size (the MTA's own limit).
+const (
+	DefaultMaxHeaderChanges     = 1000
+	DefaultMaxHeaderChangeBytes = 1 << 20 // 1MiB
+	DefaultMaxAddedRecipients   = 1000
+)
+
+// What the MTA may hold: connections at once, and how long a session may
+// stay idle inside a mail transaction.
+const (
+	DefaultMaxConnections         = 1000
+	DefaultTransactionIdleTimeout = 60 * time.Second
+)
+
 // Defaults of a callout server set.
 const (
 	DefaultConnections      = 2
@@ -40,7 +55,8 @@ const (
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultIdleTimeout      = 60 * time.Second
 	DefaultFailureLimit     = 5
-	DefaultRevivalDelay     = 30 * time.Second
+	DefaultRevivalDelay     = time.Second // the longest wait between probes
+	DefaultResolveInterval  = 30 * time.Second
 )
 
 // Defaults of the opes-callout side.
@@ -49,6 +65,7 @@ const (
 	DefaultCalloutMaxConnections   = 100
 	DefaultCalloutIdleTimeout      = 300 * time.Second
 	DefaultCalloutHandshakeTimeout = 10 * time.Second
+	DefaultCalloutDrainTimeout     = 30 * time.Second
 	DefaultCommandTimeout          = 30 * time.Second
 	DefaultCommandMaxOutput        = 64 << 20 // 64MiB
 	DefaultRecipientReply          = "550 5.1.1 Recipient address rejected"
@@ -90,6 +107,12 @@ func (m *rawMilter) setDefaults() {
 	m.MaxMessageSize = DefaultMaxMessageSize
 	m.Oversize = oversizeAction(DefaultOversize)
 	m.QuarantineHdr = DefaultQuarantineHeader
+	m.MaxHeaderChanges = DefaultMaxHeaderChanges
+	m.MaxHeaderChangeBytes = DefaultMaxHeaderChangeBytes
+	m.MaxAddedRecipients = DefaultMaxAddedRecipients
+	m.MaxAdaptedSize = -1 // max_message_size
+	m.MaxConnections = DefaultMaxConnections
+	m.TransactionIdleTimeout = duration(DefaultTransactionIdleTimeout)
 }
 
 func (t *rawTimeouts) setDefaults() {
@@ -118,6 +141,7 @@ func (s *rawServer) setDefaults() {
 	s.IdleTimeout = duration(DefaultIdleTimeout)
 	s.FailureLimit = DefaultFailureLimit
 	s.RevivalDelay = duration(DefaultRevivalDelay)
+	s.ResolveInterval = duration(DefaultResolveInterval)
 }
 
 func (t *rawTLS) setDefaults() { t.Enabled = true }
@@ -129,6 +153,7 @@ func (c *rawCallout) setDefaults() {
 	c.MaxConnections = DefaultCalloutMaxConnections
 	c.IdleTimeout = duration(DefaultCalloutIdleTimeout)
 	c.HandshakeTimeout = duration(DefaultCalloutHandshakeTimeout)
+	c.DrainTimeout = duration(DefaultCalloutDrainTimeout)
 }
 
 func (r *rawRecipientPolicy) setDefaults() { r.Reply = DefaultRecipientReply }
@@ -136,6 +161,7 @@ func (r *rawRecipientPolicy) setDefaults() { r.Reply = DefaultRecipientReply }
 func (a *rawAttachmentFilter) setDefaults() {
 	a.Action = "remove"
 	a.Signed = "pass"
+	a.Unparsable = "reject"
 	a.Reply = DefaultAttachmentReply
 	a.Replacement = DefaultAttachmentReplacement
 }

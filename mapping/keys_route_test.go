@@ -15,9 +15,9 @@ func TestServerChainKeys(t *testing.T) {
 			func(c *Config) any { s, _ := c.Server("s"); return *s },
 			ServerSet{Name: "s", Addresses: []string{"127.0.0.1:1"}, Strategy: Failover, Connections: DefaultConnections,
 				ConnectTimeout: DefaultDialTimeout, HandshakeTimeout: DefaultHandshakeTimeout, IdleTimeout: DefaultIdleTimeout,
-				FailureLimit: DefaultFailureLimit, RevivalDelay: DefaultRevivalDelay}},
+				FailureLimit: DefaultFailureLimit, RevivalDelay: DefaultRevivalDelay, ResolveInterval: DefaultResolveInterval}},
 		{"server set keys", fill(`[servers.s]
-addresses = ["callout.example:8891", "[2001:db8::2]:8891"]
+addresses = ["callout.example:8891", "[2001:db8::2]:8891", "srv:_OCP._tcp.Pool.example."]
 strategy = "round-robin"
 connections = 4
 connect_timeout = "1s"
@@ -25,11 +25,12 @@ handshake_timeout = "2s"
 idle_timeout = "3s"
 failure_limit = 2
 revival_delay = "4s"
+resolve_interval = "5s"
 tls = { enabled = false, ca_file = "/nonexistent" }`),
 			func(c *Config) any { s, _ := c.Server("s"); return *s },
-			ServerSet{Name: "s", Addresses: []string{"callout.example:8891", "[2001:db8::2]:8891"}, Strategy: RoundRobin, Connections: 4,
+			ServerSet{Name: "s", Addresses: []string{"callout.example:8891", "[2001:db8::2]:8891", "srv:_ocp._tcp.pool.example"}, Strategy: RoundRobin, Connections: 4,
 				ConnectTimeout: time.Second, HandshakeTimeout: 2 * time.Second, IdleTimeout: 3 * time.Second,
-				FailureLimit: 2, RevivalDelay: 4 * time.Second}},
+				FailureLimit: 2, RevivalDelay: 4 * time.Second, ResolveInterval: 5 * time.Second}},
 		{"server sets sorted", fill("[servers.b]\naddresses = [\"127.0.0.1:2\"]\n[servers.a]\naddresses = [\"127.0.0.1:1\"]\n[chains.c]\nservices = [\"a\"]\nserver = \"b\""),
 			func(c *Config) any { return []string{c.Servers[0].Name, c.Servers[1].Name, c.Chains[0].Server.Name} },
 			[]string{"a", "b", "b"}},
@@ -123,10 +124,11 @@ log_format = "json"
 max_connections = 3
 idle_timeout = "4s"
 handshake_timeout = "5s"
+drain_timeout = "6s"
 tls = { enabled = false }`,
 			func(c *Config) any { return *c.Callout },
 			Callout{Listen: []string{"127.0.0.1:1", "[::1]:2"}, MetricsListen: "127.0.0.1:9188", Pprof: true, LogLevel: 4, LogFormat: "json",
-				MaxConnections: 3, IdleTimeout: 4 * time.Second, HandshakeTimeout: 5 * time.Second}},
+				MaxConnections: 3, IdleTimeout: 4 * time.Second, HandshakeTimeout: 5 * time.Second, DrainTimeout: 6 * time.Second}},
 		{"services sorted, found by URI", svc("disclaimer") + "text = \"t\"\n[callout.services.a]\nuri = \"urn:a\"\nkind = \"size-limit\"\nmax = 5",
 			func(c *Config) any {
 				s, ok := c.Callout.Service("urn:s")
@@ -162,12 +164,13 @@ max_size = "5MiB"
 action = "replace"
 replacement = "removed"
 reply = "552 5.3.4 no"
-signed = "reject"`,
+signed = "reject"
+unparsable = "quarantine"`,
 			opts, &AttachmentFilter{Extensions: []string{".exe", ".scr"}, ContentTypes: []string{"application/x-msdownload", "video/*"},
-				MaxSize: 5 << 20, Action: "replace", Replacement: "removed", Reply: ocpsmtp.Reply{Code: 552, Text: "5.3.4 no"}, Signed: "reject"}},
+				MaxSize: 5 << 20, Action: "replace", Replacement: "removed", Reply: ocpsmtp.Reply{Code: 552, Text: "5.3.4 no"}, Signed: "reject", Unparsable: "quarantine"}},
 		{"attachment-filter defaults", svc("attachment-filter") + "max_size = 1",
 			opts, &AttachmentFilter{MaxSize: 1, Action: "remove", Replacement: DefaultAttachmentReplacement,
-				Reply: ocpsmtp.Reply{Code: 554, Text: "5.7.1 Message contains a forbidden attachment"}, Signed: "pass"}},
+				Reply: ocpsmtp.Reply{Code: 554, Text: "5.7.1 Message contains a forbidden attachment"}, Signed: "pass", Unparsable: "reject"}},
 		{"command", svc("command") + `argv = ["spamc", "-E"]
 timeout = "20s"
 exit_codes = { 0 = "pass", 1 = "reject" }

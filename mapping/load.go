@@ -3,7 +3,6 @@ package mapping
 import (
 	"fmt"
 	"io"
-	"os"
 )
 
 // maxFileSize bounds the configuration file.
@@ -12,11 +11,16 @@ const maxFileSize = 4 << 20
 // LoadFile reads, validates and compiles the configuration file at path.
 // The error lists every problem found, each an *Error, sorted by line.
 func LoadFile(path string) (*Config, error) {
-	f, err := os.Open(path)
+	f, err := openConfig(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("not a regular file (%s)", fi.Mode().Type()), Err: ErrValue}
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		return nil, err

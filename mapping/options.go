@@ -81,6 +81,13 @@ type AttachmentFilter struct {
 	// S/MIME) that holds a matching attachment: "reject" or "pass"
 	// (left unchanged, since changing it breaks the signature).
 	Signed string
+	// Unparsable is what happens to a message whose MIME structure the
+	// filter cannot read to the end (a parser limit: more header fields
+	// than it reads before a part's Content-Type, deeper nesting): it
+	// could hide a matching attachment. "reject" (with Reply),
+	// "quarantine" (held by the MTA) or "fail" (the transaction fails and
+	// the processor's failure policy applies).
+	Unparsable string
 }
 
 // Command pipes the message through an external program (kind command).

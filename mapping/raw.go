@@ -37,6 +37,19 @@ type rawMilter struct {
 	QuarantineHdr   string         `toml:"quarantine_header"`
 	Timeouts        rawTimeouts    `toml:"timeouts"`
 	MTA             rawMTA         `toml:"mta"`
+
+	// What a callout server may ask of the MTA per message.
+	MaxHeaderChanges     int  `toml:"max_header_changes"`
+	MaxHeaderChangeBytes size `toml:"max_header_change_bytes"`
+	MaxAddedRecipients   int  `toml:"max_added_recipients"`
+	MaxAdaptedSize       size `toml:"max_adapted_size"` // -1: max_message_size
+
+	// What the MTA may hold.
+	MaxConnections         int      `toml:"max_connections"`
+	TransactionIdleTimeout duration `toml:"transaction_idle_timeout"`
+
+	// The DNS server that resolves server set names; "" is the system's.
+	Resolver string `toml:"resolver"`
 }
 
 type rawTimeouts struct {
@@ -75,6 +88,8 @@ type rawServer struct {
 	FailureLimit     int      `toml:"failure_limit"`
 	RevivalDelay     duration `toml:"revival_delay"`
 	TLS              *rawTLS  `toml:"tls"`
+
+	ResolveInterval duration `toml:"resolve_interval"`
 }
 
 type rawTLS struct {
@@ -140,6 +155,7 @@ type rawCallout struct {
 	MaxConnections   int       `toml:"max_connections"`
 	IdleTimeout      duration  `toml:"idle_timeout"`
 	HandshakeTimeout duration  `toml:"handshake_timeout"`
+	DrainTimeout     duration  `toml:"drain_timeout"`
 	// Services are decoded in two steps: the kind first, then the table
 	// into the struct of that kind (options.go).
 	Services map[string]map[string]any `toml:"services"`

@@ -56,6 +56,7 @@ type rawAttachmentFilter struct {
 	Replacement  string   `toml:"replacement"`
 	Reply        string   `toml:"reply"`
 	Signed       string   `toml:"signed"`
+	Unparsable   string   `toml:"unparsable"`
 }
 
 type rawCommand struct {

@@ -42,13 +42,22 @@ type ServerSet struct {
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes an OCP connection unused for that long.
 	IdleTimeout time.Duration
-	// FailureLimit consecutive failures take an address out of use for
-	// RevivalDelay (a circuit breaker).
+	// FailureLimit consecutive failures take an address out of use (a
+	// circuit breaker) until a probe succeeds; probes back off from
+	// 100 ms to at most RevivalDelay apart.
 	FailureLimit int
 	RevivalDelay time.Duration
 	// TLS is nil for plain TCP.
 	TLS *TLS
+	// ResolveInterval is how often the names among Addresses (host names,
+	// and SRV names written "srv:_service._proto.name") are resolved
+	// again; they are also resolved again when no server of the set
+	// could start a transaction.
+	ResolveInterval time.Duration
 }
+
+// SRVPrefix marks an SRV name in a server set's addresses.
+const SRVPrefix = "srv:"
 
 func (s *ServerSet) name() string { return s.Name }
 

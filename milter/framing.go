@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -34,8 +35,11 @@ type frameConn struct {
 	r      *bufio.Reader
 	max    uint32
 	logger *slog.Logger
+	idle   time.Duration // bound on waiting inside a transaction and inside a packet; 0 none
 
 	readMu sync.Mutex // held by Read; lets Close release idle read buffers
+	inTx   bool       // a mail transaction is open (MAIL seen, no end of message or abort yet)
+	timed  bool       // a read deadline of ours is set
 	buf    []byte     // frame buffer, reused; never larger than max+4
 	frame  []byte     // unread rest of the current validated frame
 	rerr   error      // sticky read error
@@ -102,11 +106,16 @@ func (c *frameConn) releaseReadBufs() {
 	c.r, c.buf, c.frame = nil, nil, nil
 }
 
-// readFrame reads and validates one whole frame into c.frame.
+// readFrame reads and validates one whole frame into c.frame. The frame
+// buffer grows with what arrives, not with what the length promised, so a
+// peer that announces a long packet and stalls holds little memory.
 func (c *frameConn) readFrame() error {
 	var hdr [frameHeaderLen]byte
+	if c.r.Buffered() < frameHeaderLen {
+		c.deadline(c.inTx) // only a read that may block needs one
+	}
 	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
-		return err // io.EOF at a frame boundary is a clean close
+		return c.idleErr(err) // io.EOF at a frame boundary is a clean close
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if n == 0 {
@@ -116,23 +125,64 @@ func (c *frameConn) readFrame() error {
 		return &FrameError{Length: n, Reason: "longer than the packet limit"}
 	}
 	need := frameHeaderLen + int(n)
-	if cap(c.buf) < need {
-		c.buf = make([]byte, need)
+	if c.r.Buffered() < int(n) {
+		c.deadline(true) // the rest of a packet comes at once
 	}
-	buf := c.buf[:need]
-	copy(buf, hdr[:])
-	if _, err := io.ReadFull(c.r, buf[frameHeaderLen:]); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	buf := append(c.buf[:0], hdr[:]...)
+	for len(buf) < need {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(need, max(2*cap(buf), frameGrowMin)))
+			copy(grown, buf)
+			buf = grown
 		}
-		return err
+		k, err := c.r.Read(buf[len(buf):min(need, cap(buf))])
+		buf = buf[:len(buf)+k]
+		if err != nil && len(buf) < need {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return c.idleErr(err)
+		}
 	}
+	c.buf = buf
 	cmd := buf[frameHeaderLen]
 	if reason := validateFrame(cmd, buf[frameHeaderLen+1:]); reason != "" {
 		return &FrameError{Cmd: cmd, Length: n, Reason: reason}
 	}
+	switch cmd {
+	case 'M': // MAIL: a transaction starts
+		c.inTx = true
+	case 'E', 'A', 'Q', 'K', 'C', 'H': // end of message, abort, quit, a new connection or HELO
+		c.inTx = false
+	}
 	c.frame = buf
 	return nil
+}
+
+// frameGrowMin is the first size of a frame buffer growing with its frame.
+const frameGrowMin = 4096
+
+// deadline sets the read deadline for the next read: idle from now when
+// bounded, none otherwise (go-milter sets its own around its reads when it
+// has a read timeout; c.idle includes it).
+func (c *frameConn) deadline(bounded bool) {
+	switch {
+	case bounded && c.idle > 0:
+		_ = c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+		c.timed = true
+	case c.timed:
+		_ = c.Conn.SetReadDeadline(time.Time{})
+		c.timed = false
+	}
+}
+
+// idleErr logs a read that ended on our idle deadline.
+func (c *frameConn) idleErr(err error) error {
+	if c.timed && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.logger.Warn("milter: closing an idle MTA connection (inside a mail transaction or a packet)",
+			"remote", remoteString(c.Conn), "idle", c.idle)
+	}
+	return err
 }
 
 // Write buffers p and writes every complete frame in one call. Complete
@@ -229,10 +279,13 @@ func remoteString(c net.Conn) string {
 // a backoff instead of letting go-milter's Serve return.
 type frameListener struct {
 	net.Listener
-	max    uint32
-	logger *slog.Logger
-	conns  *tracker
-	bufs   readBufs
+	max      uint32
+	logger   *slog.Logger
+	conns    *tracker
+	bufs     readBufs
+	maxConns int           // 0: no cap
+	idle     time.Duration // frameConn.idle
+	refused  time.Time     // when a refusal was last logged
 
 	once sync.Once
 	done chan struct{}
@@ -247,8 +300,19 @@ func (l *frameListener) Accept() (net.Conn, error) {
 	var delay time.Duration
 	for {
 		c, err := l.Listener.Accept()
+		if err == nil && l.maxConns > 0 && l.conns.count() >= l.maxConns {
+			// Over the cap: closed at once, so the MTA applies its
+			// default action now instead of waiting in the backlog.
+			_ = c.Close()
+			if time.Since(l.refused) > time.Second {
+				l.refused = time.Now()
+				l.logger.Warn("milter: too many MTA connections, closing new ones", "max_connections", l.maxConns)
+			}
+			continue
+		}
 		if err == nil {
 			fc := newPooledFrameConn(c, l.max, l.logger, nil, &l.bufs)
+			fc.idle = l.idle
 			if !l.conns.add(fc) {
 				_ = c.Close()
 				return nil, net.ErrClosed

@@ -33,20 +33,19 @@ func Listen(s mapping.Socket) (net.Listener, error) {
 	if err := removeStale(s.Address); err != nil {
 		return nil, err
 	}
-	var ln net.Listener
-	err := withUmask(0o177, func() (err error) {
-		ln, err = net.Listen("unix", s.Address)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
 	mode := s.Mode
 	if mode == 0 {
 		mode = mapping.DefaultSocketMode
 	}
-	if err := os.Chmod(s.Address, mode); err != nil {
-		_ = ln.Close()
+	// The socket is created with its final mode (bind applies the umask):
+	// no chmod by path afterwards, which would follow a symlink an
+	// attacker swapped in for the socket in a writable directory.
+	var ln net.Listener
+	err := withUmask(0o777&^int(mode.Perm()), func() (err error) {
+		ln, err = net.Listen("unix", s.Address)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	if s.Owner != "" {

@@ -97,3 +97,46 @@ func TestListenTCP(t *testing.T) {
 		t.Errorf("listening on %v", ln.Addr())
 	}
 }
+
+// TestListenDoesNotFollowSymlinks: while Listen runs, another process
+// keeps replacing the socket path with a symlink to a victim file (a
+// writable directory); the victim's mode never changes, because the socket
+// is created with its mode instead of chmod'ed by path.
+func TestListenDoesNotFollowSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "milter.sock")
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			os.Remove(path)
+			os.Symlink(victim, path)
+		}
+	}()
+	for range 300 {
+		ln, err := Listen(mapping.Socket{Network: "unix", Address: path, Mode: 0o666})
+		if err == nil {
+			ln.(*net.UnixListener).SetUnlinkOnClose(false)
+			ln.Close()
+		}
+	}
+	close(stop)
+	<-done
+	fi, err := os.Stat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the victim file's mode became %v through the symlink", fi.Mode().Perm())
+	}
+}

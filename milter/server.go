@@ -28,6 +28,17 @@ type Options struct {
 	ReadTimeout time.Duration
 	// WriteTimeout bounds each packet written to the MTA; 0 means 10s.
 	WriteTimeout time.Duration
+	// MaxConnections caps the MTA connections served at once; one beyond
+	// it is closed as soon as it is accepted (the MTA then applies its
+	// default action, Postfix milter_default_action, to that SMTP
+	// session). 0 means no cap.
+	MaxConnections int
+	// IdleTimeout, when positive, bounds the wait for the MTA's next
+	// command inside a mail transaction (from MAIL to end of message or
+	// abort) and for the rest of a packet once its length arrived. A
+	// connection idle longer is closed, which frees its session: Postfix
+	// then applies milter_default_action to the rest of that SMTP session.
+	IdleTimeout time.Duration
 	// ProgressInterval, when positive, sends SMFIR_PROGRESS at this
 	// interval while the bridge works on an event: at end of message for
 	// every MTA, and at every event for Postfix (Sendmail accepts PROGRESS
@@ -91,6 +102,10 @@ func NewServer(h bridge.Handler, opts Options) *Server {
 // for several listeners.
 func (s *Server) Serve(ln net.Listener) error {
 	fl := newFrameListener(ln, uint32(s.opts.MaxPacket), s.logger, &s.track)
+	fl.maxConns, fl.idle = s.opts.MaxConnections, s.opts.IdleTimeout
+	if r := s.opts.ReadTimeout; r > 0 && (fl.idle <= 0 || r < fl.idle) {
+		fl.idle = r
+	}
 	err := s.gm.Serve(fl)
 	_ = fl.Close()
 	if err == nil || errors.Is(err, gomilter.ErrServerClosed) || s.track.isClosed() {

@@ -49,6 +49,13 @@ func (t *tracker) add(c *frameConn) bool {
 	return true
 }
 
+// count returns the connections open.
+func (t *tracker) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.conns)
+}
+
 func (t *tracker) remove(c *frameConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

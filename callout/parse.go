@@ -52,6 +52,7 @@ func parseSection(m *Message, off, end int64, path []int, parent *Section, depth
 	if depth >= maxMIMEDepth {
 		if s.IsMultipart() || s.MediaType == "message/rfc822" {
 			s.problem("nested deeper than %d levels", maxMIMEDepth)
+			s.Incomplete = true
 		}
 		return s, nil
 	}
@@ -103,6 +104,7 @@ func (s *Section) readHeader() error {
 		}
 		if raw.Len()+int(l.n) > maxHeaderBytes || len(s.Fields) >= maxHeaderFields {
 			s.problem("header section too large")
+			s.Incomplete = true
 			s.BodyOffset = l.start
 			break
 		}

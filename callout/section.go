@@ -64,6 +64,12 @@ type Section struct {
 	// Problems lists what was malformed (missing close delimiter, bad
 	// Content-Type, header without an empty line, ...).
 	Problems []string
+	// Incomplete reports that a parser limit stopped reading the
+	// section's structure (more than 1000 header fields or 1 MiB of
+	// header, nesting deeper than 32 levels): a header field or a part
+	// beyond the limit is not seen as such. A content filter treats it as
+	// a message it could not parse.
+	Incomplete bool
 
 	msg *Message
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/opes-milter/opes-milter/ocp"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // DefaultTxTimeout bounds one transaction when Server.TxTimeout is zero.
@@ -85,6 +86,8 @@ func (s *Server) init() *ocp.Server {
 			TLSConfig:   s.TLSConfig,
 			IdleTimeout: s.IdleTimeout,
 			Logger:      s.logger(),
+			// Shutdown is the profile's go-away (docs/profile.md 3.2).
+			DrainResult: ocpsmtp.Draining,
 		}
 	})
 	return s.ocp
@@ -105,8 +108,10 @@ func (s *Server) sem() chan struct{} {
 	return s.slots
 }
 
-// Shutdown stops accepting connections and waits for open transactions
-// to end (or ctx), then ends the connections with CE.
+// Shutdown drains (docs/profile.md 3.2): it stops accepting connections,
+// refuses new transactions with TE {400 "draining"}, ends idle connections
+// with CE {400 "draining"} and the others once their transactions ended
+// (or ctx ends).
 func (s *Server) Shutdown(ctx context.Context) error { return s.init().Shutdown(ctx) }
 
 // Close ends every connection at once.

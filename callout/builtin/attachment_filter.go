@@ -3,6 +3,7 @@ package builtin
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"mime/quotedprintable"
@@ -22,7 +23,17 @@ const (
 	AttachmentReject  = "reject"
 	SignedPass        = "pass"
 	SignedReject      = "reject"
+	// What happens to a message whose structure the filter cannot read
+	// to the end (Section.Incomplete).
+	UnparsableReject     = "reject"
+	UnparsableQuarantine = "quarantine"
+	UnparsableFail       = "fail"
 )
+
+// ErrUnparsable is returned (with unparsable = "fail") for a message whose
+// MIME structure the filter cannot read to the end: the transaction fails
+// and the processor's failure policy applies.
+var ErrUnparsable = errors.New("attachment-filter: the message's MIME structure cannot be read to the end")
 
 // AttachmentFilter acts on attachments by file name extension, media type
 // and decoded size (kind attachment-filter): it removes them, replaces
@@ -32,9 +43,10 @@ const (
 // passes it unchanged. Signature and encrypted-payload parts themselves
 // are not matched.
 type AttachmentFilter struct {
-	opts   *mapping.AttachmentFilter
-	reply  callout.Reply
-	notice string
+	opts       *mapping.AttachmentFilter
+	reply      callout.Reply
+	notice     string
+	unparsable string // the Unparsable policy, defaulted
 }
 
 // NewAttachmentFilter returns the service for opts.
@@ -48,6 +60,14 @@ func NewAttachmentFilter(opts *mapping.AttachmentFilter) (*AttachmentFilter, err
 	case SignedPass, SignedReject:
 	default:
 		return nil, fmt.Errorf("callout: attachment-filter: unknown signed policy %q", opts.Signed)
+	}
+	unparsable := opts.Unparsable
+	switch unparsable {
+	case "":
+		unparsable = UnparsableReject
+	case UnparsableReject, UnparsableQuarantine, UnparsableFail:
+	default:
+		return nil, fmt.Errorf("callout: attachment-filter: unknown unparsable policy %q", opts.Unparsable)
 	}
 	// What opts leaves zero takes mapping's default. In the notice,
 	// {filename}, {type} and {size} are expanded.
@@ -63,7 +83,7 @@ func NewAttachmentFilter(opts *mapping.AttachmentFilter) (*AttachmentFilter, err
 	if notice == "" {
 		notice = def.Replacement
 	}
-	return &AttachmentFilter{opts: opts, reply: r, notice: notice}, nil
+	return &AttachmentFilter{opts: opts, reply: r, notice: notice, unparsable: unparsable}, nil
 }
 
 // Needs implements Service: RAWDATA is adapted.
@@ -85,7 +105,11 @@ func (f *AttachmentFilter) AdaptMessage(_ context.Context, tx *callout.Tx, msg *
 		return callout.Decision{}, err
 	}
 	var found []match
+	var incomplete *callout.Section
 	err = root.Walk(func(s *callout.Section) error {
+		if s.Incomplete && incomplete == nil {
+			incomplete = s
+		}
 		if len(s.Parts) > 0 || !s.IsAttachment() || isSecurityPart(s) {
 			return nil
 		}
@@ -100,6 +124,11 @@ func (f *AttachmentFilter) AdaptMessage(_ context.Context, tx *callout.Tx, msg *
 	})
 	if err != nil {
 		return callout.Decision{}, err
+	}
+	if incomplete != nil {
+		// Fail closed: what the parser did not read could be a
+		// forbidden attachment.
+		return f.unparsableDecision(incomplete)
 	}
 	if len(found) == 0 {
 		return callout.Keep(), nil
@@ -135,6 +164,19 @@ func (f *AttachmentFilter) AdaptMessage(_ context.Context, tx *callout.Tx, msg *
 		return callout.Decision{}, err
 	}
 	return callout.ReplaceMessage(out).Because(f.opts.Action + ": " + strings.Join(acted, ", ")), nil
+}
+
+// unparsableDecision is the decision for a message whose structure could not be
+// read to the end at section s.
+func (f *AttachmentFilter) unparsableDecision(s *callout.Section) (callout.Decision, error) {
+	why := "unparsable: part " + pathString(s.Path) + ": " + strings.Join(s.Problems, "; ")
+	switch f.unparsable {
+	case UnparsableQuarantine:
+		return callout.Keep().WithAdvice(ocpsmtp.AdviceQuarantine).Because(why), nil
+	case UnparsableFail:
+		return callout.Decision{}, fmt.Errorf("%w (%s)", ErrUnparsable, why)
+	}
+	return callout.RefuseWith(f.reply).Because(why), nil
 }
 
 // matches returns why s matches the filter, or "".

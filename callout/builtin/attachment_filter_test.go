@@ -2,6 +2,8 @@ package builtin
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -161,6 +163,83 @@ func TestAttachmentFilterConfig(t *testing.T) {
 	} {
 		if _, err := NewAttachmentFilter(&o); err == nil {
 			t.Errorf("%+v: no error", o)
+		}
+	}
+}
+
+// bypassMessages are the two messages that carried an .exe past the filter
+// (issue 17 item 1), and the same shapes just within the parser's limits.
+func bypassMessages() map[string][]byte {
+	exePart := "Content-Type: application/octet-stream; name=\"evil.exe\"\r\nContent-Disposition: attachment; filename=\"evil.exe\"\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n"
+	fields := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			b.WriteString("X-Filler-" + strings.Repeat("a", i%7) + ": " + strings.Repeat("f", 10) + "\r\n")
+		}
+		return b.String()
+	}
+	manyFields := func(n int) []byte {
+		return []byte("From: a@example.org\r\nSubject: fields\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n" +
+			"--b0\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b0\r\n" + fields(n) + exePart + "--b0--\r\n")
+	}
+	nested := func(depth int) []byte {
+		var b strings.Builder
+		b.WriteString("From: a@example.org\r\nSubject: nested\r\nMIME-Version: 1.0\r\n")
+		for i := range depth {
+			b.WriteString("Content-Type: multipart/mixed; boundary=\"b" + strconv.Itoa(i) + "\"\r\n\r\n--b" + strconv.Itoa(i) + "\r\n")
+		}
+		b.WriteString(exePart)
+		for i := depth - 1; i >= 0; i-- {
+			b.WriteString("--b" + strconv.Itoa(i) + "--\r\n")
+		}
+		return []byte(b.String())
+	}
+	return map[string][]byte{
+		"1000 header fields before Content-Type": manyFields(1000),
+		"40 levels of nesting":                   nested(40),
+		"990 header fields":                      manyFields(990),
+		"20 levels of nesting":                   nested(20),
+	}
+}
+
+// TestAttachmentFilterFailsClosed: a message the filter cannot read to the
+// end (a parser limit) gets the configured unparsable outcome (reject by
+// default, quarantine, or a failure for the processor's failure policy),
+// never a pass; within the limits the .exe is removed as usual.
+func TestAttachmentFilterFailsClosed(t *testing.T) {
+	for name, raw := range bypassMessages() {
+		within := strings.HasPrefix(name, "990") || strings.HasPrefix(name, "20 ")
+		for _, policy := range []string{"", UnparsableReject, UnparsableQuarantine, UnparsableFail} {
+			t.Run(name+"/"+policy, func(t *testing.T) {
+				f, err := NewAttachmentFilter(&mapping.AttachmentFilter{Extensions: []string{".exe"}, Action: AttachmentRemove,
+					Signed: SignedPass, Unparsable: policy})
+				if err != nil {
+					t.Fatal(err)
+				}
+				d, err := f.AdaptMessage(context.Background(), &callout.Tx{}, callout.NewMessage(raw))
+				switch {
+				case within:
+					if err != nil || d.Action != callout.ActionReplace {
+						t.Fatalf("within the limits: %v %v (%s), want the .exe removed", d.Action, err, d.Reason)
+					}
+					if got := all(t, d.Message); strings.Contains(string(got), "TVqQAAMAAAAEAAAA") {
+						t.Errorf("the .exe is still there")
+					}
+				case policy == UnparsableFail:
+					if !errors.Is(err, ErrUnparsable) {
+						t.Fatalf("decision %v, err %v; want ErrUnparsable", d.Action, err)
+					}
+				case policy == UnparsableQuarantine:
+					if err != nil || d.Action != callout.ActionKeep || d.Advice != ocpsmtp.AdviceQuarantine {
+						t.Fatalf("decision %v advice %q err %v; want keep with Advice Quarantine", d.Action, d.Advice, err)
+					}
+				default:
+					if err != nil || d.Action != callout.ActionRefuse || d.Reply.Code != 554 {
+						t.Fatalf("decision %v %v err %v; want the refusal", d.Action, d.Reply, err)
+					}
+				}
+			})
 		}
 	}
 }

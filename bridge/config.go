@@ -36,5 +36,7 @@ func PolicyFromConfig(c *mapping.Config) (*Policy, error) {
 		SpoolDir:         c.Milter.SpoolDir,
 		SpoolMemory:      int(c.Milter.SpoolMemory),
 		QuarantineHeader: c.Milter.QuarantineHeader,
+		AnswerLimits:     AnswerLimits(c.Milter.AnswerLimits),
+		Resolver:         c.Milter.Resolver,
 	}, nil
 }

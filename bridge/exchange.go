@@ -78,6 +78,8 @@ type exchange struct {
 	fail        *AdaptationError
 
 	recvDone chan struct{} // closed when the receiver returned
+
+	use answerUsage // what the server asked for, against the limits (limits.go)
 }
 
 // sentPart is one DUM the processor sent.

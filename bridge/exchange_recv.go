@@ -181,6 +181,9 @@ func (x *exchange) addHeader(raw string, top bool) *AdaptationError {
 	if ocpsmtp.IsOPESHeader(name) {
 		return protocolError("Add-Header of %s, which belongs to the processor", name)
 	}
+	if f := x.use.addHeader(name, value); f != nil {
+		return f
+	}
 	if top {
 		x.topHeaders = append(x.topHeaders, headerField{name: name, value: value})
 		return nil
@@ -222,6 +225,9 @@ func (x *exchange) handleDUY(off, size int64) *AdaptationError {
 	}
 	if !x.keepData {
 		return protocolError("DUY references data that was not kept")
+	}
+	if f := x.use.adaptedData(d.part, size, true); f != nil {
+		return f
 	}
 	d.answered = true
 	d.segs = append(d.segs, segment{fromOriginal: true, off: off - x.dataStart, size: size})
@@ -287,6 +293,9 @@ func (x *exchange) handleDUM(d ocpsmtp.Data, payload []byte) *AdaptationError {
 	if len(payload) == 0 {
 		return nil
 	}
+	if f := x.use.adaptedData(d.Part, int64(len(payload)), false); f != nil {
+		return f
+	}
 	if x.adapted == nil {
 		x.adapted = newPooledSpool(x.spoolDir, x.spoolMem, x.spoolBufs)
 	}
@@ -321,6 +330,9 @@ func (x *exchange) answerPart(part ocpsmtp.Part, payload []byte, keep bool) *Ada
 	case part == ocpsmtp.PartRCPT && x.pendingRcpt >= 0:
 		x.rcpts[x.pendingRcpt], x.pendingRcpt = a, -1
 	case part == ocpsmtp.PartRCPT && !keep && !a.deleted:
+		if f := x.use.addRecipient(); f != nil {
+			return f
+		}
 		x.added = append(x.added, a.value)
 	default:
 		return protocolError("unexpected answer for part %s", part)

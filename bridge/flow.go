@@ -41,12 +41,12 @@ func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt strin
 	// callout server (dial, negotiation, TS) within the connect deadline.
 	cctx, cancel := stageContext(ctx, p.Timeouts.Rcpt)
 	defer cancel()
-	start := func() (*ocp.Tx, ocpsmtp.Profile, error) {
+	start := func() (*ocp.Tx, ocpsmtp.Profile, *upConn, error) {
 		sctx, cancel := stageContext(cctx, p.Timeouts.Connect)
 		defer cancel()
-		return s.st.pool.start(sctx, mt.route, p.Routes)
+		return s.st.pool.start(sctx, mt.route, p.Routes, &mt.tried)
 	}
-	tx, prof, err := start()
+	tx, prof, uc, err := start()
 	if errors.Is(err, errRetired) {
 		// A reload replaced the pool between MAIL and this RCPT: the
 		// transaction starts on the new configuration.
@@ -55,15 +55,17 @@ func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt strin
 		if mt.route = p.Select(s.facts(firstRcpt)); mt.route == nil {
 			return Reply{Kind: Continue}, false
 		}
-		tx, prof, err = start()
+		tx, prof, uc, err = start()
 	}
 	if err != nil {
 		return s.onFailure(failure(FailConnect, err), true), false
 	}
 	s.b.inflight.Add(1)
 	s.b.metrics.addTransactions(1)
+	mt.uc = uc
 	mt.xstart = time.Now()
 	mt.x = newExchange(tx, prof, s.log, p.SpoolDir, p.SpoolMemory, s.b.spoolBufs)
+	mt.x.use.lim = p.AnswerLimits
 	for _, svc := range mt.route.Chain.Group {
 		mt.x.group = append(mt.x.group, svc.URI)
 	}
@@ -176,7 +178,8 @@ func (s *session) onFailure(f *AdaptationError, preData bool) Reply {
 	mt := s.mt
 	if mt.fail == nil {
 		mt.fail = f
-		if !(mt.mayRetry && s.lostBeforeAnswer(f)) {
+		s.report(f)
+		if !(mt.mayRetry && s.retryableFailure(f)) {
 			// A failure that will be retried is neither logged as one
 			// nor counted.
 			s.log.Warn("adaptation failed", "route", routeName(mt.route), "class", f.Class.String(), "err", f.Err)

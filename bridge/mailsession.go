@@ -2,14 +2,12 @@ package bridge
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/opes-milter/opes-milter/mapping"
-	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
@@ -37,15 +35,17 @@ type mailTx struct {
 	rcpts   []rcptState
 
 	route  *mapping.Route
-	x      *exchange // nil until the first RCPT starts the OCP transaction
-	xstart time.Time // when the OCP transaction started
+	x      *exchange   // nil until the first RCPT starts the OCP transaction
+	uc     *upConn     // the connection x runs on
+	tried  []*upstream // servers an earlier attempt of the first RCPT failed on
+	xstart time.Time   // when the OCP transaction started
 	// status is how the message is traced: adapted, unadapted (a failure
 	// policy let it through) or bypassed.
 	status     string
 	quarantine string
 	fail       *AdaptationError // the failure that changed the status
 
-	mayRetry bool            // a lost connection may be retried (first RCPT, first attempt)
+	mayRetry bool            // a failure now may be retried (first RCPT, attempts left; see retry.go)
 	optsSent map[string]bool // AM-OPT keywords already sent
 	dataOpts bool            // the first data DUM (with its AM-OPT) was sent
 	deferred *Reply          // a refusal decided at a header or body event
@@ -146,16 +146,23 @@ func (s *session) Rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 		}
 	}
 	var rep Reply
-	mt.mayRetry = first
+	rctx := ctx
+	if first {
+		// Every attempt of the first RCPT, retries included, is answered
+		// within the RCPT deadline.
+		var cancel context.CancelFunc
+		rctx, cancel = stageContext(ctx, p.Timeouts.Rcpt)
+		defer cancel()
+	}
 	defer func() { mt.mayRetry = false }()
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			mt.mayRetry = false
-		}
+		mt.mayRetry = first && attempt < s.maxAttempts()-1
+		actx, acancel := s.attemptContext(rctx)
 		if first && mt.route != nil && mt.x == nil {
 			var ok bool
-			if rep, ok = s.startExchange(ctx, mac, rcpt); !ok {
-				if attempt == 0 && s.retryable() {
+			if rep, ok = s.startExchange(actx, mac, rcpt); !ok {
+				acancel()
+				if s.retryable(rctx) {
 					s.resetExchange()
 					continue
 				}
@@ -165,9 +172,10 @@ func (s *session) Rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 		}
 		rep = Reply{Kind: Continue}
 		if mt.x != nil {
-			rep = s.sendRcpt(ctx, mac, &r)
+			rep = s.sendRcpt(actx, mac, &r)
 		}
-		if first && attempt == 0 && s.retryable() {
+		acancel()
+		if first && s.retryable(rctx) {
 			s.resetExchange()
 			r.index = -1
 			continue
@@ -179,43 +187,6 @@ func (s *session) Rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 	}
 	mt.rcpts = append(mt.rcpts, r)
 	return rep
-}
-
-// retryable reports whether the failed exchange of the current transaction
-// may be tried once more on another connection: the connection ended
-// before the server said anything for the transaction (a callout server
-// restarting, a connection it closed while idle), so nothing was answered
-// yet and the MTA has not been told.
-func (s *session) retryable() bool {
-	return s.mt.mayRetry && s.mt.fail != nil && s.lostBeforeAnswer(s.mt.fail)
-}
-
-// lostBeforeAnswer reports whether f is the callout server's side of the
-// connection ending (its CE, or the transport closing) before the server
-// sent anything for the current transaction. A connection we ended
-// ourselves (the server broke the protocol) is not retried: it would do it
-// again.
-func (s *session) lostBeforeAnswer(f *AdaptationError) bool {
-	x := s.mt.x
-	if x == nil {
-		return false
-	}
-	x.mu.Lock()
-	spoke := x.serverSpoke
-	x.mu.Unlock()
-	var ce *ocp.ConnError
-	return !spoke && errors.As(f.Err, &ce) && ce.Remote
-}
-
-// resetExchange drops a failed exchange so the transaction can start over.
-func (s *session) resetExchange() {
-	mt := s.mt
-	s.log.Info("callout connection lost before the server answered; retrying the transaction once", "route", routeName(mt.route), "err", mt.fail.Err)
-	mt.x.close()
-	mt.x = nil
-	s.b.inflight.Add(-1)
-	s.b.metrics.addTransactions(-1)
-	mt.fail, mt.status, mt.quarantine, mt.optsSent = nil, traceAdapted, "", nil
 }
 
 // Data implements Session.
@@ -320,6 +291,7 @@ func (s *session) endTx(reason string) {
 	if mt == nil || mt.x == nil {
 		return
 	}
+	succeeded(mt)
 	if reason != "" {
 		mt.x.abort(reason)
 	} else {

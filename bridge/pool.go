@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +34,11 @@ type pool struct {
 	wg     sync.WaitGroup // the goroutines the pool started (spawn)
 	closed bool           // guarded by mu: spawn starts nothing more
 	live   int            // guarded by mu: goroutines started by spawn still running
+
+	routes   []*mapping.Route // what a probe negotiates
+	resolver *net.Resolver
+	kicks    map[*mapping.ServerSet]chan struct{} // resolve a set with names now
+	cfgs     map[*mapping.ServerSet]setConfig     // each set's client settings, for servers DNS adds
 }
 
 // spawn runs fn in a goroutine close waits for, unless the pool is closed.
@@ -70,25 +77,36 @@ var errRetired = errors.New("bridge: callout pool retired by a reload")
 // upstream is one callout server address with its connections and its
 // circuit breaker.
 type upstream struct {
-	addr string
+	pl   *pool
+	addr string // IP:port (or host:port as given)
 	set  *mapping.ServerSet
 	cfg  ocp.ClientConfig // the set's client settings
 	err  error            // why they could not be built: every dial fails
+	// host is the DNS name addr came from ("" when given as an address);
+	// group and weight order the set's servers (resolve.go). Guarded by
+	// pl.mu.
+	host          string
+	group, weight int
+	removed       atomic.Bool // no longer a server of the set (DNS)
 
-	mu        sync.Mutex
-	conns     []*upConn
-	dialing   int
-	changed   chan struct{} // closed and replaced when a dial ends
-	failures  int
-	openUntil time.Time
-	tripped   bool
+	mu       sync.Mutex
+	conns    []*upConn
+	dialing  int
+	changed  chan struct{} // closed and replaced when a dial ends
+	failures int           // failures in a row (timeouts, lost connections, failed connects)
+	// tripped: the breaker is open. No transaction starts on the server
+	// until a probe (a connection and its negotiation) succeeds; the
+	// prober goroutine then closes it.
+	tripped bool
 }
 
 // upConn is one negotiated OCP connection.
 type upConn struct {
+	up       *upstream
 	c        *ocp.Client
 	groups   map[groupKey]group
 	lastUsed atomic.Int64 // unix nanoseconds of the last transaction start
+	draining atomic.Bool  // the server said it is going away: no new transaction
 }
 
 // groupKey names the service group of one route on a connection: routes
@@ -113,7 +131,9 @@ type group struct {
 }
 
 func newPool(p *Policy, log *slog.Logger, m *Metrics) *pool {
-	pl := &pool{log: log, metrics: m, chains: map[*mapping.ServerSet][]*mapping.Chain{}, ups: map[*mapping.ServerSet][]*upstream{}, next: map[*mapping.ServerSet]int{}}
+	pl := &pool{log: log, metrics: m, chains: map[*mapping.ServerSet][]*mapping.Chain{}, ups: map[*mapping.ServerSet][]*upstream{}, next: map[*mapping.ServerSet]int{},
+		routes: p.Routes, resolver: newResolver(p.Resolver), kicks: map[*mapping.ServerSet]chan struct{}{},
+		cfgs: map[*mapping.ServerSet]setConfig{}}
 	pl.ctx, pl.cancel = context.WithCancel(context.Background())
 	seen := map[*mapping.Chain]bool{}
 	for _, r := range p.Routes {
@@ -124,9 +144,20 @@ func newPool(p *Policy, log *slog.Logger, m *Metrics) *pool {
 		seen[c] = true
 		pl.chains[c.Server] = append(pl.chains[c.Server], c)
 		if _, ok := pl.ups[c.Server]; !ok {
-			cfg, err := c.Server.ClientConfig()
-			for _, a := range c.Server.Addresses {
-				pl.ups[c.Server] = append(pl.ups[c.Server], &upstream{addr: a, set: c.Server, cfg: cfg, err: err})
+			set := c.Server
+			pl.ups[set] = []*upstream{}
+			cfg, err := set.ClientConfig()
+			pl.cfgs[set] = setConfig{cfg, err}
+			if hasNames(set) {
+				// Resolved now (bounded), then again in the background.
+				_ = pl.resolveSet(set)
+				kick := make(chan struct{}, 1)
+				pl.kicks[set] = kick
+				pl.spawn(func() { pl.resolveLoop(set, kick) })
+				continue
+			}
+			for i, a := range set.Addresses {
+				pl.ups[set] = append(pl.ups[set], &upstream{pl: pl, addr: a, set: set, cfg: cfg, err: err, group: i})
 			}
 		}
 	}
@@ -152,34 +183,49 @@ func (pl *pool) offers(set *mapping.ServerSet, routes []*mapping.Route) ([]group
 }
 
 // start opens a transaction for route r on the best available connection,
-// failing over across the set's servers. Errors are *AdaptationError of
-// class FailConnect.
-func (pl *pool) start(ctx context.Context, r *mapping.Route, routes []*mapping.Route) (*ocp.Tx, ocpsmtp.Profile, error) {
+// failing over across the set's servers, and returns the connection too.
+// Servers in *tried (those an earlier attempt of the same transaction
+// failed on) are tried only when no other server could start it; every
+// server that fails here is added to *tried. It gives up when ctx ends.
+// Errors are *AdaptationError of class FailConnect (FailTimeout when ctx
+// ended).
+func (pl *pool) start(ctx context.Context, r *mapping.Route, routes []*mapping.Route, tried *[]*upstream) (*ocp.Tx, ocpsmtp.Profile, *upConn, error) {
 	if pl.retired.Load() {
-		return nil, ocpsmtp.Profile{}, errRetired
+		return nil, ocpsmtp.Profile{}, nil, errRetired
 	}
 	set := r.Chain.Server
-	ups := pl.ups[set]
+	ups := pl.servers(set)
 	if len(ups) == 0 {
-		return nil, ocpsmtp.Profile{}, failure(FailConnect, fmt.Errorf("server set %q has no servers", set.Name))
+		pl.kickResolve(set)
+		return nil, ocpsmtp.Profile{}, nil, failure(FailConnect, fmt.Errorf("server set %q has no servers", set.Name))
 	}
-	first := 0
-	if set.RoundRobin() {
-		pl.mu.Lock()
-		first = pl.next[set] % len(ups)
-		pl.next[set]++
-		pl.mu.Unlock()
+	order := make([]*upstream, 0, len(ups))
+	var later []*upstream
+	for _, u := range ups {
+		if slices.Contains(*tried, u) {
+			later = append(later, u)
+			continue
+		}
+		order = append(order, u)
 	}
+	order = append(order, later...)
 	var errs []error
-	for i := range ups {
-		u := ups[(first+i)%len(ups)]
-		if u.isOpen(time.Now(), pl.metrics) {
+	for _, u := range order {
+		if err := ctx.Err(); err != nil {
+			// Out of time: the next server is not to blame.
+			errs = append(errs, err)
+			break
+		}
+		if u.isOpen() {
 			errs = append(errs, fmt.Errorf("%s: circuit breaker open", u.addr))
 			continue
 		}
 		uc, err := u.get(ctx, pl, routes)
 		if err != nil {
 			errs = append(errs, err)
+			if !slices.Contains(*tried, u) {
+				*tried = append(*tried, u)
+			}
 			continue
 		}
 		g, ok := uc.groups[keyOf(r)]
@@ -190,53 +236,113 @@ func (pl *pool) start(ctx context.Context, r *mapping.Route, routes []*mapping.R
 		uc.lastUsed.Store(time.Now().UnixNano())
 		tx, err := uc.c.Start(ctx, g.sg)
 		if err != nil {
-			u.failed(pl.log, pl.metrics, err)
+			u.failed(err)
 			errs = append(errs, err)
+			if !slices.Contains(*tried, u) {
+				*tried = append(*tried, u)
+			}
 			continue
 		}
-		u.succeeded()
-		return tx, g.profile, nil
+		// A started transaction is no success yet: a server that stopped
+		// still lets TS through. The session reports how it went.
+		return tx, g.profile, uc, nil
 	}
-	return nil, ocpsmtp.Profile{}, failure(FailConnect, errors.Join(errs...))
+	pl.kickResolve(set) // the set's names may point elsewhere by now
+	return nil, ocpsmtp.Profile{}, nil, failure(FailConnect, errors.Join(errs...))
 }
 
-// isOpen reports whether the breaker is open at now; a breaker whose
-// revival delay passed closes (half-open: the next try decides).
-func (u *upstream) isOpen(now time.Time, m *Metrics) bool {
+// isOpen reports whether the breaker is open.
+func (u *upstream) isOpen() bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.tripped && !now.Before(u.openUntil) {
-		u.tripped = false
-		m.breaker(u.addr, false)
-	}
-	return now.Before(u.openUntil)
+	return u.tripped
 }
 
-func (u *upstream) failed(log *slog.Logger, m *Metrics, err error) {
+// failed counts one failure of the server toward its breaker; at
+// FailureLimit failures in a row the breaker opens and a prober starts.
+func (u *upstream) failed(err error) {
+	pl := u.pl
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.tripped {
+		return
+	}
 	u.failures++
 	limit := u.set.FailureLimit
 	if limit <= 0 {
 		limit = 5
 	}
 	if u.failures >= limit {
-		delay := u.set.RevivalDelay
-		if delay <= 0 {
-			delay = 30 * time.Second
-		}
-		u.openUntil = time.Now().Add(delay)
 		u.failures = 0
 		u.tripped = true
-		m.breaker(u.addr, true)
-		log.Warn("circuit breaker open", "server", u.addr, "for", delay, "err", err)
+		pl.metrics.breaker(u.addr, true)
+		pl.log.Warn("circuit breaker open", "server", u.addr, "err", err)
+		pl.spawn(func() { pl.probe(u) })
 	}
 }
 
+// succeeded resets the count of failures in a row.
 func (u *upstream) succeeded() {
 	u.mu.Lock()
 	u.failures = 0
 	u.mu.Unlock()
+}
+
+// Probes of a server whose breaker is open: the first after probeFirst,
+// then twice as long each time up to the set's revival delay (by default
+// probeMax); each bounded by probeTimeout and the handshake timeout.
+const (
+	probeFirst   = 100 * time.Millisecond
+	probeMax     = time.Second
+	probeTimeout = 2 * time.Second
+)
+
+// probe tries u with a connection and its negotiation (an OCP handshake,
+// every service group of its set), backing off, until one succeeds or the
+// pool is closed or retired. A success closes the breaker and the probe's
+// connection joins the server's connections, so traffic flows as soon as
+// the server is back.
+func (pl *pool) probe(u *upstream) {
+	maxWait := u.set.RevivalDelay
+	if maxWait <= 0 {
+		maxWait = probeMax
+	}
+	wait := min(probeFirst, maxWait)
+	timeout := probeTimeout
+	if h := u.cfg.HandshakeTimeout; h > 0 && h < timeout {
+		timeout = h
+	}
+	for {
+		select {
+		case <-pl.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if pl.retired.Load() || u.removed.Load() {
+			return
+		}
+		wait = min(2*wait, maxWait)
+		ctx, cancel := context.WithTimeout(pl.ctx, timeout)
+		uc, err := pl.dial(ctx, u, pl.routes)
+		cancel()
+		if err != nil {
+			pl.log.Debug("circuit breaker probe failed", "server", u.addr, "err", err)
+			continue
+		}
+		u.mu.Lock()
+		if pl.retired.Load() {
+			u.mu.Unlock()
+			uc.c.Close(pl.ctx, ocp.Result{})
+			return
+		}
+		u.conns = append(u.conns, uc)
+		u.tripped = false
+		u.failures = 0
+		u.mu.Unlock()
+		pl.metrics.breaker(u.addr, false)
+		pl.log.Info("circuit breaker closed: the server answered a probe", "server", u.addr)
+		return
+	}
 }
 
 // get returns a live connection, dialling a new one while fewer than the
@@ -258,6 +364,15 @@ func (u *upstream) get(ctx context.Context, pl *pool, routes []*mapping.Route) (
 			case <-c.c.Done():
 				continue
 			default:
+			}
+			if c.draining.Load() {
+				// The server is going away: its transactions in flight
+				// finish, new ones go elsewhere.
+				cc := c.c
+				if !pl.spawn(func() { cc.Drain(pl.ctx, ocp.Result{}) }) {
+					cc.Close(pl.ctx, ocp.Result{})
+				}
+				continue
 			}
 			if idle := u.set.IdleTimeout; idle > 0 && c.c.InFlight() == 0 && now-c.lastUsed.Load() > int64(idle) {
 				// Close it before the callout server's own idle timeout
@@ -295,7 +410,13 @@ func (u *upstream) get(ctx context.Context, pl *pool, routes []*mapping.Route) (
 			case <-ch:
 				continue
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				err := fmt.Errorf("%s: waiting for a connection: %w", u.addr, ctx.Err())
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					// A dial to the server took all our time:
+					// a server that does not answer.
+					u.failed(err)
+				}
+				return nil, err
 			}
 		}
 		u.dialing++
@@ -312,7 +433,7 @@ func (u *upstream) get(ctx context.Context, pl *pool, routes []*mapping.Route) (
 		u.changed = make(chan struct{})
 		u.mu.Unlock()
 		if err != nil {
-			u.failed(pl.log, pl.metrics, err)
+			u.failed(err)
 			if best != nil {
 				return best, nil
 			}
@@ -332,11 +453,19 @@ func (pl *pool) dial(ctx context.Context, u *upstream, routes []*mapping.Route) 
 	// The profiles are features the processor knows: a server offering
 	// one is refused with Rejects, not Unknowns (RFC 4037 §11.19).
 	cfg.Known = append(cfg.Known[:len(cfg.Known):len(cfg.Known)], ocpsmtp.ReceiverURI, ocpsmtp.SenderURI)
+	pl.mu.Lock()
+	host := u.host
+	pl.mu.Unlock()
+	if cfg.TLS != nil && cfg.TLS.ServerName == "" && host != "" {
+		// A server found by DNS is verified under its name, not its IP.
+		cfg.TLS = cfg.TLS.Clone()
+		cfg.TLS.ServerName = host
+	}
 	c, err := ocp.Dial(ctx, u.addr, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", u.addr, err)
 	}
-	uc := &upConn{c: c, groups: map[groupKey]group{}}
+	uc := &upConn{up: u, c: c, groups: map[groupKey]group{}}
 	uc.lastUsed.Store(time.Now().UnixNano())
 	keys, by := pl.offers(u.set, routes)
 	for _, k := range keys {
@@ -379,7 +508,7 @@ func (pl *pool) close(ctx context.Context) {
 	pl.closed = true
 	pl.mu.Unlock()
 	var conns []*upConn
-	for _, ups := range pl.ups {
+	for _, ups := range pl.allServers() {
 		for _, u := range ups {
 			u.mu.Lock()
 			conns = append(conns, u.conns...)
@@ -398,7 +527,7 @@ func (pl *pool) close(ctx context.Context) {
 // flight (after a reload).
 func (pl *pool) closeWhenIdle() {
 	pl.retired.Store(true)
-	for _, ups := range pl.ups {
+	for _, ups := range pl.allServers() {
 		for _, u := range ups {
 			u.mu.Lock()
 			conns := u.conns
@@ -412,4 +541,15 @@ func (pl *pool) closeWhenIdle() {
 			}
 		}
 	}
+}
+
+// allServers returns the servers of every set.
+func (pl *pool) allServers() [][]*upstream {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	out := make([][]*upstream, 0, len(pl.ups))
+	for _, ups := range pl.ups {
+		out = append(out, slices.Clone(ups))
+	}
+	return out
 }

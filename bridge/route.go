@@ -47,4 +47,10 @@ type Policy struct {
 	MaxHeaderBytes   int
 	SpoolDir         string
 	SpoolMemory      int
+	// AnswerLimits bound what a callout server may ask of the MTA per
+	// message (limits.go); zero fields are unlimited.
+	AnswerLimits AnswerLimits
+	// Resolver is the host:port of the DNS server that resolves names in
+	// server sets' addresses; "" means the system's resolver.
+	Resolver string
 }

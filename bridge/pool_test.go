@@ -1,0 +1,193 @@
+package bridge_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/internal/ocptest"
+	"github.com/opes-milter/opes-milter/ocp"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
+)
+
+// breakerOpen returns the circuit_breaker_open gauge of server.
+func breakerOpen(t *testing.T, reg *prometheus.Registry, server string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "opes_milter_circuit_breaker_open" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "server" && l.GetValue() == server {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// hangingScript never answers a RCPT (a server that stopped, SIGSTOP).
+func hangingScript() func(ctx context.Context, tx *ocp.ServerTx, m *ocp.Message) error {
+	return scriptServer(ocptest.Answers{RCPT: func(string) string { return "hang" }})
+}
+
+// TestTimeoutFailsOverWithinTheRcptDeadline: with the first server of a
+// failover set not answering, the first RCPT is retried on the second
+// within the RCPT deadline and the message is adapted there; the timeout
+// counts toward the first server's breaker, so once it is open the next
+// transactions go straight to the second.
+func TestTimeoutFailsOverWithinTheRcptDeadline(t *testing.T) {
+	hung := startCallout(t, hangingScript())
+	good := startCallout(t, standardScript())
+	p := testPolicy(hung.Addr, skeletonAdaptive, skeletonInformative)
+	p.Routes[0].Chain.Server.Addresses = []string{hung.Addr, good.Addr}
+	p.Routes[0].Chain.Server.FailureLimit = 2
+	p.Timeouts.Rcpt = 2 * time.Second
+	reg := prometheus.NewRegistry()
+	m := startMilter(t, p, bridge.WithMetrics(bridge.NewMetrics(reg)))
+	for i := range 4 {
+		s := m.session(t)
+		start := time.Now()
+		acts, mods, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
+		took := time.Since(start)
+		if acts[0].Type != ActionContinue {
+			t.Fatalf("message %d: rcpt = %+v", i, acts[0])
+		}
+		wantFinal(t, final, ActionAccept)
+		if tag := findMods(mods, ActionAddHeader, "X-Test"); len(tag) != 1 {
+			t.Fatalf("message %d not adapted by the second server: %+v", i, mods)
+		}
+		if took > p.Timeouts.Rcpt+500*time.Millisecond {
+			t.Errorf("message %d took %v, more than the RCPT deadline", i, took)
+		}
+		if i >= 2 && took > 500*time.Millisecond {
+			t.Errorf("message %d took %v with the first server's breaker open", i, took)
+		}
+		t.Logf("message %d: %v", i, took.Round(time.Millisecond))
+	}
+	if open := breakerOpen(t, reg, hung.Addr); open != 1 {
+		t.Errorf("the hung server's breaker: open = %v, want 1", open)
+	}
+}
+
+// TestBreakerProbeRevives: a server whose breaker opened is probed (an OCP
+// handshake, backing off from 100 ms): once it is back, the breaker closes
+// within about a second with no transaction needed, the gauge says so, and
+// the next message is adapted there.
+func TestBreakerProbeRevives(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p := testPolicy(addr, skeletonAdaptive, skeletonInformative)
+	p.Routes[0].Chain.Server.FailureLimit = 1
+	p.Routes[0].Chain.Server.RevivalDelay = time.Second // probes at most 1 s apart
+	reg := prometheus.NewRegistry()
+	m := startMilter(t, p, bridge.WithMetrics(bridge.NewMetrics(reg)))
+	s := m.session(t)
+	_, _, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
+	wantTempfail(t, final)
+	if open := breakerOpen(t, reg, addr); open != 1 {
+		t.Fatalf("breaker open = %v after the failure, want 1", open)
+	}
+	time.Sleep(2 * time.Second) // the probes back off meanwhile
+	startCalloutAt(t, addr, standardScript())
+	back := time.Now()
+	for breakerOpen(t, reg, addr) != 0 {
+		if time.Since(back) > 2*time.Second {
+			t.Fatalf("the breaker is still open %v after the server came back", time.Since(back))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("breaker closed %v after the server came back", time.Since(back).Round(time.Millisecond))
+	if d := time.Since(back); d > 1500*time.Millisecond {
+		t.Errorf("breaker closed %v after the server came back, want about a second", d)
+	}
+	s = m.session(t)
+	_, mods, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
+	wantFinal(t, final, ActionAccept)
+	if tag := findMods(mods, ActionAddHeader, "X-Test"); len(tag) != 1 {
+		t.Fatalf("not adapted after the revival: %+v", mods)
+	}
+}
+
+// TestDrainingServerIsRetriedElsewhere: a server that answers TS with the
+// profile's "go away" (TE {400 "draining"}) costs the transaction a retry
+// on the next server, not a tempfail, and does not count toward its
+// breaker.
+func TestDrainingServerIsRetriedElsewhere(t *testing.T) {
+	good := startCallout(t, standardScript())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	draining := &ocp.Server{
+		Handler:   ocp.HandlerFunc(func(ctx context.Context, tx *ocp.ServerTx) { tx.End(ctx, ocpsmtp.Draining) }),
+		Negotiate: func(_ *ocp.Group, offer []ocp.Feature) (ocp.Feature, bool) { return offer[0], true },
+		Logger:    testLogger(t),
+	}
+	go draining.Serve(ln)
+	t.Cleanup(func() { draining.Close() })
+	p := testPolicy(ln.Addr().String(), skeletonAdaptive, skeletonInformative)
+	p.Routes[0].Chain.Server.Addresses = []string{ln.Addr().String(), good.Addr}
+	p.Routes[0].Chain.Server.FailureLimit = 1
+	reg := prometheus.NewRegistry()
+	m := startMilter(t, p, bridge.WithMetrics(bridge.NewMetrics(reg)))
+	for i := range 3 {
+		s := m.session(t)
+		acts, mods, final := sendMessage(t, s, "a@example.org", []string{"b@example.com"}, "x\r\n")
+		if acts[0].Type != ActionContinue {
+			t.Fatalf("message %d: rcpt = %+v", i, acts[0])
+		}
+		wantFinal(t, final, ActionAccept)
+		if tag := findMods(mods, ActionAddHeader, "X-Test"); len(tag) != 1 {
+			t.Fatalf("message %d not adapted by the second server: %+v", i, mods)
+		}
+	}
+	if open := breakerOpen(t, reg, ln.Addr().String()); open != 0 {
+		t.Errorf("a draining server's breaker opened")
+	}
+	if n, err := testutil.GatherAndCount(reg, "opes_milter_adaptation_failures_total"); err != nil || n != 0 {
+		t.Errorf("%d failure series counted (%v)", n, err)
+	}
+}
+
+// startCalloutAt serves script on addr (a server coming back on its port).
+func startCalloutAt(t *testing.T, addr string, script ocptest.Script) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &ocp.Server{
+		Handler: ocp.HandlerFunc(func(ctx context.Context, tx *ocp.ServerTx) {
+			for {
+				m, err := tx.Recv(ctx)
+				if err != nil {
+					return
+				}
+				if err := script(ctx, tx, m); err != nil {
+					tx.End(ctx, ocp.Failure(err.Error()))
+					return
+				}
+			}
+		}),
+		Negotiate: func(_ *ocp.Group, offer []ocp.Feature) (ocp.Feature, bool) { return offer[0], true },
+		Logger:    testLogger(t),
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+}

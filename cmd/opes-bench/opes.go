@@ -83,6 +83,9 @@ func opesConfig(contrib, milterAddr, calloutAddr, spoolDir string, v opesVariant
 	}
 	if v.MaxSessions > 0 {
 		edits = append(edits, [2]string{"max_sessions = 500", "max_sessions = " + strconv.Itoa(v.MaxSessions)})
+		if v.MaxSessions > 1000 { // max_connections may not be below max_sessions
+			edits = append(edits, [2]string{"max_connections = 1000", "max_connections = " + strconv.Itoa(v.MaxSessions)})
+		}
 	}
 	if v.MaxMessageSize != "" {
 		edits = append(edits, [2]string{`max_message_size = "50MiB"`, fmt.Sprintf("max_message_size = %q", v.MaxMessageSize)})

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -20,6 +19,7 @@ import (
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/callout/builtin"
 	"github.com/opes-milter/opes-milter/callout/promobserver"
+	"github.com/opes-milter/opes-milter/cmd/internal/metricsrv"
 	"github.com/opes-milter/opes-milter/ocp"
 )
 
@@ -38,9 +38,6 @@ func reloadServices(path string, srv *callout.Server, log *slog.Logger) {
 	}
 	log.Error("reload failed; keeping the running services", "err", err)
 }
-
-// shutdownGrace bounds how long open transactions may take after SIGTERM.
-const shutdownGrace = 30 * time.Second
 
 // listening tells a test where the daemon listens.
 type listening struct {
@@ -114,9 +111,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, ready chan<- l
 		if c.Pprof {
 			mux.Handle("/debug/pprof/", http.DefaultServeMux) // only net/http/pprof registers there
 		}
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		metricsSrv = metricsrv.Server(mux)
 		go func() {
-			if err := metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := metricsSrv.Serve(metricsrv.Listener(ln, metricsrv.MaxConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics listener failed", "err", err)
 			}
 		}()
@@ -147,7 +144,7 @@ wait:
 	for {
 		select {
 		case <-ctx.Done():
-			log.Info("shutting down", "grace", shutdownGrace)
+			log.Info("draining: new transactions and idle connections get the go-away", "drain_timeout", c.DrainTimeout)
 			break wait
 		case runErr = <-errc:
 			log.Error("listener failed", "err", runErr)
@@ -156,7 +153,7 @@ wait:
 			reloadServices(path, srv, log)
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), c.DrainTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown cut short; connections closed", "err", err)

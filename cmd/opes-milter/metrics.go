@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/opes-milter/opes-milter/cmd/internal/metricsrv"
 )
 
 // newRegistry returns a registry with the Go and process collectors.
@@ -42,9 +44,9 @@ func serveMetrics(addr string, reg *prometheus.Registry, healthy func() bool, pp
 	if pprof {
 		mux.Handle("/debug/pprof/", http.DefaultServeMux) // only net/http/pprof registers there
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := metricsrv.Server(mux)
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(metricsrv.Listener(ln, metricsrv.MaxConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics listener failed", "err", err)
 		}
 	}()

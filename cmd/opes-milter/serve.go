@@ -54,7 +54,8 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	br := bridge.New(policy, log, bridge.WithMetrics(bridge.NewMetrics(reg)))
 	defer br.Close()
 
-	srv := milter.NewServer(br, milter.Options{Logger: log})
+	srv := milter.NewServer(br, milter.Options{Logger: log, MaxConnections: cfg.Milter.MaxConnections,
+		IdleTimeout: cfg.Milter.TransactionIdleTimeout})
 	var lns []net.Listener
 	for _, s := range cfg.Milter.Listen {
 		ln, err := milter.Listen(s)

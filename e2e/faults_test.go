@@ -568,7 +568,7 @@ func (rg *faultRig) failover(t *testing.T) {
 	cfg := applyEdits(t, rg.config, []configEdit{
 		calloutAt(first.Addr, rg.op.CalloutAddr),
 		{`failure_limit = 1000`, `failure_limit = 2`},
-		{`revival_delay = "30s"`, fmt.Sprintf("revival_delay = %q", revival.String())},
+		{`revival_delay = "1s"`, fmt.Sprintf("revival_delay = %q", revival.String())},
 	})
 	if err := os.WriteFile(rg.op.Config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

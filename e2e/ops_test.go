@@ -29,8 +29,7 @@ import (
 func TestOpsMetrics(t *testing.T) {
 	metrics := FreeAddr(t)
 	op := startOpesEdited(t, false, metricsAt(metrics),
-		configEdit{`failure_limit = 5`, `failure_limit = 2`},
-		configEdit{`revival_delay = "30s"`, `revival_delay = "1s"`})
+		configEdit{`failure_limit = 5`, `failure_limit = 2`})
 	server := `server="` + op.CalloutAddr + `"`
 
 	resp, err := http.Get("http://" + metrics + "/healthz")

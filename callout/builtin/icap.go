@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/url"
 	"slices"
@@ -41,7 +42,11 @@ const icapAdaptedSlack = 16 << 20
 //     encapsulated HTTP status other than 2xx (a 403 block page): a finding
 //     with the on_virus outcome; the block page is never delivered;
 //   - 200 with an encapsulated 2xx and a body: the adapted content, which
-//     becomes the adapted message (unless it is byte for byte the original);
+//     becomes the adapted message (unless it is byte for byte the original),
+//     spooled as it arrives and bounded by the original's size plus
+//     icapAdaptedSlack; content that is not a mail message (a Content-Type
+//     other than message/rfc822, no header section) is the service's
+//     failure, never delivered;
 //   - anything else, or no answer within the timeout: the service's
 //     failure (*callout.BackendError), never a pass.
 //
@@ -375,6 +380,13 @@ func (s *ICAP) answer(msg *callout.Message, o icapOptions, resp *icapResponse, r
 		res.unchanged = true
 		return keepAlive(resp), nil
 	}
+	if ct := resp.HTTPHeader.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "message/rfc822" {
+			// A page in place of the message (a notice, a block page
+			// answered 200): never delivered as the message.
+			return false, fmt.Errorf("%w: adapted content is %q, not message/rfc822", errICAP, clip(ct, 60))
+		}
+	}
 	sp := msg.NewSpool()
 	same := true
 	var off int64
@@ -412,6 +424,10 @@ func (s *ICAP) answer(msg *callout.Message, o icapOptions, resp *icapResponse, r
 	m, err := sp.Message()
 	if err != nil {
 		return false, &findingError{err}
+	}
+	if h, err := m.Header(); err != nil || h.Len() == 0 {
+		m.Close()
+		return false, fmt.Errorf("%w: adapted content is not a mail message", errICAP)
 	}
 	res.adapted = m
 	return keepAlive(resp), nil

@@ -142,6 +142,13 @@ func (f *fakeICAP) serve(c net.Conn) {
 			}
 			hd := resHdr("200 OK", len(out))
 			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nISTag: x\r\nEncapsulated: res-hdr=0, res-body=%d\r\n\r\n%s%s", len(hd), hd, chunked(out))
+		case "page", "garbage":
+			out := []byte("<html>The message was removed</html>\r\n")
+			hd := "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n"
+			if f.mode == "garbage" {
+				hd = resHdr("200 OK", len(out))
+			}
+			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nISTag: x\r\nEncapsulated: res-hdr=0, res-body=%d\r\n\r\n%s%s", len(hd), hd, chunked(out))
 		default:
 			io.WriteString(c, "ICAP/1.0 500 Server Error\r\nEncapsulated: null-body=0\r\n\r\n")
 		}
@@ -261,6 +268,26 @@ func TestICAPFailures(t *testing.T) {
 			var be *callout.BackendError
 			if !errors.As(err, &be) {
 				t.Fatalf("decision %+v, err %v; want a *callout.BackendError", d, err)
+			}
+		})
+	}
+}
+
+// TestICAPAdaptedNotMessage: a 2xx whose body is not a mail message (an
+// HTML page, with its Content-Type or without one) is never delivered as
+// the message: it is the service's failure.
+func TestICAPAdaptedNotMessage(t *testing.T) {
+	for _, mode := range []string{"page", "garbage"} {
+		t.Run(mode, func(t *testing.T) {
+			f := startFakeICAP(t, &fakeICAP{mode: mode, preview: -1})
+			s := newTestICAP(t, f.addr, nil)
+			d, err := s.AdaptMessage(t.Context(), scanTx(), cleanMessage())
+			var be *callout.BackendError
+			if !errors.As(err, &be) {
+				if d.Message != nil {
+					d.Message.Close()
+				}
+				t.Fatalf("decision %v, err %v; want a *callout.BackendError", d.Action, err)
 			}
 		})
 	}

@@ -117,8 +117,9 @@ func clip(s string, n int) string {
 }
 
 // readClamdReply reads one NUL-terminated reply of at most clamdMaxReply
-// bytes. A reply cut short by the end of the connection is returned as it
-// is when it has something (clamd closes after "size limit exceeded").
+// bytes. A reply cut short by the end of the connection is an error (no
+// verdict comes from half a reply), except clamd's StreamMaxLength answer,
+// after which clamd closes.
 func readClamdReply(r *bufio.Reader) ([]byte, error) {
 	var reply []byte
 	for {
@@ -132,7 +133,7 @@ func readClamdReply(r *bufio.Reader) ([]byte, error) {
 			return reply[:len(reply)-1], nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
-		case err == io.EOF && len(reply) > 0:
+		case err == io.EOF && bytes.HasPrefix(reply, []byte(clamdSizeLimit)):
 			return reply, nil
 		case err == io.EOF:
 			return nil, io.ErrUnexpectedEOF

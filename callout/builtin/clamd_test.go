@@ -324,6 +324,30 @@ func TestParseClamdReply(t *testing.T) {
 	}
 }
 
+// TestReadClamdReply: a reply is NUL-terminated; one cut short by the end
+// of the connection is an error (a verdict never comes from half a reply),
+// except clamd's StreamMaxLength answer, after which clamd closes.
+func TestReadClamdReply(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		err      bool
+	}{
+		{"stream: OK\x00", "stream: OK", false},
+		{"stream: OK\x00stream: OK\x00", "stream: OK", false},
+		{"stream: OK", "", true},
+		{"stream: Eicar FOUND", "", true},
+		{"", "", true},
+		{"INSTREAM size limit exceeded. ERROR\x00", "INSTREAM size limit exceeded. ERROR", false},
+		{"INSTREAM size limit exceeded. ERROR", "INSTREAM size limit exceeded. ERROR", false},
+		{strings.Repeat("a", clamdMaxReply+1) + "\x00", "", true},
+	} {
+		got, err := readClamdReply(bufio.NewReaderSize(strings.NewReader(tc.in), 16))
+		if (err != nil) != tc.err || string(got) != tc.want {
+			t.Errorf("readClamdReply(%q) = %q, %v; want %q, error %v", clip(tc.in, 40), got, err, tc.want, tc.err)
+		}
+	}
+}
+
 // FuzzParseClamdReply: any reply parses into a verdict or an error; a
 // finding's name is always fit for an SMTP reply and a header field.
 func FuzzParseClamdReply(f *testing.F) {

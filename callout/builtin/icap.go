@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/opes-milter/opes-milter/callout"
@@ -176,8 +177,9 @@ func keepAlive(resp *icapResponse) bool {
 }
 
 // exchange runs fn on a connection within the connection limit; fn reports
-// whether the connection may be reused. A failure on a reused connection
-// before anything was read is retried once on a fresh one.
+// whether the connection may be reused. A reused connection found closed by
+// the server (end of file or reset before anything was read) is retried
+// once on a fresh one; any other failure (a timeout) is not.
 func (s *ICAP) exchange(ctx context.Context, fn func(*callout.BackendConn, *bufio.Writer, *bufio.Reader) (bool, error)) error {
 	if err := s.limit.acquire(ctx, s.b.Timeout()); err != nil {
 		return &callout.BackendError{Backend: s.b.Name(), Err: err}
@@ -192,7 +194,7 @@ func (s *ICAP) exchange(ctx context.Context, fn func(*callout.BackendConn, *bufi
 		r := bufio.NewReaderSize(cr, 4096)
 		w := bufio.NewWriterSize(conn, 32<<10)
 		keep, err := fn(conn, w, r)
-		if err != nil && conn.Reused && cr.n == 0 && attempt == 0 && ctx.Err() == nil && !errors.Is(err, errICAP) {
+		if err != nil && conn.Reused && cr.n == 0 && attempt == 0 && ctx.Err() == nil && closedByPeer(err) {
 			conn.Release(false, nil)
 			continue
 		}
@@ -206,6 +208,13 @@ func (s *ICAP) exchange(ctx context.Context, fn func(*callout.BackendConn, *bufi
 		}
 		return conn.Release(keep && r.Buffered() == 0, err)
 	}
+}
+
+// closedByPeer reports an error that says the server closed the
+// connection.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 type readCounter struct {

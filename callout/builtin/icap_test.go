@@ -26,6 +26,9 @@ type fakeICAP struct {
 	preview  int    // -1: none
 	maxConns int
 	delay    time.Duration
+	// closeAfter closes each connection after one answer, without saying
+	// so (as a server's idle timeout does).
+	closeAfter atomic.Bool
 
 	addr     string
 	conns    atomic.Int32 // connections accepted
@@ -81,6 +84,9 @@ func (f *fakeICAP) serve(c net.Conn) {
 				fmt.Fprintf(c, "Max-Connections: %d\r\n", f.maxConns)
 			}
 			io.WriteString(c, "Encapsulated: null-body=0\r\n\r\n")
+			if f.closeAfter.Load() {
+				return
+			}
 			continue
 		}
 		n := f.active.Add(1)
@@ -114,6 +120,10 @@ func (f *fakeICAP) serve(c net.Conn) {
 		f.mu.Lock()
 		f.bodies = append(f.bodies, body.Bytes())
 		f.mu.Unlock()
+		if f.mode == "hang" {
+			io.Copy(io.Discard, r) // no answer, until the client gives up
+			return
+		}
 		time.Sleep(f.delay)
 		f.active.Add(-1)
 		resHdr := func(status string, n int) string {
@@ -271,6 +281,41 @@ func TestICAPFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestICAPReuseRetry: an exchange on a reused connection that the server
+// closed meanwhile is retried once on a fresh one; one on a reused
+// connection the server keeps open but does not answer is not retried (the
+// timeout is not doubled, the request not sent twice).
+func TestICAPReuseRetry(t *testing.T) {
+	t.Run("closed", func(t *testing.T) {
+		f := &fakeICAP{mode: "204", preview: -1}
+		f.closeAfter.Store(true)
+		startFakeICAP(t, f)
+		s := newTestICAP(t, f.addr, nil)
+		if _, err := s.options(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // the server has closed the idle connection
+		if _, err := s.AdaptMessage(t.Context(), scanTx(), cleanMessage()); err != nil {
+			t.Fatalf("err %v, want the exchange retried on a fresh connection", err)
+		}
+		if n := f.conns.Load(); n != 2 {
+			t.Errorf("%d connections, want 2", n)
+		}
+	})
+	t.Run("silent", func(t *testing.T) {
+		f := startFakeICAP(t, &fakeICAP{mode: "hang", preview: -1})
+		s := newTestICAP(t, f.addr, func(o *mapping.ICAP) { o.Timeout = 300 * time.Millisecond })
+		_, err := s.AdaptMessage(t.Context(), scanTx(), cleanMessage())
+		var be *callout.BackendError
+		if !errors.As(err, &be) {
+			t.Fatalf("err %v, want a *callout.BackendError", err)
+		}
+		if n := f.requests.Load(); n != 2 {
+			t.Errorf("%d requests (OPTIONS and RESPMOD), want 2: a timeout is not retried", n)
+		}
+	})
 }
 
 // TestICAPAdaptedNotMessage: a 2xx whose body is not a mail message (an

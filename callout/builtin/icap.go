@@ -51,7 +51,8 @@ const icapAdaptedSlack = 16 << 20
 //   - anything else, or no answer within the timeout: the service's
 //     failure (*callout.BackendError), never a pass.
 //
-// OPTIONS is asked first and again after its Options-TTL: Methods must
+// OPTIONS is asked first and again after its Options-TTL, or as soon as a
+// response carries another ISTag than the OPTIONS did: Methods must
 // list RESPMOD; Preview, Allow: 204 and Max-Connections are honoured (the
 // connections are the smaller of max_connections and the server's
 // Max-Connections). Connections are kept alive and reused; a reused
@@ -237,6 +238,7 @@ func (e *findingError) Unwrap() error { return e.err }
 
 // icapResult is the outcome of one RESPMOD.
 type icapResult struct {
+	istag     string // the response's ISTag
 	unchanged bool
 	found     string
 	adapted   *callout.Message
@@ -265,6 +267,13 @@ func (s *ICAP) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout.Me
 			return callout.Decision{}, ctx.Err()
 		}
 		return callout.Decision{}, err
+	}
+	if res.istag != "" && o.ISTag != "" && res.istag != o.ISTag {
+		// The service changed (new signatures, configuration): its OPTIONS
+		// are asked again before the next message (RFC 3507 4.7).
+		s.mu.Lock()
+		s.optsExp = time.Time{}
+		s.mu.Unlock()
 	}
 	switch {
 	case res.found != "":
@@ -361,6 +370,7 @@ func (s *ICAP) respmod(tx *callout.Tx, msg *callout.Message, o icapOptions, w *b
 
 // answer reads the final response to a RESPMOD.
 func (s *ICAP) answer(msg *callout.Message, o icapOptions, resp *icapResponse, r *bufio.Reader, res *icapResult) (bool, error) {
+	res.istag = resp.Header.Get("Istag")
 	switch resp.Status {
 	case 204:
 		res.unchanged = true

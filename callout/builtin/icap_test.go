@@ -29,6 +29,10 @@ type fakeICAP struct {
 	// closeAfter closes each connection after one answer, without saying
 	// so (as a server's idle timeout does).
 	closeAfter atomic.Bool
+	// istag is the service's ISTag ("x" when nil); options counts the
+	// OPTIONS requests.
+	istag   atomic.Pointer[string]
+	options atomic.Int32
 
 	addr     string
 	conns    atomic.Int32 // connections accepted
@@ -37,6 +41,13 @@ type fakeICAP struct {
 	requests atomic.Int32
 	mu       sync.Mutex
 	bodies   [][]byte // the bodies RESPMOD received (after preview and the rest)
+}
+
+func (f *fakeICAP) tag() string {
+	if p := f.istag.Load(); p != nil {
+		return *p
+	}
+	return "x"
 }
 
 func startFakeICAP(t *testing.T, f *fakeICAP) *fakeICAP {
@@ -76,7 +87,8 @@ func (f *fakeICAP) serve(c net.Conn) {
 		}
 		f.requests.Add(1)
 		if method == "OPTIONS" {
-			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nMethods: RESPMOD\r\nService: Fake ICAP AV\r\nAllow: 204\r\nOptions-TTL: 3600\r\n")
+			f.options.Add(1)
+			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nMethods: RESPMOD\r\nService: Fake ICAP AV\r\nISTag: %s\r\nAllow: 204\r\nOptions-TTL: 3600\r\n", f.tag())
 			if f.preview >= 0 {
 				fmt.Fprintf(c, "Preview: %d\r\n", f.preview)
 			}
@@ -132,11 +144,11 @@ func (f *fakeICAP) serve(c net.Conn) {
 		chunked := func(b []byte) string { return fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(b), b) }
 		switch f.mode {
 		case "204", "preview204":
-			io.WriteString(c, "ICAP/1.0 204 No Content\r\nISTag: x\r\n\r\n")
+			io.WriteString(c, "ICAP/1.0 204 No Content\r\nISTag: "+f.tag()+"\r\n\r\n")
 		case "virus", "block", "violation":
 			page := []byte("<html>blocked</html>")
 			hd := resHdr("403 Forbidden", len(page))
-			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nISTag: x\r\n")
+			io.WriteString(c, "ICAP/1.0 200 OK\r\nISTag: "+f.tag()+"\r\n")
 			switch f.mode {
 			case "virus":
 				io.WriteString(c, "X-Infection-Found: Type=0; Resolution=2; Threat=Opes.Test.Signature.UNOFFICIAL;\r\nX-Violations-Found: 1\r\n")
@@ -151,14 +163,14 @@ func (f *fakeICAP) serve(c net.Conn) {
 				out = bytes.ReplaceAll(out, []byte("secret"), []byte("[redacted]"))
 			}
 			hd := resHdr("200 OK", len(out))
-			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nISTag: x\r\nEncapsulated: res-hdr=0, res-body=%d\r\n\r\n%s%s", len(hd), hd, chunked(out))
+			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nISTag: "+f.tag()+"\r\nEncapsulated: res-hdr=0, res-body=%d\r\n\r\n%s%s", len(hd), hd, chunked(out))
 		case "page", "garbage":
 			out := []byte("<html>The message was removed</html>\r\n")
 			hd := "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n"
 			if f.mode == "garbage" {
 				hd = resHdr("200 OK", len(out))
 			}
-			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nISTag: x\r\nEncapsulated: res-hdr=0, res-body=%d\r\n\r\n%s%s", len(hd), hd, chunked(out))
+			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nISTag: "+f.tag()+"\r\nEncapsulated: res-hdr=0, res-body=%d\r\n\r\n%s%s", len(hd), hd, chunked(out))
 		default:
 			io.WriteString(c, "ICAP/1.0 500 Server Error\r\nEncapsulated: null-body=0\r\n\r\n")
 		}
@@ -316,6 +328,33 @@ func TestICAPReuseRetry(t *testing.T) {
 			t.Errorf("%d requests (OPTIONS and RESPMOD), want 2: a timeout is not retried", n)
 		}
 	})
+}
+
+// TestICAPISTag: OPTIONS are kept for their Options-TTL, and asked again
+// as soon as a response carries another ISTag than they did (the service
+// changed: RFC 3507 4.7).
+func TestICAPISTag(t *testing.T) {
+	f := startFakeICAP(t, &fakeICAP{mode: "204", preview: -1})
+	s := newTestICAP(t, f.addr, nil)
+	scan := func() {
+		t.Helper()
+		if _, err := s.AdaptMessage(t.Context(), scanTx(), cleanMessage()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scan()
+	scan()
+	if n := f.options.Load(); n != 1 {
+		t.Fatalf("%d OPTIONS for two messages within the Options-TTL, want 1", n)
+	}
+	tag := "y"
+	f.istag.Store(&tag)
+	scan() // answered with ISTag y: the OPTIONS are stale
+	scan()
+	scan()
+	if n := f.options.Load(); n != 2 {
+		t.Errorf("%d OPTIONS, want 2: asked again once after the ISTag changed", n)
+	}
 }
 
 // TestICAPAdaptedNotMessage: a 2xx whose body is not a mail message (an

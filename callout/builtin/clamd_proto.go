@@ -142,9 +142,6 @@ func readClamdReply(r *bufio.Reader) ([]byte, error) {
 	}
 }
 
-// chunkPool holds INSTREAM buffers (4-byte length and the chunk).
-var chunkPool sync.Pool
-
 // clamdClient speaks clamd's protocol over a callout.Backend: one
 // connection per command, never IDSESSION (see Clamd).
 type clamdClient struct {
@@ -153,6 +150,9 @@ type clamdClient struct {
 	// fildes passes the message as a file descriptor (zFILDES) instead of
 	// streaming it (zINSTREAM); unix sockets only.
 	fildes bool
+	// bufs holds this client's INSTREAM buffers (4-byte length and the
+	// chunk).
+	bufs sync.Pool
 }
 
 // command sends a z-command without data and returns its reply; check,
@@ -205,12 +205,12 @@ func (c *clamdClient) scan(ctx context.Context, r io.Reader) (clamdVerdict, erro
 	if err != nil {
 		return clamdVerdict{}, err
 	}
-	buf, _ := chunkPool.Get().(*[]byte)
-	if buf == nil || cap(*buf) < 4+c.chunk {
+	buf, _ := c.bufs.Get().(*[]byte)
+	if buf == nil {
 		b := make([]byte, 4+c.chunk)
 		buf = &b
 	}
-	defer chunkPool.Put(buf)
+	defer c.bufs.Put(buf)
 	werr := c.stream(conn, r, (*buf)[:4+c.chunk])
 	if werr != nil && !isWriteError(werr) {
 		// Reading the message failed: not clamd's fault.

@@ -125,6 +125,13 @@ func (s *ICAP) options(ctx context.Context) (icapOptions, error) {
 	if err != nil {
 		return o, err
 	}
+	s.setOptions(o)
+	return o, nil
+}
+
+// setOptions keeps o for its Options-TTL and applies its Max-Connections
+// (max_connections again when the server no longer says it).
+func (s *ICAP) setOptions(o icapOptions) {
 	ttl := DefaultICAPOptionsTTL
 	if o.TTL > 0 {
 		ttl = time.Duration(o.TTL) * time.Second
@@ -134,8 +141,9 @@ func (s *ICAP) options(ctx context.Context) (icapOptions, error) {
 	s.mu.Unlock()
 	if o.MaxConnections > 0 {
 		s.limit.set(o.MaxConnections)
+	} else {
+		s.limit.set(cap(s.limit.slots))
 	}
-	return o, nil
 }
 
 func (s *ICAP) askOptions(ctx context.Context) (icapOptions, error) {
@@ -455,16 +463,7 @@ func (s *ICAP) answer(msg *callout.Message, o icapOptions, resp *icapResponse, r
 // CheckHealth implements callout.HealthReporter: OPTIONS.
 func (s *ICAP) CheckHealth(ctx context.Context) []callout.BackendHealth {
 	if o, err := s.askOptions(ctx); err == nil {
-		ttl := DefaultICAPOptionsTTL
-		if o.TTL > 0 {
-			ttl = time.Duration(o.TTL) * time.Second
-		}
-		s.mu.Lock()
-		s.opts, s.optsExp = o, time.Now().Add(ttl)
-		s.mu.Unlock()
-		if o.MaxConnections > 0 {
-			s.limit.set(o.MaxConnections)
-		}
+		s.setOptions(o)
 	}
 	return []callout.BackendHealth{s.b.Health()}
 }

@@ -24,7 +24,7 @@ import (
 type fakeICAP struct {
 	mode     string // "204", "virus", "violation", "block", "adapt", "echo", "500", "preview204"
 	preview  int    // -1: none
-	maxConns int
+	maxConns atomic.Int32
 	delay    time.Duration
 	// closeAfter closes each connection after one answer, without saying
 	// so (as a server's idle timeout does).
@@ -92,8 +92,8 @@ func (f *fakeICAP) serve(c net.Conn) {
 			if f.preview >= 0 {
 				fmt.Fprintf(c, "Preview: %d\r\n", f.preview)
 			}
-			if f.maxConns > 0 {
-				fmt.Fprintf(c, "Max-Connections: %d\r\n", f.maxConns)
+			if n := f.maxConns.Load(); n > 0 {
+				fmt.Fprintf(c, "Max-Connections: %d\r\n", n)
 			}
 			io.WriteString(c, "Encapsulated: null-body=0\r\n\r\n")
 			if f.closeAfter.Load() {
@@ -238,7 +238,9 @@ func TestICAPVerdicts(t *testing.T) {
 // server's Max-Connections bounds the concurrent exchanges below
 // max_connections.
 func TestICAPConnections(t *testing.T) {
-	f := startFakeICAP(t, &fakeICAP{mode: "204", preview: -1, maxConns: 2, delay: 50 * time.Millisecond})
+	f := &fakeICAP{mode: "204", preview: -1, delay: 50 * time.Millisecond}
+	f.maxConns.Store(2)
+	startFakeICAP(t, f)
 	s := newTestICAP(t, f.addr, func(o *mapping.ICAP) { o.MaxConnections = 8 })
 	msg := cleanMessage()
 	for range 3 {
@@ -265,6 +267,24 @@ func TestICAPConnections(t *testing.T) {
 	}
 	if n := f.conns.Load(); n > 2 {
 		t.Errorf("%d connections, want at most 2", n)
+	}
+}
+
+// TestICAPMaxConnectionsLifted: a server that stops saying Max-Connections
+// in its OPTIONS gets max_connections again.
+func TestICAPMaxConnectionsLifted(t *testing.T) {
+	f := &fakeICAP{mode: "204", preview: -1}
+	f.maxConns.Store(1)
+	startFakeICAP(t, f)
+	s := newTestICAP(t, f.addr, func(o *mapping.ICAP) { o.MaxConnections = 4 })
+	s.CheckHealth(t.Context())
+	if n := s.limit.reservedNow(); n != 3 {
+		t.Fatalf("%d of 4 connections reserved under Max-Connections 1, want 3", n)
+	}
+	f.maxConns.Store(0)
+	s.CheckHealth(t.Context())
+	if n := s.limit.reservedNow(); n != 0 {
+		t.Errorf("%d of 4 connections reserved once Max-Connections is gone, want 0", n)
 	}
 }
 

@@ -36,6 +36,9 @@ type fakeClamd struct {
 	delay time.Duration // before answering INSTREAM
 	scans atomic.Int32
 	ln    net.Listener
+	// version is the zVERSION reply, without its NUL ("ClamAV 1.4.6/..."
+	// when empty).
+	version string
 }
 
 func startFakeClamd(t *testing.T, f *fakeClamd) *fakeClamd {
@@ -78,7 +81,11 @@ func (f *fakeClamd) serve(c net.Conn) {
 	case "zPING\x00":
 		io.WriteString(c, "PONG\x00")
 	case "zVERSION\x00":
-		io.WriteString(c, "ClamAV 1.4.6/27000/Mon Dec  7 08:00:00 2026\x00")
+		v := f.version
+		if v == "" {
+			v = "ClamAV 1.4.6/27000/Mon Dec  7 08:00:00 2026"
+		}
+		io.WriteString(c, v+"\x00")
 	case "zFILDES\x00":
 		uc := c.(*net.UnixConn)
 		oob := make([]byte, syscall.CmsgSpace(4))
@@ -295,6 +302,22 @@ func TestClamdHealth(t *testing.T) {
 	f.ln.Close()
 	if h := c.CheckHealth(t.Context()); h[0].Up {
 		t.Errorf("health %+v after clamd stopped, want down", h)
+	}
+}
+
+// TestClamdVersionInHeader: what zVERSION answers goes into the verdict
+// header only as printable ASCII on one line, at most 100 bytes.
+func TestClamdVersionInHeader(t *testing.T) {
+	f := startFakeClamd(t, &fakeClamd{version: "ClamAV 1.4.6\r\nBcc: everyone@example.org\r\n" + strings.Repeat("x", 300)})
+	c := newTestClamd(t, f.addr, nil)
+	c.CheckHealth(t.Context())
+	d, err := c.AdaptMessage(t.Context(), scanTx(), cleanMessage())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := d.Headers[0].Value
+	if strings.ContainsAny(got, "\r\n") || len(got) > 120 || !strings.HasPrefix(got, "clean (ClamAV 1.4.6") {
+		t.Errorf("verdict header %q", got)
 	}
 }
 

@@ -158,7 +158,7 @@ func (s *ICAP) askOptions(ctx context.Context) (icapOptions, error) {
 			return false, err
 		}
 		if resp.HasBody {
-			if _, err := readChunked(r, icapMaxHeaders, nil); err != nil {
+			if err := readChunked(r, icapMaxHeaders, nil); err != nil {
 				return false, err
 			}
 		}
@@ -395,7 +395,7 @@ func (s *ICAP) answer(msg *callout.Message, o icapOptions, resp *icapResponse, r
 		// A finding: the block page is read and dropped, never delivered.
 		res.found = name
 		if resp.HasBody {
-			if _, err := readChunked(r, msg.Size()+icapAdaptedSlack, nil); err != nil {
+			if err := readChunked(r, msg.Size()+icapAdaptedSlack, nil); err != nil {
 				return false, nil
 			}
 		}
@@ -418,7 +418,7 @@ func (s *ICAP) answer(msg *callout.Message, o icapOptions, resp *icapResponse, r
 	same := true
 	var off int64
 	cmp := make([]byte, 32<<10)
-	_, err := readChunked(r, msg.Size()+icapAdaptedSlack, func(p []byte) error {
+	err := readChunked(r, msg.Size()+icapAdaptedSlack, func(p []byte) error {
 		if same {
 			if off+int64(len(p)) > msg.Size() {
 				same = false

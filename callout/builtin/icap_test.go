@@ -114,7 +114,7 @@ func (f *fakeICAP) serve(c net.Conn) {
 		}
 		var body bytes.Buffer
 		collect := func(p []byte) error { body.Write(p); return nil }
-		ieof, err := readChunked(r, 1<<30, collect)
+		ieof, err := fakeReadChunked(r, 1<<30, collect)
 		if err != nil {
 			return
 		}
@@ -125,7 +125,7 @@ func (f *fakeICAP) serve(c net.Conn) {
 				continue
 			}
 			io.WriteString(c, "ICAP/1.0 100 Continue\r\n\r\n")
-			if _, err := readChunked(r, 1<<30, collect); err != nil {
+			if _, err := fakeReadChunked(r, 1<<30, collect); err != nil {
 				return
 			}
 		}
@@ -377,6 +377,32 @@ func TestICAPISTag(t *testing.T) {
 	}
 }
 
+// TestReadChunked: a chunked body in a response is read within its bounds:
+// extensions and trailers are allowed, a body over max, a chunk without its
+// CRLF, a cut body and a body that is mostly chunk overhead are errors.
+func TestReadChunked(t *testing.T) {
+	overhead := strings.Repeat("1;"+strings.Repeat("x", 1000)+"\r\na\r\n", 100) + "0\r\n\r\n"
+	for _, tc := range []struct {
+		name, in, want string
+		max            int64
+		err            bool
+	}{
+		{"plain", "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "hello world", 100, false},
+		{"extensions and trailer", "5; x=y\r\nhello\r\n0; ieof\r\nX-T: 1\r\n\r\n", "hello", 100, false},
+		{"over max", "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "", 8, true},
+		{"no CRLF after data", "5\r\nhelloX\r\n0\r\n\r\n", "", 100, true},
+		{"cut", "5\r\nhel", "", 100, true},
+		{"bad size", "zz\r\nhello\r\n0\r\n\r\n", "", 100, true},
+		{"mostly overhead", overhead, "", 1 << 20, true},
+	} {
+		var got bytes.Buffer
+		err := readChunked(bufio.NewReader(strings.NewReader(tc.in)), tc.max, func(p []byte) error { got.Write(p); return nil })
+		if (err != nil) != tc.err || (!tc.err && got.String() != tc.want) {
+			t.Errorf("%s: %q, %v; want %q, error %v", tc.name, got.String(), err, tc.want, tc.err)
+		}
+	}
+}
+
 // TestICAPAdaptedNotMessage: a 2xx whose body is not a mail message (an
 // HTML page, with its Content-Type or without one) is never delivered as
 // the message: it is the service's failure.
@@ -441,4 +467,53 @@ func FuzzICAPResponse(f *testing.F) {
 			readChunked(r, 1<<16, nil)
 		}
 	})
+}
+
+// fakeReadChunked is the fake server's reader of a request's chunked
+// body: like readChunked, and it reports whether the last chunk carried
+// ICAP's ieof, which net/http's chunked reader does not show.
+func fakeReadChunked(r *bufio.Reader, max int64, fn func([]byte) error) (ieof bool, err error) {
+	var total int64
+	buf := make([]byte, 32<<10)
+	for {
+		line, err := callout.ReadLine(r, icapMaxLine)
+		if err != nil {
+			return false, err
+		}
+		size, ext, _ := strings.Cut(string(line), ";")
+		n, err := strconv.ParseInt(strings.TrimSpace(size), 16, 64)
+		if err != nil || n < 0 {
+			return false, fmt.Errorf("%w: chunk size %q", errICAP, clip(string(line), 40))
+		}
+		if n == 0 {
+			ieof = strings.TrimSpace(ext) == "ieof"
+			budget := icapMaxHeaders
+			if _, err := readHeaderSection(r, &budget); err != nil { // trailers
+				return false, err
+			}
+			return ieof, nil
+		}
+		if total += n; total > max {
+			return false, fmt.Errorf("%w: body over %d bytes", callout.ErrResponseTooLarge, max)
+		}
+		for n > 0 {
+			k, err := io.ReadFull(r, buf[:min(n, int64(len(buf)))])
+			if err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return false, err
+			}
+			if fn != nil {
+				if err := fn(buf[:k]); err != nil {
+					return false, err
+				}
+			}
+			n -= int64(k)
+		}
+		crlf, err := callout.ReadLine(r, 2)
+		if err != nil || len(crlf) != 0 {
+			return false, fmt.Errorf("%w: chunk without CRLF", errICAP)
+		}
+	}
 }

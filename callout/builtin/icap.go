@@ -25,6 +25,10 @@ import (
 // is used before it is asked again.
 const DefaultICAPOptionsTTL = 60 * time.Second
 
+// maxICAPOptionsTTL caps an Options-TTL, in seconds (a larger one would
+// overflow a time.Duration): a year.
+const maxICAPOptionsTTL = 365 * 24 * 3600
+
 // icapAdaptedSlack bounds an adapted message: the original's size plus
 // this much.
 const icapAdaptedSlack = 16 << 20
@@ -134,7 +138,7 @@ func (s *ICAP) options(ctx context.Context) (icapOptions, error) {
 func (s *ICAP) setOptions(o icapOptions) {
 	ttl := DefaultICAPOptionsTTL
 	if o.TTL > 0 {
-		ttl = time.Duration(o.TTL) * time.Second
+		ttl = time.Duration(min(o.TTL, maxICAPOptionsTTL)) * time.Second
 	}
 	s.mu.Lock()
 	s.opts, s.optsExp = o, time.Now().Add(ttl)

@@ -288,6 +288,17 @@ func TestICAPMaxConnectionsLifted(t *testing.T) {
 	}
 }
 
+// TestICAPOptionsTTLHuge: an Options-TTL too large for a time.Duration
+// keeps the OPTIONS (it did not wrap into the past, which asked OPTIONS
+// before every message).
+func TestICAPOptionsTTLHuge(t *testing.T) {
+	s := newTestICAP(t, "127.0.0.1:1", nil)
+	s.setOptions(icapOptions{Methods: []string{"RESPMOD"}, TTL: 1 << 62})
+	if !time.Now().Before(s.optsExp) {
+		t.Errorf("OPTIONS expire at %v, want later than now", s.optsExp)
+	}
+}
+
 // TestICAPFailures: a server that is down, errs or is too slow is the
 // service's failure, never a pass.
 func TestICAPFailures(t *testing.T) {

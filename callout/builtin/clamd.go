@@ -109,7 +109,7 @@ func (c *Clamd) CheckHealth(ctx context.Context) []callout.BackendHealth {
 	if err := c.c.ping(ctx); err == nil {
 		if v, err := c.c.version(ctx); err == nil {
 			c.mu.Lock()
-			c.engine = v
+			c.engine = sanitizeText(v) // it goes into a header field
 			c.mu.Unlock()
 		}
 	}

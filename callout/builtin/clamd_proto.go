@@ -117,8 +117,9 @@ func clip(s string, n int) string {
 }
 
 // readClamdReply reads one NUL-terminated reply of at most clamdMaxReply
-// bytes. A reply cut short by the end of the connection is returned as it
-// is when it has something (clamd closes after "size limit exceeded").
+// bytes. A reply cut short by the end of the connection is an error (no
+// verdict comes from half a reply), except clamd's StreamMaxLength answer,
+// after which clamd closes.
 func readClamdReply(r *bufio.Reader) ([]byte, error) {
 	var reply []byte
 	for {
@@ -132,7 +133,7 @@ func readClamdReply(r *bufio.Reader) ([]byte, error) {
 			return reply[:len(reply)-1], nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
-		case err == io.EOF && len(reply) > 0:
+		case err == io.EOF && bytes.HasPrefix(reply, []byte(clamdSizeLimit)):
 			return reply, nil
 		case err == io.EOF:
 			return nil, io.ErrUnexpectedEOF
@@ -140,9 +141,6 @@ func readClamdReply(r *bufio.Reader) ([]byte, error) {
 		return nil, err
 	}
 }
-
-// chunkPool holds INSTREAM buffers (4-byte length and the chunk).
-var chunkPool sync.Pool
 
 // clamdClient speaks clamd's protocol over a callout.Backend: one
 // connection per command, never IDSESSION (see Clamd).
@@ -152,6 +150,9 @@ type clamdClient struct {
 	// fildes passes the message as a file descriptor (zFILDES) instead of
 	// streaming it (zINSTREAM); unix sockets only.
 	fildes bool
+	// bufs holds this client's INSTREAM buffers (4-byte length and the
+	// chunk).
+	bufs sync.Pool
 }
 
 // command sends a z-command without data and returns its reply; check,
@@ -204,12 +205,12 @@ func (c *clamdClient) scan(ctx context.Context, r io.Reader) (clamdVerdict, erro
 	if err != nil {
 		return clamdVerdict{}, err
 	}
-	buf, _ := chunkPool.Get().(*[]byte)
-	if buf == nil || cap(*buf) < 4+c.chunk {
+	buf, _ := c.bufs.Get().(*[]byte)
+	if buf == nil {
 		b := make([]byte, 4+c.chunk)
 		buf = &b
 	}
-	defer chunkPool.Put(buf)
+	defer c.bufs.Put(buf)
 	werr := c.stream(conn, r, (*buf)[:4+c.chunk])
 	if werr != nil && !isWriteError(werr) {
 		// Reading the message failed: not clamd's fault.

@@ -36,6 +36,9 @@ type fakeClamd struct {
 	delay time.Duration // before answering INSTREAM
 	scans atomic.Int32
 	ln    net.Listener
+	// version is the zVERSION reply, without its NUL ("ClamAV 1.4.6/..."
+	// when empty).
+	version string
 }
 
 func startFakeClamd(t *testing.T, f *fakeClamd) *fakeClamd {
@@ -78,7 +81,11 @@ func (f *fakeClamd) serve(c net.Conn) {
 	case "zPING\x00":
 		io.WriteString(c, "PONG\x00")
 	case "zVERSION\x00":
-		io.WriteString(c, "ClamAV 1.4.6/27000/Mon Dec  7 08:00:00 2026\x00")
+		v := f.version
+		if v == "" {
+			v = "ClamAV 1.4.6/27000/Mon Dec  7 08:00:00 2026"
+		}
+		io.WriteString(c, v+"\x00")
 	case "zFILDES\x00":
 		uc := c.(*net.UnixConn)
 		oob := make([]byte, syscall.CmsgSpace(4))
@@ -298,6 +305,22 @@ func TestClamdHealth(t *testing.T) {
 	}
 }
 
+// TestClamdVersionInHeader: what zVERSION answers goes into the verdict
+// header only as printable ASCII on one line, at most 100 bytes.
+func TestClamdVersionInHeader(t *testing.T) {
+	f := startFakeClamd(t, &fakeClamd{version: "ClamAV 1.4.6\r\nBcc: everyone@example.org\r\n" + strings.Repeat("x", 300)})
+	c := newTestClamd(t, f.addr, nil)
+	c.CheckHealth(t.Context())
+	d, err := c.AdaptMessage(t.Context(), scanTx(), cleanMessage())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := d.Headers[0].Value
+	if strings.ContainsAny(got, "\r\n") || len(got) > 120 || !strings.HasPrefix(got, "clean (ClamAV 1.4.6") {
+		t.Errorf("verdict header %q", got)
+	}
+}
+
 func TestParseClamdReply(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
@@ -320,6 +343,30 @@ func TestParseClamdReply(t *testing.T) {
 		got, err := parseClamdReply([]byte(tc.in))
 		if (err != nil) != tc.err || got != tc.want {
 			t.Errorf("parseClamdReply(%q) = %+v, %v; want %+v, error %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// TestReadClamdReply: a reply is NUL-terminated; one cut short by the end
+// of the connection is an error (a verdict never comes from half a reply),
+// except clamd's StreamMaxLength answer, after which clamd closes.
+func TestReadClamdReply(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		err      bool
+	}{
+		{"stream: OK\x00", "stream: OK", false},
+		{"stream: OK\x00stream: OK\x00", "stream: OK", false},
+		{"stream: OK", "", true},
+		{"stream: Eicar FOUND", "", true},
+		{"", "", true},
+		{"INSTREAM size limit exceeded. ERROR\x00", "INSTREAM size limit exceeded. ERROR", false},
+		{"INSTREAM size limit exceeded. ERROR", "INSTREAM size limit exceeded. ERROR", false},
+		{strings.Repeat("a", clamdMaxReply+1) + "\x00", "", true},
+	} {
+		got, err := readClamdReply(bufio.NewReaderSize(strings.NewReader(tc.in), 16))
+		if (err != nil) != tc.err || string(got) != tc.want {
+			t.Errorf("readClamdReply(%q) = %q, %v; want %q, error %v", clip(tc.in, 40), got, err, tc.want, tc.err)
 		}
 	}
 }

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/url"
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/opes-milter/opes-milter/callout"
@@ -22,6 +24,10 @@ import (
 // DefaultICAPOptionsTTL is how long an OPTIONS answer without Options-TTL
 // is used before it is asked again.
 const DefaultICAPOptionsTTL = 60 * time.Second
+
+// maxICAPOptionsTTL caps an Options-TTL, in seconds (a larger one would
+// overflow a time.Duration): a year.
+const maxICAPOptionsTTL = 365 * 24 * 3600
 
 // icapAdaptedSlack bounds an adapted message: the original's size plus
 // this much.
@@ -41,11 +47,16 @@ const icapAdaptedSlack = 16 << 20
 //     encapsulated HTTP status other than 2xx (a 403 block page): a finding
 //     with the on_virus outcome; the block page is never delivered;
 //   - 200 with an encapsulated 2xx and a body: the adapted content, which
-//     becomes the adapted message (unless it is byte for byte the original);
+//     becomes the adapted message (unless it is byte for byte the original),
+//     spooled as it arrives and bounded by the original's size plus
+//     icapAdaptedSlack; content that is not a mail message (a Content-Type
+//     other than message/rfc822, no header section) is the service's
+//     failure, never delivered;
 //   - anything else, or no answer within the timeout: the service's
 //     failure (*callout.BackendError), never a pass.
 //
-// OPTIONS is asked first and again after its Options-TTL: Methods must
+// OPTIONS is asked first and again after its Options-TTL, or as soon as a
+// response carries another ISTag than the OPTIONS did: Methods must
 // list RESPMOD; Preview, Allow: 204 and Max-Connections are honoured (the
 // connections are the smaller of max_connections and the server's
 // Max-Connections). Connections are kept alive and reused; a reused
@@ -118,17 +129,25 @@ func (s *ICAP) options(ctx context.Context) (icapOptions, error) {
 	if err != nil {
 		return o, err
 	}
+	s.setOptions(o)
+	return o, nil
+}
+
+// setOptions keeps o for its Options-TTL and applies its Max-Connections
+// (max_connections again when the server no longer says it).
+func (s *ICAP) setOptions(o icapOptions) {
 	ttl := DefaultICAPOptionsTTL
 	if o.TTL > 0 {
-		ttl = time.Duration(o.TTL) * time.Second
+		ttl = time.Duration(min(o.TTL, maxICAPOptionsTTL)) * time.Second
 	}
 	s.mu.Lock()
 	s.opts, s.optsExp = o, time.Now().Add(ttl)
 	s.mu.Unlock()
 	if o.MaxConnections > 0 {
 		s.limit.set(o.MaxConnections)
+	} else {
+		s.limit.set(cap(s.limit.slots))
 	}
-	return o, nil
 }
 
 func (s *ICAP) askOptions(ctx context.Context) (icapOptions, error) {
@@ -143,7 +162,7 @@ func (s *ICAP) askOptions(ctx context.Context) (icapOptions, error) {
 			return false, err
 		}
 		if resp.HasBody {
-			if _, err := readChunked(r, icapMaxHeaders, nil); err != nil {
+			if err := readChunked(r, icapMaxHeaders, nil); err != nil {
 				return false, err
 			}
 		}
@@ -171,8 +190,9 @@ func keepAlive(resp *icapResponse) bool {
 }
 
 // exchange runs fn on a connection within the connection limit; fn reports
-// whether the connection may be reused. A failure on a reused connection
-// before anything was read is retried once on a fresh one.
+// whether the connection may be reused. A reused connection found closed by
+// the server (end of file or reset before anything was read) is retried
+// once on a fresh one; any other failure (a timeout) is not.
 func (s *ICAP) exchange(ctx context.Context, fn func(*callout.BackendConn, *bufio.Writer, *bufio.Reader) (bool, error)) error {
 	if err := s.limit.acquire(ctx, s.b.Timeout()); err != nil {
 		return &callout.BackendError{Backend: s.b.Name(), Err: err}
@@ -187,7 +207,7 @@ func (s *ICAP) exchange(ctx context.Context, fn func(*callout.BackendConn, *bufi
 		r := bufio.NewReaderSize(cr, 4096)
 		w := bufio.NewWriterSize(conn, 32<<10)
 		keep, err := fn(conn, w, r)
-		if err != nil && conn.Reused && cr.n == 0 && attempt == 0 && ctx.Err() == nil && !errors.Is(err, errICAP) {
+		if err != nil && conn.Reused && cr.n == 0 && attempt == 0 && ctx.Err() == nil && closedByPeer(err) {
 			conn.Release(false, nil)
 			continue
 		}
@@ -201,6 +221,13 @@ func (s *ICAP) exchange(ctx context.Context, fn func(*callout.BackendConn, *bufi
 		}
 		return conn.Release(keep && r.Buffered() == 0, err)
 	}
+}
+
+// closedByPeer reports an error that says the server closed the
+// connection.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 type readCounter struct {
@@ -223,6 +250,7 @@ func (e *findingError) Unwrap() error { return e.err }
 
 // icapResult is the outcome of one RESPMOD.
 type icapResult struct {
+	istag     string // the response's ISTag
 	unchanged bool
 	found     string
 	adapted   *callout.Message
@@ -251,6 +279,13 @@ func (s *ICAP) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout.Me
 			return callout.Decision{}, ctx.Err()
 		}
 		return callout.Decision{}, err
+	}
+	if res.istag != "" && o.ISTag != "" && res.istag != o.ISTag {
+		// The service changed (new signatures, configuration): its OPTIONS
+		// are asked again before the next message (RFC 3507 4.7).
+		s.mu.Lock()
+		s.optsExp = time.Time{}
+		s.mu.Unlock()
 	}
 	switch {
 	case res.found != "":
@@ -347,6 +382,7 @@ func (s *ICAP) respmod(tx *callout.Tx, msg *callout.Message, o icapOptions, w *b
 
 // answer reads the final response to a RESPMOD.
 func (s *ICAP) answer(msg *callout.Message, o icapOptions, resp *icapResponse, r *bufio.Reader, res *icapResult) (bool, error) {
+	res.istag = resp.Header.Get("Istag")
 	switch resp.Status {
 	case 204:
 		res.unchanged = true
@@ -363,7 +399,7 @@ func (s *ICAP) answer(msg *callout.Message, o icapOptions, resp *icapResponse, r
 		// A finding: the block page is read and dropped, never delivered.
 		res.found = name
 		if resp.HasBody {
-			if _, err := readChunked(r, msg.Size()+icapAdaptedSlack, nil); err != nil {
+			if err := readChunked(r, msg.Size()+icapAdaptedSlack, nil); err != nil {
 				return false, nil
 			}
 		}
@@ -375,11 +411,18 @@ func (s *ICAP) answer(msg *callout.Message, o icapOptions, resp *icapResponse, r
 		res.unchanged = true
 		return keepAlive(resp), nil
 	}
+	if ct := resp.HTTPHeader.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "message/rfc822" {
+			// A page in place of the message (a notice, a block page
+			// answered 200): never delivered as the message.
+			return false, fmt.Errorf("%w: adapted content is %q, not message/rfc822", errICAP, clip(ct, 60))
+		}
+	}
 	sp := msg.NewSpool()
 	same := true
 	var off int64
 	cmp := make([]byte, 32<<10)
-	_, err := readChunked(r, msg.Size()+icapAdaptedSlack, func(p []byte) error {
+	err := readChunked(r, msg.Size()+icapAdaptedSlack, func(p []byte) error {
 		if same {
 			if off+int64(len(p)) > msg.Size() {
 				same = false
@@ -413,6 +456,10 @@ func (s *ICAP) answer(msg *callout.Message, o icapOptions, resp *icapResponse, r
 	if err != nil {
 		return false, &findingError{err}
 	}
+	if h, err := m.Header(); err != nil || h.Len() == 0 {
+		m.Close()
+		return false, fmt.Errorf("%w: adapted content is not a mail message", errICAP)
+	}
 	res.adapted = m
 	return keepAlive(resp), nil
 }
@@ -420,16 +467,7 @@ func (s *ICAP) answer(msg *callout.Message, o icapOptions, resp *icapResponse, r
 // CheckHealth implements callout.HealthReporter: OPTIONS.
 func (s *ICAP) CheckHealth(ctx context.Context) []callout.BackendHealth {
 	if o, err := s.askOptions(ctx); err == nil {
-		ttl := DefaultICAPOptionsTTL
-		if o.TTL > 0 {
-			ttl = time.Duration(o.TTL) * time.Second
-		}
-		s.mu.Lock()
-		s.opts, s.optsExp = o, time.Now().Add(ttl)
-		s.mu.Unlock()
-		if o.MaxConnections > 0 {
-			s.limit.set(o.MaxConnections)
-		}
+		s.setOptions(o)
 	}
 	return []callout.BackendHealth{s.b.Health()}
 }

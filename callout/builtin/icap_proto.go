@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http/httputil"
 	"net/textproto"
 	"strconv"
 	"strings"
@@ -254,53 +255,35 @@ func parseStatusOrRequest(line, entity string) (int, error) {
 	return 0, nil
 }
 
-// readChunked reads a chunked body (RFC 9112 §7.1, with ICAP's "; ieof"
-// extension), handing each piece to fn; at most max bytes in total. It
-// reports whether the last chunk carried ieof.
-func readChunked(r *bufio.Reader, max int64, fn func([]byte) error) (ieof bool, err error) {
-	var total int64
+// readChunked reads a chunked body with net/http's chunked reader (chunk
+// lines bounded by r's buffer, the chunk overhead bounded), then its
+// trailer section, handing each piece to fn; at most max bytes of data,
+// checked as they arrive. ICAP's "ieof" extension is the client's and
+// means nothing in a response.
+func readChunked(r *bufio.Reader, max int64, fn func([]byte) error) error {
+	cr := httputil.NewChunkedReader(r)
 	buf := make([]byte, 32<<10)
+	var total int64
 	for {
-		line, err := callout.ReadLine(r, icapMaxLine)
+		n, err := cr.Read(buf)
+		if total += int64(n); total > max {
+			return fmt.Errorf("%w: body over %d bytes", callout.ErrResponseTooLarge, max)
+		}
+		if n > 0 && fn != nil {
+			if ferr := fn(buf[:n]); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
 		if err != nil {
-			return false, err
-		}
-		size, ext, _ := strings.Cut(string(line), ";")
-		n, err := strconv.ParseInt(strings.TrimSpace(size), 16, 64)
-		if err != nil || n < 0 {
-			return false, fmt.Errorf("%w: chunk size %q", errICAP, clip(string(line), 40))
-		}
-		if n == 0 {
-			ieof = strings.TrimSpace(ext) == "ieof"
-			budget := icapMaxHeaders
-			if _, err := readHeaderSection(r, &budget); err != nil { // trailers
-				return false, err
-			}
-			return ieof, nil
-		}
-		if total += n; total > max {
-			return false, fmt.Errorf("%w: body over %d bytes", callout.ErrResponseTooLarge, max)
-		}
-		for n > 0 {
-			k, err := io.ReadFull(r, buf[:min(n, int64(len(buf)))])
-			if err != nil {
-				if err == io.EOF {
-					err = io.ErrUnexpectedEOF
-				}
-				return false, err
-			}
-			if fn != nil {
-				if err := fn(buf[:k]); err != nil {
-					return false, err
-				}
-			}
-			n -= int64(k)
-		}
-		crlf, err := callout.ReadLine(r, 2)
-		if err != nil || len(crlf) != 0 {
-			return false, fmt.Errorf("%w: chunk without CRLF", errICAP)
+			return fmt.Errorf("%w: chunked body: %w", errICAP, err)
 		}
 	}
+	budget := icapMaxHeaders
+	_, err := readHeaderSection(r, &budget) // the trailer section
+	return err
 }
 
 // writeChunk writes p as one chunk (nothing for an empty p).

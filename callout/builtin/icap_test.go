@@ -24,8 +24,15 @@ import (
 type fakeICAP struct {
 	mode     string // "204", "virus", "violation", "block", "adapt", "echo", "500", "preview204"
 	preview  int    // -1: none
-	maxConns int
+	maxConns atomic.Int32
 	delay    time.Duration
+	// closeAfter closes each connection after one answer, without saying
+	// so (as a server's idle timeout does).
+	closeAfter atomic.Bool
+	// istag is the service's ISTag ("x" when nil); options counts the
+	// OPTIONS requests.
+	istag   atomic.Pointer[string]
+	options atomic.Int32
 
 	addr     string
 	conns    atomic.Int32 // connections accepted
@@ -34,6 +41,13 @@ type fakeICAP struct {
 	requests atomic.Int32
 	mu       sync.Mutex
 	bodies   [][]byte // the bodies RESPMOD received (after preview and the rest)
+}
+
+func (f *fakeICAP) tag() string {
+	if p := f.istag.Load(); p != nil {
+		return *p
+	}
+	return "x"
 }
 
 func startFakeICAP(t *testing.T, f *fakeICAP) *fakeICAP {
@@ -73,14 +87,18 @@ func (f *fakeICAP) serve(c net.Conn) {
 		}
 		f.requests.Add(1)
 		if method == "OPTIONS" {
-			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nMethods: RESPMOD\r\nService: Fake ICAP AV\r\nAllow: 204\r\nOptions-TTL: 3600\r\n")
+			f.options.Add(1)
+			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nMethods: RESPMOD\r\nService: Fake ICAP AV\r\nISTag: %s\r\nAllow: 204\r\nOptions-TTL: 3600\r\n", f.tag())
 			if f.preview >= 0 {
 				fmt.Fprintf(c, "Preview: %d\r\n", f.preview)
 			}
-			if f.maxConns > 0 {
-				fmt.Fprintf(c, "Max-Connections: %d\r\n", f.maxConns)
+			if n := f.maxConns.Load(); n > 0 {
+				fmt.Fprintf(c, "Max-Connections: %d\r\n", n)
 			}
 			io.WriteString(c, "Encapsulated: null-body=0\r\n\r\n")
+			if f.closeAfter.Load() {
+				return
+			}
 			continue
 		}
 		n := f.active.Add(1)
@@ -96,7 +114,7 @@ func (f *fakeICAP) serve(c net.Conn) {
 		}
 		var body bytes.Buffer
 		collect := func(p []byte) error { body.Write(p); return nil }
-		ieof, err := readChunked(r, 1<<30, collect)
+		ieof, err := fakeReadChunked(r, 1<<30, collect)
 		if err != nil {
 			return
 		}
@@ -107,13 +125,17 @@ func (f *fakeICAP) serve(c net.Conn) {
 				continue
 			}
 			io.WriteString(c, "ICAP/1.0 100 Continue\r\n\r\n")
-			if _, err := readChunked(r, 1<<30, collect); err != nil {
+			if _, err := fakeReadChunked(r, 1<<30, collect); err != nil {
 				return
 			}
 		}
 		f.mu.Lock()
 		f.bodies = append(f.bodies, body.Bytes())
 		f.mu.Unlock()
+		if f.mode == "hang" {
+			io.Copy(io.Discard, r) // no answer, until the client gives up
+			return
+		}
 		time.Sleep(f.delay)
 		f.active.Add(-1)
 		resHdr := func(status string, n int) string {
@@ -122,11 +144,11 @@ func (f *fakeICAP) serve(c net.Conn) {
 		chunked := func(b []byte) string { return fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(b), b) }
 		switch f.mode {
 		case "204", "preview204":
-			io.WriteString(c, "ICAP/1.0 204 No Content\r\nISTag: x\r\n\r\n")
+			io.WriteString(c, "ICAP/1.0 204 No Content\r\nISTag: "+f.tag()+"\r\n\r\n")
 		case "virus", "block", "violation":
 			page := []byte("<html>blocked</html>")
 			hd := resHdr("403 Forbidden", len(page))
-			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nISTag: x\r\n")
+			io.WriteString(c, "ICAP/1.0 200 OK\r\nISTag: "+f.tag()+"\r\n")
 			switch f.mode {
 			case "virus":
 				io.WriteString(c, "X-Infection-Found: Type=0; Resolution=2; Threat=Opes.Test.Signature.UNOFFICIAL;\r\nX-Violations-Found: 1\r\n")
@@ -141,7 +163,14 @@ func (f *fakeICAP) serve(c net.Conn) {
 				out = bytes.ReplaceAll(out, []byte("secret"), []byte("[redacted]"))
 			}
 			hd := resHdr("200 OK", len(out))
-			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nISTag: x\r\nEncapsulated: res-hdr=0, res-body=%d\r\n\r\n%s%s", len(hd), hd, chunked(out))
+			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nISTag: "+f.tag()+"\r\nEncapsulated: res-hdr=0, res-body=%d\r\n\r\n%s%s", len(hd), hd, chunked(out))
+		case "page", "garbage":
+			out := []byte("<html>The message was removed</html>\r\n")
+			hd := "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n"
+			if f.mode == "garbage" {
+				hd = resHdr("200 OK", len(out))
+			}
+			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nISTag: "+f.tag()+"\r\nEncapsulated: res-hdr=0, res-body=%d\r\n\r\n%s%s", len(hd), hd, chunked(out))
 		default:
 			io.WriteString(c, "ICAP/1.0 500 Server Error\r\nEncapsulated: null-body=0\r\n\r\n")
 		}
@@ -209,7 +238,9 @@ func TestICAPVerdicts(t *testing.T) {
 // server's Max-Connections bounds the concurrent exchanges below
 // max_connections.
 func TestICAPConnections(t *testing.T) {
-	f := startFakeICAP(t, &fakeICAP{mode: "204", preview: -1, maxConns: 2, delay: 50 * time.Millisecond})
+	f := &fakeICAP{mode: "204", preview: -1, delay: 50 * time.Millisecond}
+	f.maxConns.Store(2)
+	startFakeICAP(t, f)
 	s := newTestICAP(t, f.addr, func(o *mapping.ICAP) { o.MaxConnections = 8 })
 	msg := cleanMessage()
 	for range 3 {
@@ -239,6 +270,35 @@ func TestICAPConnections(t *testing.T) {
 	}
 }
 
+// TestICAPMaxConnectionsLifted: a server that stops saying Max-Connections
+// in its OPTIONS gets max_connections again.
+func TestICAPMaxConnectionsLifted(t *testing.T) {
+	f := &fakeICAP{mode: "204", preview: -1}
+	f.maxConns.Store(1)
+	startFakeICAP(t, f)
+	s := newTestICAP(t, f.addr, func(o *mapping.ICAP) { o.MaxConnections = 4 })
+	s.CheckHealth(t.Context())
+	if n := s.limit.reservedNow(); n != 3 {
+		t.Fatalf("%d of 4 connections reserved under Max-Connections 1, want 3", n)
+	}
+	f.maxConns.Store(0)
+	s.CheckHealth(t.Context())
+	if n := s.limit.reservedNow(); n != 0 {
+		t.Errorf("%d of 4 connections reserved once Max-Connections is gone, want 0", n)
+	}
+}
+
+// TestICAPOptionsTTLHuge: an Options-TTL too large for a time.Duration
+// keeps the OPTIONS (it did not wrap into the past, which asked OPTIONS
+// before every message).
+func TestICAPOptionsTTLHuge(t *testing.T) {
+	s := newTestICAP(t, "127.0.0.1:1", nil)
+	s.setOptions(icapOptions{Methods: []string{"RESPMOD"}, TTL: 1 << 62})
+	if !time.Now().Before(s.optsExp) {
+		t.Errorf("OPTIONS expire at %v, want later than now", s.optsExp)
+	}
+}
+
 // TestICAPFailures: a server that is down, errs or is too slow is the
 // service's failure, never a pass.
 func TestICAPFailures(t *testing.T) {
@@ -261,6 +321,114 @@ func TestICAPFailures(t *testing.T) {
 			var be *callout.BackendError
 			if !errors.As(err, &be) {
 				t.Fatalf("decision %+v, err %v; want a *callout.BackendError", d, err)
+			}
+		})
+	}
+}
+
+// TestICAPReuseRetry: an exchange on a reused connection that the server
+// closed meanwhile is retried once on a fresh one; one on a reused
+// connection the server keeps open but does not answer is not retried (the
+// timeout is not doubled, the request not sent twice).
+func TestICAPReuseRetry(t *testing.T) {
+	t.Run("closed", func(t *testing.T) {
+		f := &fakeICAP{mode: "204", preview: -1}
+		f.closeAfter.Store(true)
+		startFakeICAP(t, f)
+		s := newTestICAP(t, f.addr, nil)
+		if _, err := s.options(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // the server has closed the idle connection
+		if _, err := s.AdaptMessage(t.Context(), scanTx(), cleanMessage()); err != nil {
+			t.Fatalf("err %v, want the exchange retried on a fresh connection", err)
+		}
+		if n := f.conns.Load(); n != 2 {
+			t.Errorf("%d connections, want 2", n)
+		}
+	})
+	t.Run("silent", func(t *testing.T) {
+		f := startFakeICAP(t, &fakeICAP{mode: "hang", preview: -1})
+		s := newTestICAP(t, f.addr, func(o *mapping.ICAP) { o.Timeout = 300 * time.Millisecond })
+		_, err := s.AdaptMessage(t.Context(), scanTx(), cleanMessage())
+		var be *callout.BackendError
+		if !errors.As(err, &be) {
+			t.Fatalf("err %v, want a *callout.BackendError", err)
+		}
+		if n := f.requests.Load(); n != 2 {
+			t.Errorf("%d requests (OPTIONS and RESPMOD), want 2: a timeout is not retried", n)
+		}
+	})
+}
+
+// TestICAPISTag: OPTIONS are kept for their Options-TTL, and asked again
+// as soon as a response carries another ISTag than they did (the service
+// changed: RFC 3507 4.7).
+func TestICAPISTag(t *testing.T) {
+	f := startFakeICAP(t, &fakeICAP{mode: "204", preview: -1})
+	s := newTestICAP(t, f.addr, nil)
+	scan := func() {
+		t.Helper()
+		if _, err := s.AdaptMessage(t.Context(), scanTx(), cleanMessage()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scan()
+	scan()
+	if n := f.options.Load(); n != 1 {
+		t.Fatalf("%d OPTIONS for two messages within the Options-TTL, want 1", n)
+	}
+	tag := "y"
+	f.istag.Store(&tag)
+	scan() // answered with ISTag y: the OPTIONS are stale
+	scan()
+	scan()
+	if n := f.options.Load(); n != 2 {
+		t.Errorf("%d OPTIONS, want 2: asked again once after the ISTag changed", n)
+	}
+}
+
+// TestReadChunked: a chunked body in a response is read within its bounds:
+// extensions and trailers are allowed, a body over max, a chunk without its
+// CRLF, a cut body and a body that is mostly chunk overhead are errors.
+func TestReadChunked(t *testing.T) {
+	overhead := strings.Repeat("1;"+strings.Repeat("x", 1000)+"\r\na\r\n", 100) + "0\r\n\r\n"
+	for _, tc := range []struct {
+		name, in, want string
+		max            int64
+		err            bool
+	}{
+		{"plain", "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "hello world", 100, false},
+		{"extensions and trailer", "5; x=y\r\nhello\r\n0; ieof\r\nX-T: 1\r\n\r\n", "hello", 100, false},
+		{"over max", "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "", 8, true},
+		{"no CRLF after data", "5\r\nhelloX\r\n0\r\n\r\n", "", 100, true},
+		{"cut", "5\r\nhel", "", 100, true},
+		{"bad size", "zz\r\nhello\r\n0\r\n\r\n", "", 100, true},
+		{"mostly overhead", overhead, "", 1 << 20, true},
+	} {
+		var got bytes.Buffer
+		err := readChunked(bufio.NewReader(strings.NewReader(tc.in)), tc.max, func(p []byte) error { got.Write(p); return nil })
+		if (err != nil) != tc.err || (!tc.err && got.String() != tc.want) {
+			t.Errorf("%s: %q, %v; want %q, error %v", tc.name, got.String(), err, tc.want, tc.err)
+		}
+	}
+}
+
+// TestICAPAdaptedNotMessage: a 2xx whose body is not a mail message (an
+// HTML page, with its Content-Type or without one) is never delivered as
+// the message: it is the service's failure.
+func TestICAPAdaptedNotMessage(t *testing.T) {
+	for _, mode := range []string{"page", "garbage"} {
+		t.Run(mode, func(t *testing.T) {
+			f := startFakeICAP(t, &fakeICAP{mode: mode, preview: -1})
+			s := newTestICAP(t, f.addr, nil)
+			d, err := s.AdaptMessage(t.Context(), scanTx(), cleanMessage())
+			var be *callout.BackendError
+			if !errors.As(err, &be) {
+				if d.Message != nil {
+					d.Message.Close()
+				}
+				t.Fatalf("decision %v, err %v; want a *callout.BackendError", d.Action, err)
 			}
 		})
 	}
@@ -310,4 +478,53 @@ func FuzzICAPResponse(f *testing.F) {
 			readChunked(r, 1<<16, nil)
 		}
 	})
+}
+
+// fakeReadChunked is the fake server's reader of a request's chunked
+// body: like readChunked, and it reports whether the last chunk carried
+// ICAP's ieof, which net/http's chunked reader does not show.
+func fakeReadChunked(r *bufio.Reader, max int64, fn func([]byte) error) (ieof bool, err error) {
+	var total int64
+	buf := make([]byte, 32<<10)
+	for {
+		line, err := callout.ReadLine(r, icapMaxLine)
+		if err != nil {
+			return false, err
+		}
+		size, ext, _ := strings.Cut(string(line), ";")
+		n, err := strconv.ParseInt(strings.TrimSpace(size), 16, 64)
+		if err != nil || n < 0 {
+			return false, fmt.Errorf("%w: chunk size %q", errICAP, clip(string(line), 40))
+		}
+		if n == 0 {
+			ieof = strings.TrimSpace(ext) == "ieof"
+			budget := icapMaxHeaders
+			if _, err := readHeaderSection(r, &budget); err != nil { // trailers
+				return false, err
+			}
+			return ieof, nil
+		}
+		if total += n; total > max {
+			return false, fmt.Errorf("%w: body over %d bytes", callout.ErrResponseTooLarge, max)
+		}
+		for n > 0 {
+			k, err := io.ReadFull(r, buf[:min(n, int64(len(buf)))])
+			if err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return false, err
+			}
+			if fn != nil {
+				if err := fn(buf[:k]); err != nil {
+					return false, err
+				}
+			}
+			n -= int64(k)
+		}
+		crlf, err := callout.ReadLine(r, 2)
+		if err != nil || len(crlf) != 0 {
+			return false, fmt.Errorf("%w: chunk without CRLF", errICAP)
+		}
+	}
 }

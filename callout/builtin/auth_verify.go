@@ -127,27 +127,56 @@ func formatAuthResults(id string, results []authres.Result) string {
 }
 
 // authservID returns the authserv-id of an Authentication-Results value:
-// the first token, before any version and the first ";".
+// the first token or quoted-string, after any comments (which may hold
+// ";" and nest, RFC 8601 §2.2 and RFC 5322 §3.2.2) and before the version
+// and the first ";" outside comments and quotes.
 func authservID(v string) string {
-	v, _, _ = strings.Cut(v, ";")
-	// Drop comments: "(...)".
 	var b strings.Builder
-	depth := 0
+	depth, quoted, escaped := 0, false, false
 	for _, c := range v {
 		switch {
+		case escaped:
+			escaped = false
+			if depth == 0 {
+				b.WriteRune(c)
+			}
+			continue
+		case c == '\\' && (depth > 0 || quoted):
+			escaped = true
+			continue
+		case quoted:
+			if c == '"' {
+				quoted = false
+			} else {
+				b.WriteRune(c)
+			}
+			continue
 		case c == '(':
+			// A comment separates like white space.
+			b.WriteByte(' ')
 			depth++
+			continue
 		case c == ')' && depth > 0:
 			depth--
-		case depth == 0:
-			b.WriteRune(c)
+			continue
+		case depth > 0:
+			continue
+		case c == '"':
+			quoted = true
+			continue
+		case c == ';':
+			return firstField(b.String())
 		}
+		b.WriteRune(c)
 	}
-	f := strings.Fields(b.String())
-	if len(f) == 0 {
-		return ""
+	return firstField(b.String())
+}
+
+func firstField(s string) string {
+	if f := strings.Fields(s); len(f) > 0 {
+		return f[0]
 	}
-	return strings.Trim(f[0], `"`)
+	return ""
 }
 
 func dkimSummary(rs []callout.DKIMResult) string {

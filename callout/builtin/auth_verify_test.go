@@ -153,6 +153,11 @@ func TestAuthservID(t *testing.T) {
 		"\"mx.example.com\"; dkim=pass":   "mx.example.com",
 		"":                                "",
 		"mx.example.com":                  "mx.example.com",
+		// A comment may hold ";" and come before the authserv-id (RFC
+		// 8601 §2.2: [CFWS] authserv-id).
+		"(a; b) mx.example.com; dkim=pass":      "mx.example.com",
+		"(a (nested; c) \\) d) mx.example.com;": "mx.example.com",
+		"mx.example.com(c;)1; spf=pass":         "mx.example.com",
 	} {
 		if got := authservID(in); got != want {
 			t.Errorf("authservID(%q) = %q, want %q", in, got, want)

@@ -120,10 +120,30 @@ func formatAuthResults(id string, results []authres.Result) string {
 	}
 	parts := []string{id}
 	for _, r := range results {
+		if g, ok := r.(*authres.GenericResult); ok {
+			for k, v := range g.Params {
+				g.Params[k] = arParam(v)
+			}
+		}
 		s := authres.Format("x", []authres.Result{r})
 		parts = append(parts, strings.TrimSpace(strings.TrimPrefix(s, "x; ")))
 	}
 	return strings.Join(parts, ";\r\n\t")
+}
+
+// arParam makes a parameter value safe for authres.Format, which quotes
+// a value but escapes only '"': a backslash, a quote, and control and
+// 8-bit bytes become '?' (which makes authres quote the value). The
+// values come from the message (a signature's d= and s=) and from DNS
+// (errors naming records).
+func arParam(v string) string {
+	b := []byte(v)
+	for i, c := range b {
+		if c == '\\' || c == '"' || c < ' ' || c >= 0x7f {
+			b[i] = '?'
+		}
+	}
+	return string(b)
 }
 
 // authservID returns the authserv-id of an Authentication-Results value:

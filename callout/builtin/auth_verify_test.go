@@ -17,6 +17,7 @@ import (
 
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/callout/callouttest"
+	"github.com/opes-milter/opes-milter/callout/mimetext"
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -205,5 +206,23 @@ func TestSignedMessageRespected(t *testing.T) {
 	_, out = run(chain("modify"), signed)
 	if !bytes.Contains(out, []byte("Footer.")) || !bytes.Contains(out, []byte("Subject: [EXT] signed")) {
 		t.Errorf("dkim = modify: not changed:\n%s", out)
+	}
+}
+
+// TestAuthResultsSyntax: what a signature or a DNS record holds (quotes,
+// backslashes, 8-bit) cannot break the syntax of the field (go-msgauth's
+// authres quotes without escaping "\").
+func TestAuthResultsSyntax(t *testing.T) {
+	dns := callouttest.StartDNS(t, nil)
+	o := &mapping.AuthVerify{AuthservID: "mx.example.com", Resolver: dns.Addr, Timeout: 5 * time.Second,
+		MaxSignatures: 5, DKIM: true, DMARCReject: "none"}
+	m := "DKIM-Signature: v=1; a=rsa-sha256; d=ex\"am\\ple\xc3\xa9.org; s=s\\\"x; c=relaxed/relaxed; h=From; bh=AAAA; b=AAAA\r\n" + authMessage
+	d, err := NewAuthVerify(o).AdaptMessage(context.Background(), &callout.Tx{}, callout.NewMessage([]byte(m)))
+	if err != nil || len(d.Headers) != 1 {
+		t.Fatalf("%v %+v", err, d.Headers)
+	}
+	v := d.Headers[0].Value
+	if strings.ContainsRune(v, '\\') || !mimetext.IsASCII([]byte(v)) || !strings.Contains(v, `header.d="ex?am?ple??.org" header.s="s??x"`) {
+		t.Errorf("Authentication-Results: %s", v)
 	}
 }

@@ -1,6 +1,7 @@
 package builtin
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/opes-milter/opes-milter/callout"
@@ -17,6 +18,33 @@ func removeFields(root *callout.Section, drop func(f callout.HeaderField) bool) 
 		}
 	}
 	return edits
+}
+
+// withoutPrefixed returns msg without its top-level fields whose name
+// starts with prefix (msg itself when it has none) and how many went.
+// The scanner services remove such incoming fields (a forged
+// X-Spam-Status) whatever their verdict.
+func withoutPrefixed(msg *callout.Message, root *callout.Section, prefix string) (*callout.Message, int, error) {
+	edits := removeFields(root, func(f callout.HeaderField) bool { return hasPrefixFold(f.Name, prefix) })
+	if len(edits) == 0 {
+		return msg, 0, nil
+	}
+	m, err := msg.Splice(edits...)
+	return m, len(edits), err
+}
+
+// notScanned is a scanner service's decision for a message over its
+// max_size: logged, and traced in field (X-Spam-Scanned) so that the
+// mailbox shows it was not scanned rather than found clean. out is the
+// message to pass on (msg, or msg without incoming fields).
+func notScanned(tx *callout.Tx, service, field string, msg, out *callout.Message, max int64) callout.Decision {
+	tx.Log().Warn(service+": message not scanned: over max_size", "size", msg.Size(), "max_size", max)
+	d := callout.Keep()
+	if out != msg {
+		d = callout.ReplaceMessage(out)
+	}
+	return d.WithHeader(field, fmt.Sprintf("no, message of %d bytes over max_size %d", msg.Size(), max)).
+		Because("over max_size, not scanned")
 }
 
 // hasPrefixFold reports whether the field name starts with prefix, in any

@@ -173,9 +173,11 @@ func (r *Rspamd) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout.
 		return callout.Decision{}, err
 	}
 	if msg.Size() > r.o.MaxSize {
-		tx.Log().Info("rspamd: message not scanned", "size", msg.Size(), "max_size", r.o.MaxSize)
-		return callout.Keep().WithHeader("X-Rspamd-Scanned", fmt.Sprintf("no, message of %d bytes over max_size %d", msg.Size(), r.o.MaxSize)).
-			Because("over max_size, not scanned"), nil
+		out, _, err := withoutPrefixed(msg, root, r.o.HeaderPrefix)
+		if err != nil {
+			return callout.Decision{}, err
+		}
+		return notScanned(tx, "rspamd", "X-Rspamd-Scanned", msg, out, r.o.MaxSize), nil
 	}
 	res, err := r.check(ctx, tx, msg)
 	if err != nil {
@@ -189,7 +191,10 @@ func (r *Rspamd) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout.
 	}
 	d := callout.Keep().Because(fmt.Sprintf("rspamd: %s, score %.2f", action, res.Score))
 	if mb.NoAction {
-		return d.WithHeader("X-Rspamd-Action", action), nil
+		// rspamd's proxy applies the milter block, adds the action it
+		// did not take and accepts.
+		d = d.WithHeader("X-Rspamd-Action", action)
+		action = "no action"
 	}
 	switch action {
 	case "reject":

@@ -3,6 +3,9 @@ package builtin
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +130,63 @@ func TestRspamdReal(t *testing.T) {
 	}
 	if h := s.CheckHealth(context.Background()); h[0].Up {
 		t.Errorf("health after stop: %+v", h)
+	}
+}
+
+// fakeRspamd answers every request with the header fields hdr and the
+// JSON body answer.
+func fakeRspamd(t *testing.T, hdr map[string]string, answer string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		for k, v := range hdr {
+			w.Header().Set(k, v)
+		}
+		io.WriteString(w, answer)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// TestRspamdIncomingFieldsRemoved: the incoming fields with the
+// configured prefix go whatever happens next: milter.no_action (the
+// milter block is applied all the same, as rspamd's proxy does) and a
+// message over max_size.
+func TestRspamdIncomingFieldsRemoved(t *testing.T) {
+	tx := &callout.Tx{}
+	addr := fakeRspamd(t, nil, `{"action":"add header","score":9,"milter":{"no_action":true,`+
+		`"add_headers":{"X-Spamd-Result":{"value":"default: False [9.00 / 15.00]","order":0}},"remove_headers":{"X-Old":0}}}`)
+	s, _ := NewRspamd(rspamdOptions(addr))
+	in := "From: a@example.org\r\nX-Spam-Status: Yes, forged\r\nX-Old: 1\r\nSubject: hi\r\n\r\nhello\r\n"
+	d, err := s.AdaptMessage(context.Background(), tx, callout.NewMessage([]byte(in)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range d.Headers {
+		names = append(names, f.String())
+	}
+	if got := strings.Join(names, "|"); got != "X-Rspamd-Action: add header|X-Spamd-Result: default: False [9.00 / 15.00]" {
+		t.Errorf("no_action: fields %q", got)
+	}
+	if d.Action != callout.ActionReplace {
+		t.Fatalf("no_action: %v, want the incoming fields removed", d.Action)
+	}
+	if out := string(all(t, d.Message)); out != "From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n" {
+		t.Errorf("no_action: %q", out)
+	}
+
+	o := rspamdOptions(addr)
+	o.MaxSize = 10
+	s, _ = NewRspamd(o)
+	d, err = s.AdaptMessage(context.Background(), tx, callout.NewMessage([]byte(in)))
+	if err != nil || d.Action != callout.ActionReplace {
+		t.Fatalf("over max_size: %v %v, want the incoming fields removed", err, d.Action)
+	}
+	if out := string(all(t, d.Message)); strings.Contains(out, "X-Spam") {
+		t.Errorf("over max_size: %q", out)
+	}
+	if len(d.Headers) != 1 || d.Headers[0].String() != "X-Rspamd-Scanned: no, message of 81 bytes over max_size 10" {
+		t.Errorf("over max_size: fields %+v", d.Headers)
 	}
 }

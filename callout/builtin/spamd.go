@@ -76,13 +76,15 @@ func (s *Spamd) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout.M
 	if err != nil {
 		return callout.Decision{}, err
 	}
-	edits := removeFields(root, func(f callout.HeaderField) bool { return hasPrefixFold(f.Name, s.o.HeaderPrefix) })
-	scanned := msg
-	if len(edits) > 0 {
-		if scanned, err = msg.Splice(edits...); err != nil {
-			return callout.Decision{}, err
-		}
-		tx.Log().Info("spamd: incoming fields removed", "prefix", s.o.HeaderPrefix, "fields", len(edits))
+	scanned, n, err := withoutPrefixed(msg, root, s.o.HeaderPrefix)
+	if err != nil {
+		return callout.Decision{}, err
+	}
+	if n > 0 {
+		tx.Log().Info("spamd: incoming fields removed", "prefix", s.o.HeaderPrefix, "fields", n)
+	}
+	if msg.Size() > s.o.MaxSize {
+		return notScanned(tx, "spamd", s.o.HeaderPrefix+"Scanned", msg, scanned, s.o.MaxSize), nil
 	}
 	result := func(d callout.Decision) callout.Decision {
 		if d.Action == callout.ActionKeep && scanned != msg {
@@ -91,12 +93,6 @@ func (s *Spamd) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout.M
 			scanned.Close()
 		}
 		return d
-	}
-	if msg.Size() > s.o.MaxSize {
-		tx.Log().Info("spamd: message not scanned", "size", msg.Size(), "max_size", s.o.MaxSize)
-		return result(callout.Keep().
-			WithHeader(s.o.HeaderPrefix+"Scanned", fmt.Sprintf("no, message of %d bytes over max_size %d", msg.Size(), s.o.MaxSize)).
-			Because("over max_size, not scanned")), nil
 	}
 	rep, err := s.scan(ctx, scanned)
 	if err != nil {

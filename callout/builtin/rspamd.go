@@ -19,6 +19,10 @@ import (
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
+// maxRspamdHeader bounds the HTTP header of rspamd's answer (net/http's
+// default is 10 MiB).
+const maxRspamdHeader = 64 << 10
+
 // Rspamd scans the message with rspamd over its HTTP protocol (kind
 // rspamd): POST /checkv2 with the transaction's facts in the request
 // header (IP, Helo, From, Rcpt, Queue-Id, User, Settings-ID, Password),
@@ -67,6 +71,9 @@ func NewRspamd(o *mapping.Rspamd) (*Rspamd, error) {
 		// connections end after this long.
 		IdleConnTimeout:    90 * time.Second,
 		DisableCompression: true,
+		// rspamd's answer header is a few short fields; the body is
+		// bounded by max_response as it is read.
+		MaxResponseHeaderBytes: maxRspamdHeader,
 		// The message goes out in 64 KiB writes, not net/http's 4 KiB.
 		WriteBufferSize: 64 << 10,
 	}

@@ -190,3 +190,15 @@ func TestRspamdIncomingFieldsRemoved(t *testing.T) {
 		t.Errorf("over max_size: fields %+v", d.Headers)
 	}
 }
+
+// TestRspamdBounded: an answer whose HTTP header runs beyond 64 KiB is
+// the backend's failure, not read to its end.
+func TestRspamdBounded(t *testing.T) {
+	addr := fakeRspamd(t, map[string]string{"X-Big": strings.Repeat("a", 1<<20)}, `{"action":"no action","score":0}`)
+	s, _ := NewRspamd(rspamdOptions(addr))
+	_, err := s.AdaptMessage(context.Background(), &callout.Tx{}, callout.NewMessage([]byte("From: a@example.org\r\n\r\nhi\r\n")))
+	var be *callout.BackendError
+	if !errors.As(err, &be) {
+		t.Errorf("1 MiB answer header: %v, want a *BackendError", err)
+	}
+}

@@ -332,14 +332,27 @@ func (a *AuthVerify) checkDMARC(ctx context.Context, root *callout.Section, res 
 		}
 		return d != "" && orgDomain(d) == org
 	}
-	res.DMARC = "fail"
+	// Without an aligned pass, an aligned identifier whose check failed
+	// for the moment makes the result temperror, not fail: a DNS hiccup
+	// must not look like a forgery (dmarc_reject refuses only fail).
+	pass, temp := false, false
 	for _, r := range res.DKIM {
-		if r.Result == "pass" && aligned(r.Domain, rec.DKIMAlignment) {
-			res.DMARC = "pass"
+		if aligned(r.Domain, rec.DKIMAlignment) {
+			pass = pass || r.Result == "pass"
+			temp = temp || r.Result == "temperror"
 		}
 	}
-	if res.SPF == "pass" && aligned(res.SPFDomain, rec.SPFAlignment) {
+	if aligned(res.SPFDomain, rec.SPFAlignment) {
+		pass = pass || res.SPF == "pass"
+		temp = temp || res.SPF == "temperror"
+	}
+	switch {
+	case pass:
 		res.DMARC = "pass"
+	case temp:
+		res.DMARC = "temperror"
+	default:
+		res.DMARC = "fail"
 	}
 }
 

@@ -226,3 +226,33 @@ func TestAuthResultsSyntax(t *testing.T) {
 		t.Errorf("Authentication-Results: %s", v)
 	}
 }
+
+// TestDMARCTemperror: without an aligned pass, a temporary failure of an
+// aligned DKIM signature or of SPF makes DMARC temperror, not fail, so
+// that dmarc_reject never refuses with 5xx because DNS had a bad moment
+// (RFC 7489 §6.6.2 leaves temperror to the receiver).
+func TestDMARCTemperror(t *testing.T) {
+	dns := callouttest.StartDNS(t, map[string][]string{"_dmarc.example.org": {"v=DMARC1; p=reject"}})
+	a := NewAuthVerify(&mapping.AuthVerify{AuthservID: "mx.example.com", Resolver: dns.Addr, Timeout: 5 * time.Second,
+		MaxSignatures: 5, DKIM: true, SPF: true, DMARC: true, DMARCReject: "reject", Reply: ocpsmtp.Reply{Code: 550, Text: "5.7.1 DMARC"}})
+	root, err := callout.NewMessage([]byte(authMessage)).Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		res  callout.AuthResults
+		want string
+	}{
+		{"dkim temperror", callout.AuthResults{DKIM: []callout.DKIMResult{{Result: "temperror", Domain: "example.org"}}, SPF: "fail", SPFDomain: "example.org"}, "temperror"},
+		{"spf temperror", callout.AuthResults{SPF: "temperror", SPFDomain: "example.org"}, "temperror"},
+		{"unaligned temperror", callout.AuthResults{DKIM: []callout.DKIMResult{{Result: "temperror", Domain: "other.example"}}, SPF: "fail", SPFDomain: "example.org"}, "fail"},
+		{"fail", callout.AuthResults{DKIM: []callout.DKIMResult{{Result: "fail", Domain: "example.org"}}, SPF: "softfail", SPFDomain: "example.org"}, "fail"},
+		{"pass beats temperror", callout.AuthResults{DKIM: []callout.DKIMResult{{Result: "temperror", Domain: "example.org"}}, SPF: "pass", SPFDomain: "example.org"}, "pass"},
+	} {
+		a.checkDMARC(context.Background(), root, &tc.res)
+		if tc.res.DMARC != tc.want {
+			t.Errorf("%s: dmarc=%s, want %s", tc.name, tc.res.DMARC, tc.want)
+		}
+	}
+}

@@ -335,20 +335,27 @@ func (r *Rspamd) rewriteSubject(tx *callout.Tx, msg *callout.Message, subject st
 }
 
 // reply returns the configured reply with rspamd's message, when it sent
-// one, as the text after the enhanced status code.
+// a usable one, as the text after the enhanced status code (if the
+// configured reply has one).
 func (r *Rspamd) reply(base callout.Reply, res rspamdResult) callout.Reply {
-	text := base.Text
-	if m := res.Messages.SMTPMessage; m != "" {
-		code, _, _ := strings.Cut(base.Text, " ")
-		m = strings.Map(func(c rune) rune {
-			if c < ' ' || c == 0x7f {
-				return ' '
-			}
-			return c
-		}, m)
-		text = code + " " + truncate(m, 400)
+	m := res.Messages.SMTPMessage
+	if m == "" {
+		return base
 	}
-	return callout.Reply{Code: base.Code, Text: text}
+	m = strings.Map(func(c rune) rune {
+		if c < ' ' || c == 0x7f {
+			return ' '
+		}
+		return c
+	}, m)
+	text := truncate(m, 400)
+	if enh := base.Enhanced(); enh != "" {
+		text = enh + " " + text
+	}
+	if out := (callout.Reply{Code: base.Code, Text: text}); out.Validate() == nil {
+		return out
+	}
+	return base
 }
 
 // check posts the message to /checkv2.

@@ -202,3 +202,25 @@ func TestRspamdBounded(t *testing.T) {
 		t.Errorf("1 MiB answer header: %v, want a *BackendError", err)
 	}
 }
+
+// TestRspamdReply: rspamd's message replaces the text after the
+// configured reply's enhanced status code, if it has one; an unusable
+// message leaves the configured reply.
+func TestRspamdReply(t *testing.T) {
+	r := &Rspamd{}
+	for _, tc := range []struct {
+		base     ocpsmtp.Reply
+		msg, out string
+	}{
+		{ocpsmtp.Reply{Code: 550, Text: "5.7.1 Message rejected as spam"}, "Gtube pattern", "550 5.7.1 Gtube pattern"},
+		{ocpsmtp.Reply{Code: 550, Text: "Go away"}, "Gtube pattern", "550 Gtube pattern"},
+		{ocpsmtp.Reply{Code: 451, Text: "4.7.1 Try again later"}, "", "451 4.7.1 Try again later"},
+		{ocpsmtp.Reply{Code: 550, Text: "Go away"}, "5 spam", "550 Go away"},
+		{ocpsmtp.Reply{Code: 550, Text: "5.7.1 No"}, "bad\r\nline", "550 5.7.1 bad  line"},
+	} {
+		got := r.reply(tc.base, rspamdResult{Messages: rspamdMessages{SMTPMessage: tc.msg}})
+		if got.String() != tc.out || got.Validate() != nil {
+			t.Errorf("%q + %q = %q (%v), want %q", tc.base.String(), tc.msg, got.String(), got.Validate(), tc.out)
+		}
+	}
+}

@@ -108,6 +108,9 @@ func (o *optionsBuilder) rspamd(r *rawRspamd) *Rspamd {
 		o.errorf(ErrValue, o.k("spam_header"), "%v", err)
 	}
 	o.headerPrefix("header_prefix", r.HeaderPrefix, false)
+	if err := checkHeaderValue(r.SubjectPrefix); err != nil || r.SubjectPrefix == "" {
+		o.errorf(ErrValue, o.k("subject_prefix"), `needs a one-line text (the Subject prefix of "rewrite subject")`)
+	}
 	for _, kv := range [][2]string{{"password", r.Password}, {"settings_id", r.SettingsID}, {"user", r.User}} {
 		if strings.ContainsAny(kv[1], "\r\n") {
 			o.errorf(ErrValue, o.k(kv[0]), "a line break")
@@ -204,9 +207,9 @@ func isSelector(s string) bool {
 	return true
 }
 
-// messageKinds are the kinds that may change the message (its header or
-// body); recipient-policy, sender-rewrite and size-limit change the
-// envelope or refuse, dkim-sign only adds its signature.
+// changesMessage reports whether kind k may change the message (its
+// header or body); recipient-policy, sender-rewrite and size-limit change
+// the envelope or refuse, dkim-sign only adds its signature.
 func changesMessage(k Kind) bool {
 	switch k {
 	case KindRecipientPolicy, KindSenderRewrite, KindSizeLimit, KindDKIMSign:

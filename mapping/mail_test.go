@@ -68,6 +68,8 @@ func TestMailErrors(t *testing.T) {
 			`t.toml:4: callout.services.s.dkim: "keep" is not one of "skip", "modify"`},
 		{"rspamd greylist", svc("rspamd") + "greylist = \"reject\"",
 			`t.toml:4: callout.services.s.greylist: "reject" is not one of "accept", "tempfail"`},
+		{"rspamd subject_prefix", svc("rspamd") + "subject_prefix = \"[SPAM]\\r\\nBcc: x@example.org\"",
+			`t.toml:4: callout.services.s.subject_prefix: needs a one-line text (the Subject prefix of "rewrite subject")`},
 		{"rspamd reject_reply", svc("rspamd") + "reject_reply = \"451 4.7.1 later\"",
 			`t.toml:4: callout.services.s.reject_reply: must be a 5xx reply`},
 		{"auth-verify authserv_id", svc("auth-verify"),

@@ -57,7 +57,7 @@ func (a *rawAuthVerify) setDefaults() {
 }
 
 func (d *rawDKIMSign) setDefaults() {
-	d.Headers = append([]string(nil), DefaultDKIMSignHeaders...)
+	d.Headers = DefaultDKIMSignHeaders()
 }
 
 func (s *rawSubjectTag) setDefaults() { s.DKIM = DKIMSkip }

@@ -48,6 +48,16 @@ dkim = "modify"`, opts, &Spamd{
 	})
 }
 
+// TestDefaultDKIMSignHeadersFresh: a caller changing the defaults it got
+// changes no one else's.
+func TestDefaultDKIMSignHeadersFresh(t *testing.T) {
+	h := DefaultDKIMSignHeaders()
+	h[0] = "X-Changed"
+	if got := DefaultDKIMSignHeaders()[0]; got != "From" {
+		t.Errorf("defaults changed by a caller: %q", got)
+	}
+}
+
 func TestMailErrors(t *testing.T) {
 	key := filepath.Join(t.TempDir(), "k.pem")
 	if err := os.WriteFile(key, []byte("x"), 0o600); err != nil {

@@ -150,11 +150,14 @@ func (*AuthVerify) Kind() Kind { return KindAuthVerify }
 // Kind implements Options.
 func (*DKIMSign) Kind() Kind { return KindDKIMSign }
 
-// DefaultDKIMSignHeaders is the header set dkim-sign covers (RFC 6376
-// §5.4.1 and common signers), each once per occurrence plus once more for
-// the fields a message should have only once, so none can be added later.
-var DefaultDKIMSignHeaders = []string{
-	"From", "Reply-To", "Subject", "Date", "To", "Cc", "In-Reply-To", "References",
-	"Message-ID", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
-	"List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "Sender",
+// DefaultDKIMSignHeaders returns the header set dkim-sign covers (RFC
+// 6376 §5.4.1 and common signers), each once per occurrence plus once
+// more for the fields a message should have only once, so none can be
+// added later. Each call returns a new slice.
+func DefaultDKIMSignHeaders() []string {
+	return []string{
+		"From", "Reply-To", "Subject", "Date", "To", "Cc", "In-Reply-To", "References",
+		"Message-ID", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
+		"List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "Sender",
+	}
 }

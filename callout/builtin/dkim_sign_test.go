@@ -54,7 +54,7 @@ func TestDKIMSign(t *testing.T) {
 	o := &mapping.DKIMSign{Keys: []mapping.DKIMKey{
 		{Domain: "example.org", Selector: "ed", KeyFile: filepath.Join(dir, "ed.pem")},
 		{Domain: "example.net", Selector: "rsa", KeyFile: filepath.Join(dir, "rsa.pem")},
-	}, Headers: mapping.DefaultDKIMSignHeaders}
+	}, Headers: mapping.DefaultDKIMSignHeaders()}
 	records := map[string]string{
 		"ed._domainkey.example.org":  dkimKeyRecord(t, ed),
 		"rsa._domainkey.example.net": dkimKeyRecord(t, rk),

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"sort"
 	"strings"
 	"time"
@@ -362,12 +363,7 @@ func (r *Rspamd) reply(base callout.Reply, res rspamdResult) callout.Reply {
 func (r *Rspamd) check(ctx context.Context, tx *callout.Tx, msg *callout.Message) (rspamdResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.backend.Timeout())
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://rspamd/checkv2", msg.NewReader())
-	if err != nil {
-		return rspamdResult{}, err
-	}
-	req.ContentLength = msg.Size()
-	h := req.Header
+	h := http.Header{}
 	set := func(k, v string) {
 		if v != "" && !strings.ContainsAny(v, "\r\n") {
 			h[k] = append(h[k], v)
@@ -390,7 +386,7 @@ func (r *Rspamd) check(ctx context.Context, tx *callout.Tx, msg *callout.Message
 	set("Settings-ID", r.o.SettingsID)
 	set("Password", r.o.Password)
 	set("Hostname", tx.Opt(ocpsmtp.OptClientName))
-	resp, err := r.client.Do(req)
+	resp, err := r.post(ctx, h, msg)
 	if err != nil {
 		return rspamdResult{}, r.backend.Record(err)
 	}
@@ -411,4 +407,25 @@ func (r *Rspamd) check(ctx context.Context, tx *callout.Tx, msg *callout.Message
 	}
 	r.backend.Record(nil)
 	return res, nil
+}
+
+// post sends the message to /checkv2 with the header h. A kept-alive
+// connection that rspamd closed as the request went out (its keep-alive
+// ran out) is retried once: net/http retries no POST with a body.
+func (r *Rspamd) post(ctx context.Context, h http.Header, msg *callout.Message) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		reused := false
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, "http://rspamd/checkv2", msg.NewReader())
+		if err != nil {
+			return nil, err
+		}
+		req.ContentLength = msg.Size()
+		req.Header = h.Clone()
+		resp, err := r.client.Do(req)
+		if err != nil && reused && attempt == 0 && ctx.Err() == nil {
+			continue
+		}
+		return resp, err
+	}
 }

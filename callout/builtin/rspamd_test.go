@@ -1,9 +1,12 @@
 package builtin
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -221,6 +224,48 @@ func TestRspamdReply(t *testing.T) {
 		got := r.reply(tc.base, rspamdResult{Messages: rspamdMessages{SMTPMessage: tc.msg}})
 		if got.String() != tc.out || got.Validate() != nil {
 			t.Errorf("%q + %q = %q (%v), want %q", tc.base.String(), tc.msg, got.String(), got.Validate(), tc.out)
+		}
+	}
+}
+
+// TestRspamdStaleConnection: a kept-alive connection that rspamd closes
+// just as the next request goes out (its keep-alive ran out) is retried
+// once on another connection, not taken for rspamd being down.
+func TestRspamdStaleConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	const answer = `{"action":"no action","score":0}`
+	go func() {
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(first bool) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					if first && i == 1 {
+						return // closed instead of answering the second request
+					}
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer)
+				}
+			}(n == 0)
+		}
+	}()
+	s, _ := NewRspamd(rspamdOptions(ln.Addr().String()))
+	for i := range 2 {
+		d, err := s.AdaptMessage(context.Background(), &callout.Tx{}, callout.NewMessage([]byte("From: a@example.org\r\n\r\nhi\r\n")))
+		if err != nil || d.Action == callout.ActionRefuse {
+			t.Fatalf("message %d: %v %v", i+1, err, d.Action)
 		}
 	}
 }

@@ -33,6 +33,20 @@ func withoutPrefixed(msg *callout.Message, root *callout.Section, prefix string)
 	return m, len(edits), err
 }
 
+// setField returns msg with its first top-level field called name
+// replaced by line (a whole field ending in CRLF), or line added after
+// the last field when there is none.
+func setField(msg *callout.Message, root *callout.Section, name string, line []byte) (*callout.Message, error) {
+	if f, ok := root.Field(name); ok {
+		return msg.Splice(callout.Edit{Offset: f.Offset, End: f.End, Data: line})
+	}
+	at := root.Offset
+	if n := len(root.Fields); n > 0 {
+		at = root.Fields[n-1].End
+	}
+	return msg.Splice(callout.Edit{Offset: at, End: at, Data: line})
+}
+
 // notScanned is a scanner service's decision for a message over its
 // max_size: logged, and traced in field (X-Spam-Scanned) so that the
 // mailbox shows it was not scanned rather than found clean. out is the

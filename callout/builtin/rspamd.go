@@ -324,15 +324,7 @@ func (r *Rspamd) rewriteSubject(tx *callout.Tx, msg *callout.Message, subject st
 	if !mimetext.IsASCII([]byte(subject)) {
 		subject = mime.QEncoding.Encode("utf-8", subject)
 	}
-	line := []byte("Subject: " + subject + "\r\n")
-	if f, ok := root.Field("Subject"); ok {
-		return msg.Splice(callout.Edit{Offset: f.Offset, End: f.End, Data: line})
-	}
-	at := root.Offset
-	if n := len(root.Fields); n > 0 {
-		at = root.Fields[n-1].End
-	}
-	return msg.Splice(callout.Edit{Offset: at, End: at, Data: line})
+	return setField(msg, root, "Subject", []byte("Subject: "+subject+"\r\n"))
 }
 
 // reply returns the configured reply with rspamd's message, when it sent

@@ -269,3 +269,28 @@ func TestRspamdStaleConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestRspamdRewriteSubject: rspamd's subject replaces the field, or is
+// added after the last field of a message without one; subject-tag's
+// prefix alike.
+func TestRspamdRewriteSubject(t *testing.T) {
+	addr := fakeRspamd(t, nil, `{"action":"rewrite subject","score":9,"subject":"***SPAM*** caf\u00e9"}`)
+	s, _ := NewRspamd(rspamdOptions(addr))
+	for in, want := range map[string]string{
+		"From: a@example.org\r\nSubject: old\r\nTo: b@example.org\r\n\r\nhi\r\n": "From: a@example.org\r\nSubject: =?utf-8?q?***SPAM***_caf=C3=A9?=\r\nTo: b@example.org\r\n\r\nhi\r\n",
+		"From: a@example.org\r\nTo: b@example.org\r\n\r\nhi\r\n":                 "From: a@example.org\r\nTo: b@example.org\r\nSubject: =?utf-8?q?***SPAM***_caf=C3=A9?=\r\n\r\nhi\r\n",
+	} {
+		d, err := s.AdaptMessage(context.Background(), &callout.Tx{}, callout.NewMessage([]byte(in)))
+		if err != nil || d.Action != callout.ActionReplace {
+			t.Fatalf("%v %v", err, d.Action)
+		}
+		if out := string(all(t, d.Message)); out != want {
+			t.Errorf("got  %q\nwant %q", out, want)
+		}
+	}
+	d, err := NewSubjectTag(&mapping.SubjectTag{Prefix: "[EXT]", DKIM: "skip"}).AdaptMessage(context.Background(), &callout.Tx{},
+		callout.NewMessage([]byte("From: a@example.org\r\n\r\nhi\r\n")))
+	if err != nil || d.Action != callout.ActionReplace || string(all(t, d.Message)) != "From: a@example.org\r\nSubject: [EXT]\r\n\r\nhi\r\n" {
+		t.Errorf("subject-tag without a Subject: %v %v", err, d.Action)
+	}
+}

@@ -84,11 +84,7 @@ func (s *SubjectTag) AdaptMessage(_ context.Context, tx *callout.Tx, msg *callou
 func (s *SubjectTag) tag(msg *callout.Message, root *callout.Section) (*callout.Message, string, error) {
 	f, ok := root.Field("Subject")
 	if !ok {
-		at := root.Offset
-		if n := len(root.Fields); n > 0 {
-			at = root.Fields[n-1].End
-		}
-		m, err := msg.Splice(callout.Edit{Offset: at, End: at, Data: []byte("Subject: " + strings.TrimSpace(s.encoded) + "\r\n")})
+		m, err := setField(msg, root, "Subject", []byte("Subject: "+strings.TrimSpace(s.encoded)+"\r\n"))
 		return m, "subject added", err
 	}
 	if cur, err := mimetext.DecodeHeader(f.Value()); err == nil && strings.HasPrefix(cur, s.prefix) {

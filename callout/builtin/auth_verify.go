@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/mail"
 	"strings"
 
 	"blitiri.com.ar/go/spf"
@@ -294,13 +293,11 @@ func (a *AuthVerify) checkDMARC(ctx context.Context, root *callout.Section, res 
 		res.DMARC = "permerror"
 		return
 	}
-	addrs, err := mail.ParseAddressList(from.Value())
-	if err != nil || len(addrs) != 1 {
+	dom, ok := fromDomain(from.Value())
+	if !ok {
 		res.DMARC = "permerror"
 		return
 	}
-	_, dom, _ := strings.Cut(addrs[0].Address, "@")
-	dom = strings.ToLower(strings.TrimSuffix(dom, "."))
 	res.FromDomain = dom
 	org := orgDomain(dom)
 	opts := &dmarc.LookupOptions{LookupTXT: a.lookupTXT(ctx)}

@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -253,6 +254,39 @@ func TestDMARCTemperror(t *testing.T) {
 		a.checkDMARC(context.Background(), root, &tc.res)
 		if tc.res.DMARC != tc.want {
 			t.Errorf("%s: dmarc=%s, want %s", tc.name, tc.res.DMARC, tc.want)
+		}
+	}
+}
+
+// TestFromCharsets: the display name's charset cannot hide the From
+// address: DMARC is evaluated (a phisher's =?koi8-r?...?= name made it
+// permerror, which dmarc_reject does not refuse) and dkim-sign signs.
+func TestFromCharsets(t *testing.T) {
+	dns := callouttest.StartDNS(t, map[string][]string{"_dmarc.example.org": {"v=DMARC1; p=reject"}})
+	a := NewAuthVerify(&mapping.AuthVerify{AuthservID: "mx.example.com", Resolver: dns.Addr, Timeout: 5 * time.Second,
+		MaxSignatures: 5, DKIM: true, SPF: true, DMARC: true, DMARCReject: "none"})
+	dir := t.TempDir()
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	writeKey(t, filepath.Join(dir, "ed.pem"), ed, false)
+	signer, err := NewDKIMSign(&mapping.DKIMSign{Keys: []mapping.DKIMKey{{Domain: "example.org", Selector: "ed", KeyFile: filepath.Join(dir, "ed.pem")}},
+		Headers: mapping.DefaultDKIMSignHeaders()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"=?koi8-r?B?5M/Cxdw=?=", "=?x-unknown?Q?Bank?=", "\"Bank\""} {
+		m := callout.NewMessage([]byte("From: " + name + " <ceo@example.org>\r\nSubject: hi\r\n\r\nbody\r\n"))
+		root, err := m.Root()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := &callout.AuthResults{SPF: "fail", SPFDomain: "example.org"}
+		a.checkDMARC(context.Background(), root, res)
+		if res.DMARC != "fail" || res.FromDomain != "example.org" {
+			t.Errorf("%s: dmarc=%s from %q, want fail for example.org", name, res.DMARC, res.FromDomain)
+		}
+		d, err := signer.AdaptMessage(context.Background(), &callout.Tx{}, m)
+		if err != nil || len(d.Headers) != 1 {
+			t.Errorf("%s: not signed: %v (%s)", name, err, d.Reason)
 		}
 	}
 }

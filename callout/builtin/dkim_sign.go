@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/mail"
 	"os"
 	"slices"
 	"strings"
@@ -123,14 +122,13 @@ func (s *DKIMSign) AdaptMessage(_ context.Context, tx *callout.Tx, msg *callout.
 	if !ok {
 		return callout.Keep().Because("no From field: not signed"), nil
 	}
-	addrs, err := mail.ParseAddressList(from.Value())
-	if err != nil || len(addrs) != 1 {
+	fromDom, ok := fromDomain(from.Value())
+	if !ok {
 		return callout.Keep().Because("From field without exactly one address: not signed"), nil
 	}
-	_, fromDomain, _ := strings.Cut(addrs[0].Address, "@")
-	domain, key, ok := s.key(fromDomain)
+	domain, key, ok := s.key(fromDom)
 	if !ok {
-		return callout.Keep().Because("no signing key for " + fromDomain), nil
+		return callout.Keep().Because("no signing key for " + fromDom), nil
 	}
 	counts := map[string]int{}
 	for _, f := range root.Fields {

@@ -2,9 +2,13 @@ package builtin
 
 import (
 	"fmt"
+	"io"
+	"mime"
+	"net/mail"
 	"strings"
 
 	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/mimetext"
 	"github.com/opes-milter/opes-milter/mapping"
 )
 
@@ -18,6 +22,28 @@ func removeFields(root *callout.Section, drop func(f callout.HeaderField) bool) 
 		}
 	}
 	return edits
+}
+
+// fromDomain returns the domain (lower case, without a final dot) of the
+// one address of a From field value; ok is false when the value does not
+// hold exactly one address. The display name does not count: its encoded
+// words decode in any charset, an unknown one left undecoded, so that no
+// charset makes the address unreadable (net/mail knows only UTF-8,
+// Latin-1 and ASCII: a =?koi8-r?...?= name hid the address from DMARC
+// and from the signer).
+func fromDomain(v string) (string, bool) {
+	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: func(cs string, r io.Reader) (io.Reader, error) {
+		if out, err := mimetext.CharsetReader(cs, r); err == nil {
+			return out, nil
+		}
+		return r, nil
+	}}}
+	addrs, err := p.ParseList(v)
+	if err != nil || len(addrs) != 1 {
+		return "", false
+	}
+	_, dom, _ := strings.Cut(addrs[0].Address, "@")
+	return strings.ToLower(strings.TrimSuffix(dom, ".")), true
 }
 
 // withoutPrefixed returns msg without its top-level fields whose name

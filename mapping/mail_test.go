@@ -3,6 +3,7 @@ package mapping
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +56,22 @@ func TestDefaultDKIMSignHeadersFresh(t *testing.T) {
 	h[0] = "X-Changed"
 	if got := DefaultDKIMSignHeaders()[0]; got != "From" {
 		t.Errorf("defaults changed by a caller: %q", got)
+	}
+}
+
+// TestDefaultDKIMSignHeadersRFC6376: the default set covers every field
+// RFC 6376 §5.4.1 lists as the ones to sign.
+func TestDefaultDKIMSignHeadersRFC6376(t *testing.T) {
+	have := map[string]bool{}
+	for _, h := range DefaultDKIMSignHeaders() {
+		have[strings.ToLower(h)] = true
+	}
+	for _, h := range []string{"From", "Reply-To", "Subject", "Date", "To", "Cc", "Resent-Date", "Resent-From",
+		"Resent-To", "Resent-Cc", "In-Reply-To", "References", "List-Id", "List-Help", "List-Unsubscribe",
+		"List-Subscribe", "List-Post", "List-Owner", "List-Archive"} {
+		if !have[strings.ToLower(h)] {
+			t.Errorf("%s not in the default set", h)
+		}
 	}
 }
 

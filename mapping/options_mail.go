@@ -158,6 +158,8 @@ func DefaultDKIMSignHeaders() []string {
 	return []string{
 		"From", "Reply-To", "Subject", "Date", "To", "Cc", "In-Reply-To", "References",
 		"Message-ID", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
-		"List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "Sender",
+		"Resent-Date", "Resent-From", "Resent-To", "Resent-Cc",
+		"List-Id", "List-Help", "List-Unsubscribe", "List-Subscribe", "List-Post", "List-Owner", "List-Archive",
+		"List-Unsubscribe-Post", "Sender",
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 
 	"blitiri.com.ar/go/spf"
@@ -287,18 +288,55 @@ func (a *AuthVerify) checkSPF(ctx context.Context, tx *callout.Tx) (result, doma
 }
 
 // checkDMARC evaluates DMARC for the RFC5322.From domain.
+//
+// A message naming several author domains (more than one From field, or
+// more than one address) is checked for each domain and the worst result
+// counts (RFC 7489 §6.6.1), so that an added From cannot turn a failure
+// into permerror.
 func (a *AuthVerify) checkDMARC(ctx context.Context, root *callout.Section, res *callout.AuthResults) {
-	from, ok := root.Field("From")
-	if !ok || countFold(root, "From") != 1 {
+	var doms []string
+	for _, f := range root.Fields {
+		if !strings.EqualFold(f.Name, "From") {
+			continue
+		}
+		ds, err := addressDomains(f.Value())
+		if err != nil || len(ds) == 0 {
+			res.DMARC = "permerror"
+			return
+		}
+		for _, d := range ds {
+			if !slices.Contains(doms, d) {
+				doms = append(doms, d)
+			}
+		}
+	}
+	if len(doms) == 0 {
 		res.DMARC = "permerror"
 		return
 	}
-	dom, ok := fromDomain(from.Value())
-	if !ok {
-		res.DMARC = "permerror"
-		return
+	for i, dom := range doms {
+		result, policy := a.dmarcFor(ctx, dom, res)
+		if i == 0 || dmarcWorse(result, policy, res.DMARC, res.DMARCPolicy) {
+			res.DMARC, res.DMARCPolicy, res.FromDomain = result, policy, dom
+		}
 	}
-	res.FromDomain = dom
+}
+
+// dmarcWorse reports whether result (with policy) is worse than cur
+// (with curPolicy): results from pass to fail, then policies from none
+// to reject.
+func dmarcWorse(result, policy, cur, curPolicy string) bool {
+	rank := func(v string, order ...string) int { return slices.Index(order, v) }
+	r, c := rank(result, "pass", "none", "permerror", "temperror", "fail"), rank(cur, "pass", "none", "permerror", "temperror", "fail")
+	if r != c {
+		return r > c
+	}
+	return rank(policy, "", "none", "quarantine", "reject") > rank(curPolicy, "", "none", "quarantine", "reject")
+}
+
+// dmarcFor evaluates DMARC for the author domain dom from the DKIM and
+// SPF results in res: the result and the policy that applies.
+func (a *AuthVerify) dmarcFor(ctx context.Context, dom string, res *callout.AuthResults) (result, policy string) {
 	org := orgDomain(dom)
 	opts := &dmarc.LookupOptions{LookupTXT: a.lookupTXT(ctx)}
 	rec, err := dmarc.LookupWithOptions(dom, opts)
@@ -309,18 +347,15 @@ func (a *AuthVerify) checkDMARC(ctx context.Context, root *callout.Section, res 
 	}
 	switch {
 	case errors.Is(err, dmarc.ErrNoPolicy):
-		res.DMARC = "none"
-		return
+		return "none", ""
 	case err != nil && dmarc.IsTempFail(err):
-		res.DMARC = "temperror"
-		return
+		return "temperror", ""
 	case err != nil:
-		res.DMARC = "permerror"
-		return
+		return "permerror", ""
 	}
-	res.DMARCPolicy = string(rec.Policy)
+	policy = string(rec.Policy)
 	if sub && rec.SubdomainPolicy != "" {
-		res.DMARCPolicy = string(rec.SubdomainPolicy)
+		policy = string(rec.SubdomainPolicy)
 	}
 	aligned := func(d string, mode dmarc.AlignmentMode) bool {
 		d = strings.ToLower(strings.TrimSuffix(d, "."))
@@ -345,12 +380,11 @@ func (a *AuthVerify) checkDMARC(ctx context.Context, root *callout.Section, res 
 	}
 	switch {
 	case pass:
-		res.DMARC = "pass"
+		return "pass", policy
 	case temp:
-		res.DMARC = "temperror"
-	default:
-		res.DMARC = "fail"
+		return "temperror", policy
 	}
+	return "fail", policy
 }
 
 // orgDomain returns the organizational domain (RFC 7489 §3.2): the public

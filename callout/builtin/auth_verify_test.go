@@ -290,3 +290,33 @@ func TestFromCharsets(t *testing.T) {
 		}
 	}
 }
+
+// TestDMARCMultipleFrom: a message naming several author domains (two
+// From fields, or two addresses in one) is checked for each and the
+// worst result counts (RFC 7489 §6.6.1), so that a second From cannot
+// turn a p=reject failure into permerror, which dmarc_reject lets through.
+func TestDMARCMultipleFrom(t *testing.T) {
+	dns := callouttest.StartDNS(t, map[string][]string{"_dmarc.example.org": {"v=DMARC1; p=reject"},
+		"_dmarc.q.example": {"v=DMARC1; p=quarantine"}})
+	a := NewAuthVerify(&mapping.AuthVerify{AuthservID: "mx.example.com", Resolver: dns.Addr, Timeout: 5 * time.Second,
+		MaxSignatures: 5, DKIM: true, SPF: true, DMARC: true, DMARCReject: "reject"})
+	for _, tc := range []struct {
+		header, spfDomain, want, from string
+	}{
+		{"From: x@attacker.example\r\nFrom: ceo@example.org\r\n", "attacker.example", "fail", "example.org"},
+		{"From: x@attacker.example, ceo@example.org\r\n", "attacker.example", "fail", "example.org"},
+		{"From: a@example.org\r\nFrom: b@mail.example.org\r\n", "example.org", "pass", "example.org"},
+		{"From: a@example.org\r\nFrom: undisclosed:;\r\n", "example.org", "permerror", ""},
+		{"From: a@q.example\r\nFrom: ceo@example.org\r\n", "attacker.example", "fail", "example.org"},
+	} {
+		root, err := callout.NewMessage([]byte(tc.header + "Subject: hi\r\n\r\nbody\r\n")).Root()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := &callout.AuthResults{SPF: "pass", SPFDomain: tc.spfDomain}
+		a.checkDMARC(context.Background(), root, res)
+		if res.DMARC != tc.want || res.FromDomain != tc.from {
+			t.Errorf("%q: dmarc=%s from %q, want %s from %q", tc.header, res.DMARC, res.FromDomain, tc.want, tc.from)
+		}
+	}
+}

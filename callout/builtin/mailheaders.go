@@ -26,12 +26,22 @@ func removeFields(root *callout.Section, drop func(f callout.HeaderField) bool) 
 
 // fromDomain returns the domain (lower case, without a final dot) of the
 // one address of a From field value; ok is false when the value does not
-// hold exactly one address. The display name does not count: its encoded
-// words decode in any charset, an unknown one left undecoded, so that no
-// charset makes the address unreadable (net/mail knows only UTF-8,
-// Latin-1 and ASCII: a =?koi8-r?...?= name hid the address from DMARC
-// and from the signer).
+// hold exactly one address.
 func fromDomain(v string) (string, bool) {
+	doms, err := addressDomains(v)
+	if err != nil || len(doms) != 1 {
+		return "", false
+	}
+	return doms[0], true
+}
+
+// addressDomains returns the domains (lower case, without a final dot) of
+// the addresses of an address-list field value, in order. The display
+// names do not count: their encoded words decode in any charset, an
+// unknown one left undecoded, so that no charset makes an address
+// unreadable (net/mail knows only UTF-8, Latin-1 and ASCII: a
+// =?koi8-r?...?= name hid the address from DMARC and from the signer).
+func addressDomains(v string) ([]string, error) {
 	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: func(cs string, r io.Reader) (io.Reader, error) {
 		if out, err := mimetext.CharsetReader(cs, r); err == nil {
 			return out, nil
@@ -39,11 +49,15 @@ func fromDomain(v string) (string, bool) {
 		return r, nil
 	}}}
 	addrs, err := p.ParseList(v)
-	if err != nil || len(addrs) != 1 {
-		return "", false
+	if err != nil {
+		return nil, err
 	}
-	_, dom, _ := strings.Cut(addrs[0].Address, "@")
-	return strings.ToLower(strings.TrimSuffix(dom, ".")), true
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		_, dom, _ := strings.Cut(a.Address, "@")
+		out = append(out, strings.ToLower(strings.TrimSuffix(dom, ".")))
+	}
+	return out, nil
 }
 
 // withoutPrefixed returns msg without its top-level fields whose name

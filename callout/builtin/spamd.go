@@ -20,6 +20,25 @@ import (
 // maxSpamdReply bounds spamd's answer body (a report or a header section).
 const maxSpamdReply = 256 << 10
 
+// maxSpamdField bounds the value of a field taken from spamd's answer (the
+// report, the fields of its rewritten header): Sendmail's
+// MaxHeadersLength is 32 KiB for the whole header.
+const maxSpamdField = 8 << 10
+
+// capFolded returns the folded value v cut at its last fold before max
+// bytes, with "[...]" on a last line, or v when it is short enough.
+func capFolded(v string, max int) string {
+	const more = "\r\n\t[...]"
+	if len(v) <= max {
+		return v
+	}
+	cut := strings.LastIndex(v[:max-len(more)], "\r\n")
+	if cut <= 0 {
+		return "[...]"
+	}
+	return v[:cut] + more
+}
+
 // Spamd scans the message with SpamAssassin's spamd (kind spamd), speaking
 // SPAMC/1.5 itself instead of forking spamc, and acts on the score with
 // amavisd-new's thresholds: at tag it adds the X-Spam-* fields, at tag2 it
@@ -174,7 +193,7 @@ func (s *Spamd) fields(rep spamdReply, spam bool) []callout.Field {
 	switch s.o.Request {
 	case "REPORT":
 		if r := foldText(string(rep.Body)); r != "" {
-			out = append(out, callout.Field{Name: p + "Report", Value: r})
+			out = append(out, callout.Field{Name: p + "Report", Value: capFolded(r, maxSpamdField)})
 		}
 	case "HEADERS":
 		out = append(out, spamdOwnFields(rep.Body, p)...)
@@ -200,7 +219,7 @@ func spamdOwnFields(header []byte, prefix string) []callout.Field {
 		case "status", "level", "flag", "score", "scanned":
 			continue
 		}
-		cf := callout.Field{Name: prefix + rest, Value: f.Value}
+		cf := callout.Field{Name: prefix + rest, Value: capFolded(f.Value, maxSpamdField)}
 		if cf.Validate() == nil {
 			out = append(out, cf)
 		}

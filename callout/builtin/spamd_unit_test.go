@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -299,5 +300,37 @@ func TestSpamdReal(t *testing.T) {
 	var be *callout.BackendError
 	if !errors.As(err, &be) {
 		t.Errorf("spamd stopped: %v, want a *BackendError", err)
+	}
+}
+
+// TestSpamdFieldsBounded: spamd's report and the fields of its rewritten
+// header are passed on up to 8 KiB each (Sendmail's MaxHeadersLength is
+// 32 KiB for the whole header), cut at a fold.
+func TestSpamdFieldsBounded(t *testing.T) {
+	report := strings.Repeat(" 1.0 SOME_RULE          "+strings.Repeat("x", 60)+"\n", 400)
+	for _, req := range []string{"REPORT", "HEADERS"} {
+		body := report
+		if req == "HEADERS" {
+			body = "X-Spam-Report: " + strings.ReplaceAll(strings.TrimSpace(report), "\n", "\r\n\t") + "\r\nX-Spam-Checker-Version: SpamAssassin\r\n\r\n"
+		}
+		got := make(chan []byte, 1)
+		addr := fakeSpamd(t, "SPAMD/1.1 0 EX_OK\r\nContent-length: "+strconv.Itoa(len(body))+"\r\nSpam: True ; 3.0 / 5.0\r\n\r\n"+body, got)
+		o := spamdOptions(addr)
+		o.Request = req
+		s, _ := NewSpamd(o)
+		d, err := s.AdaptMessage(context.Background(), &callout.Tx{}, callout.NewMessage([]byte(forged)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, f := range d.Headers {
+			names = append(names, f.Name)
+			if len(f.Value) > 8<<10 || f.Validate() != nil {
+				t.Errorf("%s: %s of %d bytes (%v)", req, f.Name, len(f.Value), f.Validate())
+			}
+		}
+		if !slices.Contains(names, "X-Spam-Report") {
+			t.Errorf("%s: fields %v lack the report", req, names)
+		}
 	}
 }

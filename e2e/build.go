@@ -10,7 +10,7 @@ import (
 )
 
 // builtBinaries is what BuildBinaries built for this test binary. It is the
-// harness's only package-level state: building once per test binary is the point,
+// harness's package-level state with portsGiven: building once per test binary is the point,
 // and Main removes the directory when the tests are done.
 var builtBinaries struct {
 	once    sync.Once

@@ -8,19 +8,43 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. The port is
-// not reserved: start the peer that binds it soon.
+// portsGiven holds the ports FreePort returned in this test binary. The kernel
+// may hand out a port again right after it was closed; two peers of one test
+// given the same port would have one fail to bind while the other answers in its
+// place. Like builtBinaries, it is harness state for the whole test binary.
+var portsGiven struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and that
+// this test binary has not handed out before. The port is not reserved: start
+// the peer that binds it soon.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("e2e: free port: %v", err)
+	portsGiven.Lock()
+	defer portsGiven.Unlock()
+	if portsGiven.ports == nil {
+		portsGiven.ports = make(map[int]bool)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	for range 100 {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("e2e: free port: %v", err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !portsGiven.ports[port] {
+			portsGiven.ports[port] = true
+			return port
+		}
+	}
+	t.Fatal("e2e: no free port that was not handed out before")
+	return 0
 }
 
 // FreeAddr returns "127.0.0.1:PORT" for a free port.

@@ -114,10 +114,26 @@ func (c *child) Tail(n int) string {
 
 // freeAddr returns "127.0.0.1:PORT" for a port that was free a moment ago.
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	addrs, err := freeAddrs(1)
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return addrs[0], nil
+}
+
+// freeAddrs returns n distinct "127.0.0.1:PORT" addresses that were free a
+// moment ago. It holds each port until all are chosen: ports asked for one
+// after the other may come back equal, and then one program of a pair
+// fails to bind while the other answers on its address.
+func freeAddrs(n int) ([]string, error) {
+	addrs := make([]string, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs, nil
 }

@@ -120,12 +120,11 @@ func (e *env) startOpes(dir string, v opesVariant) (*opesPair, error) {
 		return nil, err
 	}
 	p := &opesPair{}
-	if p.MilterAddr, err = freeAddr(); err != nil {
+	addrs, err := freeAddrs(2)
+	if err != nil {
 		return nil, err
 	}
-	if p.CalloutAddr, err = freeAddr(); err != nil {
-		return nil, err
-	}
+	p.MilterAddr, p.CalloutAddr = addrs[0], addrs[1]
 	cfg, err := opesConfig(string(contrib), p.MilterAddr, p.CalloutAddr, dir, v)
 	if err != nil {
 		return nil, err

@@ -77,16 +77,12 @@ func (e *env) startPostfix(parent, milter string) (*postfix, error) {
 		return nil, err
 	}
 	p := &postfix{dir: dir, confDir: filepath.Join(dir, "conf")}
-	if p.SMTPAddr, err = freeAddr(); err != nil {
-		return nil, err
-	}
-	submission, err := freeAddr()
+	addrs, err := freeAddrs(3)
 	if err != nil {
 		return nil, err
 	}
-	if p.SinkAddr, err = freeAddr(); err != nil {
-		return nil, err
-	}
+	submission := addrs[1]
+	p.SMTPAddr, p.SinkAddr = addrs[0], addrs[2]
 	mainCF, masterCF, err := e.postfixConfig(dir, milter, p.SMTPAddr, submission, p.SinkAddr)
 	if err != nil {
 		return nil, err

@@ -111,12 +111,10 @@ func (e *env) startRspamd(dir string) (*rspamdRun, error) {
 	}
 	go nxdomain(pc)
 	r := &rspamdRun{dns: pc}
-	ports := make([]string, 3)
-	for i := range ports {
-		if ports[i], err = freeAddr(); err != nil {
-			pc.Close()
-			return nil, err
-		}
+	ports, err := freeAddrs(3)
+	if err != nil {
+		pc.Close()
+		return nil, err
 	}
 	r.Addr, r.MilterAddr = ports[0], ports[2]
 	conf := filepath.Join(dir, "rspamd")

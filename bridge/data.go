@@ -54,7 +54,7 @@ func (s *session) sendHeader(ctx context.Context, mac Macros) Reply {
 		}
 	case x.negotiated(ocpsmtp.PartSINGLEHEADERS):
 		for i, h := range mt.headers {
-			if !x.prof.WantsHeader(h.name) {
+			if !x.wantsHeader(h.name) {
 				continue
 			}
 			field := h.name + ":" + h.value + "\r\n"
@@ -135,14 +135,7 @@ func (s *session) sendBodyEnd(ctx context.Context, mac Macros) Reply {
 
 // queuedEnd returns the original offset after the data sent and queued.
 func (s *session) queuedEnd() int64 {
-	x := s.mt.x
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	end := int64(len(x.pre))
-	if x.dataStart >= 0 {
-		end = x.dataStart + x.dataSize
-	}
-	return end + int64(len(s.mt.pending.buf))
+	return s.mt.x.sentEnd() + int64(len(s.mt.pending.buf))
 }
 
 // stopForDWSR ends the original flow after the server's DWSR, at the
@@ -155,14 +148,8 @@ func (s *session) queuedEnd() int64 {
 // told to skip it.
 func (s *session) stopForDWSR(ctx context.Context, orgSize int64, part ocpsmtp.Part, index string, b []byte) Reply {
 	x, pd := s.mt.x, &s.mt.pending
-	x.mu.Lock()
-	sent := int64(len(x.pre))
-	if x.dataStart >= 0 {
-		sent = x.dataStart + x.dataSize
-	}
 	keep := x.adaptsData()
-	x.mu.Unlock()
-	if sent < orgSize {
+	if x.sentEnd() < orgSize {
 		if rep := s.flushData(ctx); rep.Kind != Continue {
 			return rep
 		}
@@ -173,9 +160,7 @@ func (s *session) stopForDWSR(ctx context.Context, orgSize int64, part ocpsmtp.P
 		}
 		return Reply{Kind: Skip}
 	}
-	x.mu.Lock()
-	x.keepRest = true
-	x.mu.Unlock()
+	x.keepTheRest()
 	for _, d := range pd.dums {
 		if err := x.keepUnsent(d.part, d.index, pd.buf[d.start:d.end]); err != nil {
 			return s.onFailure(failure(FailLocal, err), false)
@@ -189,16 +174,6 @@ func (s *session) stopForDWSR(ctx context.Context, orgSize int64, part ocpsmtp.P
 		return s.onFailure(failure(FailServer, err), false)
 	}
 	return Reply{Kind: Continue}
-}
-
-// adaptsData reports whether a data part is adaptive.
-func (x *exchange) adaptsData() bool {
-	for _, p := range x.prof.Adaptive {
-		if p.Data() {
-			return true
-		}
-	}
-	return false
 }
 
 // stopOriginal ends the original message early (AME 206); data still
@@ -232,11 +207,8 @@ func (s *session) oversize() Reply {
 
 // pendingReply returns a refusal or stop the server already sent.
 func (s *session) pendingReply() Reply {
-	x := s.mt.x
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.dataReply != nil {
-		return *x.dataReply
+	if r := s.mt.x.dataRefusal(); r != nil {
+		return *r
 	}
 	return Reply{Kind: Continue}
 }
@@ -246,9 +218,8 @@ func (s *session) pendingReply() Reply {
 // further.
 func (s *session) sendChunk(ctx context.Context, mac Macros, part ocpsmtp.Part, index string, b []byte) Reply {
 	x := s.mt.x
-	x.mu.Lock()
-	stop, stopped, reply, keepRest, dwsr := x.stopAsked, x.stopped, x.dataReply, x.keepRest, x.dwsr
-	x.mu.Unlock()
+	fl := x.flow()
+	stop, stopped, reply, keepRest, dwsr := fl.stopAsked, fl.stopped, fl.refusal, fl.keepRest, fl.dwsr
 	if reply != nil {
 		// An SMTP-Error for the message is the answer to the next event.
 		return *reply
@@ -301,8 +272,8 @@ func (s *session) flushData(ctx context.Context) Reply {
 		return Reply{Kind: Continue}
 	}
 	x := s.mt.x
-	x.tx.Cork()
-	defer x.tx.Uncork()
+	x.cork()
+	defer x.uncork()
 	for _, d := range pd.dums {
 		if rep := s.sendDUMs(ctx, d.part, d.index, d.opts, pd.buf[d.start:d.end]); rep.Kind != Continue {
 			pd.reset()
@@ -351,16 +322,6 @@ func (s *session) newOpts(mac Macros) []ocpsmtp.Opt {
 		opts = append(opts, ocpsmtp.Opt{Key: km.key, Value: v})
 	}
 	return opts
-}
-
-// negotiatesData reports whether any data part is negotiated.
-func (x *exchange) negotiatesData() bool {
-	for _, p := range x.prof.Parts() {
-		if p.Data() {
-			return true
-		}
-	}
-	return false
 }
 
 // header returns the raw value of the first field called name.

@@ -18,14 +18,6 @@ var allowAdaptive = []string{ocpsmtp.ParamSMTPError, ocpsmtp.ParamAddHeader, ocp
 // allowInformative lists what the processor honours on an informative part.
 var allowInformative = []string{ocpsmtp.ParamAddHeader, ocpsmtp.ParamAdvice}
 
-// allowFor returns the Allow list for a part.
-func (x *exchange) allowFor(part ocpsmtp.Part) []string {
-	if x.adaptive(part) {
-		return allowAdaptive
-	}
-	return allowInformative
-}
-
 // startExchange opens the OCP transaction for the current mail transaction
 // and sends the parts that precede the first RCPT. ok is false when it
 // failed; the reply is then the failure policy's answer.
@@ -65,10 +57,7 @@ func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt strin
 	mt.uc = uc
 	mt.xstart = time.Now()
 	mt.x = newExchange(tx, prof, s.log, p.SpoolDir, p.SpoolMemory, s.b.spoolBufs)
-	mt.x.use.lim = p.AnswerLimits
-	for _, svc := range mt.route.Chain.Group {
-		mt.x.group = append(mt.x.group, svc.URI)
-	}
+	mt.x.serveChain(mt.route.Chain.Group, p.AnswerLimits)
 	x := mt.x
 	if !s.b.spawn(func() { x.receive(context.WithoutCancel(ctx)) }) {
 		close(x.recvDone)
@@ -103,19 +92,18 @@ func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt strin
 		return s.onFailure(failure(FailServer, err), true), false
 	}
 	mail := strings.Join(append([]string{mt.from}, mt.args...), " ")
-	x.mu.Lock()
-	x.pendingMail = x.adaptive(ocpsmtp.PartMAIL)
-	x.mu.Unlock()
+	x.expectMailAnswer()
 	if err := send(ocpsmtp.PartMAIL, mail); err != nil {
 		return s.onFailure(failure(FailServer, err), true), false
 	}
 	if x.adaptive(ocpsmtp.PartMAIL) {
 		mctx, cancel := stageContext(cctx, p.Timeouts.Mail)
 		defer cancel()
-		if f := x.wait(mctx, func() bool { return !x.pendingMail }); f != nil {
+		r, f := x.mailRefusal(mctx)
+		if f != nil {
 			return s.onFailure(f, true), false
 		}
-		if r := x.mail.reply; r != nil {
+		if r != nil {
 			// The sender was refused: the MTA already accepted MAIL,
 			// so the refusal answers this (and every) recipient.
 			return *r, false
@@ -138,25 +126,17 @@ func (s *session) sendRcpt(ctx context.Context, mac Macros, r *rcptState) Reply 
 	cctx, cancel := stageContext(ctx, s.policy().Timeouts.Rcpt)
 	defer cancel()
 	payload := strings.Join(append([]string{r.addr}, r.args...), " ")
-	x.mu.Lock()
-	r.index = len(x.rcpts)
-	x.rcpts = append(x.rcpts, partAnswer{})
-	if adaptive {
-		x.pendingRcpt = r.index
-	}
-	x.mu.Unlock()
+	r.index = x.addRcpt(adaptive)
 	if err := x.sendPart(cctx, ocpsmtp.PartRCPT, []byte(payload), x.allowFor(ocpsmtp.PartRCPT), nil); err != nil {
 		return s.onFailure(failure(FailServer, err), true)
 	}
 	if !adaptive {
 		return Reply{Kind: Continue}
 	}
-	if f := x.wait(cctx, func() bool { return x.pendingRcpt < 0 }); f != nil {
+	a, f := x.rcptAnswer(cctx, r.index)
+	if f != nil {
 		return s.onFailure(f, true)
 	}
-	x.mu.Lock()
-	a := x.rcpts[r.index]
-	x.mu.Unlock()
 	if a.reply != nil {
 		if s.nonSMTP {
 			// Never refuse at RCPT on the non-SMTP path: the MTA would
@@ -169,68 +149,6 @@ func (s *session) sendRcpt(ctx context.Context, mac Macros, r *rcptState) Reply 
 		return *a.reply
 	}
 	return Reply{Kind: Continue}
-}
-
-// onFailure applies the chain's failure policy to a failed adaptation and
-// returns the reply for the current event. preData tells whether the event
-// precedes the message data (a refusal then concerns one recipient).
-func (s *session) onFailure(f *AdaptationError, preData bool) Reply {
-	mt := s.mt
-	if mt.fail == nil {
-		mt.fail = f
-		s.report(f)
-		if !(mt.mayRetry && s.retryableFailure(f)) {
-			// A failure that will be retried is neither logged as one
-			// nor counted.
-			s.log.Warn("adaptation failed", "route", routeName(mt.route), "class", f.Class.String(), "err", f.Err)
-			s.b.metrics.failure(routeName(mt.route), f.Class, s.actionFor(f))
-		}
-		if mt.x != nil {
-			mt.x.abort(f.Error())
-		}
-		switch s.action() {
-		case mapping.Accept:
-			mt.status = traceUnadapted
-		case mapping.Quarantine:
-			mt.status = traceUnadapted
-			mt.quarantine = "content adaptation failed (" + f.Class.String() + ")"
-		}
-	}
-	return s.failedReply(preData)
-}
-
-// action returns the failure action configured for the current failure.
-func (s *session) action() mapping.Action {
-	if s.mt.fail == nil {
-		return mapping.TempFail
-	}
-	return s.actionFor(s.mt.fail)
-}
-
-// actionFor returns the action the route's chain configures for f.
-func (s *session) actionFor(f *AdaptationError) mapping.Action {
-	mt := s.mt
-	if mt.route == nil {
-		return mapping.TempFail
-	}
-	return mt.route.Chain.OnFailure.For(f.Class)
-}
-
-// failedReply answers an event after a failure.
-func (s *session) failedReply(preData bool) Reply {
-	switch s.action() {
-	case mapping.Accept, mapping.Quarantine:
-		return Reply{Kind: Continue}
-	case mapping.Reject:
-		if s.nonSMTP && preData {
-			return Reply{Kind: Continue}
-		}
-		return Reply{Kind: Reject, SMTP: ocpsmtp.Reply{Code: 554, Text: "5.7.0 Content adaptation failed"}}
-	}
-	if s.nonSMTP && preData {
-		return Reply{Kind: Continue}
-	}
-	return Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 451, Text: "4.3.0 Content adaptation unavailable, try again later"}}
 }
 
 func routeName(r *mapping.Route) string {

@@ -327,15 +327,3 @@ func stageContext(ctx context.Context, d time.Duration) (context.Context, contex
 	}
 	return context.WithTimeout(ctx, d)
 }
-
-// adaptive reports whether part is adaptive in the negotiated profile.
-func (x *exchange) adaptive(part ocpsmtp.Part) bool {
-	a, _ := x.prof.Has(part)
-	return a
-}
-
-// negotiated reports whether part is sent at all.
-func (x *exchange) negotiated(part ocpsmtp.Part) bool {
-	a, i := x.prof.Has(part)
-	return a || i
-}

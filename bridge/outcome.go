@@ -60,9 +60,8 @@ func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome
 	}
 	if mt.fail != nil {
 		out.class = mt.fail.Class.String()
-		switch s.action() {
-		case mapping.TempFail, mapping.Reject:
-			out.reply = s.failedReply(false)
+		if d := s.failureDecision(stageMessage); !d.deliver {
+			out.reply = d.reply
 			return out
 		}
 		out.status, out.quarantine = mt.status, mt.quarantine
@@ -74,13 +73,11 @@ func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome
 		}
 	}
 	if x != nil {
-		x.mu.Lock()
-		if x.acted != nil {
+		if acted := x.actedServices(); acted != nil {
 			// The server named the services that acted (its AMS
 			// Services): OPES-Via names exactly those.
-			out.services = x.acted
+			out.services = acted
 		}
-		x.mu.Unlock()
 	}
 	if mt.route != nil || mt.status == traceBypassed {
 		out.trace = traceFields(p.SystemURI, out.services, out.status, p.TraceVia)
@@ -110,13 +107,13 @@ func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome
 func (s *session) awaitAnswer(ctx context.Context, mod Modifier) *AdaptationError {
 	x := s.mt.x
 	// The queued data and the AME leave in one write.
-	x.tx.Cork()
+	x.cork()
 	if rep := s.flushData(ctx); rep.Kind != Continue {
-		x.tx.Uncork()
+		x.uncork()
 		return s.mt.fail
 	}
 	err := x.endOriginal(okResult)
-	x.tx.Uncork()
+	x.uncork()
 	if err != nil {
 		return failure(FailServer, err)
 	}
@@ -126,7 +123,7 @@ func (s *session) awaitAnswer(ctx context.Context, mod Modifier) *AdaptationErro
 	}
 	for {
 		tctx, cancel := context.WithTimeout(ctx, interval)
-		f, timedOut := x.waitUntil(tctx, func() bool { return x.ame })
+		f, timedOut := x.waitUntil(tctx, x.serverEnded)
 		cancel()
 		if f != nil {
 			return f
@@ -135,7 +132,7 @@ func (s *session) awaitAnswer(ctx context.Context, mod Modifier) *AdaptationErro
 			break
 		}
 		if ctx.Err() != nil {
-			return x.wait(ctx, func() bool { return x.ame })
+			return x.wait(ctx, x.serverEnded)
 		}
 		if err := mod.Progress(); err != nil {
 			return failure(FailLocal, err)
@@ -220,8 +217,8 @@ func (o *outcome) apply(s *session, mod Modifier) Reply {
 		f := protocolError("adapted message: %v", err)
 		s.onFailure(f, false)
 		o.class = f.Class.String()
-		if a := s.action(); a == mapping.TempFail || a == mapping.Reject {
-			return s.failedReply(false)
+		if d := s.failureDecision(stageMessage); !d.deliver {
+			return d.reply
 		}
 		*o = outcome{reply: Reply{Kind: Accept}, services: o.services, class: o.class, status: traceUnadapted,
 			trace:      traceFields(s.policy().SystemURI, o.services, traceUnadapted, s.policy().TraceVia),

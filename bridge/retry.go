@@ -162,11 +162,7 @@ func succeeded(mt *mailTx) {
 	if mt == nil || mt.x == nil || mt.uc == nil || mt.fail != nil {
 		return
 	}
-	x := mt.x
-	x.mu.Lock()
-	ok := x.serverSpoke && x.fail == nil
-	x.mu.Unlock()
-	if ok {
+	if mt.x.wentWell() {
 		mt.uc.up.succeeded()
 	}
 }

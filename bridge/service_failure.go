@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -23,23 +22,4 @@ func serviceFailure(err error) *AdaptationError {
 // backend failed while the server worked) and FailLocal (ours).
 func (e *AdaptationError) ServerFault() bool {
 	return e.Class != FailService && e.Class != FailLocal
-}
-
-// quarantineHeader adds the header field naming why the failure policy
-// quarantined the message, when the policy names one.
-func quarantineHeader(out *outcome, name string, f *AdaptationError) {
-	if name == "" || out.quarantine == "" || f == nil {
-		return
-	}
-	reason := out.quarantine + ": " + f.Err.Error()
-	reason = strings.Map(func(r rune) rune {
-		if r < ' ' || r >= 0x7f {
-			return ' '
-		}
-		return r
-	}, reason)
-	if len(reason) > 400 {
-		reason = reason[:400]
-	}
-	out.addHeaders = append(out.addHeaders, headerField{name: name, value: reason})
 }

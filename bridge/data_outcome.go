@@ -12,30 +12,15 @@ import (
 )
 
 // collectData turns the answers to the data parts into header operations
-// and a replacement body (docs/profile.md 6 and 11); call with x.mu held.
+// and a replacement body (docs/profile.md 6 and 11).
 func (s *session) collectData(out *outcome, x *exchange) *AdaptationError {
 	var edits []sectionEdit
-	for _, d := range x.insts {
-		if !x.adaptive(d.part) {
-			continue
-		}
-		if !d.answered {
-			if d.part.Instanced() || x.stopped || x.partial {
-				continue // unanswered instances and parts after a stop stay unchanged
-			}
-			return protocolError("adaptive %s was not answered", d.part)
-		}
-		if x.partial || x.keepRest {
-			x.completeWithOriginal(d)
-		}
-		if d.unchanged(x.dataStart) {
-			continue
-		}
-		r, err := x.content(d)
-		if err != nil {
-			return failure(FailLocal, err)
-		}
-		size := d.answerSize()
+	answers, f := x.dataAnswers()
+	if f != nil {
+		return f
+	}
+	for _, d := range answers {
+		r, size := d.r, d.size
 		switch d.part {
 		case ocpsmtp.PartRAWDATA, ocpsmtp.PartALLHEADERS:
 			// A whole message, or a header section that ends at

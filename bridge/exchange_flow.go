@@ -182,3 +182,8 @@ func (x *exchange) wentWell() bool {
 	defer x.mu.Unlock()
 	return x.serverSpoke && x.fail == nil
 }
+
+// noReceiver records that no receiver goroutine runs for the exchange (the
+// bridge was closing when the exchange started), so close does not wait
+// for one.
+func (x *exchange) noReceiver() { close(x.recvDone) }

@@ -60,7 +60,7 @@ func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt strin
 	mt.x.serveChain(mt.route.Chain.Group, p.AnswerLimits)
 	x := mt.x
 	if !s.b.spawn(func() { x.receive(context.WithoutCancel(ctx)) }) {
-		close(x.recvDone)
+		x.noReceiver()
 		return s.onFailure(failure(FailConnect, errors.New("bridge closed")), true), false
 	}
 	if err := tx.StartMessage(); err != nil {

@@ -146,21 +146,20 @@ func (s *session) awaitAnswer(ctx context.Context, mod Modifier) *AdaptationErro
 // collect turns the server's answers into the outcome.
 func (s *session) collect(out *outcome, x *exchange) *AdaptationError {
 	mt := s.mt
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.dataReply != nil {
-		out.reply = *x.dataReply
+	ans := x.answers()
+	if ans.dataReply != nil {
+		out.reply = *ans.dataReply
 		return nil
 	}
-	if x.mail.done && !x.mail.keep && x.mail.reply == nil {
-		out.from, out.fromArgs = s.changeFrom(x.mail.value)
+	if ans.mail.done && !ans.mail.keep && ans.mail.reply == nil {
+		out.from, out.fromArgs = s.changeFrom(ans.mail.value)
 	}
 	for i := range mt.rcpts {
 		r := &mt.rcpts[i]
-		if r.index < 0 || r.refused || r.index >= len(x.rcpts) {
+		if r.index < 0 || r.refused || r.index >= len(ans.rcpts) {
 			continue
 		}
-		a := x.rcpts[r.index]
+		a := ans.rcpts[r.index]
 		switch {
 		case !a.done || a.keep:
 		case a.reply != nil || a.deleted:
@@ -171,13 +170,13 @@ func (s *session) collect(out *outcome, x *exchange) *AdaptationError {
 			out.addRcpts = append(out.addRcpts, addr)
 		}
 	}
-	for _, a := range x.added {
+	for _, a := range ans.added {
 		addr, _, _ := strings.Cut(a, " ")
 		out.addRcpts = append(out.addRcpts, addr)
 	}
-	out.addHeaders = append(out.addHeaders, x.addHeaders...)
-	out.topHeaders = append(out.topHeaders, x.topHeaders...)
-	switch x.advice {
+	out.addHeaders = append(out.addHeaders, ans.addHeaders...)
+	out.topHeaders = append(out.topHeaders, ans.topHeaders...)
+	switch ans.advice {
 	case ocpsmtp.AdviceDiscard:
 		out.reply = Reply{Kind: Discard}
 	case ocpsmtp.AdviceQuarantine:

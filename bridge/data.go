@@ -9,6 +9,11 @@ import (
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
+// This file holds the session's OCP side during the message data: the
+// header and body as the negotiated data parts, queued (pending.go) and
+// sent in DUMs, the server's early stops (DWSR, Advice Accept, a bypass)
+// and the oversize action.
+
 // maxDUM is the largest payload of one data DUM.
 const maxDUM = 64 << 10
 

@@ -11,6 +11,9 @@ import (
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
+// This file is the outcome's reading of the answers to the data parts:
+// header operations, the replacement body, spliced SECTIONS.
+
 // collectData turns the answers to the data parts into header operations
 // and a replacement body (docs/profile.md 6 and 11).
 func (s *session) collectData(out *outcome, x *exchange) *AdaptationError {

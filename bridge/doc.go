@@ -24,19 +24,23 @@
 //     FailurePolicy), mapping.ServerSet (its ClientConfig), mapping.Facts,
 //     mapping.Timeouts, mapping.Action, mapping.FailureClass, and
 //     ocpsmtp.Part.
-//   - The session (mailsession.go, data*.go, flow.go) follows one SMTP
+//   - The session (mailsession.go: the MTA events; flow.go and data.go:
+//     its OCP side before and during the data; retry.go) follows one SMTP
 //     connection and its mail transactions: route selection, deferred
 //     refusals, the data parts it queues (pending.go) and spools
 //     (spool.go, internal/spool).
 //   - The exchange (exchange*.go) is the OCP side of one mail transaction:
 //     it sends the original parts, a receiver goroutine takes the callout
-//     server's answers as they come; outcome*.go validates the answers and
-//     applies them at end of message (validate.go, headers.go,
+//     server's answers as they come. It owns its lock: the session and the
+//     outcome reach it only through its methods (exchange_flow.go,
+//     exchange_answers.go). outcome.go and data_outcome.go validate the
+//     answers and apply them at end of message (validate.go, headers.go,
 //     sections.go, trace.go for OPES-System and OPES-Via).
 //   - The pool (pool.go) keeps the OCP connections per server set, one
 //     service group per chain, with failover and a circuit breaker.
 //   - errors.go sorts every failure into a mapping.FailureClass; the
-//     chain's on_failure policy decides the message's fate.
+//     chain's on_failure policy decides the message's fate in one place,
+//     decideFailure (failure.go).
 //   - metrics.go has the Prometheus collectors (opes_milter_*).
 //
 // docs/design.md maps which package owns which idea and the import rules

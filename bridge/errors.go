@@ -6,7 +6,12 @@ import (
 	"fmt"
 
 	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
+
+// This file sorts failures: the AdaptationError with its FailureClass, and
+// the server's TE 400 naming a failed service. What a failure does to the
+// message is decided in failure.go.
 
 // FailureClass sorts a failed adaptation by cause, so the configured policy
 // for that class can decide the message's fate. It is mapping's type (the
@@ -55,4 +60,22 @@ func failure(c FailureClass, err error) *AdaptationError {
 // protocolError is a profile violation by the callout server.
 func protocolError(format string, args ...any) *AdaptationError {
 	return &AdaptationError{Class: FailProtocol, Err: fmt.Errorf(format, args...)}
+}
+
+// serviceFailure returns a FailService failure when err is the server's TE
+// 400 naming a failed service (docs/profile.md, section 10.1), nil
+// otherwise.
+func serviceFailure(err error) *AdaptationError {
+	uri, ok := ocpsmtp.ServiceFailure(err)
+	if !ok {
+		return nil
+	}
+	return &AdaptationError{Class: FailService, Err: fmt.Errorf("service %s failed: %w", uri, err)}
+}
+
+// ServerFault reports whether the failure counts against the callout
+// server (its circuit breaker): every class but FailService (a service's
+// backend failed while the server worked) and FailLocal (ours).
+func (e *AdaptationError) ServerFault() bool {
+	return e.Class != FailService && e.Class != FailLocal
 }

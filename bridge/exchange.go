@@ -12,6 +12,10 @@ import (
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
+// This file holds the exchange (one OCP transaction), its lock, how the
+// transaction ends (decideEnd, sendEnd) and the original parts it sends
+// and keeps for DUY.
+
 // exchange drives one OCP transaction: the OCP side of one SMTP mail
 // transaction. The session goroutine sends the original parts in SMTP
 // order; a receiver goroutine reads the callout server's answers as they
@@ -163,6 +167,9 @@ func (x *exchange) decideEnd(res ocp.Result) {
 		x.end, x.endRes, x.endPending = true, res, true
 	}
 }
+
+// okResult is the result of a successful transaction.
+var okResult = ocp.Result{Code: 200}
 
 // endTimeout bounds the wait of sendEnd for the transaction's own sends in
 // progress (a flow paused by the server).

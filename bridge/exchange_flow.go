@@ -50,6 +50,13 @@ func (x *exchange) wantsHeader(name string) bool {
 	return x.prof.WantsHeader(name)
 }
 
+// allowAdaptive lists the server parameters the processor honours on an
+// adaptive part.
+var allowAdaptive = []string{ocpsmtp.ParamSMTPError, ocpsmtp.ParamAddHeader, ocpsmtp.ParamAdvice}
+
+// allowInformative lists what the processor honours on an informative part.
+var allowInformative = []string{ocpsmtp.ParamAddHeader, ocpsmtp.ParamAdvice}
+
 // allowFor returns the Allow list for a part.
 func (x *exchange) allowFor(part ocpsmtp.Part) []string {
 	if x.adaptive(part) {

@@ -11,6 +11,9 @@ import (
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
+// This file holds the exchange's receiver: the server's messages applied
+// to the exchange's state as they arrive.
+
 // receive reads the server's messages for this transaction until it ends.
 // It runs in its own goroutine for the life of the exchange (close waits
 // for it). A failure it finds ends the transaction with TE 400 at once.

@@ -11,12 +11,9 @@ import (
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
-// allowReply lists the server parameters the processor honours on an
-// adaptive part.
-var allowAdaptive = []string{ocpsmtp.ParamSMTPError, ocpsmtp.ParamAddHeader, ocpsmtp.ParamAdvice}
-
-// allowInformative lists what the processor honours on an informative part.
-var allowInformative = []string{ocpsmtp.ParamAddHeader, ocpsmtp.ParamAdvice}
+// This file holds the session's OCP side before the message data: the
+// start of the exchange (the pool, the TS, IP, HELO and MAIL) and each
+// RCPT, with the answers the MTA waits for.
 
 // startExchange opens the OCP transaction for the current mail transaction
 // and sends the parts that precede the first RCPT. ok is false when it
@@ -157,6 +154,3 @@ func routeName(r *mapping.Route) string {
 	}
 	return r.Name
 }
-
-// okResult is the result of a successful transaction.
-var okResult = ocp.Result{Code: 200}

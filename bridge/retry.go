@@ -10,6 +10,10 @@ import (
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
+// This file holds the retry of a mail transaction on another server of the
+// set, while nothing reached the MTA, and what the session tells the
+// server's circuit breaker.
+
 // When a transaction is tried again on another server.
 //
 // The OCP transaction of a mail transaction starts at its first RCPT. Until

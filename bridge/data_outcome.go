@@ -16,13 +16,12 @@ import (
 
 // collectData turns the answers to the data parts into header operations
 // and a replacement body (docs/profile.md 6 and 11).
-func (s *session) collectData(out *outcome, x *exchange) *AdaptationError {
+func (s *session) collectData(out *outcome, ans answers) *AdaptationError {
 	var edits []sectionEdit
-	answers, f := x.dataAnswers()
-	if f != nil {
-		return f
+	if ans.dataFail != nil {
+		return ans.dataFail
 	}
-	for _, d := range answers {
+	for _, d := range ans.data {
 		r, size := d.r, d.size
 		switch d.part {
 		case ocpsmtp.PartRAWDATA, ocpsmtp.PartALLHEADERS:

@@ -8,11 +8,11 @@ import (
 )
 
 // This file holds how the outcome reads the server's answers once its AME
-// arrived: copies taken under the exchange's lock (answers, dataAnswers),
-// so the outcome is computed without it.
+// arrived: a copy taken under the exchange's lock (answers), so the
+// outcome is computed without it.
 
-// answers is a copy of the server's answers to the envelope and its
-// message-wide parameters.
+// answers is a copy of the server's answers: to the envelope, its
+// message-wide parameters and the data parts, taken at once.
 type answers struct {
 	dataReply  *Reply // SMTP-Error on a data part
 	mail       partAnswer
@@ -21,16 +21,21 @@ type answers struct {
 	addHeaders []headerField
 	topHeaders []headerField // Add-Header-At: top
 	advice     ocpsmtp.Advice
+	data       []dataAnswer     // see dataAnswers
+	dataFail   *AdaptationError // an answer to the data parts that is invalid
 }
 
-// answers returns a copy of the server's answers to the envelope.
+// answers returns a copy of the server's answers, all taken under one
+// hold of the lock.
 func (x *exchange) answers() answers {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return answers{
+	a := answers{
 		dataReply: x.dataReply, mail: x.mail, rcpts: slices.Clone(x.rcpts), added: slices.Clone(x.added),
 		addHeaders: slices.Clone(x.addHeaders), topHeaders: slices.Clone(x.topHeaders), advice: x.advice,
 	}
+	a.data, a.dataFail = x.dataAnswers()
+	return a
 }
 
 // dataAnswer is the server's answer to one adaptive data-part instance
@@ -46,10 +51,8 @@ type dataAnswer struct {
 // instance, in the order the instances were sent. Answers given before the
 // flow stopped early are completed with the original (completeWithOriginal);
 // an unanswered single-instance adaptive part is a protocol error, unless
-// the flow stopped early.
+// the flow stopped early; call with mu held.
 func (x *exchange) dataAnswers() ([]dataAnswer, *AdaptationError) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
 	var out []dataAnswer
 	for _, d := range x.insts {
 		if !x.adaptive(d.part) {

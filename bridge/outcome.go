@@ -182,7 +182,7 @@ func (s *session) collect(out *outcome, x *exchange) *AdaptationError {
 	case ocpsmtp.AdviceQuarantine:
 		out.quarantine = "quarantined by callout service"
 	}
-	return s.collectData(out, x)
+	return s.collectData(out, ans)
 }
 
 // changeFrom splits an adapted MAIL payload into the address and the

@@ -80,8 +80,13 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, ready chan<- l
 		}
 	}
 
+	// Take the signals before anything listens (a SIGHUP sent as soon as
+	// the port answers must reload, not kill).
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	var lns []net.Listener
 	closeAll := func() {
@@ -134,10 +139,6 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, ready chan<- l
 	if ready != nil {
 		ready <- up
 	}
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	var runErr error
 wait:

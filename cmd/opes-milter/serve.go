@@ -30,6 +30,13 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Take the signals before anything listens: a supervisor (or a test)
+	// that sees the socket and sends SIGHUP must not kill the daemon with
+	// the signal's default action.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
 	cfg, err := mapping.LoadFile(path)
 	if err != nil {
 		return err
@@ -79,10 +86,6 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		defer stop()
 	}
-
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, len(lns))

@@ -117,7 +117,11 @@ func (s *session) sendBodyEnd(ctx context.Context, mac Macros) Reply {
 			mt.body = NewSpool(s.policy().SpoolDir, s.policy().SpoolMemory)
 		}
 		ra := mt.body.ReaderAt()
-		mt.sections = splitSections(ra, mt.body.Size(), mt.header("Content-Type"))
+		secs, err := splitSections(ra, mt.body.Size(), mt.header("Content-Type"))
+		if err != nil {
+			return s.onFailure(failure(FailLocal, err), false)
+		}
+		mt.sections = secs
 		for _, sec := range mt.sections {
 			buf := make([]byte, min(maxDUM, sec.end-sec.start))
 			for off := sec.start; off < sec.end || off == sec.start; {

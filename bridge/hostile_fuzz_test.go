@@ -37,7 +37,7 @@ func FuzzSplitSections(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, ctype string) {
 		size := int64(len(body))
 		ra := bytes.NewReader(body)
-		secs := splitSections(ra, size, ctype)
+		secs, _ := splitSections(ra, size, ctype)
 		if len(secs) == 0 {
 			t.Fatal("no sections")
 		}
@@ -136,7 +136,7 @@ func TestFuzzSplitSectionsOracle(t *testing.T) {
 	}
 	for _, tt := range tests {
 		body := []byte(tt.body)
-		secs := splitSections(bytes.NewReader(body), int64(len(body)), tt.ctype)
+		secs, _ := splitSections(bytes.NewReader(body), int64(len(body)), tt.ctype)
 		var found bool
 		for _, s := range secs {
 			if s.index() != tt.index {

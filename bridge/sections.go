@@ -1,11 +1,7 @@
 package bridge
 
 import (
-	"bufio"
-	"bytes"
 	"io"
-	"mime"
-	"strings"
 
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -17,134 +13,27 @@ type section struct {
 	path       []int
 	start, end int64 // the entity's bytes in the body
 	delimStart int64 // start of its delimiter line, -1 for a whole-body section
+	delim      int64 // the same with the line break before it (ocpsmtp.Section.Delim)
 }
 
 // index returns the section's AM-Index.
 func (s section) index() string { return ocpsmtp.FormatIndex(s.path...) }
 
 // splitSections returns the leaf sections of a body whose top-level
-// Content-Type is contentType. A body that is not multipart, or cannot be
-// split reliably, is the single section "1".
-func splitSections(body io.ReaderAt, size int64, contentType string) []section {
-	whole := []section{{path: []int{1}, start: 0, end: size, delimStart: -1}}
-	boundary, ok := multipartBoundary(contentType)
-	if !ok {
-		return whole
+// Content-Type is contentType, cut by the profile's one splitter
+// (ocpsmtp.CutSections, which opes-callout's section tree agrees with). A
+// body that is not multipart, or cannot be split reliably, is the single
+// section "1".
+func splitSections(body io.ReaderAt, size int64, contentType string) ([]section, error) {
+	cut, err := ocpsmtp.CutSections(body, size, contentType)
+	if err != nil {
+		return nil, err
 	}
-	var out []section
-	if !splitMultipart(body, 0, size, boundary, nil, 1, &out) {
-		return whole
+	out := make([]section, len(cut))
+	for i, c := range cut {
+		out[i] = section{path: c.Path, start: c.Start, end: c.End, delimStart: c.Line, delim: c.Delim}
 	}
-	return out
-}
-
-// multipartBoundary returns the boundary of a multipart Content-Type.
-func multipartBoundary(contentType string) (string, bool) {
-	mt, params, err := mime.ParseMediaType(strings.TrimSpace(contentType))
-	if err != nil || !strings.HasPrefix(mt, "multipart/") || params["boundary"] == "" {
-		return "", false
-	}
-	return params["boundary"], true
-}
-
-// splitMultipart appends the leaves of the multipart body [start, end) to
-// out; it reports false when the body has no closing delimiter or no parts.
-func splitMultipart(body io.ReaderAt, start, end int64, boundary string, prefix []int, depth int, out *[]section) bool {
-	if depth > ocpsmtp.MaxSectionDepth {
-		return false
-	}
-	delim := []byte("--" + boundary)
-	type part struct{ delimStart, start int64 }
-	var parts []part
-	var closeAt int64 = -1
-	r := bufio.NewReaderSize(io.NewSectionReader(body, start, end-start), 16<<10)
-	off := start
-	atLineStart := true
-	for closeAt < 0 {
-		line, err := r.ReadSlice('\n')
-		lineStart := off
-		off += int64(len(line))
-		isStart := atLineStart
-		atLineStart = len(line) > 0 && line[len(line)-1] == '\n'
-		if isStart && bytes.HasPrefix(line, delim) {
-			rest := bytes.TrimRight(line[len(delim):], " \t\r\n")
-			switch {
-			case len(rest) == 0:
-				parts = append(parts, part{delimStart: lineStart, start: off})
-			case string(rest) == "--":
-				closeAt = lineStart
-			}
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			break
-		}
-	}
-	if closeAt < 0 || len(parts) == 0 {
-		return false
-	}
-	for i, p := range parts {
-		next := closeAt
-		if i+1 < len(parts) {
-			next = parts[i+1].delimStart
-		}
-		// The CRLF before the next delimiter line belongs to it.
-		pend := next
-		if pend-2 >= p.start && readAt(body, pend-2, 2) == "\r\n" {
-			pend -= 2
-		} else if pend-1 >= p.start && readAt(body, pend-1, 1) == "\n" {
-			pend--
-		}
-		path := append(append([]int(nil), prefix...), i+1)
-		if b, hdrEnd, ok := partBoundary(body, p.start, pend); ok {
-			var inner []section
-			if splitMultipart(body, hdrEnd, pend, b, path, depth+1, &inner) {
-				*out = append(*out, inner...)
-				continue
-			}
-		}
-		*out = append(*out, section{path: path, start: p.start, end: pend, delimStart: p.delimStart})
-	}
-	return true
-}
-
-// partBoundary reads the header of the entity [start, end) and returns its
-// multipart boundary and where its body starts.
-func partBoundary(body io.ReaderAt, start, end int64) (string, int64, bool) {
-	r := bufio.NewReader(io.NewSectionReader(body, start, end-start))
-	off := start
-	var ctype strings.Builder
-	inCT := false
-	for {
-		line, err := r.ReadString('\n')
-		off += int64(len(line))
-		trimmed := strings.TrimRight(line, "\r\n")
-		if trimmed == "" {
-			if err != nil && line == "" {
-				return "", 0, false
-			}
-			break
-		}
-		if trimmed[0] == ' ' || trimmed[0] == '\t' {
-			if inCT {
-				ctype.WriteString(trimmed)
-			}
-		} else {
-			name, value, _ := strings.Cut(trimmed, ":")
-			inCT = strings.EqualFold(strings.TrimSpace(name), "Content-Type")
-			if inCT {
-				ctype.Reset()
-				ctype.WriteString(value)
-			}
-		}
-		if err != nil {
-			return "", 0, false
-		}
-	}
-	b, ok := multipartBoundary(ctype.String())
-	return b, off, ok
+	return out, nil
 }
 
 func readAt(r io.ReaderAt, off int64, n int) string {

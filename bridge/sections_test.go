@@ -23,7 +23,7 @@ const nested = "preamble\r\n" +
 
 func TestSplitSections(t *testing.T) {
 	body := strings.NewReader(nested)
-	secs := splitSections(body, int64(len(nested)), ` multipart/mixed; boundary="outer"`)
+	secs, _ := splitSections(body, int64(len(nested)), ` multipart/mixed; boundary="outer"`)
 	var got []string
 	for _, s := range secs {
 		got = append(got, s.index()+"="+nested[s.start:s.end])
@@ -45,7 +45,7 @@ func TestSplitSectionsFallsBackToOneSection(t *testing.T) {
 		{"--b\r\nx\r\n", "multipart/mixed; boundary=b"}, // no closing delimiter
 		{"x\r\n", "multipart/mixed"},                    // no boundary
 	} {
-		secs := splitSections(strings.NewReader(tc.body), int64(len(tc.body)), tc.ct)
+		secs, _ := splitSections(strings.NewReader(tc.body), int64(len(tc.body)), tc.ct)
 		if len(secs) != 1 || secs[0].index() != "1" || secs[0].start != 0 || secs[0].end != int64(len(tc.body)) {
 			t.Errorf("%q: %+v", tc.body, secs)
 		}
@@ -55,7 +55,7 @@ func TestSplitSectionsFallsBackToOneSection(t *testing.T) {
 func TestSpliceSections(t *testing.T) {
 	body := strings.NewReader(nested)
 	size := int64(len(nested))
-	secs := splitSections(body, size, "multipart/mixed; boundary=outer")
+	secs, _ := splitSections(body, size, "multipart/mixed; boundary=outer")
 	out, _ := io.ReadAll(spliceSections(body, size, []sectionEdit{
 		{sec: secs[1], content: strings.NewReader("Content-Type: text/plain\r\n\r\nplain\r\n-- \r\nfooter")},
 		{sec: secs[3]},

@@ -5,20 +5,18 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
-	"strings"
 
 	"github.com/emersion/go-message/textproto"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
-// Limits of the MIME parser: deeper nesting is treated as a leaf, a larger
-// header section ends the header early. Both are recorded as problems.
-const (
-	maxMIMEDepth    = 32
-	maxHeaderBytes  = 1 << 20
-	maxHeaderFields = 1000
-)
+// maxMIMEDepth is the MIME parser's nesting limit: deeper nesting is
+// treated as a leaf and recorded as a problem. It is the profile's
+// SECTIONS depth, so that the tree and the AM-Index numbering agree. The
+// header limits are ocpsmtp.MaxEntityHeaderFields and
+// ocpsmtp.MaxEntityHeaderBytes.
+const maxMIMEDepth = ocpsmtp.MaxSectionDepth
 
 func parseMessage(m *Message) (*Section, error) {
 	s, err := parseSection(m, 0, m.size, nil, nil, 0)
@@ -30,14 +28,15 @@ func parseMessage(m *Message) (*Section, error) {
 
 func parseSection(m *Message, off, end int64, path []int, parent *Section, depth int) (*Section, error) {
 	s := &Section{Path: path, Offset: off, DelimOffset: off, End: end, Parent: parent, msg: m}
-	if err := s.readHeader(); err != nil {
+	ct, err := s.readHeader()
+	if err != nil {
 		return nil, err
 	}
 	s.MediaType, s.Params = "text/plain", map[string]string{}
 	if parent != nil && parent.MediaType == "multipart/digest" {
 		s.MediaType = "message/rfc822"
 	}
-	if ct := s.Header.Get("Content-Type"); ct != "" {
+	if ct != "" {
 		t, params, err := mime.ParseMediaType(ct)
 		switch {
 		case err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter):
@@ -80,54 +79,30 @@ func childPath(path []int, i int) []int {
 	return append(append(make([]int, 0, len(path)+1), path...), i)
 }
 
-// readHeader reads the header fields up to the empty line and sets
-// Fields, Header and BodyOffset.
-func (s *Section) readHeader() error {
-	lr := newLineReader(s.msg.ra, s.Offset, s.End)
-	var raw bytes.Buffer
-	s.BodyOffset = s.End
-	for {
-		l, err := lr.next()
-		if errors.Is(err, io.EOF) {
-			if len(s.Fields) > 0 || s.End > s.Offset {
-				s.problem("header section without an empty line")
-			}
-			break
-		}
-		if err != nil {
-			return err
-		}
-		c := l.content()
-		if len(c) == 0 && l.eol > 0 {
-			s.BodyOffset = l.end()
-			break
-		}
-		if raw.Len()+int(l.n) > maxHeaderBytes || len(s.Fields) >= maxHeaderFields {
-			s.problem("header section too large")
-			s.Incomplete = true
-			s.BodyOffset = l.start
-			break
-		}
-		if (c[0] == ' ' || c[0] == '\t') && len(s.Fields) > 0 {
-			f := &s.Fields[len(s.Fields)-1]
-			f.Raw = append(f.Raw, l.b...)
-			f.End = l.end()
-			continue
-		}
-		name, _, ok := bytes.Cut(c, []byte(":"))
-		if !ok || !validFieldName(name) || int64(len(l.b)) < l.n {
-			// Not a header field: the header ends here and the body
-			// starts with this line.
-			s.problem("header line %q is not a field", truncate(c, 40))
-			s.BodyOffset = l.start
-			break
-		}
-		s.Fields = append(s.Fields, HeaderField{
-			Name: string(bytes.TrimRight(name, " \t")), Offset: l.start, End: l.end(),
-			Raw: append([]byte(nil), l.b...),
-		})
+// readHeader reads the header fields up to the empty line with the
+// profile's entity header reader and sets Fields, Header and BodyOffset.
+// It returns the Content-Type as the section cutter reads it (the first
+// field, unfolded), so that the tree and the SECTIONS numbering agree.
+func (s *Section) readHeader() (string, error) {
+	eh, err := ocpsmtp.ReadEntityHeader(s.msg.ra, s.Offset, s.End)
+	if err != nil {
+		return "", err
 	}
-	for _, f := range s.Fields {
+	s.BodyOffset = eh.BodyOffset
+	switch {
+	case eh.NoEmptyLine:
+		s.problem("header section without an empty line")
+	case eh.TooLarge:
+		s.problem("header section too large")
+		s.Incomplete = true
+	case eh.NotField != nil:
+		// Not a header field: the header ends here and the body
+		// starts with this line.
+		s.problem("header line %q is not a field", truncate(eh.NotField, 40))
+	}
+	var raw bytes.Buffer
+	for _, f := range eh.Fields {
+		s.Fields = append(s.Fields, HeaderField{Name: f.Name, Offset: f.Offset, End: f.End, Raw: f.Raw})
 		raw.Write(f.Raw)
 		if !bytes.HasSuffix(f.Raw, []byte("\n")) {
 			raw.WriteString("\r\n")
@@ -139,20 +114,7 @@ func (s *Section) readHeader() error {
 		s.problem("header: %v", err)
 	}
 	s.Header = h
-	return nil
-}
-
-func validFieldName(b []byte) bool {
-	b = bytes.TrimRight(b, " \t")
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if c <= ' ' || c >= 0x7f {
-			return false
-		}
-	}
-	return true
+	return eh.ContentType(), nil
 }
 
 func truncate(b []byte, n int) string {
@@ -163,45 +125,16 @@ func truncate(b []byte, n int) string {
 }
 
 // readParts finds the body parts of a multipart section between its
-// delimiter lines and parses each.
+// delimiter lines with the profile's splitter and parses each.
 func (s *Section) readParts(depth int) error {
 	boundary := s.Params["boundary"]
 	if boundary == "" {
 		s.problem("multipart without boundary")
 		return nil
 	}
-	delim := []byte("--" + boundary)
-	lr := newLineReader(s.msg.ra, s.BodyOffset, s.End)
-	type span struct{ delim, start int64 }
-	var spans []span
-	closed := false
-	var prevEOL int64
-	partEnd := s.End
-	for {
-		l, err := lr.next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		kind := delimiterKind(l.content(), delim)
-		if kind == notDelimiter {
-			prevEOL = l.eol
-			continue
-		}
-		// The line break before a delimiter belongs to the delimiter.
-		start := l.start
-		if start > s.BodyOffset && (len(spans) == 0 || start-prevEOL >= spans[len(spans)-1].start) {
-			start -= prevEOL
-		}
-		if kind == closeDelimiter {
-			partEnd = start
-			closed = true
-			break
-		}
-		spans = append(spans, span{delim: start, start: l.end()})
-		prevEOL = l.eol
+	spans, closed, err := ocpsmtp.SplitMultipart(s.msg.ra, s.BodyOffset, s.End, boundary)
+	if err != nil {
+		return err
 	}
 	if len(spans) == 0 {
 		s.problem("multipart without any delimiter line")
@@ -209,44 +142,15 @@ func (s *Section) readParts(depth int) error {
 	}
 	if !closed {
 		s.problem("multipart without close delimiter")
+		s.unclosed = true
 	}
 	for i, sp := range spans {
-		end := partEnd
-		if i+1 < len(spans) {
-			end = spans[i+1].delim
-		}
-		end = max(end, sp.start)
-		c, err := parseSection(s.msg, sp.start, end, childPath(s.Path, i), s, depth+1)
+		c, err := parseSection(s.msg, sp.Start, sp.End, childPath(s.Path, i), s, depth+1)
 		if err != nil {
 			return err
 		}
-		c.DelimOffset = sp.delim
+		c.DelimOffset = sp.Delim
 		s.Parts = append(s.Parts, c)
 	}
 	return nil
-}
-
-type delimKind int
-
-const (
-	notDelimiter delimKind = iota
-	partDelimiter
-	closeDelimiter
-)
-
-// delimiterKind classifies a line (without its line break) against the
-// delimiter "--boundary": transport padding (white space) may follow.
-func delimiterKind(line, delim []byte) delimKind {
-	if !bytes.HasPrefix(line, delim) {
-		return notDelimiter
-	}
-	rest := line[len(delim):]
-	kind := partDelimiter
-	if bytes.HasPrefix(rest, []byte("--")) {
-		kind, rest = closeDelimiter, rest[2:]
-	}
-	if len(strings.TrimRight(string(rest), " \t")) != 0 {
-		return notDelimiter
-	}
-	return kind
 }

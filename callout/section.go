@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 	"github.com/opes-milter/opes-milter/callout/mimetext"
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // HeaderField is one header field of a section with its position in the
@@ -71,7 +72,8 @@ type Section struct {
 	// a message it could not parse.
 	Incomplete bool
 
-	msg *Message
+	msg      *Message
+	unclosed bool // a multipart whose close delimiter is missing
 }
 
 // IsMultipart reports whether the section is a multipart with parsed parts.
@@ -211,4 +213,53 @@ func (s *Section) Walk(fn func(*Section) error) error {
 		}
 	}
 	return nil
+}
+
+// Sections returns the message's SECTIONS instances as the processor cuts
+// them (docs/profile.md 4.1, ocpsmtp.CutSections): the leaf entities of the
+// body in order, numbered by Index. A message/rfc822 entity is a leaf, and
+// so is a multipart without parts, without its close delimiter, or with an
+// incomplete header. When the body cannot be split so, the root alone is
+// returned: section "1", the whole body.
+func (m *Message) Sections() ([]*Section, error) {
+	root, err := m.Root()
+	if err != nil {
+		return nil, err
+	}
+	if !root.splitsIntoSections() {
+		return []*Section{root}, nil
+	}
+	var out []*Section
+	var walk func(s *Section)
+	walk = func(s *Section) {
+		for _, p := range s.Parts {
+			if p.splitsIntoSections() {
+				walk(p)
+			} else {
+				out = append(out, p)
+			}
+		}
+	}
+	walk(root)
+	return out, nil
+}
+
+// splitsIntoSections reports whether SECTIONS descends into the section.
+func (s *Section) splitsIntoSections() bool {
+	return s.IsMultipart() && len(s.Parts) > 0 && !s.unclosed && !s.Incomplete
+}
+
+// Index returns the section's AM-Index as a SECTIONS instance (1-based
+// dotted path, "1" for the root, which stands for the whole body) and its
+// bytes in the message: from Offset for a body part, from BodyOffset for
+// the root, to End.
+func (s *Section) Index() string {
+	if s.Parent == nil {
+		return "1"
+	}
+	path := make([]int, len(s.Path))
+	for i, n := range s.Path {
+		path[i] = n + 1
+	}
+	return ocpsmtp.FormatIndex(path...)
 }

@@ -456,7 +456,7 @@ func looksLikeEntity(m *Message) bool {
 		return true
 	}
 	i := bytes.IndexByte(b, ':')
-	return i > 0 && validFieldName(b[:i])
+	return i > 0 && ocpsmtp.ValidFieldName(b[:i])
 }
 
 // sameContent reports whether r yields exactly m's bytes (size octets).

@@ -13,8 +13,15 @@ UNIT_PKGS   = $(shell $(GO) list ./... | grep -v '/e2e$$')
 
 all: build
 
+# VERSION and REVISION reach `opes-milter version` when the toolchain records
+# no VCS information (GOFLAGS=-buildvcs=false, a source tarball).
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -X github.com/opes-milter/opes-milter/cmd/internal/cli.linkVersion=$(VERSION) \
+            -X github.com/opes-milter/opes-milter/cmd/internal/cli.linkRevision=$(REVISION)
+
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 # run: the bridge and the reference callout server on loopback with the shipped
 # example config, in the foreground; Ctrl-C stops both.

@@ -46,7 +46,7 @@ Run "opes-bench COMMAND -h" for the flags of a command.
 
 // run dispatches the subcommand and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return cli.Dispatch("opes-bench", usage, map[string]cli.Command{
+	return cli.Dispatch("opes-bench", usage, map[string]cli.RawCommand{
 		"run":  func(a []string) error { return cmdRun(ctx, a, stdout, stderr) },
 		"load": func(a []string) error { return cmdLoad(ctx, a, stdout, stderr) },
 		"noop": func(a []string) error { return cmdNoop(ctx, a, stderr) },

@@ -11,11 +11,7 @@ import (
 
 // cmdCheck validates a configuration file, builds its services and lists
 // them.
-func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	path, err := parseFlags("check", args, stderr)
-	if err != nil {
-		return err
-	}
+func cmdCheck(path string, stdout io.Writer) error {
 	cfg, err := load(path)
 	if err != nil {
 		return err

@@ -8,14 +8,17 @@
 //
 // Usage:
 //
-//	opes-callout run   -config FILE   serve the configured listeners
-//	opes-callout check -config FILE   validate FILE and build its services
+//	opes-callout run   [-config FILE]   serve the configured listeners
+//	opes-callout check [-config FILE]   validate FILE and build its services
+//	opes-callout version                print the version
+//	opes-callout help [COMMAND]         print the usage (help -man: the manual page)
+//
+// FILE defaults to /etc/opes-milter/opes-milter.toml.
 package main
 
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 
@@ -26,30 +29,45 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage:
-  opes-callout run   -config FILE
-  opes-callout check -config FILE
-`
+// program describes opes-callout's commands.
+func program(ctx context.Context, stdout, stderr io.Writer) *cli.Program {
+	var config string
+	configFlag := func(fs *flag.FlagSet) {
+		fs.StringVar(&config, "config", cli.DefaultConfig, "configuration `file` (TOML) with a [callout] table")
+	}
+	return &cli.Program{
+		Name:    "opes-callout",
+		Section: 8,
+		Summary: "OCP callout server with built-in mail services for opes-milter",
+		Doc: `opes-callout is an OCP (RFC 4037) callout server: OPES processors such as opes-milter
+connect to it, create service groups naming its services and send each SMTP transaction
+for adaptation under the OCP/SMTP profile. Its services (recipient-policy, sender-rewrite,
+header-tag, subject-tag, disclaimer, attachment-filter, command, size-limit) are configured
+in the [callout] table of the same configuration file as opes-milter.`,
+		Commands: []*cli.Command{
+			{
+				Name:    "run",
+				Summary: "serve the configured listeners (SIGHUP reloads the services, SIGTERM stops)",
+				Flags: func(fs *flag.FlagSet) func([]string) error {
+					configFlag(fs)
+					return func([]string) error { return cmdRun(ctx, config, stderr, nil) }
+				},
+			},
+			{
+				Name:    "check",
+				Summary: "validate the configuration file, build its services and list them",
+				Flags: func(fs *flag.FlagSet) func([]string) error {
+					configFlag(fs)
+					return func([]string) error { return cmdCheck(config, stdout) }
+				},
+			},
+		},
+		Exit:  []string{"0: done", "1: failed (the error is printed)", "2: bad command line"},
+		Files: []string{cli.DefaultConfig + ": the configuration file read without -config"},
+	}
+}
 
 // run dispatches the subcommand and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return cli.Dispatch("opes-callout", usage, map[string]cli.Command{
-		"run":   func(a []string) error { return cmdRun(ctx, a, stderr, nil) },
-		"check": func(a []string) error { return cmdCheck(a, stdout, stderr) },
-	}, args, stdout, stderr)
-}
-
-// parseFlags parses "-config FILE".
-func parseFlags(name string, args []string, stderr io.Writer) (string, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	config := fs.String("config", "", "configuration `file` (TOML)")
-	if err := fs.Parse(args); err != nil {
-		return "", err
-	}
-	if *config == "" || fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "opes-callout %s: -config FILE is required, and nothing else\n%s", name, usage)
-		return "", cli.ErrUsage
-	}
-	return *config, nil
+	return program(ctx, stdout, stderr).Dispatch(args, stdout, stderr)
 }

@@ -54,7 +54,7 @@ func TestRun(t *testing.T) {
 	ready := make(chan listening, 1)
 	done := make(chan error, 1)
 	logs := &lockedWriter{}
-	go func() { done <- cmdRun(ctx, []string{"-config", path}, logs, ready) }()
+	go func() { done <- cmdRun(ctx, path, logs, ready) }()
 	var up listening
 	select {
 	case up = <-ready:
@@ -141,8 +141,11 @@ func TestCommandLine(t *testing.T) {
 	}{
 		{nil, 2, "usage"},
 		{[]string{"frobnicate"}, 2, "unknown command"},
-		{[]string{"run"}, 2, "-config FILE is required"},
-		{[]string{"check", "-config", good, "extra"}, 2, "-config FILE is required"},
+		{[]string{"check", "-config", good, "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"run", "-h"}, 0, "-config file"},
+		{[]string{"run", "--help"}, 0, "/etc/opes-milter/opes-milter.toml"},
+		{[]string{"help", "check"}, 0, "usage: opes-callout check [flags]"},
+		{[]string{"--version"}, 0, "opes-callout "},
 		{[]string{"check", "-config", good}, 0, "policy"},
 		{[]string{"check", "-config", bad}, 1, "teleport"},
 		{[]string{"check", "-config", noCallout}, 1, "no [callout] table"},

@@ -48,11 +48,7 @@ type listening struct {
 // cmdRun serves the configured listeners until SIGINT or SIGTERM (or ctx
 // ends), then shuts down gracefully. ready, when not nil, receives the
 // bound addresses once listening (for tests).
-func cmdRun(ctx context.Context, args []string, stderr io.Writer, ready chan<- listening) error {
-	path, err := parseFlags("run", args, stderr)
-	if err != nil {
-		return err
-	}
+func cmdRun(ctx context.Context, path string, stderr io.Writer, ready chan<- listening) error {
 	cfg, err := load(path)
 	if err != nil {
 		return err

@@ -7,10 +7,6 @@ import (
 )
 
 // cmdCheck validates a configuration file and prints its compiled routes.
-func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	_, path, err := parseFlags("check", args, stderr, nil)
-	if err != nil {
-		return err
-	}
+func cmdCheck(path string, stdout io.Writer) error {
 	return mapping.Check(stdout, path)
 }

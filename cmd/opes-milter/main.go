@@ -4,17 +4,20 @@
 //
 // Usage:
 //
-//	opes-milter run   -config FILE      serve the configured milter sockets
-//	opes-milter check -config FILE      validate FILE and print the compiled routes
-//	opes-milter try   -config FILE [-from A] [-rcpt B]... message.eml
+//	opes-milter run   [-config FILE]    serve the configured milter sockets
+//	opes-milter check [-config FILE]    validate FILE and print the compiled routes
+//	opes-milter try   [-config FILE] [-from A] [-rcpt B]... MESSAGE
 //	                                    run one message through the callout servers
 //	                                    and print the milter actions that would result
+//	opes-milter version                 print the version
+//	opes-milter help [COMMAND]          print the usage (help -man: the manual page)
+//
+// FILE defaults to /etc/opes-milter/opes-milter.toml.
 package main
 
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 
@@ -25,35 +28,71 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage:
-  opes-milter run   -config FILE
-  opes-milter check -config FILE
-  opes-milter try   -config FILE [-from ADDR] [-rcpt ADDR]... [-client IP] [-helo NAME] MESSAGE
-`
+// program describes opes-milter's commands; ctx, stdout and stderr are
+// what the commands run with.
+func program(ctx context.Context, stdout, stderr io.Writer) *cli.Program {
+	var config string
+	configFlag := func(fs *flag.FlagSet) {
+		fs.StringVar(&config, "config", cli.DefaultConfig, "configuration `file` (TOML)")
+	}
+	return &cli.Program{
+		Name:    "opes-milter",
+		Section: 8,
+		Summary: "OPES processor for Postfix and Sendmail: a milter that sends mail to OCP callout servers",
+		Doc: `opes-milter is a milter (Postfix smtpd_milters, Sendmail INPUT_MAIL_FILTER) that turns
+each SMTP transaction into OCP (RFC 4037) transactions for the callout servers of the
+configuration file, and their answers into milter actions: reject or tempfail a recipient
+or the message, change headers, replace the body.
+
+The configuration file is TOML; contrib/opes-milter.toml in the source tree is a commented
+example. Errors name file:line:key.`,
+		Commands: []*cli.Command{
+			{
+				Name:    "run",
+				Summary: "serve the configured milter sockets (SIGHUP reloads, SIGTERM stops)",
+				Doc: `Serves the milter sockets of [milter] listen until SIGINT or SIGTERM; in-flight
+sessions get 30 seconds. SIGHUP loads the file again; an invalid file keeps the
+running configuration and logs why. With [milter] metrics_listen, /metrics,
+/healthz, /livez and /readyz are served there.`,
+				Flags: func(fs *flag.FlagSet) func([]string) error {
+					configFlag(fs)
+					return func([]string) error { return cmdRun(ctx, config, stderr) }
+				},
+			},
+			{
+				Name:    "check",
+				Summary: "validate the configuration file and print the compiled routes",
+				Doc:     `Refuses exactly what run refuses, naming file:line:key; exit status 1 then.`,
+				Flags: func(fs *flag.FlagSet) func([]string) error {
+					configFlag(fs)
+					return func([]string) error { return cmdCheck(config, stdout) }
+				},
+			},
+			{
+				Name:    "try",
+				Args:    "MESSAGE",
+				MinArgs: 1, MaxArgs: 1,
+				Summary: "run one message (a file, - for stdin) through the callout servers and print the milter actions",
+				Flags: func(fs *flag.FlagSet) func([]string) error {
+					configFlag(fs)
+					o := tryFlags(fs)
+					return func(args []string) error {
+						o.config, o.message = config, args[0]
+						return cmdTry(ctx, o, stdout, stderr)
+					}
+				},
+			},
+		},
+		Exit: []string{
+			"0: done",
+			"1: failed (the error is printed)",
+			"2: bad command line",
+		},
+		Files: []string{cli.DefaultConfig + ": the configuration file read without -config"},
+	}
+}
 
 // run dispatches the subcommand and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return cli.Dispatch("opes-milter", usage, map[string]cli.Command{
-		"run":   func(a []string) error { return cmdRun(ctx, a, stderr) },
-		"check": func(a []string) error { return cmdCheck(a, stdout, stderr) },
-		"try":   func(a []string) error { return cmdTry(ctx, a, stdout, stderr) },
-	}, args, stdout, stderr)
-}
-
-// parseFlags parses "-config FILE" plus the extra flags that set registers.
-func parseFlags(name string, args []string, stderr io.Writer, set func(*flag.FlagSet)) (*flag.FlagSet, string, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	config := fs.String("config", "", "configuration `file` (TOML)")
-	if set != nil {
-		set(fs)
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, "", err
-	}
-	if *config == "" {
-		fmt.Fprintf(stderr, "opes-milter %s: -config is required\n%s", name, usage)
-		return nil, "", cli.ErrUsage
-	}
-	return fs, *config, nil
+	return program(ctx, stdout, stderr).Dispatch(args, stdout, stderr)
 }

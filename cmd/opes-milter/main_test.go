@@ -51,10 +51,27 @@ func TestCheck(t *testing.T) {
 }
 
 func TestUsage(t *testing.T) {
-	var out, errs bytes.Buffer
-	for _, args := range [][]string{nil, {"nope"}, {"run"}, {"try", "-config", contrib}} {
-		if code := run(context.Background(), args, &out, &errs); code != 2 {
-			t.Errorf("%q: exit %d, want 2", args, code)
+	for _, tt := range []struct {
+		args   []string
+		code   int
+		output string
+	}{
+		{nil, 2, "usage: opes-milter COMMAND"},
+		{[]string{"nope"}, 2, `unknown command "nope"`},
+		{[]string{"try", "-config", contrib}, 2, "missing MESSAGE"},
+		{[]string{"check", "-config", contrib, "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"run", "-h"}, 0, "usage: opes-milter run [flags]"},
+		{[]string{"run", "--help"}, 0, "usage: opes-milter run [flags]"},
+		{[]string{"help", "try"}, 0, "usage: opes-milter try [flags] MESSAGE"},
+		{[]string{"help", "check"}, 0, "(default \"/etc/opes-milter/opes-milter.toml\")"},
+		{[]string{"--version"}, 0, "opes-milter "},
+		{[]string{"version"}, 0, "opes-milter "},
+		{[]string{"help", "-man"}, 0, ".SH NAME\nopes\\-milter \\- "},
+	} {
+		var out, errs bytes.Buffer
+		code := run(context.Background(), tt.args, &out, &errs)
+		if code != tt.code || !strings.Contains(out.String()+errs.String(), tt.output) {
+			t.Errorf("%q: exit %d, output %q; want %d and %q", tt.args, code, out.String()+errs.String(), tt.code, tt.output)
 		}
 	}
 }

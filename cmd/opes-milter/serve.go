@@ -25,11 +25,7 @@ const shutdownGrace = 30 * time.Second
 // cmdRun serves the configured milter sockets until SIGINT or SIGTERM;
 // SIGHUP reloads the configuration (the old one stays if the new one is
 // invalid).
-func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
-	_, path, err := parseFlags("run", args, stderr, nil)
-	if err != nil {
-		return err
-	}
+func cmdRun(ctx context.Context, path string, stderr io.Writer) error {
 	// Take the signals before anything listens: a supervisor (or a test)
 	// that sees the socket and sends SIGHUP must not kill the daemon with
 	// the signal's default action.

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/opes-milter/opes-milter/bridge"
-	"github.com/opes-milter/opes-milter/cmd/internal/cli"
 	"github.com/opes-milter/opes-milter/mapping"
 )
 
@@ -23,33 +22,36 @@ type stringList []string
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 
+// tryOptions are try's flags and arguments.
+type tryOptions struct {
+	config, message            string
+	from, client, helo, daemon string
+	rcpts                      stringList
+}
+
+// tryFlags defines try's flags on fs.
+func tryFlags(fs *flag.FlagSet) *tryOptions {
+	o := &tryOptions{}
+	fs.StringVar(&o.from, "from", "sender@example.org", "envelope sender `address`")
+	fs.Var(&o.rcpts, "rcpt", "envelope recipient `address` (repeatable; default recipient@example.com)")
+	fs.StringVar(&o.client, "client", "127.0.0.1", "client `IP` address")
+	fs.StringVar(&o.helo, "helo", "localhost", "HELO `name`")
+	fs.StringVar(&o.daemon, "daemon-name", "", "the MTA's {daemon_name} macro (`name`)")
+	return o
+}
+
 // cmdTry runs one message through the configured callout servers exactly as
 // the MTA path would, and prints every reply and milter action.
-func cmdTry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var from, client, helo, daemon string
-	var rcpts stringList
-	fs, path, err := parseFlags("try", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&from, "from", "sender@example.org", "envelope sender")
-		fs.Var(&rcpts, "rcpt", "envelope recipient (repeatable)")
-		fs.StringVar(&client, "client", "127.0.0.1", "client IP address")
-		fs.StringVar(&helo, "helo", "localhost", "HELO name")
-		fs.StringVar(&daemon, "daemon-name", "", "the MTA's {daemon_name} macro")
-	})
-	if err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprint(stderr, usage)
-		return cli.ErrUsage
-	}
+func cmdTry(ctx context.Context, o *tryOptions, stdout, stderr io.Writer) error {
+	from, client, helo, daemon, rcpts := o.from, o.client, o.helo, o.daemon, o.rcpts
 	if len(rcpts) == 0 {
 		rcpts = stringList{"recipient@example.com"}
 	}
-	msg, err := os.ReadFile(fs.Arg(0))
+	msg, err := os.ReadFile(o.message)
 	if err != nil {
 		return err
 	}
-	cfg, err := mapping.LoadFile(path)
+	cfg, err := mapping.LoadFile(o.config)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ func load(name string, data []byte) (*Config, error) {
 	setDefaults(rv)
 	(&decoder{errs}).table("", root, rv)
 
-	b := &builder{errs: errs, cfg: &Config{File: name}}
+	b := &builder{errs: errs, cfg: &Config{File: name, pos: errs.pos}}
 	for _, k := range milterKeys {
 		if _, ok := root[k]; ok {
 			b.milterSide(&raw)

@@ -1,7 +1,10 @@
 package mapping
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -219,6 +222,8 @@ func (o *optionsBuilder) command(r *rawCommand) *Command {
 	}
 	if len(r.Argv) == 0 || r.Argv[0] == "" {
 		o.errorf(ErrMissing, o.k("argv"), `required: the program and its arguments, like ["spamc", "-E"]`)
+	} else if err := executable(r.Argv[0]); err != nil {
+		o.errorf(ErrValue, o.k("argv"), "%s: no such executable program (%v)", r.Argv[0], err)
 	}
 	for _, code := range sortedKeys(r.ExitCodes) {
 		key := joinPath(o.k("exit_codes"), code)
@@ -245,4 +250,26 @@ func (o *optionsBuilder) sizeLimit(r *rawSizeLimit) *SizeLimit {
 		o.errorf(ErrMissing, o.k("max"), `required: the largest message size, like "10MiB"`)
 	}
 	return &SizeLimit{Max: int64(r.Max), Reply: o.reply("reply", r.Reply)}
+}
+
+// executable reports why the program of a command service cannot run:
+// it is looked up as running it does (a name without a slash is searched
+// in PATH), and must have an execute bit (root may run any file that has
+// one, so access(2) alone would let a plain file pass).
+func executable(name string) error {
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if e, ok := err.(*exec.Error); ok {
+			return e.Err // without the program name, which the message has
+		}
+		return err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return errors.New("not an executable file")
+	}
+	return nil
 }

@@ -27,6 +27,9 @@ type Config struct {
 	// Callout is the opes-callout side, nil when the file has no
 	// [callout] table.
 	Callout *Callout
+
+	// pos are the places of the file's keys, for CompareCallout.
+	pos positions
 }
 
 // HasMilter reports whether the file configures opes-milter.

@@ -160,3 +160,27 @@ func TestCommandLine(t *testing.T) {
 		}
 	}
 }
+
+// TestRunRefusalsAreCheckRefusals: every file run refuses, check refuses
+// with the same message (one validation path).
+func TestRunRefusalsAreCheckRefusals(t *testing.T) {
+	for _, tt := range []struct{ name, text, want string }{
+		{"empty file", "", "no [callout] table"},
+		{"unknown kind", testConfig + "\n[callout.services.x]\nuri = \"urn:x\"\nkind = \"teleport\"\n", "teleport"},
+		{"missing program", testConfig + "\n[callout.services.x]\nuri = \"urn:x\"\nkind = \"command\"\nargv = [\"/nonexistent/spamc\"]\n", "no such executable program"},
+		{"unreadable TLS files", testConfig + "\n[callout.tls]\ncert_file = \"/nonexistent/cert.pem\"\nkey_file = \"/nonexistent/key.pem\"\n", "/nonexistent/"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeConfig(t, tt.text)
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			var runOut, runErr, chkOut, chkErr bytes.Buffer
+			if code := run(ctx, []string{"run", "-config", path}, &runOut, &runErr); code != 1 || !strings.Contains(runErr.String(), tt.want) {
+				t.Fatalf("run: exit %d, %q; want 1 and %q", code, runErr.String(), tt.want)
+			}
+			if code := run(context.Background(), []string{"check", "-config", path}, &chkOut, &chkErr); code != 1 || chkErr.String() != runErr.String() {
+				t.Errorf("check: exit %d, %q; run said %q", code, chkErr.String(), runErr.String())
+			}
+		})
+	}
+}

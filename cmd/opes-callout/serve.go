@@ -49,16 +49,12 @@ type listening struct {
 // ends), then shuts down gracefully. ready, when not nil, receives the
 // bound addresses once listening (for tests).
 func cmdRun(ctx context.Context, path string, stderr io.Writer, ready chan<- listening) error {
-	cfg, err := load(path)
+	cfg, services, tlsConfig, err := loadCallout(path)
 	if err != nil {
 		return err
 	}
 	c := cfg.Callout
 	log := newLogger(stderr, c.LogFormat, c.LogLevel)
-	services, err := builtin.NewServices(c)
-	if err != nil {
-		return err
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := promobserver.New(reg)
@@ -69,11 +65,7 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer, ready chan<- lis
 		MaxConnections: c.MaxConnections,
 		IdleTimeout:    c.IdleTimeout,
 		Extensions:     []string{"SIZE", "8BITMIME", "SMTPUTF8", "DSN"},
-	}
-	if c.TLS != nil {
-		if srv.TLSConfig, err = c.TLS.ServerConfig(); err != nil {
-			return err
-		}
+		TLSConfig:      tlsConfig,
 	}
 
 	// Take the signals before anything listens (a SIGHUP sent as soon as

@@ -2,11 +2,17 @@ package main
 
 import (
 	"io"
-
-	"github.com/opes-milter/opes-milter/mapping"
 )
 
-// cmdCheck validates a configuration file and prints its compiled routes.
+// cmdCheck validates a configuration file as run does, compares it with
+// its [callout] side, and prints the compiled routes.
 func cmdCheck(path string, stdout io.Writer) error {
-	return mapping.Check(stdout, path)
+	cfg, _, err := loadMilter(path)
+	if err != nil {
+		return err
+	}
+	if err := compareCallout(cfg); err != nil {
+		return err
+	}
+	return cfg.Format(stdout)
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/opes-milter/opes-milter/bridge"
-	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/milter"
 )
 
@@ -33,19 +32,12 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	cfg, err := mapping.LoadFile(path)
+	cfg, policy, err := loadMilter(path)
 	if err != nil {
 		return err
-	}
-	if !cfg.HasMilter() {
-		return fmt.Errorf("%s: no routes: nothing for opes-milter to do", path)
 	}
 	log := newLogger(stderr, cfg.Milter.LogFormat, cfg.Milter.LogLevel)
 	milter.SetLibraryLogger(log)
-	policy, err := bridge.PolicyFromConfig(cfg)
-	if err != nil {
-		return err
-	}
 	if policy.SpoolDir != "" {
 		if n, err := bridge.RemoveStaleSpools(policy.SpoolDir); err != nil {
 			log.Warn("removing stale spool files", "dir", policy.SpoolDir, "err", err)
@@ -117,14 +109,11 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer) error {
 
 // reload loads the configuration again and switches the bridge to it.
 func reload(path string, br *bridge.Bridge, log *slog.Logger) {
-	cfg, err := mapping.LoadFile(path)
+	_, p, err := loadMilter(path)
 	if err == nil {
-		var p *bridge.Policy
-		if p, err = bridge.PolicyFromConfig(cfg); err == nil {
-			br.Reload(p)
-			log.Info("configuration reloaded", "config", path, "routes", len(p.Routes))
-			return
-		}
+		br.Reload(p)
+		log.Info("configuration reloaded", "config", path, "routes", len(p.Routes))
+		return
 	}
 	log.Error("reload failed; keeping the running configuration", "err", err)
 }

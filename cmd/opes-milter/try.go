@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/opes-milter/opes-milter/bridge"
-	"github.com/opes-milter/opes-milter/mapping"
 )
 
 // stringList is a repeatable string flag.
@@ -51,11 +50,7 @@ func cmdTry(ctx context.Context, o *tryOptions, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	cfg, err := mapping.LoadFile(o.config)
-	if err != nil {
-		return err
-	}
-	policy, err := bridge.PolicyFromConfig(cfg)
+	_, policy, err := loadMilter(o.config)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// contribFor returns contrib/opes-milter.toml with the milter listening on
+// a free loopback port (so a run that wrongly starts does not collide).
+func contribFor(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(contrib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Replace(string(data), "inet:127.0.0.1:8890", "inet:127.0.0.1:0", 1)
+}
+
+func writeTemp(t *testing.T, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestRunRefusalsAreCheckRefusals: every file run refuses, check refuses
+// with the same message (one validation path).
+func TestRunRefusalsAreCheckRefusals(t *testing.T) {
+	base := contribFor(t)
+	callout := base[strings.Index(base, "\n[callout]"):]
+	for _, tt := range []struct{ name, text, want string }{
+		{"empty file", "", "no routes"},
+		{"only [callout]", callout, "no routes"},
+		{"unknown key", strings.Replace(base, "max_sessions = ", "max_sesions = ", 1), "milter.max_sesions: unknown key"},
+		{"syntax", base + "\n[[routes\n", "to end table name"},
+		{"undefined chain", strings.Replace(base, `chain = "default"`, `chain = "nope"`, 1), "routes[0].chain"},
+		{"unreadable TLS file", strings.Replace(base, "revival_delay = \"30s\"", "revival_delay = \"30s\"\n[servers.local.tls]\nca_file = \"/nonexistent/ca.pem\"", 1), "/nonexistent/ca.pem"},
+		{"missing command program", base + "\n[callout.services.spam]\nuri = \"urn:spam\"\nkind = \"command\"\nargv = [\"/nonexistent/spamc\"]\n", "no such executable program"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeTemp(t, "c.toml", tt.text)
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // a run that wrongly starts stops at once
+			var runOut, runErr, chkOut, chkErr bytes.Buffer
+			if code := run(ctx, []string{"run", "-config", path}, &runOut, &runErr); code != 1 {
+				t.Fatalf("run: exit %d, want 1\n%s", code, runErr.String())
+			}
+			if !strings.Contains(runErr.String(), tt.want) {
+				t.Errorf("run said %q, want %q", runErr.String(), tt.want)
+			}
+			if code := run(context.Background(), []string{"check", "-config", path}, &chkOut, &chkErr); code != 1 {
+				t.Fatalf("check: exit %d, want 1 (run refused: %s)\n%s", code, runErr.String(), chkOut.String())
+			}
+			if chkErr.String() != runErr.String() {
+				t.Errorf("check said\n%s\nrun said\n%s", chkErr.String(), runErr.String())
+			}
+		})
+	}
+}
+
+// TestCheckComparesCallout: with a [callout] table, a chain's service URI
+// that no callout service offers, and a route that does not offer what a
+// service adapts, are named with file:line:key.
+func TestCheckComparesCallout(t *testing.T) {
+	base := contribFor(t)
+	lineOf := func(text, s string) string {
+		return strconv.Itoa(1 + strings.Count(text[:strings.Index(text, s)], "\n"))
+	}
+	changed := strings.Replace(base, `uri = "http://opes-milter.example/services/header-tag"`, `uri = "http://opes-milter.example/services/header-tags"`, 1)
+	noRcpt := strings.Replace(base, `adaptive = ["RCPT", "RAWDATA"]`, `adaptive = ["RAWDATA"]`, 1)
+	for _, tt := range []struct{ name, text, want string }{
+		{"changed URI", changed, ":" + lineOf(changed, "services/header-tags") + `: services.header-tag.uri: "http://opes-milter.example/services/header-tags" is offered by no [callout.services] table`},
+		{"part not adaptive", noRcpt, ":" + lineOf(noRcpt, `adaptive = ["RAWDATA"]`) + `: routes[0].adaptive: route "inbound" does not offer RCPT as adaptive, which service "recipient-policy" (callout.services.recipient-policy, recipient-policy) adapts`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeTemp(t, "c.toml", tt.text)
+			var out, errb bytes.Buffer
+			if code := run(context.Background(), []string{"check", "-config", path}, &out, &errb); code != 1 {
+				t.Fatalf("check: exit %d, want 1\n%s", code, out.String())
+			}
+			if want := path + tt.want; !strings.Contains(errb.String(), want) {
+				t.Errorf("check said\n%s\nwant\n%s", errb.String(), want)
+			}
+		})
+	}
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/callout/builtin"
+	"github.com/opes-milter/opes-milter/mapping"
+)
+
+// loadMilter is the one validation path of run, check, try and SIGHUP:
+// the file must be valid, configure opes-milter (routes) and compile
+// into a Policy (TLS files readable).
+func loadMilter(path string) (*mapping.Config, *bridge.Policy, error) {
+	cfg, err := mapping.LoadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !cfg.HasMilter() {
+		return nil, nil, fmt.Errorf("%s: no routes: nothing for opes-milter to do", path)
+	}
+	policy, err := bridge.PolicyFromConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, policy, nil
+}
+
+// compareCallout builds the [callout] services of cfg, when it has them,
+// as opes-callout would, and compares them with the chains and routes
+// (see mapping.Config.CompareCallout).
+func compareCallout(cfg *mapping.Config) error {
+	if cfg.Callout == nil {
+		return nil
+	}
+	services, err := builtin.NewServices(cfg.Callout)
+	if err != nil {
+		return fmt.Errorf("%s: [callout]: %w", cfg.File, err)
+	}
+	return cfg.CompareCallout(func(cs *mapping.CalloutService) mapping.Needs {
+		n := services[cs.URI].Needs()
+		return mapping.Needs{Adapt: toParts(n.Adapt), Read: toParts(n.Read)}
+	})
+}
+
+func toParts[P ~string](in []P) []mapping.Part {
+	out := make([]mapping.Part, len(in))
+	for i, p := range in {
+		out[i] = mapping.Part(p)
+	}
+	return out
+}

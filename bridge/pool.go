@@ -472,6 +472,7 @@ func (pl *pool) dial(ctx context.Context, u *upstream, routes []*mapping.Route) 
 		offer, chain := by[k].Offer(), k.chain
 		sg, feat, err := c.NewServiceGroup(ctx, chain.Group, []ocp.Feature{offer.Feature()})
 		if err != nil {
+			err = refusal(ctx, c, u.addr, chain, offer, err) // names the services refused
 			c.Close(ctx, ocp.Failure("negotiation failed"))
 			return nil, fmt.Errorf("%s: chain %q: %w", u.addr, chain.Name, err)
 		}

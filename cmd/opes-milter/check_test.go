@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net"
+
 	"bytes"
 	"context"
 	"os"
@@ -8,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/mapping"
 )
 
 // contribFor returns contrib/opes-milter.toml with the milter listening on
@@ -87,6 +92,74 @@ func TestCheckComparesCallout(t *testing.T) {
 			}
 			if want := path + tt.want; !strings.Contains(errb.String(), want) {
 				t.Errorf("check said\n%s\nwant\n%s", errb.String(), want)
+			}
+		})
+	}
+}
+
+// startCallout serves the [callout] services of the configuration text on
+// a loopback port in process and returns the address.
+func startCallout(t *testing.T, text string) string {
+	t.Helper()
+	cfg, err := mapping.Load("callout.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	services, err := callout.NewServices(cfg.Callout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &callout.Server{Services: services}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// TestCheckProbe: check -probe negotiates every chain with every server
+// and names what a server refused: an unknown service by its configured
+// name, an unreachable server by its error.
+func TestCheckProbe(t *testing.T) {
+	base := contribFor(t)
+	good := startCallout(t, base)
+	// A server still running an older file without the header-tag URI.
+	stale := startCallout(t, strings.Replace(base, `uri = "http://opes-milter.example/services/header-tag"
+kind`, `uri = "http://opes-milter.example/services/header-tag-v0"
+kind`, 1))
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	down := ln.Addr().String()
+	ln.Close()
+
+	for _, tt := range []struct {
+		name  string
+		addrs string
+		code  int
+		want  []string
+	}{
+		{"accepted", `"` + good + `"`, 0, []string{
+			`server set "local", server ` + good + `, chain "default": accepted: http://iana.org/opes/ocp/SMTP/receiver, adaptive RCPT RAWDATA, informative IP HELO MAIL`,
+		}},
+		{"refused and down", `"` + stale + `", "` + down + `"`, 1, []string{
+			`server set "local", server ` + stale + `, chain "default": FAILED: the callout server refused service "header-tag" (http://opes-milter.example/services/header-tag): ocp: negotiation for service group 1 failed: no feature selected`,
+			`server set "local", server ` + down + `, chain "default": FAILED: `,
+			"connection refused",
+			"probe: 2 of 2 negotiations failed",
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeTemp(t, "c.toml", strings.Replace(base, `addresses = ["127.0.0.1:8891"]`, "addresses = ["+tt.addrs+"]", 1))
+			var out, errb bytes.Buffer
+			code := run(context.Background(), []string{"check", "-probe", "-config", path}, &out, &errb)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d", code, tt.code)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String()+errb.String(), w) {
+					t.Errorf("output lacks %q:\n%s%s", w, out.String(), errb.String())
+				}
 			}
 		})
 	}

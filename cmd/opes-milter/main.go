@@ -62,10 +62,19 @@ running configuration and logs why. With [milter] metrics_listen, /metrics,
 			{
 				Name:    "check",
 				Summary: "validate the configuration file and print the compiled routes",
-				Doc:     `Refuses exactly what run refuses, naming file:line:key; exit status 1 then.`,
+				Doc: `Refuses exactly what run refuses, naming file:line:key; exit status 1 then.
+When the file also has a [callout] table, both sides are compared: every service a
+chain names must be offered by a [callout.services] table with the same URI, and each
+route must offer the parts its services need.
+
+With -probe, check then connects to every callout server of every server set, negotiates
+each chain's service group there as run would, and prints per server and chain what was
+accepted (the profile and parts) or refused and why (unreachable, or the services the
+server refused); a failed negotiation is exit status 1.`,
 				Flags: func(fs *flag.FlagSet) func([]string) error {
 					configFlag(fs)
-					return func([]string) error { return cmdCheck(config, stdout) }
+					probe := fs.Bool("probe", false, "also negotiate every chain's service group with every callout server")
+					return func([]string) error { return cmdCheck(ctx, config, *probe, stdout) }
 				},
 			},
 			{

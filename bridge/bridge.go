@@ -26,6 +26,8 @@ type Bridge struct {
 
 	pendingBufs *bufPool // buffers of data queued for callout servers
 	spoolBufs   *bufPool // memory of the exchanges' spools
+
+	probes probeState // readiness probes (readiness.go)
 }
 
 // state is one loaded policy with the pool built for it.

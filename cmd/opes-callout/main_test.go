@@ -109,6 +109,13 @@ func TestRun(t *testing.T) {
 	if !strings.Contains(string(body), `opes_callout_service_calls_total{part="RCPT",service="http://opes-milter.example/services/recipient-policy",verdict="reject"} 1`) {
 		t.Errorf("metrics:\n%s", body)
 	}
+	for _, p := range []string{"/livez", "/readyz", "/healthz"} {
+		if resp, err := http.Get("http://" + up.metrics.String() + p); err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %v %v", p, resp, err)
+		} else {
+			resp.Body.Close()
+		}
+	}
 	if resp, err := http.Get("http://" + up.metrics.String() + "/debug/pprof/goroutine?debug=1"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("pprof = true, but /debug/pprof/goroutine: %v %v", resp, err)
 	} else {

@@ -100,7 +100,13 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer, ready chan<- lis
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+		// The OCP listeners are bound before this one: the process serves
+		// (/livez), is ready for processors (/readyz), and /healthz keeps
+		// its old meaning (the same).
+		ok := func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }
+		mux.HandleFunc("/healthz", ok)
+		mux.HandleFunc("/livez", ok)
+		mux.HandleFunc("/readyz", ok)
 		if c.Pprof {
 			mux.Handle("/debug/pprof/", http.DefaultServeMux) // only net/http/pprof registers there
 		}

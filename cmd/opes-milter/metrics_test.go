@@ -12,7 +12,7 @@ import (
 // with pprof on.
 func TestMetricsEndpoint(t *testing.T) {
 	for _, pprof := range []bool{false, true} {
-		addr, stop, err := serveMetrics("127.0.0.1:0", newRegistry(), func() bool { return true }, pprof, slog.New(slog.DiscardHandler))
+		addr, stop, err := serveMetrics("127.0.0.1:0", newRegistry(), probes{healthy: func() bool { return true }}, pprof, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}

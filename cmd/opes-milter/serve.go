@@ -18,6 +18,10 @@ import (
 	"github.com/opes-milter/opes-milter/milter"
 )
 
+// readinessInterval is how often a callout server without a connection
+// is probed again (see bridge.WatchReadiness).
+const readinessInterval = 2 * time.Second
+
 // shutdownGrace bounds how long in-flight sessions may take after SIGTERM.
 const shutdownGrace = 30 * time.Second
 
@@ -65,7 +69,7 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer) error {
 
 	var serving atomic.Bool
 	if cfg.Milter.MetricsListen != "" {
-		_, stop, err := serveMetrics(cfg.Milter.MetricsListen, reg, serving.Load, cfg.Milter.Pprof, log)
+		_, stop, err := serveMetrics(cfg.Milter.MetricsListen, reg, probes{healthy: serving.Load, ready: br.Readiness}, cfg.Milter.Pprof, log)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
@@ -89,6 +93,9 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer) error {
 	}
 	serving.Store(true)
 	log.Info("opes-milter started", "config", path, "routes", len(policy.Routes))
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go br.WatchReadiness(watchCtx, readinessInterval)
 	for {
 		select {
 		case <-ctx.Done():

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/builtin"
 	"github.com/opes-milter/opes-milter/mapping"
 )
 
@@ -105,7 +106,7 @@ func startCallout(t *testing.T, text string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	services, err := callout.NewServices(cfg.Callout)
+	services, err := builtin.NewServices(cfg.Callout)
 	if err != nil {
 		t.Fatal(err)
 	}

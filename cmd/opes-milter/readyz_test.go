@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/builtin"
 	"github.com/opes-milter/opes-milter/mapping"
 )
 
@@ -31,7 +32,7 @@ func serveCalloutAt(t *testing.T, text, addr string) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	services, err := callout.NewServices(cfg.Callout)
+	services, err := builtin.NewServices(cfg.Callout)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func main() {
 
 // program describes opes-milter's commands; ctx, stdout and stderr are
 // what the commands run with.
-func program(ctx context.Context, stdout, stderr io.Writer) *cli.Program {
+func program(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
 	var config string
 	configFlag := func(fs *flag.FlagSet) {
 		fs.StringVar(&config, "config", cli.DefaultConfig, "configuration `file` (TOML)")
@@ -82,9 +82,11 @@ server refused); a failed negotiation is exit status 1.`,
 				Args:    "MESSAGE",
 				MinArgs: 1, MaxArgs: 1,
 				Summary: "run one message (a file, - for stdin) through the callout servers and print the milter actions",
+				Doc:     tryDoc,
 				Flags: func(fs *flag.FlagSet) func([]string) error {
 					configFlag(fs)
 					o := tryFlags(fs)
+					o.stdin = stdin
 					return func(args []string) error {
 						o.config, o.message = config, args[0]
 						return cmdTry(ctx, o, stdout, stderr)
@@ -93,9 +95,12 @@ server refused); a failed negotiation is exit status 1.`,
 			},
 		},
 		Exit: []string{
-			"0: done",
+			"0: done; for try: the message was accepted",
 			"1: failed (the error is printed)",
 			"2: bad command line",
+			"3: try: the message was rejected (5xx), or every recipient",
+			"4: try: the message was tempfailed (4xx)",
+			"5: try: the message was discarded",
 		},
 		Files: []string{cli.DefaultConfig + ": the configuration file read without -config"},
 	}
@@ -103,5 +108,10 @@ server refused); a failed negotiation is exit status 1.`,
 
 // run dispatches the subcommand and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return program(ctx, stdout, stderr).Dispatch(args, stdout, stderr)
+	return runStdin(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runStdin is run reading standard input from stdin.
+func runStdin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return program(ctx, stdin, stdout, stderr).Dispatch(args, stdout, stderr)
 }

@@ -9,10 +9,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 
 	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/callout"
+	"github.com/opes-milter/opes-milter/callout/builtin"
+	"github.com/opes-milter/opes-milter/cmd/internal/cli"
+	"github.com/opes-milter/opes-milter/mapping"
 )
 
 // stringList is a repeatable string flag.
@@ -26,6 +31,8 @@ type tryOptions struct {
 	config, message            string
 	from, client, helo, daemon string
 	rcpts                      stringList
+	body, local                bool
+	stdin                      io.Reader // read for message "-"
 }
 
 // tryFlags defines try's flags on fs.
@@ -36,23 +43,65 @@ func tryFlags(fs *flag.FlagSet) *tryOptions {
 	fs.StringVar(&o.client, "client", "127.0.0.1", "client `IP` address")
 	fs.StringVar(&o.helo, "helo", "localhost", "HELO `name`")
 	fs.StringVar(&o.daemon, "daemon-name", "", "the MTA's {daemon_name} macro (`name`)")
+	fs.BoolVar(&o.body, "body", false, "print the replaced body, not only its size and MIME structure")
+	fs.BoolVar(&o.local, "local", false, "run the [callout] services of the same file in process instead of the configured callout servers")
 	return o
 }
 
-// cmdTry runs one message through the configured callout servers exactly as
-// the MTA path would, and prints every reply and milter action.
+// The exit statuses of try, by verdict (documented in its help text).
+const (
+	tryAccepted   = 0 // accepted for at least one recipient (maybe adapted)
+	tryRejected   = 3 // refused with 5xx: the message, or every recipient
+	tryTempFailed = 4 // refused with 4xx (at least one recipient or the message)
+	tryDiscarded  = 5 // accepted and silently discarded
+)
+
+// tryDoc is try's help text: what it does and its exit statuses.
+const tryDoc = `Runs one message through the callout servers as the MTA would: CONNECT, HELO, MAIL,
+each RCPT (a refused recipient is dropped; when every recipient is refused the transaction
+ends there, as an MTA ends it), then the headers, the body and end of message. It prints
+every reply, every header change, and the MIME structure before and after with sizes;
+the replaced body itself only with -body. MESSAGE is a file, or - for standard input.
+
+With -local the [callout] services of the same file run in process, so a configuration
+can be tried with no daemon running.
+
+Exit status: 0 accepted (for at least one recipient), 3 rejected (5xx: the message or
+every recipient), 4 tempfailed (4xx), 5 discarded, 1 the configuration or the message
+could not be used, 2 bad command line.`
+
+// cmdTry runs one message through the configured callout servers exactly
+// as the MTA path would, prints every reply and milter action and a
+// summary, and ends with the exit status of the verdict.
 func cmdTry(ctx context.Context, o *tryOptions, stdout, stderr io.Writer) error {
 	from, client, helo, daemon, rcpts := o.from, o.client, o.helo, o.daemon, o.rcpts
 	if len(rcpts) == 0 {
 		rcpts = stringList{"recipient@example.com"}
 	}
-	msg, err := os.ReadFile(o.message)
+	var msg []byte
+	var err error
+	if o.message == "-" {
+		msg, err = io.ReadAll(o.stdin)
+	} else {
+		msg, err = os.ReadFile(o.message)
+	}
 	if err != nil {
 		return err
 	}
-	_, policy, err := loadMilter(o.config)
+	header, body, err := splitEML(msg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.message, err)
+	}
+	cfg, policy, err := loadMilter(o.config)
 	if err != nil {
 		return err
+	}
+	if o.local {
+		stop, err := serveLocal(cfg, policy)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	br := bridge.New(policy, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	defer br.Close()
@@ -62,36 +111,141 @@ func cmdTry(ctx context.Context, o *tryOptions, stdout, stderr io.Writer) error 
 	}
 	defer sess.Close()
 	mac := macros{"{daemon_name}": daemon, "i": "TRY"}
-	p := &printer{w: stdout}
-	p.reply("connect", sess.Connect(ctx, mac, bridge.Client{Hostname: "localhost", Family: "tcp4", Addr: client}))
-	p.reply("helo", sess.Helo(ctx, mac, helo))
-	p.reply("mail", sess.Mail(ctx, mac, "<"+from+">", nil))
-	for _, r := range rcpts {
-		p.reply("rcpt <"+r+">", sess.Rcpt(ctx, mac, "<"+r+">", nil))
+	p := &printer{w: stdout, body: o.body, header: slicesClone(header)}
+	verdict := func(r bridge.Reply) error {
+		switch r.Kind {
+		case bridge.Reject:
+			fmt.Fprintln(stdout, "verdict          rejected")
+			return cli.ExitError{Code: tryRejected}
+		case bridge.TempFail:
+			fmt.Fprintln(stdout, "verdict          tempfailed")
+			return cli.ExitError{Code: tryTempFailed}
+		case bridge.Discard:
+			fmt.Fprintln(stdout, "verdict          discarded")
+			return cli.ExitError{Code: tryDiscarded}
+		}
+		return nil
 	}
-	p.reply("data", sess.Data(ctx, mac))
-	header, body, err := splitEML(msg)
-	if err != nil {
+	for _, step := range []struct {
+		event string
+		reply func() bridge.Reply
+	}{
+		{"connect", func() bridge.Reply {
+			return sess.Connect(ctx, mac, bridge.Client{Hostname: "localhost", Family: "tcp4", Addr: client})
+		}},
+		{"helo", func() bridge.Reply { return sess.Helo(ctx, mac, helo) }},
+		{"mail", func() bridge.Reply { return sess.Mail(ctx, mac, "<"+from+">", nil) }},
+	} {
+		r := step.reply()
+		p.reply(step.event, r)
+		if err := verdict(r); err != nil {
+			return err
+		}
+	}
+	accepted := 0
+	var refusal bridge.Reply
+	for _, rc := range rcpts {
+		r := sess.Rcpt(ctx, mac, "<"+rc+">", nil)
+		p.reply("rcpt <"+rc+">", r)
+		switch r.Kind {
+		case bridge.Reject:
+			if refusal.Kind != bridge.TempFail {
+				refusal = r
+			}
+		case bridge.TempFail:
+			refusal = r
+		default:
+			accepted++
+		}
+	}
+	if accepted == 0 {
+		fmt.Fprintln(stdout, "every recipient was refused: the MTA ends the transaction here (no DATA)")
+		return verdict(refusal)
+	}
+	r := sess.Data(ctx, mac)
+	p.reply("data", r)
+	if err := verdict(r); err != nil {
 		return err
 	}
 	for _, h := range header {
-		if rep := sess.Header(ctx, mac, h[0], h[1]); rep.Kind != bridge.Continue {
-			p.reply("header "+h[0], rep)
+		if r := sess.Header(ctx, mac, h[0], h[1]); r.Kind != bridge.Continue {
+			p.reply("header "+h[0], r)
+			if err := verdict(r); err != nil {
+				return err
+			}
 		}
 	}
-	p.reply("end of headers", sess.EndOfHeaders(ctx, mac))
-	for len(body) > 0 {
-		n := min(len(body), 65535)
-		if rep := sess.Body(ctx, mac, bytes.Clone(body[:n])); rep.Kind != bridge.Continue {
-			p.reply("body", rep)
-			if rep.Kind == bridge.Skip {
+	r = sess.EndOfHeaders(ctx, mac)
+	p.reply("end of headers", r)
+	if err := verdict(r); err != nil {
+		return err
+	}
+	rest := body
+	for len(rest) > 0 {
+		n := min(len(rest), 65535)
+		if r := sess.Body(ctx, mac, bytes.Clone(rest[:n])); r.Kind != bridge.Continue {
+			p.reply("body", r)
+			if err := verdict(r); err != nil {
+				return err
+			}
+			if r.Kind == bridge.Skip {
 				break
 			}
 		}
-		body = body[n:]
+		rest = rest[n:]
 	}
-	p.reply("end of message", sess.EndOfMessage(ctx, mac, p))
+	r = sess.EndOfMessage(ctx, mac, p)
+	p.reply("end of message", r)
+	if err := verdict(r); err != nil {
+		return err
+	}
+	after := body
+	if p.replaced != nil {
+		after = p.replaced
+	}
+	fmt.Fprintf(stdout, "\nbefore (%s)\n", plural(len(rcpts), "recipient"))
+	printStructure(stdout, header, body)
+	fmt.Fprintf(stdout, "after (%s accepted%s)\n", plural(accepted, "recipient"), p.recipientChanges())
+	printStructure(stdout, p.header, after)
+	fmt.Fprintln(stdout, "verdict          accepted")
 	return nil
+}
+
+// plural is "1 thing" or "n things".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+func slicesClone(h [][2]string) [][2]string { return append([][2]string(nil), h...) }
+
+// serveLocal serves the [callout] services of cfg on a loopback port in
+// process and points every server set of policy at it.
+func serveLocal(cfg *mapping.Config, policy *bridge.Policy) (stop func(), err error) {
+	if cfg.Callout == nil {
+		return nil, fmt.Errorf("%s: -local needs a [callout] table in the same file", cfg.File)
+	}
+	if err := compareCallout(cfg); err != nil {
+		return nil, err
+	}
+	services, err := builtin.NewServices(cfg.Callout)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &callout.Server{Services: services, Extensions: []string{"SIZE", "8BITMIME", "SMTPUTF8", "DSN"}}
+	go srv.Serve(ln)
+	for _, r := range policy.Routes {
+		set := r.Chain.Servers
+		set.Addresses = []string{ln.Addr().String()}
+		set.Client.TLS = nil
+	}
+	return func() { srv.Close() }, nil
 }
 
 // splitEML splits a message file into header fields (raw values, folds as
@@ -128,8 +282,16 @@ type macros map[string]string
 
 func (m macros) Get(name string) string { return m[name] }
 
-// printer prints replies and acts as the MTA's Modifier.
-type printer struct{ w io.Writer }
+// printer prints replies and acts as the MTA's Modifier; it keeps the
+// header and the body as the actions leave them.
+type printer struct {
+	w        io.Writer
+	body     bool        // print a replaced body
+	header   [][2]string // the header fields after the actions
+	replaced []byte      // the replaced body, nil when unchanged
+	added    int         // recipients added
+	deleted  int         // recipients deleted
+}
 
 func (p *printer) reply(event string, r bridge.Reply) {
 	kind := map[bridge.ReplyKind]string{
@@ -143,25 +305,59 @@ func (p *printer) reply(event string, r bridge.Reply) {
 	fmt.Fprintf(p.w, "%-16s %s\n", event, kind)
 }
 
+func (p *printer) recipientChanges() string {
+	s := ""
+	if p.added > 0 {
+		s += fmt.Sprintf(", %d added", p.added)
+	}
+	if p.deleted > 0 {
+		s += fmt.Sprintf(", %d deleted", p.deleted)
+	}
+	return s
+}
+
 func (p *printer) AddHeader(name, value string) error {
 	fmt.Fprintf(p.w, "  add header       %s:%s\n", name, value)
+	p.header = append(p.header, [2]string{name, value})
 	return nil
 }
 func (p *printer) InsertHeader(index int, name, value string) error {
 	fmt.Fprintf(p.w, "  insert header    %d %s:%s\n", index, name, value)
+	index = max(0, min(index, len(p.header)))
+	p.header = append(p.header[:index], append([][2]string{{name, value}}, p.header[index:]...)...)
 	return nil
 }
 func (p *printer) ChangeHeader(index int, name, value string) error {
 	if value == "" {
 		fmt.Fprintf(p.w, "  delete header    %s[%d]\n", name, index)
-		return nil
+	} else {
+		fmt.Fprintf(p.w, "  change header    %s[%d]:%s\n", name, index, value)
 	}
-	fmt.Fprintf(p.w, "  change header    %s[%d]:%s\n", name, index, value)
+	n := 0
+	for i, h := range p.header {
+		if strings.EqualFold(h[0], name) {
+			if n++; n == index {
+				if value == "" {
+					p.header = append(p.header[:i], p.header[i+1:]...)
+				} else {
+					p.header[i][1] = value
+				}
+				return nil
+			}
+		}
+	}
+	if value != "" { // changing a field that is not there adds it (milter)
+		p.header = append(p.header, [2]string{name, value})
+	}
 	return nil
 }
 func (p *printer) ReplaceBody(r io.Reader) error {
 	body, err := io.ReadAll(r)
+	p.replaced = body
 	fmt.Fprintf(p.w, "  replace body     %d bytes\n", len(body))
+	if !p.body {
+		return err
+	}
 	for _, line := range strings.SplitAfter(string(body), "\n") {
 		if line != "" {
 			fmt.Fprintf(p.w, "    | %s", strings.ReplaceAll(strings.TrimSuffix(line, "\r\n"), "\r", "\\r")+"\n")
@@ -174,10 +370,12 @@ func (p *printer) ChangeFrom(from, args string) error {
 	return nil
 }
 func (p *printer) AddRecipient(rcpt, args string) error {
+	p.added++
 	fmt.Fprintf(p.w, "  add recipient    %s %s\n", rcpt, args)
 	return nil
 }
 func (p *printer) DeleteRecipient(rcpt string) error {
+	p.deleted++
 	fmt.Fprintf(p.w, "  delete recipient %s\n", rcpt)
 	return nil
 }

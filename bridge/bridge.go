@@ -56,6 +56,7 @@ func New(p *Policy, log *slog.Logger, opts ...Option) *Bridge {
 		o(b)
 	}
 	b.state = &state{policy: p, pool: newPool(p, log, b.metrics)}
+	b.metrics.init(p)
 	return b
 }
 
@@ -85,6 +86,7 @@ func (b *Bridge) Reload(p *Policy) {
 	// Each retired connection closes once its transactions are done (or
 	// at Close).
 	old.pool.closeWhenIdle()
+	b.metrics.init(p)
 }
 
 func (b *Bridge) current() *state {

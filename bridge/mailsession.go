@@ -121,8 +121,9 @@ func domainOf(addr string) string {
 	return ""
 }
 
-// Rcpt implements Session.
-func (s *session) Rcpt(ctx context.Context, mac Macros, rcpt string, args []string) Reply {
+// rcpt answers RCPT (see Rcpt in rcpt.go, which counts and logs the
+// refusals).
+func (s *session) rcpt(ctx context.Context, mac Macros, rcpt string, args []string) Reply {
 	if s.mt == nil {
 		return Reply{Kind: Continue}
 	}

@@ -18,8 +18,10 @@ type Metrics struct {
 	breakerTrips *prometheus.CounterVec
 	connections  prometheus.Gauge
 	sessions     prometheus.Gauge
+	sessionsOld  prometheus.Gauge // opes_milter_milter_sessions, deprecated
 	transactions prometheus.Gauge
 	refusals     *prometheus.CounterVec
+	rcptRefusals *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -27,7 +29,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "opes_milter", Name: "messages_total",
-			Help: "Messages that reached end of message, by route, verdict (accept, reject, tempfail, discard, quarantine) and trace status (adapted, unadapted, bypassed, skipped).",
+			Help: "Messages that reached end of message, by route, verdict (accept, reject, tempfail, discard, quarantine) and trace status (adapted, unadapted, bypassed, skipped, failed).",
 		}, []string{"route", "verdict", "status"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "opes_milter", Name: "adaptation_failures_total",
@@ -51,8 +53,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Open OCP connections to callout servers.",
 		}),
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "opes_milter", Name: "milter_sessions",
+			Namespace: "opes_milter", Name: "sessions",
 			Help: "MTA connections being served.",
+		}),
+		sessionsOld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "opes_milter", Name: "milter_sessions",
+			Help: "Deprecated: use opes_milter_sessions (same value); removed in the release after next.",
 		}),
 		transactions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "opes_milter", Name: "ocp_transactions_in_flight",
@@ -62,10 +68,76 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "opes_milter", Name: "overload_refusals_total",
 			Help: "Sessions or transactions refused with 451 4.3.2 because a limit was reached, by limit.",
 		}, []string{"limit"}),
+		rcptRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "opes_milter", Name: "rcpt_refusals_total",
+			Help: "Recipients refused at RCPT, by route (empty: none chosen) and verdict (reject, tempfail).",
+		}, []string{"route", "verdict"}),
 	}
 	reg.MustRegister(m.messages, m.failures, m.callout, m.breakerOpen, m.breakerTrips,
-		m.connections, m.sessions, m.transactions, m.refusals)
+		m.connections, m.sessions, m.sessionsOld, m.transactions, m.refusals, m.rcptRefusals)
+	for _, limit := range []string{"sessions", "transactions"} {
+		m.refusals.WithLabelValues(limit)
+	}
 	return m
+}
+
+// The label values of messages_total.
+var (
+	messageVerdicts = []string{"accept", "reject", "tempfail", "discard", "quarantine"}
+	messageStatuses = []string{"adapted", "unadapted", "bypassed", "skipped", "failed"}
+	failureClasses  = []FailureClass{FailConnect, FailTimeout, FailProtocol, FailServer, FailLocal}
+)
+
+// init creates, at 0, every labelled series p can produce, so that a
+// query or an alert sees them before the first event: per route
+// (and "" for messages no route took) each verdict and trace status,
+// each failure class with the action the chain takes for it, RCPT
+// refusals; per callout server the breaker.
+func (m *Metrics) init(p *Policy) {
+	if m == nil {
+		return
+	}
+	routes := []*Route{nil}
+	routes = append(routes, p.Routes...)
+	for _, r := range routes {
+		name := routeName(r)
+		for _, v := range messageVerdicts {
+			for _, st := range messageStatuses {
+				m.messages.WithLabelValues(name, v, st)
+			}
+		}
+		for _, v := range []string{"reject", "tempfail"} {
+			m.rcptRefusals.WithLabelValues(name, v)
+		}
+		for _, c := range failureClasses {
+			actions := []Action{ActionTempFail}
+			if r != nil {
+				if a, ok := r.Chain.OnFailure[c]; ok {
+					actions[0] = a
+				}
+			}
+			if c == FailLocal { // also tempfail whatever the chain says (a spool that fails)
+				actions = append(actions, ActionTempFail)
+			}
+			for _, a := range actions {
+				m.failures.WithLabelValues(name, c.String(), a.String())
+			}
+		}
+		if r == nil {
+			continue
+		}
+		m.callout.WithLabelValues(name)
+		for _, addr := range r.Chain.Servers.Addresses {
+			m.breakerOpen.WithLabelValues(addr)
+			m.breakerTrips.WithLabelValues(addr)
+		}
+	}
+}
+
+func (m *Metrics) rcptRefused(route, verdict string) {
+	if m != nil {
+		m.rcptRefusals.WithLabelValues(route, verdict).Inc()
+	}
 }
 
 func (m *Metrics) message(route, verdict, status string) {
@@ -107,6 +179,7 @@ func (m *Metrics) addConnections(n int) {
 func (m *Metrics) addSessions(n int) {
 	if m != nil {
 		m.sessions.Add(float64(n))
+		m.sessionsOld.Add(float64(n))
 	}
 }
 

@@ -86,8 +86,10 @@ func (u *upstream) serving(chain *Chain, now time.Time) (negotiated, open bool) 
 			continue
 		default:
 		}
-		if _, ok := c.groups[chain]; ok {
-			return true, open
+		for k := range c.groups {
+			if k.chain == chain {
+				return true, open
+			}
 		}
 	}
 	return false, open
@@ -97,7 +99,7 @@ func (u *upstream) serving(chain *Chain, now time.Time) (negotiated, open bool) 
 // and the state of each chain and its servers.
 func (b *Bridge) Readiness() (bool, []ChainReadiness) {
 	st := b.current()
-	sets, chains, _ := offersBySet(st.policy.Routes)
+	sets, chains := chainsBySet(st.policy.Routes)
 	now := time.Now()
 	all := true
 	var out []ChainReadiness
@@ -142,7 +144,7 @@ const probeTimeout = 15 * time.Second
 // joins the pool. It returns when every probe has ended.
 func (b *Bridge) ProbeNow(ctx context.Context) {
 	st := b.current()
-	sets, chains, _ := offersBySet(st.policy.Routes)
+	sets, chains := chainsBySet(st.policy.Routes)
 	b.probes.keepOnly(st.pool)
 	var wg sync.WaitGroup
 	for _, set := range sets {
@@ -214,4 +216,21 @@ func (b *Bridge) WatchReadiness(ctx context.Context, interval time.Duration) {
 			report(false)
 		}
 	}
+}
+
+// chainsBySet returns the server sets the routes use, sorted by name, and
+// the chains on each, in route order.
+func chainsBySet(routes []*Route) ([]*ServerSet, map[*ServerSet][]*Chain) {
+	sets, groups := groupsBySet(routes)
+	chains := map[*ServerSet][]*Chain{}
+	for set, gs := range groups {
+		seen := map[*Chain]bool{}
+		for _, g := range gs {
+			if !seen[g.chain] {
+				seen[g.chain] = true
+				chains[set] = append(chains[set], g.chain)
+			}
+		}
+	}
+	return sets, chains
 }

@@ -161,3 +161,11 @@ func TestSetServicesAppliesToNewGroups(t *testing.T) {
 		t.Fatalf("new service: %v %v", c, err)
 	}
 }
+
+// rcptOnly is a service that adapts recipients only.
+type rcptOnly struct{}
+
+func (rcptOnly) Needs() Needs { return Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRCPT}} }
+func (rcptOnly) AdaptRcpt(context.Context, *Tx, Address) (Decision, error) {
+	return Keep(), nil
+}

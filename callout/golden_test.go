@@ -82,7 +82,7 @@ func TestGoldenReceiver(t *testing.T) {
 	}}
 	replay(t, srv, readTranscript(t, "receiver.txt"))
 	want := `
-# HELP opes_callout_service_calls_total Service calls by service URI, part and verdict (keep, replace, reject, tempfail, error).
+# HELP opes_callout_service_calls_total Service calls by service (its configured name), part and verdict (keep, replace, reject, tempfail, error).
 # TYPE opes_callout_service_calls_total counter
 opes_callout_service_calls_total{part="RAWDATA",service="http://services.example.net/opes/spam-tag",verdict="keep"} 1
 opes_callout_service_calls_total{part="RCPT",service="http://services.example.net/opes/recipient-check",verdict="keep"} 1

@@ -894,8 +894,8 @@ func TestOverload(t *testing.T) {
 			}
 			held = append(held, c)
 		}
-		if !Eventually(10*time.Second, func() bool { return scrape(t, metrics).Sum("opes_milter_milter_sessions") == sessions }) {
-			t.Fatalf("opes-milter counts %v sessions, want %d", scrape(t, metrics).Sum("opes_milter_milter_sessions"), sessions)
+		if !Eventually(10*time.Second, func() bool { return scrape(t, metrics).Sum("opes_milter_sessions") == sessions }) {
+			t.Fatalf("opes-milter counts %v sessions, want %d", scrape(t, metrics).Sum("opes_milter_sessions"), sessions)
 		}
 		rep := RunLoad(context.Background(), LoadOptions{Addr: pf.SMTPAddr, Prefix: "ovs", Sessions: 2, Messages: 2})
 		t.Logf("beyond the session limit: %v: %v", rep, rep.Results)

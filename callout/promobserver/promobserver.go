@@ -5,6 +5,8 @@
 package promobserver
 
 import (
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +29,9 @@ type Metrics struct {
 	callTime *prometheus.HistogramVec
 	txTime   prometheus.Histogram
 	up       *prometheus.GaugeVec
+	// names maps a service URI to its configured name, the service
+	// label (see SetServices).
+	names atomic.Pointer[map[string]string]
 }
 
 // New creates the collectors and registers them with reg.
@@ -38,11 +43,11 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "opes_callout", Name: "service_calls_total",
-			Help: "Service calls by service URI, part and verdict (keep, replace, reject, tempfail, error).",
+			Help: "Service calls by service (its configured name), part and verdict (keep, replace, reject, tempfail, error).",
 		}, []string{"service", "part", "verdict"}),
 		callTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "opes_callout", Name: "service_duration_seconds",
-			Help: "Time a service took for one part, by service URI and part.", Buckets: DurationBuckets,
+			Help: "Time a service took for one part, by service (its configured name) and part.", Buckets: DurationBuckets,
 		}, []string{"service", "part"}),
 		txTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "opes_callout", Name: "transaction_duration_seconds",
@@ -51,10 +56,67 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	m.up = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "opes_callout", Name: "backend_up",
-		Help: "1 while the backend (scanner) of a service answers its health check, 0 while it is down, by service URI and backend.",
+		Help: "1 while the backend (scanner) of a service answers its health check, 0 while it is down, by service (its configured name) and backend.",
 	}, []string{"service", "backend"})
 	reg.MustRegister(m.txs, m.calls, m.callTime, m.txTime, m.up)
+	for _, r := range []string{"ok", "refused", "failed", "aborted"} {
+		m.txs.WithLabelValues(r)
+	}
 	return m
+}
+
+// callVerdicts are the verdict label values of service_calls_total.
+var callVerdicts = []string{"keep", "replace", "reject", "tempfail", "error"}
+
+// SetServices names the services for the service label (services maps
+// URIs to services, names URIs to configured names; a URI without a name
+// is its own label) and creates, at 0, the series of every part each
+// service is called for (MAIL, RCPT, RAWDATA by the adapter interfaces it
+// implements) and every verdict. Call it again after a reload.
+func (m *Metrics) SetServices(services map[string]callout.Service, names map[string]string) {
+	if m == nil {
+		return
+	}
+	cp := make(map[string]string, len(names))
+	for k, v := range names {
+		cp[k] = v
+	}
+	m.names.Store(&cp)
+	uris := make([]string, 0, len(services))
+	for uri := range services {
+		uris = append(uris, uri)
+	}
+	slices.Sort(uris)
+	for _, uri := range uris {
+		name := m.label(uri)
+		s := services[uri]
+		var parts []ocpsmtp.Part
+		if _, ok := s.(callout.MailAdapter); ok {
+			parts = append(parts, ocpsmtp.PartMAIL)
+		}
+		if _, ok := s.(callout.RcptAdapter); ok {
+			parts = append(parts, ocpsmtp.PartRCPT)
+		}
+		if _, ok := s.(callout.MessageAdapter); ok {
+			parts = append(parts, ocpsmtp.PartRAWDATA)
+		}
+		for _, p := range parts {
+			for _, v := range callVerdicts {
+				m.calls.WithLabelValues(name, string(p), v)
+			}
+			m.callTime.WithLabelValues(name, string(p))
+		}
+	}
+}
+
+// label is the service label of uri: its configured name.
+func (m *Metrics) label(uri string) string {
+	if n := m.names.Load(); n != nil {
+		if name, ok := (*n)[uri]; ok && name != "" {
+			return name
+		}
+	}
+	return uri
 }
 
 // ObserveCall implements callout.Observer.
@@ -62,8 +124,9 @@ func (m *Metrics) ObserveCall(service string, part ocpsmtp.Part, d callout.Decis
 	if m == nil {
 		return
 	}
-	m.calls.WithLabelValues(service, string(part), callout.Verdict(d, err)).Inc()
-	m.callTime.WithLabelValues(service, string(part)).Observe(elapsed.Seconds())
+	name := m.label(service)
+	m.calls.WithLabelValues(name, string(part), callout.Verdict(d, err)).Inc()
+	m.callTime.WithLabelValues(name, string(part)).Observe(elapsed.Seconds())
 }
 
 // ObserveTransaction implements callout.Observer: one transaction that
@@ -89,7 +152,7 @@ func (m *Metrics) ObserveBackends(health map[string][]callout.BackendHealth) {
 			if h.Up {
 				v = 1
 			}
-			m.up.WithLabelValues(uri, h.Name).Set(v)
+			m.up.WithLabelValues(m.label(uri), h.Name).Set(v)
 		}
 	}
 }

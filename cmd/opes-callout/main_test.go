@@ -106,7 +106,7 @@ func TestRun(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(body), `opes_callout_service_calls_total{part="RCPT",service="http://opes-milter.example/services/recipient-policy",verdict="reject"} 1`) {
+	if !strings.Contains(string(body), `opes_callout_service_calls_total{part="RCPT",service="policy",verdict="reject"} 1`) || !strings.Contains(string(body), `opes_callout_build_info{goversion=`) {
 		t.Errorf("metrics:\n%s", body)
 	}
 	for _, p := range []string{"/livez", "/readyz", "/healthz"} {

@@ -19,24 +19,37 @@ import (
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/callout/builtin"
 	"github.com/opes-milter/opes-milter/callout/promobserver"
+	"github.com/opes-milter/opes-milter/cmd/internal/cli"
 	"github.com/opes-milter/opes-milter/cmd/internal/metricsrv"
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 )
 
 // reloadServices loads the configuration again and gives its services to
 // new service groups; listeners, TLS and limits need a restart. An invalid
 // file keeps the running services.
-func reloadServices(path string, srv *callout.Server, log *slog.Logger) {
+func reloadServices(path string, srv *callout.Server, metrics *promobserver.Metrics, log *slog.Logger) {
 	cfg, err := load(path)
 	if err == nil {
 		var services map[string]callout.Service
 		if services, err = builtin.NewServices(cfg.Callout); err == nil {
+			metrics.SetServices(services, serviceNames(cfg.Callout))
 			srv.SetServices(services)
 			log.Info("services reloaded (listeners, TLS and limits change on restart)", "config", path, "services", len(services))
 			return
 		}
 	}
 	log.Error("reload failed; keeping the running services", "err", err)
+}
+
+// serviceNames maps each service URI to its configured name, the
+// service label of the metrics.
+func serviceNames(c *mapping.Callout) map[string]string {
+	names := make(map[string]string, len(c.Services))
+	for _, s := range c.Services {
+		names[s.URI] = s.Name
+	}
+	return names
 }
 
 // listening tells a test where the daemon listens.
@@ -56,8 +69,10 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer, ready chan<- lis
 	c := cfg.Callout
 	log := newLogger(stderr, c.LogFormat, c.LogLevel)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		cli.BuildInfo("opes_callout"))
 	metrics := promobserver.New(reg)
+	metrics.SetServices(services, serviceNames(cfg.Callout))
 	srv := &callout.Server{
 		Services:       services,
 		Logger:         log,
@@ -145,7 +160,7 @@ wait:
 			log.Error("listener failed", "err", runErr)
 			break wait
 		case <-hup:
-			reloadServices(path, srv, log)
+			reloadServices(path, srv, metrics, log)
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), c.DrainTimeout)

@@ -31,6 +31,15 @@ func TestMetricsEndpoint(t *testing.T) {
 		if code, body := get("/healthz"); code != 200 || body != "ok\n" {
 			t.Errorf("pprof=%v: /healthz %d %q", pprof, code, body)
 		}
+		if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "opes_milter_build_info{goversion=\"go") {
+			t.Errorf("no opes_milter_build_info:\n%s", body)
+		}
+		if code, body := get("/livez"); code != 200 || body != "ok\n" {
+			t.Errorf("/livez %d %q", code, body)
+		}
+		if code, body := get("/readyz"); code != 200 || body != "{\"status\":\"ready\"}\n" {
+			t.Errorf("/readyz %d %q", code, body)
+		}
 		code, body := get("/debug/pprof/goroutine?debug=1")
 		if pprof && (code != 200 || !strings.Contains(body, "goroutine profile")) {
 			t.Errorf("pprof on: /debug/pprof/goroutine %d", code)

@@ -240,6 +240,7 @@ func (s *session) EndOfMessage(ctx context.Context, mac Macros, mod Modifier) Re
 		// not wait for replies to header and body events). When it is
 		// the server's SMTP-Error, its answer is what the MTA gets: TE
 		// 200; a refusal of our own ends the transaction with 400.
+		s.logSummary(mac, &outcome{}, *d)
 		reason := "message refused"
 		if mt.x != nil && mt.fail == nil && mt.x.refusedWith(*d) {
 			reason = ""

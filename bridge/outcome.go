@@ -288,11 +288,13 @@ func (s *session) logSummary(mac Macros, o *outcome, rep Reply) {
 	if o.class != "" && (rep.Kind == Reject || rep.Kind == TempFail) {
 		status = "failed"
 	}
-	attrs := []any{
-		"qid", mac.Get("i"), "route", routeName(mt.route), "services", strings.Join(o.services, " "),
-		"verdict", verdict, "status", status, "rcpts", len(mt.rcpts), "size", mt.bodyBytes,
-		"duration", time.Since(mt.started).Round(time.Millisecond),
+	attrs := s.messageFields(mac.Get("i")) // qid, ocp_tx, message_id, route (logfields.go)
+	if len(o.services) > 0 {
+		attrs = append(attrs, "services", serviceNames(mt.route, o.services))
 	}
+	attrs = append(attrs, "verdict", verdict, "status", status)
+	attrs = append(attrs, mt.recipientFields()...)
+	attrs = append(attrs, "size", mt.bodyBytes, "duration", time.Since(mt.started).Round(time.Millisecond))
 	if rep.SMTP.Code != 0 {
 		attrs = append(attrs, "reply", rep.SMTP.Code)
 	}

@@ -22,10 +22,7 @@ func (s *session) Rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 		verdict = "tempfail"
 	}
 	s.b.metrics.rcptRefused(route, verdict)
-	attrs := []any{"rcpt", rcpt, "verdict", verdict}
-	if route != "" {
-		attrs = append(attrs, "route", route)
-	}
+	attrs := append(s.messageFields(mac.Get("i")), "rcpt", rcpt, "verdict", verdict)
 	if rep.Code != 0 {
 		attrs = append(attrs, "reply", rep.Code)
 	}

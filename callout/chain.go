@@ -16,6 +16,15 @@ type Link struct {
 	Service Service
 }
 
+// name is the configured name of the link's service for logs (see
+// Server.SetServiceNames), or its URI.
+func (c *Chain) name(l Link) string {
+	if c.names != nil {
+		return c.names(l.URI)
+	}
+	return l.URI
+}
+
 // Chain applies the services of one service group in SGC order, each on
 // the previous one's output: a replaced address or message is what the
 // next service sees, a refusal stops the chain, added headers accumulate
@@ -27,6 +36,8 @@ type Chain struct {
 	Links []Link
 	// Observer, when not nil, is told about every service call.
 	Observer Observer
+
+	names func(uri string) string // configured names for logs; nil: URIs
 }
 
 // Needs returns what the chain needs: the links' needs merged with
@@ -178,7 +189,7 @@ func (c *Chain) call(ctx context.Context, tx *Tx, l Link, part ocpsmtp.Part, fn 
 	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
-			tx.Log().Error("service panicked", "service", l.URI, "panic", r, "stack", string(debug.Stack()))
+			tx.Log().Error("service panicked", "service", c.name(l), "panic", r, "stack", string(debug.Stack()))
 			d, err = Decision{}, &ServiceError{Service: l.URI, Err: fmt.Errorf("panic: %v", r)}
 		}
 		if err == errSkip {
@@ -193,8 +204,14 @@ func (c *Chain) call(ctx context.Context, tx *Tx, l Link, part ocpsmtp.Part, fn 
 		if c.Observer != nil {
 			c.Observer.ObserveCall(l.URI, part, d, err, time.Since(start))
 		}
-		tx.Log().Debug("service called", "service", l.URI, "part", string(part),
-			"action", d.Action.String(), "reason", d.Reason, "err", err, "elapsed", time.Since(start))
+		attrs := []any{"service", c.name(l), "part", string(part), "action", d.Action.String()}
+		if d.Reason != "" {
+			attrs = append(attrs, "reason", d.Reason)
+		}
+		if err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		tx.Log().Debug("service called", append(attrs, "duration", time.Since(start))...)
 	}()
 	d, err = fn()
 	if err != nil && err != errSkip {

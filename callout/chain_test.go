@@ -169,3 +169,24 @@ func (rcptOnly) Needs() Needs { return Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartR
 func (rcptOnly) AdaptRcpt(context.Context, *Tx, Address) (Decision, error) {
 	return Keep(), nil
 }
+
+func TestMessageID(t *testing.T) {
+	for _, tt := range []struct{ msg, want string }{
+		{"From: a\r\nMessage-ID: <x@y>\r\n\r\nbody", "<x@y>"},
+		{"message-id:\r\n <folded@y>\r\nSubject: s\r\n\r\n", "<folded@y>"},
+		{"Subject: s\r\n\r\nMessage-ID: <in-body@y>\r\n", ""},
+		{"Received: " + strings.Repeat("x", 5000) + "\r\nMessage-ID: <after-long@y>\r\n\r\n", "<after-long@y>"},
+		{"", ""},
+	} {
+		sp := NewSpool(SpoolOptions{})
+		sp.Write([]byte(tt.msg))
+		msg, err := sp.Message()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := messageID(msg); got != tt.want {
+			t.Errorf("%q: %q, want %q", tt.msg[:min(len(tt.msg), 40)], got, tt.want)
+		}
+		msg.Close()
+	}
+}

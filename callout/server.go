@@ -38,6 +38,7 @@ type Server struct {
 	// reloaded holds the services set by SetServices, which replace
 	// Services for service groups created afterwards.
 	reloaded atomic.Pointer[map[string]Service]
+	names    atomic.Pointer[map[string]string] // see SetServiceNames
 	// Logger receives connection and transaction events; nil discards.
 	Logger *slog.Logger
 	// Observer, when not nil, is told about every transaction and
@@ -122,6 +123,19 @@ func (s *Server) Close() error { return s.init().Close() }
 // is safe to call while the server runs.
 func (s *Server) SetServices(services map[string]Service) { s.reloaded.Store(&services) }
 
+// SetServiceNames gives the configured name of each service URI, which
+// the logs use instead of the URI (a URI without a name stays as it is);
+// call it with the services at start and after a reload.
+func (s *Server) SetServiceNames(names map[string]string) { s.names.Store(&names) }
+
+// serviceName returns the configured name of uri, or uri.
+func (s *Server) serviceName(uri string) string {
+	if p := s.names.Load(); p != nil && (*p)[uri] != "" {
+		return (*p)[uri]
+	}
+	return uri
+}
+
 // services returns the current services.
 func (s *Server) services() map[string]Service {
 	if p := s.reloaded.Load(); p != nil {
@@ -132,7 +146,7 @@ func (s *Server) services() map[string]Service {
 
 // chain builds the chain of a service group from its SGC services.
 func (s *Server) chain(services []ocp.Service) (*Chain, error) {
-	c := &Chain{Links: make([]Link, 0, len(services))}
+	c := &Chain{Links: make([]Link, 0, len(services)), names: s.serviceName}
 	c.Observer = s.Observer
 	current := s.services()
 	for _, sv := range services {

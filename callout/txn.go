@@ -34,6 +34,9 @@ type txn struct {
 	rawData  ocpsmtp.Data
 	insts    []*dataInst // instances of the other data parts (txn_parts.go)
 	result   string      // for the metrics: ok, refused, failed, aborted
+
+	refusedRcpts int    // recipients a service refused
+	messageID    string // the message's Message-ID, for the log
 }
 
 // serveTx is the ocp.Handler of the server.
@@ -50,7 +53,7 @@ func (s *Server) serveTx(ctx context.Context, otx *ocp.ServerTx) {
 	t.tx = &Tx{
 		ID:     id,
 		Start:  time.Now(),
-		Logger: s.logger().With("tx", id, "xid", otx.Xid(), "sg", g.ID),
+		Logger: s.logger().With("tx", id, "ocp_tx", otx.Key(), "sg", g.ID),
 	}
 	defer func() {
 		if t.raw != nil {
@@ -60,8 +63,7 @@ func (s *Server) serveTx(ctx context.Context, otx *ocp.ServerTx) {
 		if s.Observer != nil {
 			s.Observer.ObserveTransaction(t.result, time.Since(t.tx.Start))
 		}
-		t.tx.Logger.Info("transaction done", "result", t.result, "sender", t.tx.Sender.Addr,
-			"rcpts", len(t.tx.Recipients), "elapsed", time.Since(t.tx.Start))
+		t.logDone()
 	}()
 	chain, err := s.chain(g.Services)
 	if err != nil {
@@ -129,7 +131,12 @@ func (t *txn) run(ctx context.Context) error {
 				return nil
 			case errors.As(err, &te), errors.As(err, &ce):
 				t.result = "aborted"
-				t.tx.Logger.Info("transaction ended by the processor", "err", err)
+				if t.refusedRcpts > 0 && len(t.tx.Recipients) == 0 {
+					// Every recipient was refused here: the MTA ends the
+					// transaction, and the processor with it.
+					t.result = "refused"
+				}
+				t.tx.Logger.Debug("transaction ended by the processor", "err", err)
 				return nil
 			}
 			return err
@@ -245,15 +252,18 @@ func (t *txn) address(ctx context.Context, d ocpsmtp.Data, off int64, payload []
 			params = append(params, ocp.NewParam(ocpsmtp.ParamAdvice, ocp.Atom(dec.Advice)))
 		}
 		_, err = t.otx.Send(ctx, params, []byte{})
-		t.tx.Logger.Info("refused", "part", string(d.Part), "addr", a.Addr, "reply", dec.Reply.String(), "reason", dec.Reason)
+		t.tx.Logger.Info("refused", t.decided(dec, "part", string(d.Part), "addr", a.Addr, "reply", dec.Reply.String())...)
 		if d.Part == ocpsmtp.PartMAIL {
 			t.result = "refused"
+		}
+		if d.Part == ocpsmtp.PartRCPT {
+			t.refusedRcpts++
 		}
 		return err
 	case ActionReplace:
 		params := append(ocpsmtp.Data{Part: d.Part}.Params(), extra...)
 		_, err = t.otx.Send(ctx, params, []byte(dec.Address.String()))
-		t.tx.Logger.Info("replaced", "part", string(d.Part), "from", a.Addr, "to", dec.Address.Addr, "reason", dec.Reason)
+		t.tx.Logger.Info("replaced", t.decided(dec, "part", string(d.Part), "from", a.Addr, "to", dec.Address.Addr)...)
 		t.note(d.Part, dec.Address)
 	default:
 		t.note(d.Part, a)

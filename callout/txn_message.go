@@ -54,6 +54,7 @@ func (t *txn) adaptRaw(ctx context.Context) (*Message, Decision, error) {
 	if err != nil {
 		return nil, Decision{}, err
 	}
+	t.messageID = messageID(msg)
 	dec, err := t.chain.AdaptMessage(ctx, t.tx, msg)
 	if err != nil {
 		msg.Close()
@@ -75,7 +76,7 @@ func (t *txn) message(ctx context.Context) error {
 			return fmt.Errorf("callout: message refused by %s, but the processor does not allow SMTP-Error", t.tx.Service)
 		}
 		t.result = "refused"
-		t.tx.Logger.Info("message refused", "reply", dec.Reply.String(), "reason", dec.Reason)
+		t.tx.Logger.Info("message refused", t.decided(dec, "reply", dec.Reply.String())...)
 		params := ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA, SMTPError: dec.Reply.String()}.Params()
 		if dec.Advice != "" && d.Allows(ocpsmtp.AllowAdvice) {
 			params = append(params, ocp.NewParam(ocpsmtp.ParamAdvice, ocp.Atom(dec.Advice)))
@@ -90,7 +91,7 @@ func (t *txn) message(ctx context.Context) error {
 	if dec.Action == ActionReplace {
 		out = dec.Message
 		defer out.Close()
-		t.tx.Logger.Info("message replaced", "size", out.Size(), "reason", dec.Reason)
+		t.tx.Logger.Info("message replaced", t.decided(dec, "adapted_size", out.Size())...)
 	}
 	if out == msg && t.kept(t.rawStart, msg.Size()) {
 		err = t.otx.SendDUY(t.rawStart, msg.Size(), first...)

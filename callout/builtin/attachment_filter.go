@@ -148,12 +148,18 @@ func (f *AttachmentFilter) AdaptMessage(_ context.Context, tx *callout.Tx, msg *
 			continue
 		}
 		p := m.s.Parent
+		done := "attachment replaced by a notice"
 		if f.opts.Action == AttachmentRemove && p != nil && p.IsMultipart() && removed[p]+1 < len(p.Parts) {
 			removed[p]++
 			edits = append(edits, callout.Edit{Offset: m.s.DelimOffset, End: m.s.End})
+			done = "attachment removed"
 		} else {
 			edits = append(edits, f.replaceEdits(m)...)
 		}
+		// One line per attachment, so that an admin asked where an
+		// attachment went finds it (the MTA's queue id is on the
+		// transaction's line, ocp_tx on both).
+		tx.Log().Info(done, "part", pathString(m.s.Path), "match", m.why, "size", m.size)
 		acted = append(acted, m.why)
 	}
 	if len(edits) == 0 {

@@ -1,0 +1,65 @@
+package bridge
+
+import "strings"
+
+// The fields of the one line per message (logSummary) that both daemons
+// share: qid (the MTA's queue id), ocp_tx (the OCP transaction, named as
+// opes-callout names it), message_id, services by their configured names,
+// rcpts (accepted) and rcpts_refused, duration; a field that is not known
+// is left out, never logged empty.
+
+// messageFields returns the identifying fields of the current message.
+func (s *session) messageFields(qid string) []any {
+	mt := s.mt
+	var attrs []any
+	if qid != "" {
+		attrs = append(attrs, "qid", qid)
+	}
+	if mt == nil {
+		return attrs
+	}
+	if mt.x != nil && mt.x.tx != nil {
+		attrs = append(attrs, "ocp_tx", mt.x.tx.Key())
+	}
+	if id := strings.TrimSpace(mt.header("Message-ID")); id != "" {
+		attrs = append(attrs, "message_id", id)
+	}
+	if mt.route != nil {
+		attrs = append(attrs, "route", mt.route.Name)
+	}
+	return attrs
+}
+
+// recipientFields returns rcpts (accepted) and, when any, rcpts_refused.
+func (mt *mailTx) recipientFields() []any {
+	refused := 0
+	for _, r := range mt.rcpts {
+		if r.refused {
+			refused++
+		}
+	}
+	attrs := []any{"rcpts", len(mt.rcpts) - refused}
+	if refused > 0 {
+		attrs = append(attrs, "rcpts_refused", refused)
+	}
+	return attrs
+}
+
+// serviceNames returns the configured names of the service URIs of the
+// route's chain, in order (a URI without a name stays as it is).
+func serviceNames(r *Route, uris []string) string {
+	names := make([]string, len(uris))
+	for i, u := range uris {
+		names[i] = u
+		if r == nil {
+			continue
+		}
+		for j, svc := range r.Chain.Services {
+			if svc.URI == u && j < len(r.Chain.ServiceNames) && r.Chain.ServiceNames[j] != "" {
+				names[i] = r.Chain.ServiceNames[j]
+				break
+			}
+		}
+	}
+	return strings.Join(names, " ")
+}

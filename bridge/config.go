@@ -25,6 +25,7 @@ func PolicyFromConfig(c *mapping.Config) (*Policy, error) {
 		},
 		NonSMTP:          c.Milter.IsNonSMTP,
 		SystemURI:        c.Trace.SystemURI,
+		PrivacyURI:       c.Trace.PrivacyURI,
 		TraceVia:         c.Trace.Via,
 		Bypassable:       c.Bypass.Allows,
 		Timeouts:         c.Milter.Timeouts,

@@ -88,10 +88,19 @@ func TestTraceInsertIndex(t *testing.T) {
 }
 
 func TestTraceFields(t *testing.T) {
-	got := traceFields("http://opes.example/p", []string{"urn:a", "urn:b"}, traceUnadapted, true)
+	got := traceFields("http://opes.example/p", []string{"urn:a", "urn:b"}, traceUnadapted, true, "")
 	want := []headerField{
 		{"OPES-System", " http://opes.example/p; status=unadapted"},
 		{"OPES-Via", " http://opes.example/p,\r\n\turn:a,\r\n\turn:b"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	// [trace] privacy_uri: a parameter of the OPES-System entry only.
+	got = traceFields("http://opes.example/p", []string{"urn:a"}, traceAdapted, true, "http://opes.example/privacy")
+	want = []headerField{
+		{"OPES-System", ` http://opes.example/p; privacy-policy="http://opes.example/privacy"`},
+		{"OPES-Via", " http://opes.example/p,\r\n\turn:a"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q\nwant %q", got, want)

@@ -80,7 +80,7 @@ func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome
 		}
 	}
 	if mt.route != nil || mt.status == traceBypassed {
-		out.trace = traceFields(p.SystemURI, out.services, out.status, p.TraceVia)
+		out.trace = traceFields(p.SystemURI, out.services, out.status, p.TraceVia, p.PrivacyURI)
 		// +1: the MTA counts its own Received line, which it does not
 		// show the milter (docs/profile.md 12).
 		out.traceIndex = traceInsertIndex(mt.headers) + 1
@@ -220,7 +220,7 @@ func (o *outcome) apply(s *session, mod Modifier) Reply {
 			return d.reply
 		}
 		*o = outcome{reply: Reply{Kind: Accept}, services: o.services, class: o.class, status: traceUnadapted,
-			trace:      traceFields(s.policy().SystemURI, o.services, traceUnadapted, s.policy().TraceVia),
+			trace:      traceFields(s.policy().SystemURI, o.services, traceUnadapted, s.policy().TraceVia, s.policy().PrivacyURI),
 			traceIndex: o.traceIndex, quarantine: s.mt.quarantine}
 	}
 	if err := o.modify(mod); err != nil {

@@ -22,16 +22,16 @@ type Policy struct {
 	NonSMTP func(daemonName string) bool
 
 	SystemURI  string // OPES-System entry
+	PrivacyURI string // the system's privacy policy (privacy-policy parameter of OPES-System); "" for none
 	TraceVia   bool   // add OPES-Via too
 	Bypassable func(serviceURI string) bool
 
 	// Timeouts are the per-stage deadlines for waiting on callout
 	// servers. Connect bounds reaching a server (dial, negotiation, TS)
 	// and Mail the answer to an adaptive MAIL, both inside Rcpt, which
-	// bounds everything the first RCPT waits for. Helo and Data bound
-	// nothing today: HELO is informative only and data parts are streamed
-	// without waiting; they stay as ceilings the configuration checks
-	// against the MTA. ProgressInterval paces PROGRESS at end of message.
+	// bounds everything the first RCPT waits for; EndOfMessage bounds
+	// sending the queued data parts and the wait for the answer.
+	// ProgressInterval paces PROGRESS at end of message.
 	Timeouts mapping.Timeouts
 	// MaxMessageSize bounds what is sent to a callout server; Oversize
 	// says what happens to a larger message: mapping.Reject (552),

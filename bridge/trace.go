@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"strings"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // Trace status values, added as a parameter of the OPES-System entry when a
@@ -23,12 +25,20 @@ type headerField struct {
 // traceFields returns the OPES-System line and, when via is set, the
 // OPES-Via line naming the services applied, with raw values ready for the
 // MTA (leading space included).
-func traceFields(systemURI string, services []string, status string, via bool) []headerField {
-	entry := systemURI
+//
+// privacyURI, when set, is the OPES system's privacy policy, carried as the
+// parameter privacy-policy of the OPES-System entry (docs/profile.md §12:
+// RFC 3897 §3.2 wants the system's trace entry to lead to its privacy
+// policy; OPES-Via entries may drop parameters, RFC 4236 §4, and do).
+func traceFields(systemURI string, services []string, status string, via bool, privacyURI string) []headerField {
+	var params [][2]string
 	if status != traceAdapted {
-		entry += "; status=" + status
+		params = append(params, [2]string{"status", status})
 	}
-	out := []headerField{{"OPES-System", " " + entry}}
+	if privacyURI != "" {
+		params = append(params, [2]string{"privacy-policy", privacyURI})
+	}
+	out := []headerField{{"OPES-System", " " + ocpsmtp.TraceEntry(systemURI, params...)}}
 	if via && len(services) > 0 {
 		vals := append([]string{systemURI}, services...)
 		out = append(out, headerField{"OPES-Via", " " + strings.Join(vals, ",\r\n\t")})

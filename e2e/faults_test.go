@@ -25,6 +25,10 @@ import (
 // half-adapted, none lost (delivered + refused = sent, and every accepted
 // message is delivered once), and opes-milter serving afterwards.
 
+// privacyParam is the parameter [trace] privacy_uri of
+// contrib/opes-milter.toml adds to every OPES-System entry.
+const privacyParam = `; privacy-policy="http://opes.example.net/privacy"`
+
 // systemURI is the OPES-System entry of contrib/opes-milter.toml.
 const systemURI = "http://opes.example.net/opes-milter"
 
@@ -41,7 +45,7 @@ func adaptation(m SinkMessage) string {
 	tag := m.Header.Get("X-OPES-Tag")
 	disclaimer := strings.Contains(string(m.Body), disclaimerText)
 	switch {
-	case sys == systemURI && tag != "" && disclaimer:
+	case sys == systemURI+privacyParam && tag != "" && disclaimer:
 		return "adapted"
 	case strings.HasPrefix(sys, systemURI) && strings.Contains(sys, "status=unadapted") && tag == "" && !disclaimer:
 		return "unadapted"

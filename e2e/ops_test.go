@@ -186,7 +186,7 @@ func TestOpsReloadUnderLoad(t *testing.T) {
 		t.Errorf("the invalid configuration was not refused:\n%s", op.Milter.Output())
 	}
 	traced := map[string]int{}
-	valid := regexp.MustCompile(`^http://opes\.example\.net/(opes-milter|reload-[0-9]+)$`)
+	valid := regexp.MustCompile(`^http://opes\.example\.net/(opes-milter|reload-[0-9]+)` + regexp.QuoteMeta(privacyParam) + `$`)
 	for id, m := range rep.Delivered(t, pf.Sink, "hup", 30*time.Second) {
 		sys := m.Header.Get("OPES-System")
 		traced[sys]++
@@ -195,14 +195,14 @@ func TestOpsReloadUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("trace URIs seen: %v", traced)
-	if traced[uri(reloads/2)] != 0 {
-		t.Errorf("the refused configuration was used for %d messages", traced[uri(reloads/2)])
+	if traced[uri(reloads/2)+privacyParam] != 0 {
+		t.Errorf("the refused configuration was used for %d messages", traced[uri(reloads/2)+privacyParam])
 	}
 	heldRep.Delivered(t, pf.Sink, "hupheld", 30*time.Second)
 	after := RunLoad(context.Background(), LoadOptions{Addr: pf.SMTPAddr, Prefix: "hupafter", Messages: 1})
 	for _, m := range after.Delivered(t, pf.Sink, "hupafter", 30*time.Second) {
-		if got := m.Header.Get("OPES-System"); got != uri(reloads) {
-			t.Errorf("after the reloads OPES-System = %q, want %q", got, uri(reloads))
+		if got := m.Header.Get("OPES-System"); got != uri(reloads)+privacyParam {
+			t.Errorf("after the reloads OPES-System = %q, want %q", got, uri(reloads)+privacyParam)
 		}
 	}
 }

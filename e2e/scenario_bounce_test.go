@@ -80,7 +80,7 @@ func checkBounce(t *testing.T, report []byte, subject string) {
 		if !strings.Contains(header, "Subject: "+subject) {
 			continue
 		}
-		if !strings.Contains(header, "\nOPES-System: "+systemURI+"\n") || !strings.Contains(header, "\nOPES-Via: "+systemURI) {
+		if !strings.Contains(header, "\nOPES-System: "+systemURI+privacyParam+"\n") || !strings.Contains(header, "\nOPES-Via: "+systemURI) {
 			t.Errorf("the returned header lacks the OPES trace lines:\n%s", header)
 		}
 		return

@@ -79,8 +79,8 @@ func TestScenarioDelivery(t *testing.T) {
 // the tag header and the disclaimer.
 func checkAdapted(t *testing.T, c SinkMessage) {
 	t.Helper()
-	if got := c.Header["Opes-System"]; len(got) != 1 || got[0] != systemURI {
-		t.Errorf("OPES-System = %q, want one %q\n%s", got, systemURI, c.Raw)
+	if got := c.Header["Opes-System"]; len(got) != 1 || got[0] != systemURI+privacyParam {
+		t.Errorf("OPES-System = %q, want one %q\n%s", got, systemURI+privacyParam, c.Raw)
 	}
 	via := c.Header.Get("OPES-Via")
 	for _, s := range []string{systemURI, "recipient-policy", "header-tag", "disclaimer", "attachment-filter"} {

@@ -61,7 +61,7 @@ func TestScenarioQuarantine(t *testing.T) {
 	}
 	t.Run("miltertest", func(t *testing.T) {
 		out, err := Miltertest(t, RepoRoot(t)+"/e2e/testdata/miltertest/quarantine.lua",
-			map[string]string{"MILTER": op.SendmailSocket(), "SYSTEM": systemURI})
+			map[string]string{"MILTER": op.SendmailSocket(), "SYSTEM": systemURI, "PARAMS": privacyParam})
 		if err != nil || !strings.Contains(out, "quarantine.lua: ok") {
 			t.Errorf("miltertest: %v\n%s", err, out)
 		}

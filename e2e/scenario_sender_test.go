@@ -97,7 +97,7 @@ func checkOutbound(t *testing.T, c SinkMessage) {
 	if got := c.Header.Get("X-OPES-Tag"); got != "" {
 		t.Errorf("the inbound chain's X-OPES-Tag is there: %q", got)
 	}
-	if got := c.Header.Get("OPES-System"); got != systemURI {
+	if got := c.Header.Get("OPES-System"); got != systemURI+privacyParam {
 		t.Errorf("OPES-System = %q", got)
 	}
 	if via := c.Header.Get("OPES-Via"); !strings.Contains(via, "sender-rewrite") || !strings.Contains(via, "outbound-tag") {

@@ -112,10 +112,18 @@ func (b *builder) timeouts(t *rawTimeouts, mta *rawMTA) {
 		out *time.Duration
 	}{
 		{"milter.timeouts.connect", t.Connect, &b.cfg.Milter.Timeouts.Connect},
-		{"milter.timeouts.helo", t.Helo, &b.cfg.Milter.Timeouts.Helo},
 		{"milter.timeouts.mail", t.Mail, &b.cfg.Milter.Timeouts.Mail},
 		{"milter.timeouts.rcpt", t.Rcpt, &b.cfg.Milter.Timeouts.Rcpt},
-		{"milter.timeouts.data", t.Data, &b.cfg.Milter.Timeouts.Data},
+	}
+	// Keys that bound nothing went away; a file that still sets them is
+	// told why rather than that they are unknown.
+	for key, why := range map[string]string{
+		"milter.timeouts.helo": "nothing waits at HELO (it is informative to the callout server and the MTA is answered at once); delete the key",
+		"milter.timeouts.data": "message data is queued and sent with the end of message, within milter.timeouts.end_of_message; delete the key",
+	} {
+		if _, ok := b.errs.pos[key]; ok {
+			b.errorf(ErrUnknownKey, key, "removed: %s", why)
+		}
 	}
 	for _, s := range stages {
 		*s.out = b.positive(s.key, s.d)

@@ -134,8 +134,8 @@ func (m *Milter) IsNonSMTP(daemonName string) bool {
 // Timeouts are the per-stage deadlines for the callout exchange, each
 // counted from the MTA event to the reply opes-milter sends the MTA.
 type Timeouts struct {
-	Connect, Helo, Mail, Rcpt, Data time.Duration
-	EndOfMessage                    time.Duration
+	Connect, Mail, Rcpt time.Duration
+	EndOfMessage        time.Duration
 	// ProgressInterval is how often opes-milter tells the MTA that it is
 	// still working at end of message.
 	ProgressInterval time.Duration

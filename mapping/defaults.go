@@ -19,10 +19,8 @@ const (
 	DefaultMaxMessageSize   = 50 << 20 // 50MiB
 	DefaultOversize         = Reject
 	DefaultConnectTimeout   = 5 * time.Second
-	DefaultHeloTimeout      = 5 * time.Second
 	DefaultMailTimeout      = 8 * time.Second
 	DefaultRcptTimeout      = 8 * time.Second
-	DefaultDataTimeout      = 8 * time.Second
 	DefaultEOMTimeout       = 240 * time.Second
 	DefaultProgressInterval = 5 * time.Second
 	// DefaultMTACommandTimeout is Sendmail's T=R:10s, the stricter of the
@@ -118,10 +116,8 @@ func (m *rawMilter) setDefaults() {
 func (t *rawTimeouts) setDefaults() {
 	*t = rawTimeouts{
 		Connect:          duration(DefaultConnectTimeout),
-		Helo:             duration(DefaultHeloTimeout),
 		Mail:             duration(DefaultMailTimeout),
 		Rcpt:             duration(DefaultRcptTimeout),
-		Data:             duration(DefaultDataTimeout),
 		EndOfMessage:     duration(DefaultEOMTimeout),
 		ProgressInterval: duration(DefaultProgressInterval),
 	}

@@ -86,22 +86,24 @@ func TestMilterErrors(t *testing.T) {
 			`t.toml:2: milter.oversize: "quarantine" is not one of "reject", "tempfail", "skip"`},
 		{"timeouts.connect unit", fill("[milter.timeouts]\nconnect = \"5\""),
 			`t.toml:2: milter.timeouts.connect: bad duration "5" (write it like "500ms", "5s" or "4m")`},
-		{"timeouts.helo zero", fill("[milter.timeouts]\nhelo = \"0s\""),
-			`t.toml:2: milter.timeouts.helo: must be longer than 0s`},
+		{"timeouts.connect zero", fill("[milter.timeouts]\nconnect = \"0s\""),
+			`t.toml:2: milter.timeouts.connect: must be longer than 0s`},
+		{"timeouts.helo removed", fill("[milter.timeouts]\nhelo = \"5s\""),
+			`t.toml:2: milter.timeouts.helo: removed: nothing waits at HELO (it is informative to the callout server and the MTA is answered at once); delete the key`},
+		{"timeouts.data removed", fill("[milter.timeouts]\ndata = \"8s\""),
+			`t.toml:2: milter.timeouts.data: removed: message data is queued and sent with the end of message, within milter.timeouts.end_of_message; delete the key`},
 		{"timeouts.mail negative", fill("[milter.timeouts]\nmail = \"-1s\""),
 			`t.toml:2: milter.timeouts.mail: negative duration "-1s"`},
 		{"timeouts.rcpt above the MTA", fill("[milter.timeouts]\nrcpt = \"10s\""),
 			`t.toml:2: milter.timeouts.rcpt: 10s is not below milter.mta.command_timeout (10s): the MTA gives up waiting for a pre-DATA reply then (Sendmail T=R defaults to 10s, Postfix milter_command_timeout to 30s)`},
-		{"timeouts.data type", fill("[milter.timeouts]\ndata = 5"),
-			`t.toml:2: milter.timeouts.data: expected a duration string like "5s", got an integer`},
+		{"timeouts.mail type", fill("[milter.timeouts]\nmail = 5"),
+			`t.toml:2: milter.timeouts.mail: expected a duration string like "5s", got an integer`},
 		{"timeouts.end_of_message above the MTA", fill("[milter.timeouts]\nend_of_message = \"5m\""),
 			`t.toml:2: milter.timeouts.end_of_message: 5m0s is not below milter.mta.content_timeout (5m0s): the MTA stops waiting for the end-of-message reply then (Postfix milter_content_timeout and Sendmail T=E default to 300s)`},
 		{"timeouts.progress_interval above the MTA", fill("[milter.timeouts]\nprogress_interval = \"15s\""),
 			`t.toml:2: milter.timeouts.progress_interval: 15s is not below milter.mta.command_timeout (10s): Sendmail waits for each end-of-message packet no longer than T=R, so progress must come more often`},
 		{"mta.command_timeout lowered", fill("[milter.mta]\ncommand_timeout = \"5s\""),
 			"t.toml:1: milter.timeouts.connect: 5s is not below milter.mta.command_timeout (5s): the MTA gives up waiting for a pre-DATA reply then (Sendmail T=R defaults to 10s, Postfix milter_command_timeout to 30s)\n" +
-				"t.toml:1: milter.timeouts.data: 8s is not below milter.mta.command_timeout (5s): the MTA gives up waiting for a pre-DATA reply then (Sendmail T=R defaults to 10s, Postfix milter_command_timeout to 30s)\n" +
-				"t.toml:1: milter.timeouts.helo: 5s is not below milter.mta.command_timeout (5s): the MTA gives up waiting for a pre-DATA reply then (Sendmail T=R defaults to 10s, Postfix milter_command_timeout to 30s)\n" +
 				"t.toml:1: milter.timeouts.mail: 8s is not below milter.mta.command_timeout (5s): the MTA gives up waiting for a pre-DATA reply then (Sendmail T=R defaults to 10s, Postfix milter_command_timeout to 30s)\n" +
 				"t.toml:1: milter.timeouts.progress_interval: 5s is not below milter.mta.command_timeout (5s): Sendmail waits for each end-of-message packet no longer than T=R, so progress must come more often\n" +
 				"t.toml:1: milter.timeouts.rcpt: 8s is not below milter.mta.command_timeout (5s): the MTA gives up waiting for a pre-DATA reply then (Sendmail T=R defaults to 10s, Postfix milter_command_timeout to 30s)"},

@@ -58,8 +58,8 @@ func (c *Config) formatMilter(p *printer) {
 	p.field("messages", "up to %s adapted (larger: %s); spooled to %s above %s",
 		FormatSize(m.MaxMessageSize), m.Oversize, orDefault(m.SpoolDir, "the temporary directory"), FormatSize(m.SpoolMemory))
 	t := &m.Timeouts
-	p.field("deadlines", "connect %v, helo %v, mail %v, rcpt %v, data %v, end of message %v (progress every %v)",
-		t.Connect, t.Helo, t.Mail, t.Rcpt, t.Data, t.EndOfMessage, t.ProgressInterval)
+	p.field("deadlines", "connect %v, mail %v, rcpt %v, end of message %v (progress every %v)",
+		t.Connect, t.Mail, t.Rcpt, t.EndOfMessage, t.ProgressInterval)
 	p.field("MTA limits", "%v per command, %v for the content", m.MTA.Command, m.MTA.Content)
 	p.field("logs", "%s, %s", strings.ToLower(m.LogLevel.String()), m.LogFormat)
 	if m.MetricsListen != "" {

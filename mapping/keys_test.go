@@ -87,16 +87,14 @@ socket_owner = "postfix:postdrop"`),
 		{"oversize default", fill(""), func(c *Config) any { return milter(c).Oversize }, Reject},
 		{"timeouts", fill(`[milter.timeouts]
 connect = "1s"
-helo = "2s"
 mail = "3s"
 rcpt = "4s"
-data = "5s"
 end_of_message = "2m"
 progress_interval = "500ms"`),
 			func(c *Config) any { return milter(c).Timeouts },
-			Timeouts{time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 5 * time.Second, 2 * time.Minute, 500 * time.Millisecond}},
+			Timeouts{time.Second, 3 * time.Second, 4 * time.Second, 2 * time.Minute, 500 * time.Millisecond}},
 		{"timeouts default", fill(""), func(c *Config) any { return milter(c).Timeouts },
-			Timeouts{DefaultConnectTimeout, DefaultHeloTimeout, DefaultMailTimeout, DefaultRcptTimeout, DefaultDataTimeout, DefaultEOMTimeout, DefaultProgressInterval}},
+			Timeouts{DefaultConnectTimeout, DefaultMailTimeout, DefaultRcptTimeout, DefaultEOMTimeout, DefaultProgressInterval}},
 		{"mta limits raised for Postfix", fill("[milter.mta]\ncommand_timeout = \"30s\"\ncontent_timeout = \"10m\"\n[milter.timeouts]\nrcpt = \"25s\"\nend_of_message = \"9m\""),
 			func(c *Config) any {
 				return []any{milter(c).MTA, milter(c).Timeouts.Rcpt, milter(c).Timeouts.EndOfMessage}

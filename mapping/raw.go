@@ -54,12 +54,14 @@ type rawMilter struct {
 
 type rawTimeouts struct {
 	Connect          duration `toml:"connect"`
-	Helo             duration `toml:"helo"`
 	Mail             duration `toml:"mail"`
 	Rcpt             duration `toml:"rcpt"`
-	Data             duration `toml:"data"`
 	EndOfMessage     duration `toml:"end_of_message"`
 	ProgressInterval duration `toml:"progress_interval"`
+	// Helo and Data bound nothing and went away; they are decoded only to
+	// refuse them with the reason (compile_milter.go).
+	Helo duration `toml:"helo"`
+	Data duration `toml:"data"`
 }
 
 type rawMTA struct {

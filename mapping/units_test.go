@@ -127,7 +127,7 @@ opes-milter
   listen        unix:/run/opes.sock inet6:[::1]:8890
   limits        500 sessions, 1000 transactions in flight
   messages      up to 50MiB adapted (larger: skip); spooled to /var/spool/opes-milter above 1MiB
-  deadlines     connect 5s, helo 5s, mail 8s, rcpt 8s, data 8s, end of message 4m0s (progress every 5s)
+  deadlines     connect 5s, mail 8s, rcpt 8s, end of message 4m0s (progress every 5s)
   MTA limits    10s per command, 5m0s for the content
   logs          info, text
   metrics       127.0.0.1:9187

@@ -16,8 +16,11 @@
 --   MILTER  the milter socket; default inet:8890@127.0.0.1
 
 local socket = MILTER or "inet:8890@127.0.0.1"
-local SYSTEM = " http://opes.example.net/opes-milter"
-local VIA = SYSTEM .. ",\n" ..
+local SYSTEM_URI = " http://opes.example.net/opes-milter"
+-- [trace] privacy_uri of contrib/opes-milter.toml, a parameter of the
+-- OPES-System entry only (docs/profile.md §12).
+local SYSTEM = SYSTEM_URI .. '; privacy-policy="http://opes.example.net/privacy"'
+local VIA = SYSTEM_URI .. ",\n" ..
 	"\thttp://opes-milter.example/services/recipient-policy,\n" ..
 	"\thttp://opes-milter.example/services/header-tag,\n" ..
 	"\thttp://opes-milter.example/services/disclaimer,\n" ..

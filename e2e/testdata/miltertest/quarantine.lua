@@ -7,6 +7,7 @@
 -- Globals set with miltertest -D:
 --   MILTER  the milter socket, e.g. inet:10025@127.0.0.1
 --   SYSTEM  the OPES-System entry of the configuration
+--   PARAMS  the trace parameters after status (privacy-policy), optional
 
 assert(MILTER, "run with -D MILTER=inet:PORT@127.0.0.1")
 assert(SYSTEM, "run with -D SYSTEM=<system URI>")
@@ -35,7 +36,7 @@ assert(r == SMFIR_ACCEPT or r == SMFIR_CONTINUE, "end of message not accepted")
 assert(mt.eom_check(conn, MT_QUARANTINE), "message not quarantined")
 -- opes-milter negotiates SMFIP_HDR_LEADSPC, so it sends the space after the
 -- colon itself.
-assert(mt.eom_check(conn, MT_HDRINSERT, "OPES-System", " " .. SYSTEM .. "; status=unadapted"),
+assert(mt.eom_check(conn, MT_HDRINSERT, "OPES-System", " " .. SYSTEM .. "; status=unadapted" .. (PARAMS or "")),
 	"no OPES-System line with status=unadapted")
 assert(not mt.eom_check(conn, MT_HDRADD, "X-OPES-Tag"), "a service's header was added")
 assert(not mt.eom_check(conn, MT_BODYCHANGE), "the body was changed")

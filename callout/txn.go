@@ -263,7 +263,7 @@ func (t *txn) address(ctx context.Context, d ocpsmtp.Data, off int64, payload []
 	case ActionReplace:
 		params := append(ocpsmtp.Data{Part: d.Part}.Params(), extra...)
 		_, err = t.otx.Send(ctx, params, []byte(dec.Address.String()))
-		t.tx.Logger.Info("replaced", t.decided(dec, "part", string(d.Part), "from", a.Addr, "to", dec.Address.Addr)...)
+		t.tx.Logger.Info("replaced", t.reason(dec, "part", string(d.Part), "from", a.Addr, "to", dec.Address.Addr)...)
 		t.note(d.Part, dec.Address)
 	default:
 		t.note(d.Part, a)

@@ -34,12 +34,18 @@ func (t *txn) logDone() {
 	t.tx.Logger.LogAttrs(context.Background(), slog.LevelInfo, "transaction done", attrs...)
 }
 
-// decided returns attrs followed by the service that made the decision
-// (by its configured name) and its reason when it gave one.
+// decided returns attrs followed by the service that refused (by its
+// configured name: a refusal stops the chain at that service) and the
+// reason when it gave one.
 func (t *txn) decided(dec Decision, attrs ...any) []any {
 	if t.tx.Service != "" {
 		attrs = append(attrs, "service", t.s.serviceName(t.tx.Service))
 	}
+	return t.reason(dec, attrs...)
+}
+
+// reason returns attrs followed by the decision's reason when it has one.
+func (t *txn) reason(dec Decision, attrs ...any) []any {
 	if dec.Reason != "" {
 		attrs = append(attrs, "reason", dec.Reason)
 	}

@@ -91,7 +91,7 @@ func (t *txn) message(ctx context.Context) error {
 	if dec.Action == ActionReplace {
 		out = dec.Message
 		defer out.Close()
-		t.tx.Logger.Info("message replaced", t.decided(dec, "adapted_size", out.Size())...)
+		t.tx.Logger.Info("message replaced", t.reason(dec, "adapted_size", out.Size())...)
 	}
 	if out == msg && t.kept(t.rawStart, msg.Size()) {
 		err = t.otx.SendDUY(t.rawStart, msg.Size(), first...)

@@ -83,7 +83,13 @@ func TestScenarioSender(t *testing.T) {
 		})
 	}
 	log := op.Milter.Output()
-	if n := strings.Count(log, "route=outbound"); n != 2 {
+	n := 0
+	for _, l := range logLines(log, "message") {
+		if l["route"] == "outbound" {
+			n++
+		}
+	}
+	if n != 2 {
 		t.Errorf("opes-milter logged %d messages on the outbound route, want 2:\n%s", n, log)
 	}
 }

@@ -34,6 +34,7 @@ func reloadServices(path string, srv *callout.Server, metrics *promobserver.Metr
 		var services map[string]callout.Service
 		if services, err = builtin.NewServices(cfg.Callout); err == nil {
 			metrics.SetServices(services, serviceNames(cfg.Callout))
+			srv.SetServiceNames(serviceNames(cfg.Callout))
 			srv.SetServices(services)
 			log.Info("services reloaded (listeners, TLS and limits change on restart)", "config", path, "services", len(services))
 			return
@@ -82,6 +83,7 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer, ready chan<- lis
 		Extensions:     []string{"SIZE", "8BITMIME", "SMTPUTF8", "DSN"},
 		TLSConfig:      tlsConfig,
 	}
+	srv.SetServiceNames(serviceNames(cfg.Callout))
 
 	// Take the signals before anything listens (a SIGHUP sent as soon as
 	// the port answers must reload, not kill).

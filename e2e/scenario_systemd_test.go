@@ -17,7 +17,7 @@ import (
 // The shipped units and what they name that a test replaces.
 const (
 	contribSystemd = "contrib/systemd"
-	unitBinDir     = "/usr/local/bin/"
+	unitBinDir     = "@BINDIR@/" // the units are templates (make install fills it in)
 	unitConfig     = "/etc/opes-milter/opes-milter.toml"
 	// maxExposure is the highest "systemd-analyze security" exposure level
 	// (0 = locked down, 10 = unprotected) a shipped unit may have.

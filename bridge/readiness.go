@@ -95,6 +95,14 @@ func (u *upstream) serving(chain *Chain, now time.Time) (negotiated, open bool) 
 	return false, open
 }
 
+// adopt adds a connection a probe negotiated to u's connections, for the
+// next transaction to use.
+func (u *upstream) adopt(uc *upConn) {
+	u.mu.Lock()
+	u.conns = append(u.conns, uc)
+	u.mu.Unlock()
+}
+
 // Readiness reports whether every chain of the current policy is ready,
 // and the state of each chain and its servers.
 func (b *Bridge) Readiness() (bool, []ChainReadiness) {
@@ -141,7 +149,8 @@ const probeTimeout = 15 * time.Second
 // ProbeNow connects to every server of the current policy that has no
 // live connection (and whose breaker is closed) and negotiates its
 // chains' service groups, as the first transaction would; the connection
-// joins the pool. It returns when every probe has ended.
+// joins the pool. A failed probe does not count for the circuit breaker.
+// It returns when every probe has ended.
 func (b *Bridge) ProbeNow(ctx context.Context) {
 	st := b.current()
 	sets, chains := chainsBySet(st.policy.Routes)
@@ -162,7 +171,13 @@ func (b *Bridge) ProbeNow(ctx context.Context) {
 				defer wg.Done()
 				pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 				defer cancel()
-				_, err := u.get(pctx, st.pool, st.policy.Routes)
+				// Dial as the pool does, but outside the circuit breaker:
+				// a probe of a server that is down must not trip it (the
+				// breaker is about mail), and mail must not wait for it.
+				uc, err := st.pool.dial(pctx, u, st.policy.Routes)
+				if err == nil {
+					u.adopt(uc)
+				}
 				if ctx.Err() != nil {
 					return // shutting down: keep the last state
 				}

@@ -1,6 +1,10 @@
 package bridge
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/opes-milter/opes-milter/mapping"
+)
 
 // The fields of the one line per message (logSummary) that both daemons
 // share: qid (the MTA's queue id), ocp_tx (the OCP transaction, named as
@@ -47,16 +51,16 @@ func (mt *mailTx) recipientFields() []any {
 
 // serviceNames returns the configured names of the service URIs of the
 // route's chain, in order (a URI without a name stays as it is).
-func serviceNames(r *Route, uris []string) string {
+func serviceNames(r *mapping.Route, uris []string) string {
 	names := make([]string, len(uris))
 	for i, u := range uris {
 		names[i] = u
 		if r == nil {
 			continue
 		}
-		for j, svc := range r.Chain.Services {
-			if svc.URI == u && j < len(r.Chain.ServiceNames) && r.Chain.ServiceNames[j] != "" {
-				names[i] = r.Chain.ServiceNames[j]
+		for _, svc := range r.Chain.Services {
+			if svc.URI == u && svc.Name != "" {
+				names[i] = svc.Name
 				break
 			}
 		}

@@ -85,7 +85,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 var (
 	messageVerdicts = []string{"accept", "reject", "tempfail", "discard", "quarantine"}
 	messageStatuses = []string{"adapted", "unadapted", "bypassed", "skipped", "failed"}
-	failureClasses  = []FailureClass{FailConnect, FailTimeout, FailProtocol, FailServer, FailLocal}
+	failureClasses  = []FailureClass{FailConnect, FailTimeout, FailProtocol, FailServer, FailLocal, FailService}
 )
 
 // init creates, at 0, every labelled series p can produce, so that a
@@ -97,7 +97,7 @@ func (m *Metrics) init(p *Policy) {
 	if m == nil {
 		return
 	}
-	routes := []*Route{nil}
+	routes := []*mapping.Route{nil}
 	routes = append(routes, p.Routes...)
 	for _, r := range routes {
 		name := routeName(r)
@@ -110,14 +110,12 @@ func (m *Metrics) init(p *Policy) {
 			m.rcptRefusals.WithLabelValues(name, v)
 		}
 		for _, c := range failureClasses {
-			actions := []Action{ActionTempFail}
+			actions := []mapping.Action{mapping.TempFail}
 			if r != nil {
-				if a, ok := r.Chain.OnFailure[c]; ok {
-					actions[0] = a
-				}
+				actions[0] = r.Chain.OnFailure.For(c)
 			}
-			if c == FailLocal { // also tempfail whatever the chain says (a spool that fails)
-				actions = append(actions, ActionTempFail)
+			if c == FailLocal && actions[0] != mapping.TempFail { // also tempfail whatever the chain says (a spool that fails)
+				actions = append(actions, mapping.TempFail)
 			}
 			for _, a := range actions {
 				m.failures.WithLabelValues(name, c.String(), a.String())
@@ -127,7 +125,7 @@ func (m *Metrics) init(p *Policy) {
 			continue
 		}
 		m.callout.WithLabelValues(name)
-		for _, addr := range r.Chain.Servers.Addresses {
+		for _, addr := range r.Chain.Server.Addresses {
 			m.breakerOpen.WithLabelValues(addr)
 			m.breakerTrips.WithLabelValues(addr)
 		}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -35,39 +36,39 @@ func (e *RefusedError) Error() string {
 
 func (e *RefusedError) Unwrap() error { return e.Err }
 
-// serviceName is the configured name of the chain's i-th service, or its
-// URI when the policy has no names.
-func (c *Chain) serviceName(i int) string {
-	if i < len(c.ServiceNames) && c.ServiceNames[i] != "" {
-		return fmt.Sprintf("%q (%s)", c.ServiceNames[i], c.Services[i].URI)
+// serviceName is the configured name of the chain's i-th service with
+// its URI.
+func serviceName(c *mapping.Chain, i int) string {
+	if i < len(c.Services) && c.Services[i].Name != "" {
+		return fmt.Sprintf("%q (%s)", c.Services[i].Name, c.Group[i].URI)
 	}
-	return c.Services[i].URI
+	return c.Group[i].URI
 }
 
 // refusal explains a failed negotiation of chain's group on c: when the
 // server selected nothing, each service is offered alone (a group of its
 // own, destroyed after) to name those the server refuses. Other errors
 // are returned as they are.
-func refusal(ctx context.Context, c *ocp.Client, addr string, chain *Chain, offer ocpsmtp.Profile, err error) error {
+func refusal(ctx context.Context, c *ocp.Client, addr string, chain *mapping.Chain, offer ocpsmtp.Profile, err error) error {
 	var ne *ocp.NegotiationError
 	if !errors.As(err, &ne) || ne.Selected != nil {
 		return err
 	}
 	re := &RefusedError{Server: addr, Chain: chain.Name, Err: err}
-	if len(chain.Services) > 1 {
-		for i, s := range chain.Services {
+	if len(chain.Group) > 1 {
+		for i, s := range chain.Group {
 			sg, _, err := c.NewServiceGroup(ctx, []ocp.Service{s}, []ocp.Feature{offer.Feature()})
 			if sg != nil {
 				c.DestroyServiceGroup(sg)
 			}
 			if errors.As(err, &ne) && ne.Selected == nil {
-				re.Services = append(re.Services, chain.serviceName(i))
+				re.Services = append(re.Services, serviceName(chain, i))
 			} else if err != nil {
 				break // the connection failed: nothing more to learn
 			}
 		}
-	} else if len(chain.Services) == 1 {
-		re.Services = []string{chain.serviceName(0)}
+	} else if len(chain.Group) == 1 {
+		re.Services = []string{serviceName(chain, 0)}
 	}
 	return re
 }
@@ -90,24 +91,24 @@ type ProbeResult struct {
 // probeGroup is one service group a server set negotiates: a chain and
 // the route whose offer it makes.
 type probeGroup struct {
-	chain *Chain
-	route *Route
+	chain *mapping.Chain
+	route *mapping.Route
 }
 
 // groupsBySet returns the server sets the routes use, sorted by name, and
 // for each the service groups its connections negotiate (one per chain
 // and offer, as the pool keys them), in route order.
-func groupsBySet(routes []*Route) ([]*ServerSet, map[*ServerSet][]probeGroup) {
-	groups := map[*ServerSet][]probeGroup{}
+func groupsBySet(routes []*mapping.Route) ([]*mapping.ServerSet, map[*mapping.ServerSet][]probeGroup) {
+	groups := map[*mapping.ServerSet][]probeGroup{}
 	seen := map[groupKey]bool{}
-	var sets []*ServerSet
+	var sets []*mapping.ServerSet
 	for _, r := range routes {
 		k := keyOf(r)
 		if seen[k] {
 			continue
 		}
 		seen[k] = true
-		set := r.Chain.Servers
+		set := r.Chain.Server
 		if _, ok := groups[set]; !ok {
 			sets = append(sets, set)
 		}
@@ -125,7 +126,15 @@ func Probe(ctx context.Context, p *Policy) []ProbeResult {
 	sets, groups := groupsBySet(p.Routes)
 	var out []ProbeResult
 	for _, set := range sets {
-		cfg := set.Client
+		cfg, err := set.ClientConfig()
+		if err != nil {
+			for _, addr := range set.Addresses {
+				for _, g := range groups[set] {
+					out = append(out, ProbeResult{ServerSet: set.Name, Server: addr, Chain: g.chain.Name, Route: g.route.Name, Err: err})
+				}
+			}
+			continue
+		}
 		cfg.Known = append(cfg.Known[:len(cfg.Known):len(cfg.Known)], ocpsmtp.ReceiverURI, ocpsmtp.SenderURI)
 		for _, addr := range set.Addresses {
 			c, err := ocp.Dial(ctx, addr, cfg)
@@ -137,7 +146,7 @@ func Probe(ctx context.Context, p *Policy) []ProbeResult {
 			}
 			for _, g := range groups[set] {
 				r := ProbeResult{ServerSet: set.Name, Server: addr, Chain: g.chain.Name, Route: g.route.Name}
-				r.Answer, r.Err = negotiate(ctx, c, addr, g.chain, g.route.Profile)
+				r.Answer, r.Err = negotiate(ctx, c, addr, g.chain, g.route.Offer())
 				out = append(out, r)
 			}
 			c.Close(ctx, ocp.Result{})
@@ -148,8 +157,8 @@ func Probe(ctx context.Context, p *Policy) []ProbeResult {
 
 // negotiate creates chain's service group on c with offer and checks the
 // answer; a refusal is explained (see refusal). The group is destroyed.
-func negotiate(ctx context.Context, c *ocp.Client, addr string, chain *Chain, offer ocpsmtp.Profile) (ocpsmtp.Profile, error) {
-	sg, feat, err := c.NewServiceGroup(ctx, chain.Services, []ocp.Feature{offer.Feature()})
+func negotiate(ctx context.Context, c *ocp.Client, addr string, chain *mapping.Chain, offer ocpsmtp.Profile) (ocpsmtp.Profile, error) {
+	sg, feat, err := c.NewServiceGroup(ctx, chain.Group, []ocp.Feature{offer.Feature()})
 	if err != nil {
 		if sg != nil {
 			c.DestroyServiceGroup(sg)

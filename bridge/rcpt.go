@@ -23,11 +23,11 @@ func (s *session) Rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 	}
 	s.b.metrics.rcptRefused(route, verdict)
 	attrs := append(s.messageFields(mac.Get("i")), "rcpt", rcpt, "verdict", verdict)
-	if rep.Code != 0 {
-		attrs = append(attrs, "reply", rep.Code)
+	if rep.SMTP.Code != 0 {
+		attrs = append(attrs, "reply", rep.SMTP.Code)
 	}
-	if rep.Text != "" {
-		attrs = append(attrs, "text", strings.ReplaceAll(rep.Text, "\r\n", " / "))
+	if rep.SMTP.Text != "" {
+		attrs = append(attrs, "text", strings.ReplaceAll(rep.SMTP.Text, "\r\n", " / "))
 	}
 	s.log.Info("recipient refused", attrs...)
 	return rep

@@ -2,10 +2,13 @@ package bridge
 
 import (
 	"context"
+
 	"errors"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/opes-milter/opes-milter/mapping"
 )
 
 // Readiness: a chain is ready when at least one server of its set has
@@ -76,7 +79,7 @@ var errBreakerOpen = errors.New("circuit breaker open")
 // serving reports whether u has a live connection with chain's service
 // group (the one place readiness reads the pool's connections) and
 // whether its breaker is open.
-func (u *upstream) serving(chain *Chain, now time.Time) (negotiated, open bool) {
+func (u *upstream) serving(chain *mapping.Chain, now time.Time) (negotiated, open bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	open = now.Before(u.openUntil)
@@ -235,11 +238,11 @@ func (b *Bridge) WatchReadiness(ctx context.Context, interval time.Duration) {
 
 // chainsBySet returns the server sets the routes use, sorted by name, and
 // the chains on each, in route order.
-func chainsBySet(routes []*Route) ([]*ServerSet, map[*ServerSet][]*Chain) {
+func chainsBySet(routes []*mapping.Route) ([]*mapping.ServerSet, map[*mapping.ServerSet][]*mapping.Chain) {
 	sets, groups := groupsBySet(routes)
-	chains := map[*ServerSet][]*Chain{}
+	chains := map[*mapping.ServerSet][]*mapping.Chain{}
 	for set, gs := range groups {
-		seen := map[*Chain]bool{}
+		seen := map[*mapping.Chain]bool{}
 		for _, g := range gs {
 			if !seen[g.chain] {
 				seen[g.chain] = true

@@ -162,14 +162,6 @@ func TestSetServicesAppliesToNewGroups(t *testing.T) {
 	}
 }
 
-// rcptOnly is a service that adapts recipients only.
-type rcptOnly struct{}
-
-func (rcptOnly) Needs() Needs { return Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRCPT}} }
-func (rcptOnly) AdaptRcpt(context.Context, *Tx, Address) (Decision, error) {
-	return Keep(), nil
-}
-
 func TestMessageID(t *testing.T) {
 	for _, tt := range []struct{ msg, want string }{
 		{"From: a\r\nMessage-ID: <x@y>\r\n\r\nbody", "<x@y>"},

@@ -38,7 +38,7 @@ func TestHealthWatcher(t *testing.T) {
 	if down := w.Down(); !slices.Equal(down, []string{"urn:av-down"}) {
 		t.Errorf("down %v, want [urn:av-down]", down)
 	}
-	want := `# HELP opes_callout_backend_up 1 while the backend (scanner) of a service answers its health check, 0 while it is down, by service URI and backend.
+	want := `# HELP opes_callout_backend_up 1 while the backend (scanner) of a service answers its health check, 0 while it is down, by service (its configured name) and backend.
 # TYPE opes_callout_backend_up gauge
 opes_callout_backend_up{backend="clamd",service="urn:av-down"} 0
 opes_callout_backend_up{backend="clamd",service="urn:av-up"} 1

@@ -4,13 +4,15 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
 
 // Needs is what a callout service works on, in the parts of the SMTP
 // profile: the parts it adapts and those it only reads. HELO stands for
 // EHLO too.
 type Needs struct {
-	Adapt, Read []Part
+	Adapt, Read []ocpsmtp.Part
 }
 
 // CompareCallout compares the two sides of a file that configures both
@@ -79,21 +81,29 @@ func (c *Config) used(s *Service) bool {
 }
 
 // offers reports whether the route offers p (adaptive if asked), HELO and
-// EHLO standing for each other; a data part adapted is offered by RAWDATA
-// only, the part the callout server asks for (see callout.Needs).
-func (r *Route) offers(p Part, adaptive bool) bool {
+// EHLO standing for each other, a data part carried by a wider one as the
+// callout server takes it (SINGLEHEADERS by ALLHEADERS, SECTIONS by BODY,
+// every data part by RAWDATA).
+func (r *Route) offers(p ocpsmtp.Part, adaptive bool) bool {
 	has := r.Has
 	if adaptive {
 		has = r.IsAdaptive
 	}
-	if has(p) {
-		return true
+	carriers := map[ocpsmtp.Part][]ocpsmtp.Part{
+		ocpsmtp.PartHELO:          {ocpsmtp.PartHELO, ocpsmtp.PartEHLO},
+		ocpsmtp.PartEHLO:          {ocpsmtp.PartEHLO, ocpsmtp.PartHELO},
+		ocpsmtp.PartSINGLEHEADERS: {ocpsmtp.PartSINGLEHEADERS, ocpsmtp.PartALLHEADERS, ocpsmtp.PartRAWDATA},
+		ocpsmtp.PartALLHEADERS:    {ocpsmtp.PartALLHEADERS, ocpsmtp.PartRAWDATA},
+		ocpsmtp.PartSECTIONS:      {ocpsmtp.PartSECTIONS, ocpsmtp.PartBODY, ocpsmtp.PartRAWDATA},
+		ocpsmtp.PartBODY:          {ocpsmtp.PartBODY, ocpsmtp.PartRAWDATA},
+	}[p]
+	if carriers == nil {
+		carriers = []ocpsmtp.Part{p}
 	}
-	switch p {
-	case PartHELO:
-		return has(PartEHLO)
-	case PartEHLO:
-		return has(PartHELO)
+	for _, q := range carriers {
+		if has(q) {
+			return true
+		}
 	}
 	return false
 }

@@ -39,14 +39,6 @@ func compareCallout(cfg *mapping.Config) error {
 	}
 	return cfg.CompareCallout(func(cs *mapping.CalloutService) mapping.Needs {
 		n := services[cs.URI].Needs()
-		return mapping.Needs{Adapt: toParts(n.Adapt), Read: toParts(n.Read)}
+		return mapping.Needs{Adapt: n.Adapt, Read: n.Read}
 	})
-}
-
-func toParts[P ~string](in []P) []mapping.Part {
-	out := make([]mapping.Part, len(in))
-	for i, p := range in {
-		out[i] = mapping.Part(p)
-	}
-	return out
 }

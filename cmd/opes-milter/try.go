@@ -241,9 +241,9 @@ func serveLocal(cfg *mapping.Config, policy *bridge.Policy) (stop func(), err er
 	srv := &callout.Server{Services: services, Extensions: []string{"SIZE", "8BITMIME", "SMTPUTF8", "DSN"}}
 	go srv.Serve(ln)
 	for _, r := range policy.Routes {
-		set := r.Chain.Servers
+		set := r.Chain.Server // this file's own, loaded for try alone
 		set.Addresses = []string{ln.Addr().String()}
-		set.Client.TLS = nil
+		set.TLS = nil
 	}
 	return func() { srv.Close() }, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -24,8 +25,11 @@ func cmdCheck(ctx context.Context, path string, probe bool, stdout io.Writer) er
 	if err != nil {
 		return err
 	}
-	if err := compareCallout(cfg); err != nil {
-		return err
+	// With -probe the servers are asked even when the two sides of the
+	// file disagree: what the running server says settles it.
+	compareErr := compareCallout(cfg)
+	if compareErr != nil && !probe {
+		return compareErr
 	}
 	if err := cfg.Format(stdout); err != nil || !probe {
 		return err
@@ -45,9 +49,10 @@ func cmdCheck(ctx context.Context, path string, probe bool, stdout io.Writer) er
 		fmt.Fprintf(stdout, "accepted: %s\n", describeAnswer(r.Answer))
 	}
 	if failed > 0 {
-		return fmt.Errorf("probe: %d of %d negotiations failed", failed, len(results))
+		err := fmt.Errorf("probe: %d of %d negotiations failed", failed, len(results))
+		return errors.Join(compareErr, err)
 	}
-	return nil
+	return compareErr
 }
 
 // describeAnswer is "adaptive A B, informative C" for a profile answer.

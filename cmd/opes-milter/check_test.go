@@ -165,3 +165,27 @@ kind`, 1))
 		})
 	}
 }
+
+// TestCheckProbeDespiteMismatch: with -probe the servers are asked even
+// when the file's two sides disagree, and both findings are reported.
+func TestCheckProbeDespiteMismatch(t *testing.T) {
+	base := contribFor(t)
+	addr := startCallout(t, base)
+	text := strings.Replace(base, `addresses = ["127.0.0.1:8891"]`, `addresses = ["`+addr+`"]`, 1)
+	text = strings.Replace(text, `uri = "http://opes-milter.example/services/header-tag"`, `uri = "http://opes-milter.example/services/header-tagz"`, 1)
+	path := writeTemp(t, "c.toml", text)
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"check", "-probe", "-config", path}, &out, &errb); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	all := out.String() + errb.String()
+	for _, want := range []string{
+		`services.header-tag.uri: "http://opes-milter.example/services/header-tagz" is offered by no [callout.services] table`,
+		`FAILED: the callout server refused service "header-tag" (http://opes-milter.example/services/header-tagz)`,
+		"probe: 1 of 1 negotiations failed",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("output lacks %q:\n%s", want, all)
+		}
+	}
+}

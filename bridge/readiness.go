@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/opes-milter/opes-milter/mapping"
+	"github.com/opes-milter/opes-milter/ocp"
 )
 
 // Readiness: a chain is ready when at least one server of its set has
@@ -178,7 +179,13 @@ func (b *Bridge) ProbeNow(ctx context.Context) {
 				// a probe of a server that is down must not trip it (the
 				// breaker is about mail), and mail must not wait for it.
 				uc, err := st.pool.dial(pctx, u, st.policy.Routes)
-				if err == nil {
+				switch {
+				case err != nil:
+				case st.pool.retired.Load():
+					// A reload replaced the pool meanwhile: its
+					// connections are being closed, so is this one.
+					uc.c.Close(pctx, ocp.Result{})
+				default:
 					u.adopt(uc)
 				}
 				if ctx.Err() != nil {

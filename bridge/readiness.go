@@ -62,7 +62,7 @@ func (s *probeState) keepOnly(pl *pool) {
 	defer s.mu.Unlock()
 	for u := range s.last {
 		found := false
-		for _, u2 := range pl.ups[u.set] {
+		for _, u2 := range pl.serversOf(u.set) {
 			found = found || u2 == u
 		}
 		if !found {
@@ -83,7 +83,7 @@ var errBreakerOpen = errors.New("circuit breaker open")
 func (u *upstream) serving(chain *mapping.Chain, now time.Time) (negotiated, open bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	open = now.Before(u.openUntil)
+	open = u.tripped
 	for _, c := range u.conns {
 		select {
 		case <-c.c.Done():
@@ -118,7 +118,7 @@ func (b *Bridge) Readiness() (bool, []ChainReadiness) {
 	for _, set := range sets {
 		for _, ch := range chains[set] {
 			cr := ChainReadiness{Chain: ch.Name}
-			for _, u := range st.pool.ups[set] {
+			for _, u := range st.pool.serversOf(set) {
 				sr := ServerReadiness{ServerSet: set.Name, Server: u.addr}
 				negotiated, open := u.serving(ch, now)
 				err, probed := b.probes.get(u)
@@ -147,8 +147,22 @@ func (b *Bridge) Readiness() (bool, []ChainReadiness) {
 	return all, out
 }
 
-// probeTimeout bounds one probe of one server.
-const probeTimeout = 15 * time.Second
+// readinessProbeTimeout bounds one probe of one server.
+const readinessProbeTimeout = 15 * time.Second
+
+// serversOf returns the servers of set (those DNS removed left out), in
+// configuration order, without touching the round-robin cursor.
+func (pl *pool) serversOf(set *mapping.ServerSet) []*upstream {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	var out []*upstream
+	for _, u := range pl.ups[set] {
+		if !u.removed.Load() {
+			out = append(out, u)
+		}
+	}
+	return out
+}
 
 // ProbeNow connects to every server of the current policy that has no
 // live connection (and whose breaker is closed) and negotiates its
@@ -161,19 +175,20 @@ func (b *Bridge) ProbeNow(ctx context.Context) {
 	b.probes.keepOnly(st.pool)
 	var wg sync.WaitGroup
 	for _, set := range sets {
-		for _, u := range st.pool.ups[set] {
+		for _, u := range st.pool.serversOf(set) {
 			if negotiated, _ := u.serving(chains[set][0], time.Now()); negotiated {
 				b.probes.set(u, nil)
 				continue
 			}
-			if u.isOpen(time.Now(), b.metrics) {
+			if u.isOpen() { // the pool's own prober revives it
+
 				b.probes.set(u, errBreakerOpen)
 				continue
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+				pctx, cancel := context.WithTimeout(ctx, readinessProbeTimeout)
 				defer cancel()
 				// Dial as the pool does, but outside the circuit breaker:
 				// a probe of a server that is down must not trip it (the

@@ -24,7 +24,11 @@ func contribFor(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Replace(string(data), "inet:127.0.0.1:8890", "inet:127.0.0.1:0", 1)
+	text := strings.Replace(string(data), `listen = ["inet:127.0.0.1:8890"]`, `listen = ["inet:127.0.0.1:0"]`, 1)
+	if text == string(data) {
+		t.Fatal("contrib/opes-milter.toml no longer listens on inet:127.0.0.1:8890")
+	}
+	return text
 }
 
 func writeTemp(t *testing.T, name, text string) string {
@@ -47,7 +51,7 @@ func TestRunRefusalsAreCheckRefusals(t *testing.T) {
 		{"unknown key", strings.Replace(base, "max_sessions = ", "max_sesions = ", 1), "milter.max_sesions: unknown key"},
 		{"syntax", base + "\n[[routes\n", "to end table name"},
 		{"undefined chain", strings.Replace(base, `chain = "default"`, `chain = "nope"`, 1), "routes[0].chain"},
-		{"unreadable TLS file", strings.Replace(base, "revival_delay = \"30s\"", "revival_delay = \"30s\"\n[servers.local.tls]\nca_file = \"/nonexistent/ca.pem\"", 1), "/nonexistent/ca.pem"},
+		{"unreadable TLS file", base + "\n[servers.local.tls]\nca_file = \"/nonexistent/ca.pem\"\n", "/nonexistent/ca.pem"},
 		{"missing command program", base + "\n[callout.services.spam]\nuri = \"urn:spam\"\nkind = \"command\"\nargv = [\"/nonexistent/spamc\"]\n", "no such executable program"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

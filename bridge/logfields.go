@@ -22,8 +22,8 @@ func (s *session) messageFields(qid string) []any {
 	if mt == nil {
 		return attrs
 	}
-	if mt.x != nil && mt.x.tx != nil {
-		attrs = append(attrs, "ocp_tx", mt.x.tx.Key())
+	if key := mt.x.ocpKey(); key != "" {
+		attrs = append(attrs, "ocp_tx", key)
 	}
 	if id := strings.TrimSpace(mt.header("Message-ID")); id != "" {
 		attrs = append(attrs, "message_id", id)

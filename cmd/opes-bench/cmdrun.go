@@ -48,7 +48,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		concurrency = fs.Int("concurrency", 1000, "sessions held open at once for the many-sessions check; 0 skips it")
 		large       int64
 		keep        = fs.Bool("keep", false, "keep the scratch directory (daemon logs, Postfix maillogs)")
-		altBin      = fs.String("alt-bin", "", "`directory` with another build of opes-milter and opes-callout: "+
+		altBin      = fs.String("alt-bin", "", "`directory` with another build of opes-milter and opes-callout (and the opes-milter.toml of its tree, if it differs): "+
 			"each opes-milter case also runs with it, in the same rounds (before/after a change)")
 	)
 	fs.IntVar(&o.Runs, "runs", 5, "interleaved runs of each case")

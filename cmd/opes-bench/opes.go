@@ -106,6 +106,24 @@ func opesConfig(contrib, milterAddr, calloutAddr, spoolDir string, v opesVariant
 	return s, nil
 }
 
+// contribFor returns the example configuration the variant's binaries
+// read: for the -alt-bin build the opes-milter.toml beside its binaries
+// when there is one (the configuration of its own tree: a build from
+// before a change may refuse keys added since), else the tree's.
+func (e *env) contribFor(v opesVariant) string {
+	if v.Alt {
+		if alt := filepath.Join(e.altBin, "opes-milter.toml"); fileExists(alt) {
+			return alt
+		}
+	}
+	return filepath.Join(e.repo, ContribConfig)
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
+}
+
 // opesPair is a running opes-milter with its opes-callout.
 type opesPair struct {
 	MilterAddr, CalloutAddr string
@@ -115,7 +133,7 @@ type opesPair struct {
 // startOpes writes the variant's configuration into dir and starts
 // opes-callout, then opes-milter, from the built binaries.
 func (e *env) startOpes(dir string, v opesVariant) (*opesPair, error) {
-	contrib, err := os.ReadFile(filepath.Join(e.repo, ContribConfig))
+	contrib, err := os.ReadFile(e.contribFor(v))
 	if err != nil {
 		return nil, err
 	}

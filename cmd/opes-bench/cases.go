@@ -73,12 +73,18 @@ func allCases() []Case {
 	}
 }
 
+// Alternates reports whether the case also runs with the -alt-bin build:
+// the opes-milter cases that only need services every build has.
+func (c Case) Alternates() bool {
+	return (c.Milter == milterPass || c.Milter == milterFull) && c.Scanner == ""
+}
+
 // caseByID finds a case.
 func caseByID(id string) (Case, bool) {
 	all := allCases()
 	base, alt := strings.CutSuffix(id, altSuffix)
 	i := slices.IndexFunc(all, func(c Case) bool { return c.ID == base })
-	if i < 0 || (alt && (all[i].Milter != milterPass && all[i].Milter != milterFull || all[i].Scanner != "")) {
+	if i < 0 || (alt && !all[i].Alternates()) {
 		return Case{}, false
 	}
 	if alt {

@@ -77,7 +77,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return cli.ErrUsage
 		}
 		cases = append(cases, c)
-		if *altBin != "" && (c.Milter == milterPass || c.Milter == milterFull) && !c.Alt {
+		if *altBin != "" && c.Alternates() && !c.Alt {
 			cases = append(cases, altOf(c))
 		}
 	}

@@ -152,10 +152,13 @@ clean:
 # through a real Postfix, opes-milter and opes-callout on loopback
 # (e2e/soak_test.go, build tag soak, not part of `make test`): resident
 # memory and goroutines must stay flat after the warm-up and every message
-# must be delivered or refused.
+# must be delivered or refused. Then 3,000 messages through six rolling
+# restarts of a set of three opes-callout servers (TestPoolRollingRestart):
+# none tempfailed, none lost, every one adapted.
 SOAK         ?= 10m
 SOAK_RATE    ?= 10
 SOAK_TIMEOUT ?= 40m
 .PHONY: soak
 soak: build
 	OPES_SOAK=$(SOAK) OPES_SOAK_RATE=$(SOAK_RATE) $(GO) test -tags soak -count=1 -v -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' ./e2e/
+	OPES_SOAK=$(SOAK) $(GO) test -count=1 -v -timeout $(SOAK_TIMEOUT) -run '^TestPoolRollingRestart$$' ./e2e/

@@ -190,17 +190,24 @@ func TestPoolRestartRecovery(t *testing.T) {
 // delivered message is adapted.
 func TestPoolRollingRestart(t *testing.T) {
 	cp := startCalloutPool(t, 3, "round-robin")
-	const messages = 500
+	// make test sends 500 messages through one rolling restart; make soak
+	// (OPES_SOAK set) 3,000 through six, one every 500 messages.
+	messages := 500
+	if os.Getenv("OPES_SOAK") != "" {
+		messages = 3000
+	}
 	start := time.Now()
 	rep := cp.load(t, LoadOptions{Prefix: "roll", Sessions: 8, Messages: messages, Rate: 80}, func() {
-		for i := range cp.procs {
-			time.Sleep(700 * time.Millisecond)
-			began := time.Now()
-			if err := cp.procs[i].Stop(); err != nil {
-				t.Errorf("opes-callout %d: %v", i, err)
+		for range messages / 500 {
+			for i := range cp.procs {
+				time.Sleep(700 * time.Millisecond)
+				began := time.Now()
+				if err := cp.procs[i].Stop(); err != nil {
+					t.Errorf("opes-callout %d: %v", i, err)
+				}
+				cp.start(i)
+				t.Logf("opes-callout %d restarted in %v", i, time.Since(began).Round(time.Millisecond))
 			}
-			cp.start(i)
-			t.Logf("opes-callout %d restarted in %v", i, time.Since(began).Round(time.Millisecond))
 		}
 	})
 	refused := cp.checkAll(t, rep, "roll")

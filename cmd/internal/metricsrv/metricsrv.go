@@ -7,8 +7,9 @@ package metricsrv
 import (
 	"net"
 	"net/http"
-	"sync"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // The bounds of the metrics endpoint (docs/security.md).
@@ -36,47 +37,6 @@ func Server(h http.Handler) *http.Server {
 	}
 }
 
-// Listener returns ln accepting at most max connections at once.
-func Listener(ln net.Listener, max int) net.Listener {
-	return &limitListener{Listener: ln, slots: make(chan struct{}, max), done: make(chan struct{})}
-}
-
-// limitListener accepts a connection only when a slot is free and frees
-// it when the connection is closed (as golang.org/x/net/netutil does).
-type limitListener struct {
-	net.Listener
-	slots chan struct{}
-	done  chan struct{}
-	once  sync.Once
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.slots <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.slots
-		return nil, err
-	}
-	return &limitConn{Conn: c, release: func() { <-l.slots }}, nil
-}
-
-func (l *limitListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return l.Listener.Close()
-}
-
-type limitConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
-}
+// Listener returns ln accepting at most max connections at once
+// (golang.org/x/net/netutil).
+func Listener(ln net.Listener, max int) net.Listener { return netutil.LimitListener(ln, max) }

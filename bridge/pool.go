@@ -530,16 +530,22 @@ func (pl *pool) closeWhenIdle() {
 	pl.retired.Store(true)
 	for _, ups := range pl.allServers() {
 		for _, u := range ups {
-			u.mu.Lock()
-			conns := u.conns
-			u.conns = nil
-			u.mu.Unlock()
-			for _, c := range conns {
-				cc := c.c
-				if !pl.spawn(func() { cc.Drain(pl.ctx, ocp.Result{}) }) {
-					cc.Close(pl.ctx, ocp.Result{})
-				}
-			}
+			pl.drainConns(u)
+		}
+	}
+}
+
+// drainConns takes the server's connections out of use and closes each
+// once its transactions have ended.
+func (pl *pool) drainConns(u *upstream) {
+	u.mu.Lock()
+	conns := u.conns
+	u.conns = nil
+	u.mu.Unlock()
+	for _, c := range conns {
+		cc := c.c
+		if !pl.spawn(func() { cc.Drain(pl.ctx, ocp.Result{}) }) {
+			cc.Close(pl.ctx, ocp.Result{})
 		}
 	}
 }

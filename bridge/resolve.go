@@ -185,16 +185,7 @@ func (pl *pool) reconcile(set *mapping.ServerSet, ms []member) {
 	for _, u := range by {
 		removed = append(removed, u.addr)
 		u.removed.Store(true)
-		u.mu.Lock()
-		conns := u.conns
-		u.conns = nil
-		u.mu.Unlock()
-		for _, c := range conns {
-			cc := c.c
-			if !pl.spawn(func() { cc.Drain(pl.ctx, ocp.Result{}) }) {
-				cc.Close(pl.ctx, ocp.Result{})
-			}
-		}
+		pl.drainConns(u)
 	}
 	if len(added)+len(removed) > 0 {
 		slices.Sort(removed)

@@ -22,8 +22,10 @@ import (
 type pool struct {
 	log     *slog.Logger
 	metrics *Metrics
-	chains  map[*mapping.ServerSet][]*mapping.Chain
-	ups     map[*mapping.ServerSet][]*upstream
+	// keys are the routes' service group keys; written once by newPool.
+	keys   map[*mapping.Route]groupKey
+	chains map[*mapping.ServerSet][]*mapping.Chain
+	ups    map[*mapping.ServerSet][]*upstream
 
 	mu      sync.Mutex
 	next    map[*mapping.ServerSet]int // round-robin cursor
@@ -118,6 +120,15 @@ type groupKey struct {
 	offer string // the offer in wire form
 }
 
+// keyOf returns the service group key of route r, computed once per
+// route when the pool was made (each transaction looks its group up).
+func (pl *pool) keyOf(r *mapping.Route) groupKey {
+	if k, ok := pl.keys[r]; ok {
+		return k
+	}
+	return keyOf(r)
+}
+
 // keyOf returns the service group key of route r.
 func keyOf(r *mapping.Route) groupKey {
 	no := &ocp.Message{Name: ocp.MsgNO, Anon: []ocp.Value{r.Offer().Feature().Value()}}
@@ -134,6 +145,10 @@ func newPool(p *Policy, log *slog.Logger, m *Metrics) *pool {
 	pl := &pool{log: log, metrics: m, chains: map[*mapping.ServerSet][]*mapping.Chain{}, ups: map[*mapping.ServerSet][]*upstream{}, next: map[*mapping.ServerSet]int{},
 		routes: p.Routes, resolver: newResolver(p.Resolver), kicks: map[*mapping.ServerSet]chan struct{}{},
 		cfgs: map[*mapping.ServerSet]setConfig{}}
+	pl.keys = make(map[*mapping.Route]groupKey, len(p.Routes))
+	for _, r := range p.Routes {
+		pl.keys[r] = keyOf(r)
+	}
 	pl.ctx, pl.cancel = context.WithCancel(context.Background())
 	seen := map[*mapping.Chain]bool{}
 	for _, r := range p.Routes {
@@ -228,7 +243,7 @@ func (pl *pool) start(ctx context.Context, r *mapping.Route, routes []*mapping.R
 			}
 			continue
 		}
-		g, ok := uc.groups[keyOf(r)]
+		g, ok := uc.groups[pl.keyOf(r)]
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: chain %q has no service group", u.addr, r.Chain.Name))
 			continue

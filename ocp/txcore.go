@@ -13,6 +13,7 @@ import (
 // queue of messages for Recv and the end state.
 type txCore struct {
 	xid    int64
+	xidA   Atom // xid as an atom, made once: every message of the transaction names it
 	c      *conn
 	server bool // the callout server's side of the transaction
 
@@ -40,6 +41,7 @@ type txCore struct {
 func newTxCore(c *conn, xid int64, server bool, remove func()) *txCore {
 	t := &txCore{
 		xid:    xid,
+		xidA:   Num(xid),
 		c:      c,
 		server: server,
 		out:    newOutFlow(),
@@ -84,7 +86,7 @@ func (t *txCore) progressed() {
 	t.mu.Unlock()
 }
 
-func (t *txCore) xidAtom() Atom { return Num(t.xid) }
+func (t *txCore) xidAtom() Atom { return t.xidA }
 
 // finishLocked ends the transaction with err (io.EOF for a clean end): the
 // queue is purged unless err is io.EOF, Recv reports err after the queue.

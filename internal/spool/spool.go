@@ -38,8 +38,8 @@ type Options struct {
 	Buffers Buffers
 }
 
-// growMin is the memory a spool starts with when the first write is small:
-// a typical message, instead of doubling up from 64 bytes.
+// growMin is the largest first write for which a spool takes lent memory
+// (Options.Buffers) instead of its own.
 const growMin = 16 << 10
 
 // Spool is one stream of bytes. A write error (disk full) is returned to
@@ -70,17 +70,11 @@ func (s *Spool) Write(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	if cap(s.mem) == 0 {
-		if s.opts.Buffers != nil && len(p) <= growMin {
-			s.mem = s.opts.Buffers.Get()[:0]
-		} else {
-			n := int64(max(len(p), growMin))
-			if s.opts.Threshold >= 0 {
-				n = min(n, max(s.opts.Threshold, int64(len(p))))
-			}
-			s.mem = make([]byte, 0, n)
-		}
+	if cap(s.mem) == 0 && s.opts.Buffers != nil && len(p) <= growMin {
+		s.mem = s.opts.Buffers.Get()[:0]
 	}
+	// Without lent memory, append sizes the buffer: a small message takes
+	// no more than it needs (a 16 KiB start cost every 10 KiB message 6 KiB).
 	s.mem = append(s.mem, p...)
 	s.size += int64(len(p))
 	return len(p), nil

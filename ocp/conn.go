@@ -32,6 +32,8 @@ const (
 // dispatching belong to the roles.
 type conn struct {
 	nc           net.Conn
+	localKey     string // nc's local and remote addresses with "/", for txCore.Key
+	remoteKey    string
 	dec          *Decoder
 	log          *slog.Logger
 	writeTimeout time.Duration
@@ -56,6 +58,8 @@ func newConn(nc net.Conn, lim Limits, log *slog.Logger) *conn {
 	}
 	c := &conn{
 		nc:           nc,
+		localKey:     addrKey(nc.LocalAddr()),
+		remoteKey:    addrKey(nc.RemoteAddr()),
 		dec:          NewDecoder(nc, lim),
 		log:          log,
 		writeTimeout: defaultWriteTimeout,

@@ -1,6 +1,8 @@
 package ocp
 
-import "strconv"
+import (
+	"net"
+)
 
 // Key names the transaction the same way on both sides of the
 // connection: the processor's address of the connection and the xid,
@@ -9,12 +11,18 @@ import "strconv"
 // from either, even when the MTA gave the message no queue id (every
 // recipient refused).
 func (t *txCore) Key() string {
-	a := t.c.nc.LocalAddr()
+	prefix := t.c.localKey
 	if t.server {
-		a = t.c.nc.RemoteAddr()
+		prefix = t.c.remoteKey
 	}
+	return prefix + string(t.xidA)
+}
+
+// addrKey returns "ADDR/" for a, the prefix of the keys of a connection's
+// transactions ("" when the connection has no address).
+func addrKey(a net.Addr) string {
 	if a == nil {
-		return strconv.FormatInt(t.xid, 10)
+		return ""
 	}
-	return a.String() + "/" + strconv.FormatInt(t.xid, 10)
+	return a.String() + "/"
 }

@@ -21,7 +21,7 @@ func checkSkeletonDelivery(t *testing.T, swaksOut string, sink *Sink) {
 	if slices.Contains(m.Rcpts, "blocked@example.com") || !slices.Contains(m.Rcpts, "friend@example.com") {
 		t.Errorf("relayed recipients = %v", m.Rcpts)
 	}
-	if got := m.Header.Get("OPES-System"); got != "http://opes.example.net/opes-milter" {
+	if got := m.Header.Get("OPES-System"); got != `http://opes.example.net/opes-milter; privacy-policy="http://opes.example.net/privacy"` {
 		t.Errorf("OPES-System = %q\n%s", got, m.Raw)
 	}
 	if got := m.Header.Get("OPES-Via"); !strings.Contains(got, "header-tag") {

@@ -20,6 +20,9 @@ type headerOp struct {
 	value  string // raw, with leading space
 }
 
+// maxHeaderLine bounds one line of an adapted header.
+const maxHeaderLine = 64 << 10
+
 // splitMessage reads the header of an adapted RAWDATA stream (at most
 // maxHeader bytes) and returns its fields and a reader of the body that
 // follows the empty line.
@@ -27,13 +30,24 @@ func splitMessage(r io.Reader, maxHeader int) ([]headerField, io.Reader, error) 
 	if maxHeader <= 0 {
 		maxHeader = 1 << 20
 	}
-	br := bufio.NewReaderSize(r, 64<<10)
+	// A small buffer serves the usual short lines without copying; a
+	// longer line is collected in long, up to maxHeaderLine.
+	br := bufio.NewReaderSize(r, 4<<10)
 	var fields []headerField
+	var long []byte
 	total := 0
 	for {
 		line, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
-			return nil, nil, errors.New("header line too long")
+			long = append(long[:0], line...)
+			for err == bufio.ErrBufferFull && len(long) <= maxHeaderLine {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			if len(long) > maxHeaderLine {
+				return nil, nil, errors.New("header line too long")
+			}
+			line = long
 		}
 		total += len(line)
 		if total > maxHeader {

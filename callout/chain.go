@@ -3,6 +3,7 @@ package callout
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"slices"
 	"time"
@@ -204,14 +205,16 @@ func (c *Chain) call(ctx context.Context, tx *Tx, l Link, part ocpsmtp.Part, fn 
 		if c.Observer != nil {
 			c.Observer.ObserveCall(l.URI, part, d, err, time.Since(start))
 		}
-		attrs := []any{"service", c.name(l), "part", string(part), "action", d.Action.String()}
-		if d.Reason != "" {
-			attrs = append(attrs, "reason", d.Reason)
+		if log := tx.Log(); log.Enabled(ctx, slog.LevelDebug) {
+			attrs := []any{"service", c.name(l), "part", string(part), "action", d.Action.String()}
+			if d.Reason != "" {
+				attrs = append(attrs, "reason", d.Reason)
+			}
+			if err != nil {
+				attrs = append(attrs, "err", err)
+			}
+			log.Debug("service called", append(attrs, "duration", time.Since(start))...)
 		}
-		if err != nil {
-			attrs = append(attrs, "err", err)
-		}
-		tx.Log().Debug("service called", append(attrs, "duration", time.Since(start))...)
 	}()
 	d, err = fn()
 	if err != nil && err != errSkip {

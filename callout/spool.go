@@ -67,6 +67,19 @@ func (s *Spool) Write(p []byte) (int, error) {
 // WriteString appends str.
 func (s *Spool) WriteString(str string) (int, error) { return s.Write([]byte(str)) }
 
+// ReadFrom appends what r yields until io.EOF (io.Copy uses it): in
+// memory without an intermediate copy buffer.
+func (s *Spool) ReadFrom(r io.Reader) (int64, error) {
+	if s.done {
+		return 0, ErrSpoolDone
+	}
+	n, err := s.s.ReadFrom(r)
+	if err != nil {
+		return n, fmt.Errorf("callout: %w", err)
+	}
+	return n, nil
+}
+
 // Message ends writing and returns the collected message. The spool must
 // not be used afterwards.
 func (s *Spool) Message() (*Message, error) {

@@ -137,13 +137,15 @@ func (t *txn) annotateOnly(ctx context.Context) error {
 // sendMessage sends m as RAWDATA DUMs; the first carries first.
 func (t *txn) sendMessage(ctx context.Context, m *Message, first []ocp.Param) error {
 	r := m.NewReader()
-	buf := make([]byte, sendChunk)
+	// Send does not keep the payload, so one buffer serves every chunk;
+	// a small message needs no more than its size.
+	buf := make([]byte, min(int64(sendChunk), m.Size()+1))
 	params := append(ocpsmtp.Data{Part: ocpsmtp.PartRAWDATA}.Params(), first...)
 	sent := false
 	for {
 		n, err := io.ReadFull(r, buf)
 		if n > 0 || !sent {
-			if _, err := t.otx.Send(ctx, params, append([]byte(nil), buf[:n]...)); err != nil {
+			if _, err := t.otx.Send(ctx, params, buf[:n]); err != nil {
 				return err
 			}
 			sent = true

@@ -50,7 +50,15 @@ type conn struct {
 	done    chan struct{} // closed when the connection has ended
 	wdone   chan struct{} // closed when the writer has exited
 	once    sync.Once
+	stages  [][]byte // buffers of ended corks, reused by the next ones
 }
+
+// maxStageBuffers bounds conn.stages; maxStageReuse bounds the size of a
+// buffer kept there.
+const (
+	maxStageBuffers = 4
+	maxStageReuse   = 64 << 10
+)
 
 func newConn(nc net.Conn, lim Limits, log *slog.Logger) *conn {
 	if log == nil {
@@ -144,6 +152,11 @@ func (c *conn) sendStaged(st *stage, m *Message, wait bool) error {
 	if err := c.sendErrLocked(); err != nil {
 		return err
 	}
+	if st.buf == nil {
+		if n := len(c.stages); n > 0 {
+			st.buf, c.stages = c.stages[n-1], c.stages[:n-1]
+		}
+	}
 	st.buf = AppendMessage(st.buf, m)
 	if len(st.buf) > highWater {
 		c.releaseStageLocked(st, wait)
@@ -168,6 +181,10 @@ func (c *conn) uncork(st *stage) {
 	st.corked--
 	if st.corked == 0 {
 		c.releaseStageLocked(st, false)
+		if st.buf != nil && cap(st.buf) <= maxStageReuse && len(c.stages) < maxStageBuffers {
+			c.stages = append(c.stages, st.buf[:0])
+		}
+		st.buf = nil
 	}
 }
 

@@ -31,7 +31,8 @@ func (t *ServerTx) StartMessage(named ...Param) error { return t.startMessage(na
 
 // Send sends one DUM of adapted data at the next adapted offset, which it
 // returns. While the processor has paused the flow (DWP), Send blocks
-// until DWM, ctx is done or the transaction ends.
+// until DWM, ctx is done or the transaction ends. The payload is
+// encoded before Send returns and not kept: the caller may reuse it.
 func (t *ServerTx) Send(ctx context.Context, named []Param, payload []byte) (int64, error) {
 	return t.send(ctx, named, payload)
 }

@@ -23,6 +23,8 @@ func (t *Tx) StartMessage(named ...Param) error { return t.startMessage(named) }
 // Send sends one DUM with the given named parameters and payload at the
 // next original offset, which it returns. While the server has paused the
 // flow (DWP), Send blocks until DWM, ctx is done or the transaction ends.
+// The payload is encoded before Send returns and not kept: the caller may
+// reuse it.
 // A Kept parameter (see KeptParam) is recorded so that the server's DUY can
 // be checked.
 func (t *Tx) Send(ctx context.Context, named []Param, payload []byte) (int64, error) {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -82,6 +83,69 @@ func (s *Spool) Write(p []byte) (int, error) {
 
 // WriteString appends str.
 func (s *Spool) WriteString(str string) (int, error) { return s.Write([]byte(str)) }
+
+// readFromMin is the least free memory ReadFrom reads into.
+const readFromMin = 4 << 10
+
+// ReadFrom appends what r yields until io.EOF. In memory it reads straight
+// into the spool's buffer (io.Copy would first read into a 32 KiB buffer
+// of its own per call); beyond the threshold it moves to the file as Write
+// does.
+func (s *Spool) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	if sz, ok := r.(interface{ Size() int64 }); ok && s.file == nil {
+		// A reader that knows its size (io.SectionReader, bytes.Reader)
+		// gets room for all of it, up to the threshold, at once.
+		want := sz.Size() + 1 // the extra byte lets the final Read see EOF
+		if s.opts.Threshold >= 0 {
+			want = min(want, s.opts.Threshold+1-int64(len(s.mem)))
+		}
+		if want > int64(cap(s.mem)-len(s.mem)) && want > 0 {
+			if cap(s.mem) == 0 && s.opts.Buffers != nil && want <= growMin {
+				s.mem = s.opts.Buffers.Get()[:0]
+			}
+			s.mem = slices.Grow(s.mem, int(want))
+		}
+	}
+	for s.file == nil {
+		if cap(s.mem)-len(s.mem) < readFromMin {
+			if cap(s.mem) == 0 && s.opts.Buffers != nil {
+				s.mem = s.opts.Buffers.Get()[:0]
+			}
+			if cap(s.mem)-len(s.mem) < readFromMin {
+				s.mem = slices.Grow(s.mem, max(readFromMin, len(s.mem)))
+			}
+		}
+		free := s.mem[len(s.mem):cap(s.mem)]
+		if s.opts.Threshold >= 0 {
+			// Read at most one byte beyond the threshold, which then
+			// moves everything to the file.
+			free = free[:min(int64(len(free)), max(s.opts.Threshold+1-int64(len(s.mem)), 1))]
+		}
+		n, err := r.Read(free)
+		s.mem = s.mem[:len(s.mem)+n]
+		s.size += int64(n)
+		total += int64(n)
+		if s.opts.Threshold >= 0 && int64(len(s.mem)) > s.opts.Threshold {
+			if ferr := s.toFile(); ferr != nil {
+				return total, ferr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	n, err := io.Copy(s.file, r)
+	s.size += n
+	total += n
+	if err != nil {
+		return total, fmt.Errorf("spool: %w", err)
+	}
+	return total, nil
+}
 
 // toFile moves the data to a new temporary file (mode 0600), unlinked at
 // once: the open descriptor keeps the data.

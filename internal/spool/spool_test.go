@@ -145,3 +145,63 @@ func TestBuffersReuse(t *testing.T) {
 		t.Fatalf("got %d, put %d buffers; want 4 and 4", bufs.got, bufs.put)
 	}
 }
+
+// oneByteReader hands out its data one byte per Read, ending with the last
+// byte and io.EOF together, as some readers do.
+type oneByteReader struct{ b []byte }
+
+func (r *oneByteReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	p[0], r.b = r.b[0], r.b[1:]
+	if len(r.b) == 0 {
+		return 1, io.EOF
+	}
+	return 1, nil
+}
+
+// TestReadFrom: io.Copy into a spool reads straight into it, keeps at
+// most Threshold bytes in memory and moves to the file beyond, with the
+// same content and size as Write.
+func TestReadFrom(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 2000) // 32,000 bytes
+	tests := []struct {
+		name      string
+		threshold int64
+		prefix    string
+		src       func() io.Reader
+		onDisk    bool
+	}{
+		{"memory", -1, "", func() io.Reader { return io.MultiReader(bytes.NewReader(data)) }, false},
+		{"just below", int64(len(data)), "", func() io.Reader { return io.MultiReader(bytes.NewReader(data)) }, false},
+		{"just above", int64(len(data)) - 1, "", func() io.Reader { return io.MultiReader(bytes.NewReader(data)) }, true},
+		{"after a write", 100, "head", func() io.Reader { return io.MultiReader(bytes.NewReader(data)) }, true},
+		{"zero threshold", 0, "", func() io.Reader { return io.MultiReader(bytes.NewReader(data)) }, true},
+		{"byte by byte", 1 << 20, "", func() io.Reader { return &oneByteReader{b: data} }, false},
+		{"sized", -1, "", func() io.Reader { return io.NewSectionReader(bytes.NewReader(data), 0, int64(len(data))) }, false},
+		{"sized above", 1000, "head", func() io.Reader { return io.NewSectionReader(bytes.NewReader(data), 0, int64(len(data))) }, true},
+		{"sized below", 1 << 20, "head", func() io.Reader { return bytes.NewReader(data) }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(Options{Dir: t.TempDir(), Threshold: tt.threshold, Buffers: &pool{}})
+			defer s.Close()
+			s.WriteString(tt.prefix)
+			n, err := io.Copy(s, tt.src())
+			if err != nil || n != int64(len(data)) {
+				t.Fatalf("Copy = %d, %v; want %d", n, err, len(data))
+			}
+			if tt.threshold >= 0 && int64(len(s.mem)) > tt.threshold {
+				t.Fatalf("%d bytes in memory, threshold %d", len(s.mem), tt.threshold)
+			}
+			if s.OnDisk() != tt.onDisk {
+				t.Fatalf("OnDisk = %v, want %v", s.OnDisk(), tt.onDisk)
+			}
+			want := append([]byte(tt.prefix), data...)
+			if got, _ := io.ReadAll(s.Reader()); !bytes.Equal(got, want) || s.Size() != int64(len(want)) {
+				t.Fatalf("read %d bytes, Size %d; want %d", len(got), s.Size(), len(want))
+			}
+		})
+	}
+}

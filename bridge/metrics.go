@@ -156,6 +156,23 @@ func (m *Metrics) calloutDone(route string, d time.Duration) {
 	}
 }
 
+// serversChanged creates, at 0, the breaker series of callout servers
+// that DNS discovered, and deletes those of servers it no longer lists,
+// so that the series follow the server set as it changes.
+func (m *Metrics) serversChanged(added, removed []string) {
+	if m == nil {
+		return
+	}
+	for _, addr := range added {
+		m.breakerOpen.WithLabelValues(addr)
+		m.breakerTrips.WithLabelValues(addr)
+	}
+	for _, addr := range removed {
+		m.breakerOpen.DeleteLabelValues(addr)
+		m.breakerTrips.DeleteLabelValues(addr)
+	}
+}
+
 func (m *Metrics) breaker(server string, open bool) {
 	if m == nil {
 		return

@@ -187,6 +187,7 @@ func (pl *pool) reconcile(set *mapping.ServerSet, ms []member) {
 		u.removed.Store(true)
 		pl.drainConns(u)
 	}
+	pl.metrics.serversChanged(added, removed)
 	if len(added)+len(removed) > 0 {
 		slices.Sort(removed)
 		pl.log.Info("server set resolved", "set", set.Name, "servers", len(ups), "added", added, "removed", removed)

@@ -7,8 +7,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/opes-milter/opes-milter/bridge"
 	"github.com/opes-milter/opes-milter/internal/dnstest"
 )
+
+// breakerSeries returns the value of each server's
+// opes_milter_circuit_breaker_open series in reg.
+func breakerSeries(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "opes_milter_circuit_breaker_open" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "server" {
+					out[l.GetValue()] = m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}
 
 // portOf returns the port of a host:port.
 func portOf(t *testing.T, addr string) uint16 {
@@ -41,7 +68,8 @@ func TestServerSetBehindSRV(t *testing.T) {
 	p := testPolicy("srv:"+name, skeletonAdaptive, skeletonInformative)
 	p.Routes[0].Chain.Server.ResolveInterval = 200 * time.Millisecond
 	p.Resolver = dns.Addr
-	m := startMilter(t, p)
+	reg := prometheus.NewRegistry()
+	m := startMilter(t, p, bridge.WithMetrics(bridge.NewMetrics(reg)))
 	send := func() {
 		t.Helper()
 		s := m.session(t)
@@ -60,6 +88,16 @@ func TestServerSetBehindSRV(t *testing.T) {
 	if na, nb := len(a.Messages()), len(b.Messages()); na == 0 || nb != 0 {
 		t.Fatalf("priority 10 then 20: a saw %d messages, b %d", na, nb)
 	}
+	// Both discovered servers have their breaker series, at 0, before any
+	// breaker event.
+	aAddr, bAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(portOf(t, a.Addr)))), net.JoinHostPort("127.0.0.1", strconv.Itoa(int(portOf(t, b.Addr))))
+	got := breakerSeries(t, reg)
+	if va, ok := got[aAddr]; !ok || va != 0 {
+		t.Fatalf("breaker series %v; want %s and %s at 0", got, aAddr, bAddr)
+	}
+	if vb, ok := got[bAddr]; !ok || vb != 0 {
+		t.Fatalf("breaker series %v; want %s and %s at 0", got, aAddr, bAddr)
+	}
 	// a leaves the pool, b stays: within the interval b takes the traffic.
 	dns.SetSRV(name, dnstest.SRV{Priority: 20, Weight: 1, Port: portOf(t, b.Addr), Target: "b.pool.test"})
 	changed := time.Now()
@@ -74,6 +112,14 @@ func TestServerSetBehindSRV(t *testing.T) {
 	}
 	if len(a.Messages()) != before || len(b.Messages()) == 0 {
 		t.Fatalf("after a left the record: a saw %d more messages, b %d", len(a.Messages())-before, len(b.Messages()))
+	}
+	// The series of the server that left are gone with it.
+	got = breakerSeries(t, reg)
+	if _, ok := got[aAddr]; ok {
+		t.Fatalf("breaker series after a left: %v", got)
+	}
+	if _, ok := got[bAddr]; !ok {
+		t.Fatalf("breaker series after a left: %v", got)
 	}
 	t.Logf("traffic followed the SRV record within %v", took.Round(time.Millisecond))
 	if dns.Queries() == 0 {

@@ -126,6 +126,9 @@ func (m *Metrics) init(p *Policy) {
 		}
 		m.callout.WithLabelValues(name)
 		for _, addr := range r.Chain.Server.Addresses {
+			if isName(addr) {
+				continue // its servers get their series when resolved
+			}
 			m.breakerOpen.WithLabelValues(addr)
 			m.breakerTrips.WithLabelValues(addr)
 		}

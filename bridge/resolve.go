@@ -53,14 +53,18 @@ type member struct {
 
 // hasNames reports whether set names servers by DNS name.
 func hasNames(set *mapping.ServerSet) bool {
-	for _, a := range set.Addresses {
-		if strings.HasPrefix(a, mapping.SRVPrefix) {
+	return slices.ContainsFunc(set.Addresses, isName)
+}
+
+// isName reports whether a server address is a DNS name (an SRV record or
+// a host name) that stands for the servers it resolves to.
+func isName(a string) bool {
+	if strings.HasPrefix(a, mapping.SRVPrefix) {
+		return true
+	}
+	if host, _, err := net.SplitHostPort(a); err == nil {
+		if _, err := netip.ParseAddr(host); err != nil {
 			return true
-		}
-		if host, _, err := net.SplitHostPort(a); err == nil {
-			if _, err := netip.ParseAddr(host); err != nil {
-				return true
-			}
 		}
 	}
 	return false

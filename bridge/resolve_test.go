@@ -92,6 +92,9 @@ func TestServerSetBehindSRV(t *testing.T) {
 	// breaker event.
 	aAddr, bAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(portOf(t, a.Addr)))), net.JoinHostPort("127.0.0.1", strconv.Itoa(int(portOf(t, b.Addr))))
 	got := breakerSeries(t, reg)
+	if _, ok := got["srv:"+name]; ok || len(got) != 2 {
+		t.Fatalf("breaker series %v; want one per server, none for the record's name", got)
+	}
 	if va, ok := got[aAddr]; !ok || va != 0 {
 		t.Fatalf("breaker series %v; want %s and %s at 0", got, aAddr, bAddr)
 	}

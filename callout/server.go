@@ -35,10 +35,10 @@ type Server struct {
 	// service. Groups naming an unknown URI are refused.
 	Services map[string]Service
 
-	// reloaded holds the services set by SetServices, which replace
-	// Services for service groups created afterwards.
-	reloaded atomic.Pointer[map[string]Service]
-	names    atomic.Pointer[map[string]string] // see SetServiceNames
+	// gen holds the current generation of services: Services, then those
+	// of each SetServices (see generation.go).
+	gen   atomic.Pointer[generation]
+	names atomic.Pointer[map[string]string] // see SetServiceNames
 	// Logger receives connection and transaction events; nil discards.
 	Logger *slog.Logger
 	// Observer, when not nil, is told about every transaction and
@@ -118,11 +118,6 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.init().Shutdown(
 // Close ends every connection at once.
 func (s *Server) Close() error { return s.init().Close() }
 
-// SetServices replaces the services for service groups created from now
-// on (a configuration reload); groups already negotiated keep theirs. It
-// is safe to call while the server runs.
-func (s *Server) SetServices(services map[string]Service) { s.reloaded.Store(&services) }
-
 // SetServiceNames gives the configured name of each service URI, which
 // the logs use instead of the URI (a URI without a name stays as it is);
 // call it with the services at start and after a reload.
@@ -136,19 +131,15 @@ func (s *Server) serviceName(uri string) string {
 	return uri
 }
 
-// services returns the current services.
-func (s *Server) services() map[string]Service {
-	if p := s.reloaded.Load(); p != nil {
-		return *p
-	}
-	return s.Services
-}
-
 // chain builds the chain of a service group from its SGC services.
 func (s *Server) chain(services []ocp.Service) (*Chain, error) {
+	return s.chainOf(s.services(), services)
+}
+
+// chainOf builds the chain of services from current.
+func (s *Server) chainOf(current map[string]Service, services []ocp.Service) (*Chain, error) {
 	c := &Chain{Links: make([]Link, 0, len(services)), names: s.serviceName}
 	c.Observer = s.Observer
-	current := s.services()
 	for _, sv := range services {
 		svc, ok := current[sv.URI]
 		if !ok {

@@ -65,11 +65,12 @@ func (s *Server) serveTx(ctx context.Context, otx *ocp.ServerTx) {
 		}
 		t.logDone()
 	}()
-	chain, err := s.chain(g.Services)
+	chain, release, err := s.heldChain(g.Services)
 	if err != nil {
 		t.fail(err)
 		return
 	}
+	defer release()
 	t.chain = chain
 	if g.Profile != nil {
 		p, err := ocpsmtp.ParseProfile(*g.Profile)

@@ -68,8 +68,9 @@ func NewRspamd(o *mapping.Rspamd) (*Rspamd, error) {
 		MaxConnsPerHost:     b.MaxConns(),
 		MaxIdleConns:        b.MaxConns(),
 		MaxIdleConnsPerHost: b.MaxConns(),
-		// A service replaced by a reload (SIGHUP) is not closed: its idle
-		// connections end after this long.
+		// A service replaced by a reload (SIGHUP) is closed once its
+		// last transaction ends (Close); an idle connection also ends
+		// after this long.
 		IdleConnTimeout:    90 * time.Second,
 		DisableCompression: true,
 		// rspamd's answer header is a few short fields; the body is
@@ -80,6 +81,13 @@ func NewRspamd(o *mapping.Rspamd) (*Rspamd, error) {
 	}
 	return &Rspamd{o: o, backend: b, client: &http.Client{Transport: tr},
 		subject: NewSubjectTag(&mapping.SubjectTag{Prefix: o.SubjectPrefix})}, nil
+}
+
+// Close closes the idle connections to rspamd; the server calls it when a
+// reload replaced the service and its last transaction ended.
+func (r *Rspamd) Close() error {
+	r.client.CloseIdleConnections()
+	return r.backend.Close()
 }
 
 // Needs implements Service: RAWDATA is adapted; the connection facts and

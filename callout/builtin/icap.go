@@ -343,7 +343,7 @@ func (s *ICAP) respmod(tx *callout.Tx, msg *callout.Message, o icapOptions, w *b
 				return false, err
 			}
 			if resp.Status != 100 {
-				return s.answer(msg, o, resp, r, res)
+				return s.answer(msg, o, resp, r, res, true)
 			}
 		} else {
 			body = nil
@@ -377,14 +377,21 @@ func (s *ICAP) respmod(tx *callout.Tx, msg *callout.Message, o icapOptions, w *b
 	if resp.Status == 100 {
 		return false, fmt.Errorf("%w: 100 Continue after the whole message", errICAP)
 	}
-	return s.answer(msg, o, resp, r, res)
+	return s.answer(msg, o, resp, r, res, preview >= 0)
 }
 
-// answer reads the final response to a RESPMOD.
-func (s *ICAP) answer(msg *callout.Message, o icapOptions, resp *icapResponse, r *bufio.Reader, res *icapResult) (bool, error) {
+// answer reads the final response to a RESPMOD. inPreview says whether
+// the request had a preview, during or after which the server may answer
+// 204; otherwise only when we sent Allow: 204 (RFC 3507 4.6).
+func (s *ICAP) answer(msg *callout.Message, o icapOptions, resp *icapResponse, r *bufio.Reader, res *icapResult, inPreview bool) (bool, error) {
 	res.istag = resp.Header.Get("Istag")
 	switch resp.Status {
 	case 204:
+		if !inPreview && !o.Allow204 {
+			// Not asked for: a server that answers so may answer 204 to
+			// anything, and "unchanged" must not come from it.
+			return false, fmt.Errorf("%w: 204 without Allow: 204 or a preview", errICAP)
+		}
 		res.unchanged = true
 		return keepAlive(resp), nil
 	case 200:

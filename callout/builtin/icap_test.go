@@ -24,6 +24,7 @@ import (
 type fakeICAP struct {
 	mode     string // "204", "virus", "violation", "block", "adapt", "echo", "500", "preview204"
 	preview  int    // -1: none
+	no204    bool   // OPTIONS does not list Allow: 204 (and RESPMOD answers 204 all the same)
 	maxConns atomic.Int32
 	delay    time.Duration
 	// closeAfter closes each connection after one answer, without saying
@@ -88,7 +89,10 @@ func (f *fakeICAP) serve(c net.Conn) {
 		f.requests.Add(1)
 		if method == "OPTIONS" {
 			f.options.Add(1)
-			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nMethods: RESPMOD\r\nService: Fake ICAP AV\r\nISTag: %s\r\nAllow: 204\r\nOptions-TTL: 3600\r\n", f.tag())
+			fmt.Fprintf(c, "ICAP/1.0 200 OK\r\nMethods: RESPMOD\r\nService: Fake ICAP AV\r\nISTag: %s\r\nOptions-TTL: 3600\r\n", f.tag())
+			if !f.no204 {
+				io.WriteString(c, "Allow: 204\r\n")
+			}
 			if f.preview >= 0 {
 				fmt.Fprintf(c, "Preview: %d\r\n", f.preview)
 			}
@@ -313,6 +317,12 @@ func TestICAPFailures(t *testing.T) {
 		{"500", func(t *testing.T) string { return startFakeICAP(t, &fakeICAP{mode: "500", preview: -1}).addr }},
 		{"slow", func(t *testing.T) string {
 			return startFakeICAP(t, &fakeICAP{mode: "204", preview: -1, delay: 3 * time.Second}).addr
+		}},
+		// RFC 3507 4.6: 204 outside a preview only when the client sent
+		// Allow: 204, which it does not to a server that does not list
+		// it. An unasked-for 204 is a broken server, not a clean message.
+		{"204 not allowed", func(t *testing.T) string {
+			return startFakeICAP(t, &fakeICAP{mode: "204", preview: -1, no204: true}).addr
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -65,44 +63,51 @@ func (cp *calloutPool) start(i int) {
 		func() bool { return Listening(cp.addrs[i]) })
 }
 
-// load sends o through Postfix (o.Addr filled in) with during running
-// meanwhile in the test's goroutine.
-func (cp *calloutPool) load(t *testing.T, o LoadOptions, during func()) LoadReport {
+// source runs smtp-source through Postfix (o.Addr filled in) with during
+// running meanwhile in the test's goroutine, and returns its report.
+func (cp *calloutPool) source(t *testing.T, o SourceOptions, during func(*SourceRun)) SourceReport {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	o.Addr = cp.pf.SMTPAddr
-	reports := make(chan LoadReport, 1)
-	go func() { reports <- RunLoad(ctx, o) }()
+	run := StartSource(t, o)
 	if during != nil {
-		during()
+		during(run)
 	}
-	rep := <-reports
-	t.Logf("%s: %v", o.Prefix, rep)
+	rep := run.Wait()
+	t.Logf("%v", rep)
 	return rep
 }
 
-// checkAll checks that every accepted message was delivered once and
-// adapted, nothing else was delivered, every refusal was a 4xx, and
-// returns the number of refusals.
-func (cp *calloutPool) checkAll(t *testing.T, rep LoadReport, prefix string) int {
+// check checks the counts of a run: every message accepted or refused
+// (none lost), every refusal a 4xx, every accepted message delivered once
+// (by its queue id) and adapted, nothing else of the run delivered, and
+// Postfix's queue empty afterwards (nothing deferred). It returns the
+// number delivered.
+func (cp *calloutPool) check(t *testing.T, rep SourceReport) int {
 	t.Helper()
-	got := rep.Delivered(t, cp.pf.Sink, prefix, 60*time.Second)
-	refused := 0
-	for _, r := range rep.Results {
-		if r.Refused() {
-			refused++
-			if r.Code/100 != 4 {
-				t.Errorf("%v: want a 4xx (tempfail)", r)
+	got := rep.Delivered(t, cp.pf.Sink, 60*time.Second)
+	if rep.Perm != 0 {
+		t.Errorf("%d messages refused with a 5xx, want 4xx (tempfail) only: %v", rep.Perm, rep.Refused)
+	}
+	for _, s := range rep.Sessions {
+		if s.Refusal/100 == 5 {
+			t.Errorf("the tap saw a session refused with %d", s.Refusal)
+		}
+	}
+	half := 0
+	for id, m := range got {
+		if a := adaptation(m); a != "adapted" {
+			if half++; half <= 5 {
+				t.Errorf("%s: %s", id, a)
 			}
 		}
 	}
-	for id, m := range got {
-		if a := adaptation(m); a != "adapted" {
-			t.Errorf("%s: %s", id, a)
-		}
+	if half > 0 {
+		t.Errorf("%d of %d delivered messages not adapted", half, len(got))
 	}
-	return refused
+	if !Eventually(30*time.Second, func() bool { return len(cp.pf.QueueFiles()) == 0 }) {
+		t.Errorf("Postfix's queue still holds %v", cp.pf.QueueFiles())
+	}
+	return len(got)
 }
 
 // TestPoolFailoverHungServer: with strategy = "failover" over two servers
@@ -120,17 +125,13 @@ func TestPoolFailoverHungServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer syscall.Kill(pid, syscall.SIGCONT)
-	start := time.Now()
-	rep := cp.load(t, LoadOptions{Prefix: "hung", Sessions: sessions, Messages: messages}, nil)
-	refused := cp.checkAll(t, rep, "hung")
-	var longest time.Duration
-	for _, r := range rep.Results {
-		longest = max(longest, r.Elapsed)
-	}
-	t.Logf("first server stopped: %d messages in %v, %d tempfailed, longest SMTP session %v",
-		messages, time.Since(start).Round(time.Millisecond), refused, longest.Round(time.Millisecond))
-	if refused > sessions {
-		t.Errorf("%d messages tempfailed, want at most %d (the sessions in flight)", refused, sessions)
+	rep := cp.source(t, SourceOptions{Subject: "pool hung", Sessions: sessions, Messages: messages}, nil)
+	delivered := cp.check(t, rep)
+	longest := rep.Longest()
+	t.Logf("first server stopped: %d messages sent in %v: %d delivered, %d tempfailed, %d lost; longest SMTP session %v",
+		rep.Messages, rep.Elapsed.Round(time.Millisecond), delivered, rep.Temp, rep.Lost(), longest.Round(time.Millisecond))
+	if rep.Temp > sessions {
+		t.Errorf("%d messages tempfailed, want at most %d (the sessions in flight)", rep.Temp, sessions)
 	}
 	if longest > rcptDeadline+2*time.Second {
 		t.Errorf("a message took %v, longer than the RCPT deadline (%v)", longest, rcptDeadline)
@@ -143,42 +144,33 @@ func TestPoolFailoverHungServer(t *testing.T) {
 // the restart (the breaker probes the server instead of waiting).
 func TestPoolRestartRecovery(t *testing.T) {
 	cp := startCalloutPool(t, 1, "failover")
-	var mu sync.Mutex
-	var accepted []time.Time
 	var restarted time.Time
-	rep := cp.load(t, LoadOptions{Prefix: "rr", Sessions: 4, Messages: 600, Rate: 50,
-		OnResult: func(r SMTPResult) {
-			if r.Accepted {
-				mu.Lock()
-				accepted = append(accepted, time.Now())
-				mu.Unlock()
-			}
-		}}, func() {
+	// About 40 messages a second for 12 s.
+	rep := cp.source(t, SourceOptions{Subject: "pool rr", Sessions: 40, Messages: 480, PerSecond: true}, func(*SourceRun) {
 		time.Sleep(2 * time.Second)
 		_ = syscall.Kill(cp.procs[0].Pid(), syscall.SIGKILL)
 		<-cp.procs[0].Done()
 		time.Sleep(5 * time.Second)
 		cp.start(0)
-		mu.Lock()
 		restarted = time.Now()
-		mu.Unlock()
 	})
-	refused := cp.checkAll(t, rep, "rr")
-	mu.Lock()
-	defer mu.Unlock()
+	delivered := cp.check(t, rep)
 	var flowing time.Duration = -1
-	for _, at := range accepted {
-		if at.After(restarted) {
-			flowing = at.Sub(restarted)
-			break
+	after := 0 // tempfailed in sessions begun after the restart
+	for _, s := range rep.Sessions {
+		if s.Accepted.After(restarted) && (flowing < 0 || s.Accepted.Sub(restarted) < flowing) {
+			flowing = s.Accepted.Sub(restarted)
+		}
+		if s.Start.After(restarted) && s.Refusal != 0 {
+			after++
 		}
 	}
-	t.Logf("killed for 5 s: %d of %d messages tempfailed; first message accepted %v after the restart",
-		refused, len(rep.Results), flowing.Round(time.Millisecond))
+	t.Logf("killed for 5 s: %d messages sent: %d delivered, %d tempfailed %v (%d of them begun after the restart), %d lost; "+
+		"first message accepted %v after the restart", rep.Messages, delivered, rep.Temp, rep.Refused, after, rep.Lost(), flowing.Round(time.Millisecond))
 	if flowing < 0 || flowing > 2*time.Second {
 		t.Errorf("traffic flowed %v after the restart, want within 2 s", flowing)
 	}
-	if refused == 0 {
+	if rep.Temp == 0 {
 		t.Errorf("nothing was tempfailed while the only server was down: the test did not test")
 	}
 }
@@ -191,31 +183,47 @@ func TestPoolRestartRecovery(t *testing.T) {
 func TestPoolRollingRestart(t *testing.T) {
 	cp := startCalloutPool(t, 3, "round-robin")
 	// make test sends 500 messages through one rolling restart; make soak
-	// (OPES_SOAK set) 3,000 through six, one every 500 messages.
+	// (OPES_SOAK set) 3,000 through six. The restarts are spread over the
+	// load by its progress (the messages begun so far), so that each one
+	// happens under load however fast the machine is.
 	messages := 500
 	if os.Getenv("OPES_SOAK") != "" {
 		messages = 3000
 	}
-	start := time.Now()
-	rep := cp.load(t, LoadOptions{Prefix: "roll", Sessions: 8, Messages: messages, Rate: 80}, func() {
-		for range messages / 500 {
-			for i := range cp.procs {
-				time.Sleep(700 * time.Millisecond)
-				began := time.Now()
-				if err := cp.procs[i].Stop(); err != nil {
-					t.Errorf("opes-callout %d: %v", i, err)
+	restarts := messages / 500 * len(cp.procs)
+	rep := cp.source(t, SourceOptions{Subject: "pool roll", Sessions: 8, Messages: messages}, func(run *SourceRun) {
+		for k := range restarts {
+			i := k % len(cp.procs)
+			due := (k + 1) * messages / (restarts + 1)
+			Eventually(2*time.Minute, func() bool {
+				select {
+				case <-run.Done():
+					return true
+				default:
+					return run.Begun() >= due
 				}
-				cp.start(i)
-				t.Logf("opes-callout %d restarted in %v", i, time.Since(began).Round(time.Millisecond))
+			})
+			select {
+			case <-run.Done():
+				t.Errorf("restart %d: the load ended before it: the test did not test", k+1)
+				return
+			default:
 			}
+			began := time.Now()
+			if err := cp.procs[i].Stop(); err != nil {
+				t.Errorf("opes-callout %d: %v", i, err)
+			}
+			cp.start(i)
+			t.Logf("restart %d: opes-callout %d restarted in %v, begun after %d messages", k+1, i,
+				time.Since(began).Round(time.Millisecond), due)
 		}
 	})
-	refused := cp.checkAll(t, rep, "roll")
-	a, _, unknown := rep.Counts()
-	t.Logf("rolling restart of 3 servers: %d messages in %v: %d accepted, %d tempfailed, %d unknown",
-		len(rep.Results), time.Since(start).Round(time.Millisecond), a, refused, unknown)
-	if refused != 0 || unknown != 0 || a != messages {
-		t.Errorf("%d accepted, %d tempfailed, %d unknown of %d; want all accepted", a, refused, unknown, messages)
+	delivered := cp.check(t, rep)
+	t.Logf("rolling restart of 3 servers, %d restarts: %d messages sent in %v: %d delivered, %d tempfailed, %d lost; longest SMTP session %v",
+		restarts, rep.Messages, rep.Elapsed.Round(time.Millisecond), delivered, rep.Temp, rep.Lost(), rep.Longest().Round(time.Millisecond))
+	if rep.Temp != 0 || rep.Lost() != 0 || rep.Accepted != messages || delivered != messages {
+		t.Errorf("%d accepted, %d delivered, %d tempfailed, %d lost of %d; want all accepted and delivered",
+			rep.Accepted, delivered, rep.Temp, rep.Lost(), messages)
 	}
 	for i, p := range cp.procs {
 		if !strings.Contains(p.Output(), "listening") {

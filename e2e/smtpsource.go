@@ -369,6 +369,12 @@ func btoi(b bool) int {
 	return 0
 }
 
+// Done is closed when every smtp-source process of the run has ended.
+func (r *SourceRun) Done() <-chan struct{} { return r.done }
+
+// Begun returns how many SMTP sessions (one a message) have begun so far.
+func (r *SourceRun) Begun() int { return int(r.tap.begun.Load()) }
+
 // Accepted returns how many messages the tap has seen accepted so far.
 func (r *SourceRun) Accepted() int { return int(r.tap.accepted.Load()) }
 
@@ -516,6 +522,7 @@ type sourceTap struct {
 	Addr     string
 	target   string
 	ln       net.Listener
+	begun    atomic.Int64
 	accepted atomic.Int64
 
 	mu       sync.Mutex
@@ -575,6 +582,7 @@ func (tp *sourceTap) update(f func()) {
 func (tp *sourceTap) relay(client net.Conn) {
 	s := &SourceSession{Start: time.Now()}
 	tp.update(func() { tp.sessions = append(tp.sessions, s) })
+	tp.begun.Add(1)
 	defer func() {
 		end := time.Now()
 		tp.update(func() { s.End = end })

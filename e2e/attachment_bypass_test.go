@@ -1,8 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -36,35 +36,57 @@ func bypassMessage(subject string, fields, depth int) []byte {
 // opes-milter's failure policy with unparsable = "fail"; nothing of them
 // is delivered, so no trace claims the filter adapted them. Just within the
 // limits (990 fields, 20 levels) the .exe is removed and traced as usual.
+// Each message is sent by smtp-source -F, twice in two sessions at once,
+// and counted.
 func TestAttachmentBypass(t *testing.T) {
-	over := map[string][]byte{
-		"1000 fields": bypassMessage("fields 1000", 1000, 1),
-		"40 levels":   bypassMessage("levels 40", 0, 40),
+	const copies = 2
+	dir := t.TempDir()
+	file := func(name string, raw []byte) string {
+		// smtp-source -F reads LF lines and sends each with CRLF.
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".eml")
+		writeFile(t, path, strings.ReplaceAll(string(raw), "\r\n", "\n"), 0o644)
+		return path
 	}
-	within := map[string][]byte{
-		"990 fields": bypassMessage("fields 990", 990, 1),
-		"20 levels":  bypassMessage("levels 20", 0, 20),
+	over := map[string]string{
+		"1000 fields": file("1000 fields", bypassMessage("fields 1000", 1000, 1)),
+		"40 levels":   file("40 levels", bypassMessage("levels 40", 0, 40)),
+	}
+	within := map[string]string{
+		"990 fields": file("990 fields", bypassMessage("fields 990", 990, 1)),
+		"20 levels":  file("20 levels", bypassMessage("levels 20", 0, 20)),
 	}
 	for _, policy := range []string{"reject", "fail"} {
 		t.Run(policy, func(t *testing.T) {
 			op := startOpesEdited(t, false, configEdit{`unparsable = "reject"`, fmt.Sprintf("unparsable = %q", policy)})
 			pf := StartPostfix(t, PostfixOptions{Milter: op.PostfixSocket()})
-			for name, raw := range over {
-				d := Send(context.Background(), pf.SMTPAddr, "sender@example.org", []string{"friend@example.com"}, raw)
-				t.Logf("%s: %v", name, d.Data)
+			for name, path := range over {
+				rep := RunSource(t, SourceOptions{Addr: pf.SMTPAddr, File: path, Messages: copies, Sessions: copies})
+				t.Logf("%s: %v", name, rep)
+				rep.Check(t)
 				switch {
-				case policy == "reject" && (d.Data.Code != 554 || !strings.Contains(d.Data.Text, "forbidden attachment")):
-					t.Errorf("%s: %+v, want the filter's 554 refusal", name, d)
-				case policy == "fail" && d.Data.Code/100 != 4:
-					t.Errorf("%s: %+v, want the tempfail failure policy", name, d)
+				case policy == "reject" && (rep.Refused["554 at end of data"] != copies || !strings.Contains(rep.Output, "forbidden attachment")):
+					t.Errorf("%s: %v, want the filter's 554 refusal of each\n%s", name, rep.Refused, rep.Output)
+				case policy == "fail" && (rep.Temp != copies || rep.At("end of data") != copies):
+					t.Errorf("%s: %v, want the tempfail failure policy for each", name, rep.Refused)
 				}
 			}
-			for name, raw := range within {
-				if d := Send(context.Background(), pf.SMTPAddr, "sender@example.org", []string{"friend@example.com"}, raw); !d.Accepted() {
-					t.Errorf("%s: %+v, want it accepted", name, d)
+			delivered := 0
+			for name, path := range within {
+				rep := RunSource(t, SourceOptions{Addr: pf.SMTPAddr, File: path, Messages: copies, Sessions: copies})
+				t.Logf("%s: %v", name, rep)
+				got := rep.Delivered(t, pf.Sink, scenarioTimeout)
+				if rep.Accepted != copies || len(got) != copies {
+					t.Errorf("%s: %d accepted, %d delivered, want %d", name, rep.Accepted, len(got), copies)
 				}
+				delivered += len(got)
 			}
-			msgs := pf.Sink.Wait(t, len(within), scenarioTimeout)
+			msgs, err := pf.Sink.Messages()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) != delivered {
+				t.Errorf("the sink holds %d messages, %d of them accepted", len(msgs), delivered)
+			}
 			for _, m := range msgs {
 				subject := m.Header.Get("Subject")
 				if subject != "fields 990" && subject != "levels 20" {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -53,10 +52,12 @@ func floodHook(n int, write func(c *rogueConn, xid int64, i int) string) rogueHo
 
 // TestHostileAnswerFloods: a callout server that floods opes-milter with
 // header additions, added recipients or a huge adapted body, through a real
-// Postfix: each message gets the failure policy (a 4xx at end of data under
-// the default tempfail), the failure is counted as the server's protocol
-// failure, nothing is delivered, and opes-milter's peak RSS stays under
-// 64 MiB (before the limits: 1.11 GB RSS for the Add-Header flood).
+// Postfix, one message of smtp-source for each flood (the rogue server's
+// flood is one transaction at a time): each gets the failure policy (a 4xx
+// at end of data under the default tempfail), the failure is counted as the
+// server's protocol failure, nothing is delivered, and opes-milter's peak
+// RSS stays under 64 MiB (before the limits: 1.11 GB RSS for the
+// Add-Header flood).
 func TestHostileAnswerFloods(t *testing.T) {
 	r := startRogue(t)
 	metrics := FreeAddr(t)
@@ -89,11 +90,11 @@ func TestHostileAnswerFloods(t *testing.T) {
 			before := scrape(t, metrics)
 			r.setScript(serveWith(tc.hook))
 			waitOCPConnections(t, metrics, 0)
-			start := time.Now()
-			res := SendSMTP(context.Background(), pf.SMTPAddr, DefaultMail("flood", i))
-			t.Logf("%s: %v after %v", tc.name, res, time.Since(start).Round(time.Millisecond))
-			if res.Code/100 != 4 || res.Stage != "end of DATA" {
-				t.Errorf("want the tempfail policy at end of data, got %v", res)
+			rep := RunSource(t, SourceOptions{Addr: pf.SMTPAddr, Subject: fmt.Sprintf("flood %d", i), Messages: 1})
+			t.Logf("%s: %v", tc.name, rep)
+			rep.Check(t)
+			if rep.Temp != 1 || rep.At("end of data") != 1 {
+				t.Errorf("want the tempfail policy (a 4xx) at end of data, got %v", rep.Refused)
 			}
 			if st, err := ReadProcStatus(op.Milter.Pid()); err == nil {
 				t.Logf("opes-milter VmHWM after %s: %s (RSS %s)", tc.name, MiB(st.HWM), MiB(st.RSS))

@@ -107,6 +107,18 @@ func (r SourceReport) Lost() int { return r.Messages - r.Accepted - r.refused() 
 
 func (r SourceReport) refused() int { return r.Temp + r.Perm }
 
+// At returns how many messages were refused at stage ("recipient", "end
+// of data", ...), whatever the code.
+func (r SourceReport) At(stage string) int {
+	n := 0
+	for k, v := range r.Refused {
+		if strings.HasSuffix(k, " at "+stage) {
+			n += v
+		}
+	}
+	return n
+}
+
 // QueueIDs returns the queue ids of the messages the tap saw accepted.
 func (r SourceReport) QueueIDs() map[string]bool {
 	ids := map[string]bool{}

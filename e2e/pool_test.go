@@ -209,13 +209,13 @@ func TestPoolRollingRestart(t *testing.T) {
 				return
 			default:
 			}
-			began := time.Now()
+			began, inFlight := time.Now(), run.InFlight()
 			if err := cp.procs[i].Stop(); err != nil {
 				t.Errorf("opes-callout %d: %v", i, err)
 			}
 			cp.start(i)
-			t.Logf("restart %d: opes-callout %d restarted in %v, begun after %d messages", k+1, i,
-				time.Since(began).Round(time.Millisecond), due)
+			t.Logf("restart %d: opes-callout %d restarted in %v, begun after %d messages with %d SMTP sessions in flight", k+1, i,
+				time.Since(began).Round(time.Millisecond), due, inFlight)
 		}
 	})
 	delivered := cp.check(t, rep)

@@ -387,6 +387,17 @@ func (r *SourceRun) Done() <-chan struct{} { return r.done }
 // Begun returns how many SMTP sessions (one a message) have begun so far.
 func (r *SourceRun) Begun() int { return int(r.tap.begun.Load()) }
 
+// InFlight returns how many SMTP sessions are connected now.
+func (r *SourceRun) InFlight() int {
+	n := 0
+	for _, s := range r.tap.snapshot() {
+		if s.End.IsZero() {
+			n++
+		}
+	}
+	return n
+}
+
 // Accepted returns how many messages the tap has seen accepted so far.
 func (r *SourceRun) Accepted() int { return int(r.tap.accepted.Load()) }
 

@@ -72,6 +72,9 @@ type SourceSession struct {
 	QueueID  string
 	// Refusal is the first 4xx or 5xx reply of the session, 0 if none.
 	Refusal int
+	// Err is why the tap could not carry the session (its connection to
+	// the server failed), if it could not.
+	Err error
 }
 
 // Duration is how long the session was connected.
@@ -162,6 +165,12 @@ func (r SourceReport) Check(t testing.TB) {
 	}
 	if lost := r.Lost(); lost != 0 {
 		t.Errorf("smtp-source %q: %d of %d messages without an outcome (%d accepted, %d refused)", r.Subject, lost, r.Messages, r.Accepted, r.refused())
+	}
+	for _, s := range r.Sessions {
+		if s.Err != nil {
+			t.Errorf("smtp-source %q: tap: %v", r.Subject, s.Err)
+			break
+		}
 	}
 	if len(r.Sessions) != r.Messages {
 		t.Errorf("smtp-source %q: the tap saw %d SMTP sessions for %d messages", r.Subject, len(r.Sessions), r.Messages)
@@ -267,7 +276,7 @@ type SourceRun struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	start    time.Time
-	mu       sync.Mutex
+	end      time.Time // when the last process ended
 	procs    []*sourceProc
 	waitOnce sync.Once
 	report   SourceReport
@@ -368,6 +377,7 @@ func StartSource(t testing.TB, o SourceOptions) *SourceRun {
 	}
 	go func() {
 		wg.Wait()
+		r.end = time.Now()
 		tap.close()
 		close(r.done)
 	}()
@@ -420,7 +430,7 @@ func (r *SourceRun) Wait() SourceReport {
 		<-r.done
 		r.cancel()
 		rep := SourceReport{Messages: r.o.Messages, Subject: r.o.Subject, Refused: map[string]int{},
-			Elapsed: time.Since(r.start), Sessions: r.tap.snapshot()}
+			Elapsed: r.end.Sub(r.start), Sessions: r.tap.snapshot()}
 		var out strings.Builder
 		for _, p := range r.procs {
 			rep.Args = append(rep.Args, p.args)
@@ -613,6 +623,7 @@ func (tp *sourceTap) relay(client net.Conn) {
 	defer client.Close()
 	server, err := net.DialTimeout("tcp", tp.target, 10*time.Second)
 	if err != nil {
+		tp.update(func() { s.Err = err })
 		return // smtp-source sees the connection closed: a fatal error
 	}
 	defer server.Close()

@@ -40,7 +40,7 @@ import (
 // SourceOptions configure one run of smtp-source.
 type SourceOptions struct {
 	Addr     string // the SMTP server, "127.0.0.1:PORT"
-	Messages int    // -m, messages in all (default 1)
+	Messages int    // -m, messages in all (default 1), each to one recipient
 	Sessions int    // -s, SMTP sessions at once (default 1); one message per session
 	// Subject is the subject line (-S) that marks this run's delivered
 	// copies at the sink. Required unless File is set.
@@ -48,10 +48,9 @@ type SourceOptions struct {
 	// File is a whole message (header and body, LF line ends) that every
 	// message sends instead of smtp-source's own (-F); the run's marker is
 	// then the subject of the message in it.
-	File       string
-	Size       int    // -l, payload bytes instead of smtp-source's four lines
-	Recipients int    // -r, recipients per message (default 1)
-	From, To   string // -f, -t (default load@example.org, rcpt@example.com)
+	File     string
+	Size     int    // -l, payload bytes instead of smtp-source's four lines
+	From, To string // -f, -t (default load@example.org, rcpt@example.com)
 	// PerSecond paces the load: each session sends one message and waits a
 	// second (smtp-source -w 1) before the next, and the sessions run as
 	// Spread smtp-source processes started a second/Spread apart, so that
@@ -296,7 +295,6 @@ func StartSource(t testing.TB, o SourceOptions) *SourceRun {
 	bin := RequirePeer(t, "smtp-source")
 	o.Messages = max(o.Messages, 1)
 	o.Sessions = max(o.Sessions, 1)
-	o.Recipients = max(o.Recipients, 1)
 	if o.From == "" {
 		o.From = "load@example.org"
 	}
@@ -337,7 +335,7 @@ func StartSource(t testing.TB, o SourceOptions) *SourceRun {
 		}
 		n = min(n, o.Sessions, o.Messages)
 	}
-	base := []string{"-A", "-c", "-M", "load.client.test", "-f", o.From, "-t", o.To, "-r", strconv.Itoa(o.Recipients)}
+	base := []string{"-A", "-c", "-M", "load.client.test", "-f", o.From, "-t", o.To}
 	if o.File != "" {
 		base = append(base, "-F", o.File)
 	} else {
@@ -483,9 +481,9 @@ var sourceWarning = regexp.MustCompile(`^\S+: warning: (.+) rejected: (\d{3}) (.
 // smtp-source process. A message is refused once: at MAIL ("sender"), at
 // its only RCPT ("recipient"), at DATA ("data"), at the end of data, or at
 // HELO with 421 or 521, after which smtp-source closes the session and the
-// message is spent. With several recipients a refused RCPT is no
-// message's outcome (the others may be accepted): then only the messages
-// whose content was sent are counted as accepted.
+// message is spent. (So the driver sends one recipient per message: with
+// several, a refused RCPT is no message's outcome.) Accepted are the
+// messages whose content was sent less those refused at the end of data.
 func parseSourceOutput(stdout, stderr string) sourceCounts {
 	c := sourceCounts{refused: map[string]int{}}
 	// "-c" writes "1\r2\r3\r...N\r\n": the last number is the count.

@@ -17,6 +17,12 @@
 // into /opt/opes-milter-peers/sendmail because its package conflicts with Postfix. A
 // missing peer fails the test with a message naming that script; tests never skip.
 //
+// Loads come from Postfix's own smtp-source (smtpsource.go), counted from its output
+// and cross-checked by a tap that matches each accepted message's queue id with its
+// delivered copy; the tests that need one id per message with content of their own
+// (the soak mix, the fault, TLS and operations tests) use the harness's SMTP client
+// (load.go), whose bookkeeping is per message id.
+//
 // The harness needs root (Postfix, smtp-sink -u, and the namespaces Sendmail runs in),
 // listens only on 127.0.0.1, and expects to run with go test -p 1 ./e2e/ so that the
 // MTAs of different test binaries do not compete for the two cores.

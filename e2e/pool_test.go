@@ -186,12 +186,12 @@ func TestPoolRollingRestart(t *testing.T) {
 	// (OPES_SOAK set) 3,000 through six. The restarts are spread over the
 	// load by its progress (the messages begun so far), so that each one
 	// happens under load however fast the machine is.
-	messages := 500
+	messages, timeout := 500, 3*time.Minute
 	if os.Getenv("OPES_SOAK") != "" {
-		messages = 3000
+		messages, timeout = 3000, 15*time.Minute
 	}
 	restarts := messages / 500 * len(cp.procs)
-	rep := cp.source(t, SourceOptions{Subject: "pool roll", Sessions: 8, Messages: messages}, func(run *SourceRun) {
+	rep := cp.source(t, SourceOptions{Subject: "pool roll", Sessions: 8, Messages: messages, Timeout: timeout}, func(run *SourceRun) {
 		for k := range restarts {
 			i := k % len(cp.procs)
 			due := (k + 1) * messages / (restarts + 1)

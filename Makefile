@@ -152,9 +152,9 @@ clean:
 # through a real Postfix, opes-milter and opes-callout on loopback
 # (e2e/soak_test.go, build tag soak, not part of `make test`): resident
 # memory and goroutines must stay flat after the warm-up and every message
-# must be delivered or refused. Then 3,000 messages through six rolling
-# restarts of a set of three opes-callout servers (TestPoolRollingRestart):
-# none tempfailed, none lost, every one adapted.
+# must be delivered or refused. Then 3,000 messages from smtp-source through
+# six rolling restarts of a set of three opes-callout servers
+# (TestPoolRollingRestart): none tempfailed, none lost, every one adapted.
 SOAK         ?= 10m
 SOAK_RATE    ?= 10
 SOAK_TIMEOUT ?= 40m

@@ -20,7 +20,7 @@
 // Loads come from Postfix's own smtp-source (smtpsource.go), counted from its output
 // and cross-checked by a tap that matches each accepted message's queue id with its
 // delivered copy; the tests that need one id per message with content of their own
-// (the soak mix, the fault, TLS and operations tests) use the harness's SMTP client
+// (the soak mix, the fault, overload, TLS and operations tests) use the harness's SMTP client
 // (load.go), whose bookkeeping is per message id.
 //
 // The harness needs root (Postfix, smtp-sink -u, and the namespaces Sendmail runs in),

@@ -626,8 +626,10 @@ func (tp *sourceTap) relay(client net.Conn) {
 	}
 	defer server.Close()
 	go func() {
+		// smtp-source closes its connection whole, after the reply to
+		// QUIT or when it dies: there is no one left to forward to.
 		_, _ = io.Copy(server, client)
-		_ = server.(*net.TCPConn).CloseWrite()
+		_ = server.Close()
 	}()
 	br := bufio.NewReader(server)
 	afterData := false

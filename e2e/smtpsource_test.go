@@ -113,6 +113,30 @@ func TestSMTPSourceDriver(t *testing.T) {
 			t.Errorf("want a fatal error and 3 lost messages: %v\n%s", rep, rep.Output)
 		}
 	})
+	t.Run("bounded", func(t *testing.T) {
+		// A server that never greets: smtp-source would wait 300 s; the
+		// run is killed at its timeout.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+			}
+		}()
+		start := time.Now()
+		rep := RunSource(t, SourceOptions{Addr: ln.Addr().String(), Messages: 2, Sessions: 2, Subject: "driver silent", Timeout: time.Second})
+		t.Logf("%v", rep)
+		if rep.Err == nil || rep.Lost() != 2 || time.Since(start) > 5*time.Second {
+			t.Errorf("want smtp-source killed after 1 s with 2 lost messages: %v after %v", rep, time.Since(start))
+		}
+	})
 }
 
 // TestParseSourceOutput: smtp-source's output as captured from real runs

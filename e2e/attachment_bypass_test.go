@@ -80,6 +80,9 @@ func TestAttachmentBypass(t *testing.T) {
 				}
 				delivered += len(got)
 			}
+			if !Eventually(scenarioTimeout, func() bool { return len(pf.QueueFiles()) == 0 }) {
+				t.Errorf("Postfix's queue still holds %v", pf.QueueFiles())
+			}
 			msgs, err := pf.Sink.Messages()
 			if err != nil {
 				t.Fatal(err)

@@ -28,7 +28,7 @@ func TestScanErrors(t *testing.T) {
 		{"clamd max_connections", svc("clamd") + "max_connections = 0",
 			`t.toml:4: callout.services.s.max_connections: must be at least 1, not 0`},
 		{"clamd transfer", svc("clamd") + "transfer = \"fd\"",
-			`t.toml:4: callout.services.s.transfer: "fd" is not one of "instream", "fildes"`},
+			`t.toml:4: callout.services.s.transfer: "fd" is not one of "auto", "instream", "fildes"`},
 		{"clamd fildes over tcp", svc("clamd") + "address = \"127.0.0.1:3310\"\ntransfer = \"fildes\"",
 			`t.toml:5: callout.services.s.transfer: fildes passes a file descriptor: address must be a unix socket`},
 		{"clamd unknown key", svc("clamd") + "socket = \"/run/clamd.ctl\"",
@@ -50,7 +50,7 @@ func TestScanDefaults(t *testing.T) {
 	want := ScanPolicy{OnVirus: "reject", OnOversize: "reject", Reply: ocpsmtp.Reply{Code: 554, Text: "5.7.1 Message refused: {signature} found"},
 		VerdictHeader: "X-Virus-Scanned", QuarantineHeader: "X-Quarantine-Reason"}
 	if cl.Address != "unix:/run/clamav/clamd.ctl" || cl.Timeout != time.Minute || cl.MaxConnections != 16 ||
-		cl.Chunk != 64<<10 || cl.Transfer != "instream" || cl.ScanPolicy != want {
+		cl.Chunk != 64<<10 || cl.Transfer != "auto" || cl.ScanPolicy != want {
 		t.Errorf("clamd defaults %+v", cl)
 	}
 	s, _ = c.Callout.Service("urn:i")

@@ -81,8 +81,10 @@ type Clamd struct {
 	MaxConnections int
 	// Chunk is the size of one INSTREAM chunk.
 	Chunk int
-	// Transfer is how the message reaches clamd: ClamdInstream (streamed)
-	// or ClamdFildes (a file descriptor passed over the unix socket).
+	// Transfer is how the message reaches clamd: ClamdInstream (streamed),
+	// ClamdFildes (a file descriptor passed over the unix socket) or
+	// ClamdAuto (the default: ClamdFildes over a unix socket for messages
+	// up to ClamdAutoFildesMax, ClamdInstream otherwise).
 	Transfer string
 	ScanPolicy
 }
@@ -91,7 +93,14 @@ type Clamd struct {
 const (
 	ClamdInstream = "instream"
 	ClamdFildes   = "fildes"
+	ClamdAuto     = "auto"
 )
+
+// ClamdAutoFildesMax is the largest message that transfer = "auto" passes
+// as a file descriptor; larger ones are streamed, so that clamd's
+// StreamMaxLength still bounds them and the descriptor's in-memory copy
+// stays small.
+const ClamdAutoFildesMax = 1 << 20
 
 // ICAP scans or adapts the message with an ICAP server (kind icap).
 type ICAP struct {
@@ -144,7 +153,7 @@ func (c *rawClamd) setDefaults() {
 	c.Timeout = duration(DefaultVirusScanTimeout)
 	c.MaxConnections = DefaultVirusScanConnections
 	c.Chunk = DefaultClamdChunk
-	c.Transfer = ClamdInstream
+	c.Transfer = ClamdAuto
 	c.rawScanPolicy.setDefaults() // an unexported embedded field: setDefaults does not reach it
 }
 
@@ -197,7 +206,7 @@ func (o *optionsBuilder) clamd(r *rawClamd) *Clamd {
 	if err := checkBackendAddress(r.Address); err != nil {
 		o.errorf(ErrValue, o.k("address"), "%v", err)
 	}
-	o.enum("transfer", r.Transfer, ClamdInstream, ClamdFildes)
+	o.enum("transfer", r.Transfer, ClamdAuto, ClamdInstream, ClamdFildes)
 	if r.Transfer == ClamdFildes && !strings.HasPrefix(r.Address, "unix:") && !strings.HasPrefix(r.Address, "/") {
 		o.errorf(ErrConflict, o.k("transfer"), "fildes passes a file descriptor: address must be a unix socket")
 	}

@@ -3,6 +3,7 @@ package builtin
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 
 	"github.com/opes-milter/opes-milter/callout"
@@ -32,9 +33,13 @@ import (
 //
 // transfer = "fildes" (unix sockets only) passes the message as a file
 // descriptor instead (zFILDES, as clamav-milter does over a local socket):
-// clamd then scans it in place, which costs clamd less CPU per message,
-// and StreamMaxLength no longer bounds it (MaxFileSize and MaxScanSize
-// still do).
+// clamd then scans it in place instead of receiving the stream into a
+// temporary file of its own, which costs clamd less CPU per message, and
+// StreamMaxLength no longer bounds it (MaxFileSize and MaxScanSize still
+// do). transfer = "auto", the default, passes messages up to
+// mapping.ClamdAutoFildesMax that way over a unix socket and streams the
+// rest (and everything over TCP), so that StreamMaxLength still bounds
+// large messages and the descriptor's in-memory copy stays small.
 //
 // No silent pass at clamd's limits: with AlertExceedsMax yes clamd reports
 // what it could not scan whole as Heuristics.Limits.Exceeded.*, and a
@@ -67,8 +72,19 @@ func NewClamd(name string, opts *mapping.Clamd) (*Clamd, error) {
 	if chunk <= 0 {
 		chunk = mapping.DefaultClamdChunk
 	}
-	fildes := opts.Transfer == mapping.ClamdFildes
-	return &Clamd{c: clamdClient{b: b, chunk: chunk, fildes: fildes}, policy: sp, engine: "ClamAV"}, nil
+	network, _, err := callout.ParseBackendAddress(opts.Address)
+	if err != nil {
+		return nil, err
+	}
+	var fildesMax int64 // messages up to this size go by zFILDES
+	switch {
+	case network != "unix":
+	case opts.Transfer == mapping.ClamdFildes:
+		fildesMax = math.MaxInt64
+	case opts.Transfer == mapping.ClamdAuto:
+		fildesMax = mapping.ClamdAutoFildesMax
+	}
+	return &Clamd{c: clamdClient{b: b, chunk: chunk, fildesMax: fildesMax}, policy: sp, engine: "ClamAV"}, nil
 }
 
 // Needs implements Service: RAWDATA is adapted (the verdict header, a
@@ -80,7 +96,7 @@ func (c *Clamd) Needs() callout.Needs {
 // AdaptMessage implements MessageAdapter.
 func (c *Clamd) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout.Message) (callout.Decision, error) {
 	scan := c.c.scan
-	if c.c.fildes {
+	if msg.Size() <= c.c.fildesMax {
 		scan = c.c.scanFD
 	}
 	v, err := scan(ctx, msg.NewReader())

@@ -147,13 +147,28 @@ func readClamdReply(r *bufio.Reader) ([]byte, error) {
 type clamdClient struct {
 	b     *callout.Backend
 	chunk int
-	// fildes passes the message as a file descriptor (zFILDES) instead of
-	// streaming it (zINSTREAM); unix sockets only.
-	fildes bool
-	// bufs holds this client's INSTREAM buffers (4-byte length and the
-	// chunk).
+	// fildesMax is the size up to which a message is passed as a file
+	// descriptor (zFILDES) instead of streamed (zINSTREAM); 0 over TCP.
+	fildesMax int64
+	// bufs holds this client's buffers (instreamBufSize).
 	bufs sync.Pool
 }
+
+// instreamCmd starts a stream; it shares the first write with the first
+// chunk.
+const instreamCmd = "zINSTREAM\x00"
+
+// buf returns a buffer of instreamBufSize(c.chunk) bytes from the pool;
+// putBuf gives it back.
+func (c *clamdClient) buf() *[]byte {
+	if b, ok := c.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, len(instreamCmd)+4+c.chunk+4)
+	return &b
+}
+
+func (c *clamdClient) putBuf(b *[]byte) { c.bufs.Put(b) }
 
 // command sends a z-command without data and returns its reply; check,
 // when not nil, judges the reply (an error marks clamd down).
@@ -205,13 +220,9 @@ func (c *clamdClient) scan(ctx context.Context, r io.Reader) (clamdVerdict, erro
 	if err != nil {
 		return clamdVerdict{}, err
 	}
-	buf, _ := c.bufs.Get().(*[]byte)
-	if buf == nil {
-		b := make([]byte, 4+c.chunk)
-		buf = &b
-	}
-	defer c.bufs.Put(buf)
-	werr := c.stream(conn, r, (*buf)[:4+c.chunk])
+	buf := c.buf()
+	defer c.putBuf(buf)
+	werr := c.stream(conn, r, *buf)
 	if werr != nil && !isWriteError(werr) {
 		// Reading the message failed: not clamd's fault.
 		conn.Release(false, nil)
@@ -244,29 +255,34 @@ func isWriteError(err error) bool {
 	return errors.As(err, &we)
 }
 
-// stream writes the zINSTREAM command, r in chunks of len(buf)-4 bytes,
-// and the zero-length end chunk.
+// stream writes the zINSTREAM command, r in chunks of c.chunk bytes and
+// the zero-length end chunk. buf holds the command, a chunk's length, the
+// chunk and the end chunk, so that a message of one chunk goes to clamd
+// in one write (each write is a wake-up of clamd's receiving thread).
 func (c *clamdClient) stream(w io.Writer, r io.Reader, buf []byte) error {
-	if _, err := io.WriteString(w, "zINSTREAM\x00"); err != nil {
-		return &writeError{err}
-	}
+	head := copy(buf, instreamCmd)
 	for {
-		n, err := io.ReadFull(r, buf[4:])
-		if n > 0 {
-			binary.BigEndian.PutUint32(buf[:4], uint32(n))
-			if _, werr := w.Write(buf[:4+n]); werr != nil {
-				return &writeError{werr}
-			}
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
+		n, err := io.ReadFull(r, buf[head+4:head+4+c.chunk])
+		end := err == io.EOF || err == io.ErrUnexpectedEOF
+		if err != nil && !end {
 			return fmt.Errorf("clamd: read message: %w", err)
 		}
+		out := buf[:head]
+		if n > 0 {
+			binary.BigEndian.PutUint32(buf[head:], uint32(n))
+			out = buf[:head+4+n]
+		}
+		if end {
+			out = append(out, 0, 0, 0, 0) // within buf: its last 4 bytes are for this
+		}
+		if len(out) > 0 {
+			if _, err := w.Write(out); err != nil {
+				return &writeError{err}
+			}
+		}
+		if end {
+			return nil
+		}
+		head = 0
 	}
-	if _, err := w.Write([]byte{0, 0, 0, 0}); err != nil {
-		return &writeError{err}
-	}
-	return nil
 }

@@ -34,8 +34,10 @@ type fakeClamd struct {
 	limit int
 	reply string        // a fixed INSTREAM reply, when set
 	delay time.Duration // before answering INSTREAM
-	scans atomic.Int32
-	ln    net.Listener
+	scans atomic.Int32  // zINSTREAM scans
+	// fildes counts zFILDES scans.
+	fildes atomic.Int32
+	ln     net.Listener
 	// version is the zVERSION reply, without its NUL ("ClamAV 1.4.6/..."
 	// when empty).
 	version string
@@ -49,6 +51,21 @@ func startFakeClamd(t *testing.T, f *fakeClamd) *fakeClamd {
 		t.Fatal(err)
 	}
 	f.ln, f.addr = ln, "unix:"+path
+	return f.serveOn(t, ln)
+}
+
+// startFakeClamdTCP is startFakeClamd on a loopback TCP port.
+func startFakeClamdTCP(t *testing.T, f *fakeClamd) *fakeClamd {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ln, f.addr = ln, ln.Addr().String()
+	return f.serveOn(t, ln)
+}
+
+func (f *fakeClamd) serveOn(t *testing.T, ln net.Listener) *fakeClamd {
 	if f.limit == 0 {
 		f.limit = 1 << 20
 	}
@@ -67,11 +84,37 @@ func startFakeClamd(t *testing.T, f *fakeClamd) *fakeClamd {
 
 func (f *fakeClamd) serve(c net.Conn) {
 	defer c.Close()
-	// The command is read byte by byte: a buffered read could swallow
-	// the byte that carries zFILDES's descriptor.
+	// The command is read byte by byte, with room for a descriptor: a
+	// buffered read could swallow the byte that carries zFILDES's
+	// descriptor, which may come with the command's first byte (as the
+	// clamd service sends it) or with the byte after the command (as
+	// clamav-milter does).
 	var cmd string
-	for b := make([]byte, 1); !strings.HasSuffix(cmd, "\x00") && len(cmd) < 32; {
-		if _, err := c.Read(b); err != nil {
+	fd := -1
+	readByte := func() (byte, error) {
+		b, oob := make([]byte, 1), make([]byte, syscall.CmsgSpace(4))
+		uc, ok := c.(*net.UnixConn)
+		if !ok {
+			_, err := io.ReadFull(c, b)
+			return b[0], err
+		}
+		_, oobn, _, _, err := uc.ReadMsgUnix(b, oob)
+		if err != nil {
+			return 0, err
+		}
+		if oobn > 0 {
+			msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
+			if err == nil && len(msgs) == 1 {
+				if fds, err := syscall.ParseUnixRights(&msgs[0]); err == nil && len(fds) == 1 {
+					fd = fds[0]
+				}
+			}
+		}
+		return b[0], nil
+	}
+	for !strings.HasSuffix(cmd, "\x00") && len(cmd) < 32 {
+		b, err := readByte()
+		if err != nil {
 			return
 		}
 		cmd += string(b)
@@ -87,26 +130,19 @@ func (f *fakeClamd) serve(c net.Conn) {
 		}
 		io.WriteString(c, v+"\x00")
 	case "zFILDES\x00":
-		uc := c.(*net.UnixConn)
-		oob := make([]byte, syscall.CmsgSpace(4))
-		one := make([]byte, 1)
-		_, oobn, _, _, err := uc.ReadMsgUnix(one, oob)
-		if err != nil {
+		f.fildes.Add(1)
+		if _, err := readByte(); err != nil { // the byte the descriptor comes with
 			return
 		}
-		msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
-		if err != nil || len(msgs) != 1 {
+		if fd < 0 {
 			io.WriteString(c, "fd[?]: no descriptor ERROR\x00")
 			return
 		}
-		fds, err := syscall.ParseUnixRights(&msgs[0])
-		if err != nil || len(fds) != 1 {
-			return
-		}
-		f := os.NewFile(uintptr(fds[0]), "passed")
-		data, _ := io.ReadAll(f)
+		// clamd scans from offset 0 whatever the descriptor's offset.
+		f := os.NewFile(uintptr(fd), "passed")
+		data, _ := io.ReadAll(io.NewSectionReader(f, 0, 1<<30))
 		f.Close()
-		f2 := fmt.Sprintf("fd[%d]: ", fds[0])
+		f2 := fmt.Sprintf("fd[%d]: ", fd)
 		switch {
 		case bytes.Contains(data, []byte(testVirus)):
 			io.WriteString(c, f2+"Opes.Test.Signature.UNOFFICIAL FOUND\x00")
@@ -409,4 +445,83 @@ func TestClamdFildes(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkDecision(t, d, callout.Keep().WithHeader("X-Virus-Scanned", "clean (ClamAV)"))
+}
+
+// TestClamdTransferAuto: transfer = "auto" passes messages up to
+// mapping.ClamdAutoFildesMax as a descriptor over a unix socket, streams
+// larger ones (so StreamMaxLength still bounds them: here the fake's limit
+// makes the finding), and streams everything over TCP.
+func TestClamdTransferAuto(t *testing.T) {
+	auto := func(o *mapping.Clamd) { o.Transfer = mapping.ClamdAuto }
+	large := callout.NewMessage(bytes.Repeat([]byte("x"), mapping.ClamdAutoFildesMax+1))
+	t.Run("unix", func(t *testing.T) {
+		f := startFakeClamd(t, &fakeClamd{limit: 1 << 20})
+		c := newTestClamd(t, f.addr, auto)
+		d, err := c.AdaptMessage(t.Context(), scanTx(), virusMessage(3000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDecision(t, d, callout.Refuse(554, "5.7.1 Message refused: Opes.Test.Signature.UNOFFICIAL found"))
+		if f.fildes.Load() != 1 || f.scans.Load() != 0 {
+			t.Fatalf("%d FILDES and %d INSTREAM scans, want the small message by FILDES", f.fildes.Load(), f.scans.Load())
+		}
+		d, err = c.AdaptMessage(t.Context(), scanTx(), large)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDecision(t, d, callout.Refuse(554, "5.7.1 Message refused: Heuristics.Limits.Exceeded.StreamMaxLength found"))
+		if f.fildes.Load() != 1 || f.scans.Load() != 1 {
+			t.Fatalf("%d FILDES and %d INSTREAM scans, want the large message streamed", f.fildes.Load(), f.scans.Load())
+		}
+	})
+	t.Run("tcp", func(t *testing.T) {
+		f := startFakeClamdTCP(t, &fakeClamd{})
+		c := newTestClamd(t, f.addr, auto)
+		d, err := c.AdaptMessage(t.Context(), scanTx(), cleanMessage())
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDecision(t, d, callout.Keep().WithHeader("X-Virus-Scanned", "clean (ClamAV)"))
+		if f.fildes.Load() != 0 || f.scans.Load() != 1 {
+			t.Fatalf("%d FILDES and %d INSTREAM scans over TCP, want one INSTREAM", f.fildes.Load(), f.scans.Load())
+		}
+	})
+}
+
+// writeLog records each Write.
+type writeLog struct{ writes [][]byte }
+
+func (w *writeLog) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+// TestClamdStreamWrites: the exact writes of zINSTREAM. A message of one
+// chunk goes in one write (command, length, data, end chunk); a longer one
+// has the command with the first chunk and the end chunk with the last.
+func TestClamdStreamWrites(t *testing.T) {
+	c := &clamdClient{chunk: 4}
+	for _, tc := range []struct {
+		msg  string
+		want []string
+	}{
+		{"", []string{"zINSTREAM\x00\x00\x00\x00\x00"}},
+		{"abc", []string{"zINSTREAM\x00\x00\x00\x00\x03abc\x00\x00\x00\x00"}},
+		{"abcd", []string{"zINSTREAM\x00\x00\x00\x00\x04abcd", "\x00\x00\x00\x00"}},
+		{"abcdefghij", []string{"zINSTREAM\x00\x00\x00\x00\x04abcd", "\x00\x00\x00\x04efgh", "\x00\x00\x00\x02ij\x00\x00\x00\x00"}},
+	} {
+		var w writeLog
+		buf := c.buf()
+		if err := c.stream(&w, strings.NewReader(tc.msg), *buf); err != nil {
+			t.Fatal(err)
+		}
+		c.putBuf(buf)
+		got := make([]string, len(w.writes))
+		for i, b := range w.writes {
+			got[i] = string(b)
+		}
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("%q: writes %q, want %q", tc.msg, got, tc.want)
+		}
+	}
 }

@@ -74,9 +74,10 @@ func allCases() []Case {
 }
 
 // Alternates reports whether the case also runs with the -alt-bin build:
-// the opes-milter cases that only need services every build has.
+// the opes-milter cases that only need services every build has (the
+// clamd service included: before/after a change to it).
 func (c Case) Alternates() bool {
-	return (c.Milter == milterPass || c.Milter == milterFull) && c.Scanner == ""
+	return (c.Milter == milterPass || c.Milter == milterFull || c.Milter == milterClamd) && c.Scanner == ""
 }
 
 // caseByID finds a case.

@@ -17,6 +17,7 @@ func TestCaseByID(t *testing.T) {
 		{"postfix-alt", false, false, ""}, // nor in Postfix alone
 		{"d", true, false, "(d) opes-milter + opes-callout, clamd service"},
 		{"postfix+clamav-milter", true, false, "Postfix + clamav-milter"},
+		{"postfix+d-alt", true, true, "Postfix + (d), alt build"},
 		{"clamd-alt", false, false, ""}, // no opes-milter in clamd directly
 		{"e", false, false, ""},
 	}

@@ -170,6 +170,11 @@ func (r *Report) ratios(b *strings.Builder) {
 			ratioRow{"p99 (b, alt) − p99 (a)", "ms", "b" + altSuffix, "a", figP99, true, "≤ 2 ms", 2},
 			ratioRow{"Postfix+(b, alt) / Postfix+(a)", "msg/s", "postfix+b" + altSuffix, "postfix+a", figTput, false, "≥ 0.9", 0.9},
 			ratioRow{"Postfix+(b, alt) / Postfix+(b)", "CPU per message", "postfix+b" + altSuffix, "postfix+b", figCPU, false, "", 0},
+			ratioRow{"(d, alt) / (d)", "CPU per message", "d" + altSuffix, "d", figCPU, false, "", 0},
+			ratioRow{"Postfix+(d, alt) / Postfix+(d)", "msg/s", "postfix+d" + altSuffix, "postfix+d", figTput, false, "", 0},
+			ratioRow{"Postfix+(d, alt) / Postfix+(d)", "CPU per message", "postfix+d" + altSuffix, "postfix+d", figCPU, false, "", 0},
+			ratioRow{"Postfix+(d, alt) / Postfix+clamav-milter", "msg/s", "postfix+d" + altSuffix, "postfix+clamav-milter", figTput, false, "≥ 1.1", 1.1},
+			ratioRow{"Postfix+(d, alt) / Postfix+clamav-milter", "CPU per message", "postfix+d" + altSuffix, "postfix+clamav-milter", figCPU, false, "≤ 1.0", 1.0},
 		)
 	}
 	fmt.Fprintf(b, "### Ratios\n\n")

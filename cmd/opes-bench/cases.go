@@ -59,7 +59,7 @@ func allCases() []Case {
 		{ID: "b", Title: "(b) opes-milter + opes-callout, pass-through", Milter: milterPass},
 		{ID: "c", Title: "(c) opes-milter + opes-callout, make run chain", Milter: milterFull},
 		{ID: "d", Title: "(d) opes-milter + opes-callout, clamd service", Milter: milterClamd},
-		{ID: "clamd", Title: "clamd directly (zINSTREAM), same messages", ClamdDirect: true},
+		{ID: "clamd", Title: "clamd directly (zFILDES), same messages", ClamdDirect: true},
 		{ID: "clamav-milter", Title: "clamav-milter over the same clamd", Milter: milterClamav},
 		{ID: "postfix", Title: "Postfix alone", Postfix: true},
 		{ID: "postfix+a", Title: "Postfix + (a)", Postfix: true, Milter: milterNoop},

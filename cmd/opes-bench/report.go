@@ -75,7 +75,8 @@ func (r *Report) results(b *strings.Builder) {
 		"Direct cases (a)–(d): the load generator (go-milter client acting as Postfix, one milter connection "+
 		"per message) sends %s messages (size/recipients) for %v after %v of warm-up; latency is per message, "+
 		"from opening the milter connection to the end-of-message reply; \"clamd directly\" sends the same messages "+
-		"to clamd with zINSTREAM, one connection per message, latency from connecting to the verdict. The antivirus "+
+		"to clamd as the clamd service does by default over a unix socket (zFILDES: the message in an in-memory file, "+
+		"its descriptor passed), one connection per message, latency from connecting to the verdict. The antivirus "+
 		"cases share one clamd (test signature only), whose CPU counts in each. Postfix cases: `smtp-source -s %d -l %d -r %d -m %d` "+
 		"(after %d warm-up messages), relayed to `smtp-sink`; msg/s is what smtp-source achieved, and the CPU window "+
 		"closes when the queue is delivered. CPU is user+system time of every process of the case (for Postfix "+

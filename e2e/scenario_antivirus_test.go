@@ -361,27 +361,34 @@ func TestAntivirusClamdDown(t *testing.T) {
 	}
 }
 
-// TestAntivirusClamdFildes: transfer = "fildes" against the real clamd,
-// through Postfix: the message reaches clamd as a file descriptor; a
-// clean message is delivered with the verdict header, the test virus is
-// refused naming it.
+// TestAntivirusClamdFildes: the explicit transfers against the real
+// clamd, through Postfix ("auto", the default, is TestAntivirusClamd's:
+// zFILDES for the small messages, zINSTREAM for the 9 and 12 MiB ones):
+// with "fildes" every message reaches clamd as a file descriptor, with
+// "instream" every message is streamed; either way a clean message is
+// delivered with the verdict header and the test virus is refused naming
+// it.
 func TestAntivirusClamdFildes(t *testing.T) {
 	clamd, _ := SharedClamd(t)
-	op := StartOpes(t, OpesOptions{Edit: func(cfg string) string {
-		cfg = strings.Replace(cfg, avChain, `services = ["recipient-policy", "antivirus", "header-tag", "disclaimer", "attachment-filter"]`, 1)
-		frag := ScenarioFragment(t, "antivirus.toml", map[string]string{
-			"CLAMD_SOCKET": clamd.Socket, "ICAP_URL": "icap://" + FreeAddr(t) + "/avscan", "ON_VIRUS": "reject"})
-		frag = strings.Replace(frag, `kind = "clamd"`, "kind = \"clamd\"\ntransfer = \"fildes\"", 1)
-		return cfg + "\n" + frag
-	}})
-	p := StartPostfix(t, PostfixOptions{Milter: op.PostfixSocket()})
-	clean := scenarioMessage("sender@example.org", "friend@example.com", "Clean", "Nothing to find here.\n")
-	if d := Send(t.Context(), p.SMTPAddr, "sender@example.org", []string{"friend@example.com"}, clean); !d.Accepted() {
-		t.Fatalf("clean message refused: %+v", d)
+	for _, transfer := range []string{"fildes", "instream"} {
+		t.Run(transfer, func(t *testing.T) {
+			op := StartOpes(t, OpesOptions{Edit: func(cfg string) string {
+				cfg = strings.Replace(cfg, avChain, `services = ["recipient-policy", "antivirus", "header-tag", "disclaimer", "attachment-filter"]`, 1)
+				frag := ScenarioFragment(t, "antivirus.toml", map[string]string{
+					"CLAMD_SOCKET": clamd.Socket, "ICAP_URL": "icap://" + FreeAddr(t) + "/avscan", "ON_VIRUS": "reject"})
+				frag = strings.Replace(frag, `kind = "clamd"`, "kind = \"clamd\"\ntransfer = \""+transfer+"\"", 1)
+				return cfg + "\n" + frag
+			}})
+			p := StartPostfix(t, PostfixOptions{Milter: op.PostfixSocket()})
+			clean := scenarioMessage("sender@example.org", "friend@example.com", "Clean", "Nothing to find here.\n")
+			if d := Send(t.Context(), p.SMTPAddr, "sender@example.org", []string{"friend@example.com"}, clean); !d.Accepted() {
+				t.Fatalf("clean message refused: %+v", d)
+			}
+			if v := p.Sink.Wait(t, 1, scenarioTimeout)[0].Header.Get("X-Virus-Scanned"); !strings.HasPrefix(v, "clean (ClamAV") {
+				t.Errorf("X-Virus-Scanned = %q", v)
+			}
+			d := Send(t.Context(), p.SMTPAddr, "sender@example.org", []string{"friend@example.com"}, virusMessage("Infected"))
+			checkRefused(t, "virus by "+transfer, d, TestVirusName)
+		})
 	}
-	if v := p.Sink.Wait(t, 1, scenarioTimeout)[0].Header.Get("X-Virus-Scanned"); !strings.HasPrefix(v, "clean (ClamAV") {
-		t.Errorf("X-Virus-Scanned = %q", v)
-	}
-	d := Send(t.Context(), p.SMTPAddr, "sender@example.org", []string{"friend@example.com"}, virusMessage("Infected"))
-	checkRefused(t, "virus by FILDES", d, TestVirusName)
 }

@@ -76,7 +76,7 @@ func NewClamd(name string, opts *mapping.Clamd) (*Clamd, error) {
 	if err != nil {
 		return nil, err
 	}
-	var fildesMax int64 // messages up to this size go by zFILDES
+	fildesMax := int64(-1) // messages up to this size go by zFILDES
 	switch {
 	case network != "unix":
 	case opts.Transfer == mapping.ClamdFildes:

@@ -148,9 +148,10 @@ type clamdClient struct {
 	b     *callout.Backend
 	chunk int
 	// fildesMax is the size up to which a message is passed as a file
-	// descriptor (zFILDES) instead of streamed (zINSTREAM); 0 over TCP.
+	// descriptor (zFILDES) instead of streamed (zINSTREAM); -1 for none
+	// (TCP, transfer = "instream").
 	fildesMax int64
-	// bufs holds this client's buffers (instreamBufSize).
+	// bufs holds this client's buffers (see buf).
 	bufs sync.Pool
 }
 
@@ -158,8 +159,8 @@ type clamdClient struct {
 // chunk.
 const instreamCmd = "zINSTREAM\x00"
 
-// buf returns a buffer of instreamBufSize(c.chunk) bytes from the pool;
-// putBuf gives it back.
+// buf returns a buffer from the pool, room for the zINSTREAM command, a
+// chunk's length, a chunk and the end chunk; putBuf gives it back.
 func (c *clamdClient) buf() *[]byte {
 	if b, ok := c.bufs.Get().(*[]byte); ok {
 		return b

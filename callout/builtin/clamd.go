@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/mapping"
@@ -39,7 +40,9 @@ import (
 // do). transfer = "auto", the default, passes messages up to
 // mapping.ClamdAutoFildesMax that way over a unix socket and streams the
 // rest (and everything over TCP), so that StreamMaxLength still bounds
-// large messages and the descriptor's in-memory copy stays small.
+// large messages and the descriptor's in-memory copy stays small; a clamd
+// that cannot take a descriptor is found out on the first message and
+// streamed to from then on (see scan).
 //
 // No silent pass at clamd's limits: with AlertExceedsMax yes clamd reports
 // what it could not scan whole as Heuristics.Limits.Exceeded.*, and a
@@ -51,6 +54,11 @@ import (
 type Clamd struct {
 	c      clamdClient
 	policy scanPolicy
+	// fildesFallback (transfer = "auto") streams a message whose zFILDES
+	// got an error reply; noFildes is set once streaming worked where
+	// zFILDES did not.
+	fildesFallback bool
+	noFildes       atomic.Bool
 
 	mu     sync.Mutex
 	engine string // clamd's version, once known
@@ -84,7 +92,8 @@ func NewClamd(name string, opts *mapping.Clamd) (*Clamd, error) {
 	case opts.Transfer == mapping.ClamdAuto:
 		fildesMax = mapping.ClamdAutoFildesMax
 	}
-	return &Clamd{c: clamdClient{b: b, chunk: chunk, fildesMax: fildesMax}, policy: sp, engine: "ClamAV"}, nil
+	return &Clamd{c: clamdClient{b: b, chunk: chunk, fildesMax: fildesMax}, policy: sp, engine: "ClamAV",
+		fildesFallback: opts.Transfer == mapping.ClamdAuto}, nil
 }
 
 // Needs implements Service: RAWDATA is adapted (the verdict header, a
@@ -95,11 +104,7 @@ func (c *Clamd) Needs() callout.Needs {
 
 // AdaptMessage implements MessageAdapter.
 func (c *Clamd) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout.Message) (callout.Decision, error) {
-	scan := c.c.scan
-	if msg.Size() <= c.c.fildesMax {
-		scan = c.c.scanFD
-	}
-	v, err := scan(ctx, msg.NewReader())
+	v, err := c.scan(ctx, tx, msg)
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
 			return callout.Decision{}, ctx.Err()
@@ -111,6 +116,34 @@ func (c *Clamd) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout.M
 		return c.policy.clean(engine), nil
 	}
 	return c.policy.found(tx, engine, finding(v)), nil
+}
+
+// scan sends msg to clamd the way the transfer setting says. With "auto",
+// a clamd that answers zFILDES with an error and then gives a verdict for
+// the same message streamed cannot take descriptors (it is on another
+// host behind a forwarded socket, or a mandatory access control policy,
+// like AppArmor's profile for clamd, refuses the passed file): the message
+// gets that verdict and the service streams from then on, saying so once.
+// Nothing passes without a verdict: when the stream fails too, that is
+// the service's failure.
+func (c *Clamd) scan(ctx context.Context, tx *callout.Tx, msg *callout.Message) (clamdVerdict, error) {
+	if msg.Size() > c.c.fildesMax || c.noFildes.Load() {
+		return c.c.scan(ctx, msg.NewReader())
+	}
+	v, err := c.c.scanFD(ctx, msg.NewReader())
+	if err == nil || !c.fildesFallback || !errors.Is(err, errClamdReply) || ctx.Err() != nil {
+		return v, err
+	}
+	v, serr := c.c.scan(ctx, msg.NewReader())
+	if serr != nil {
+		return v, serr
+	}
+	if !c.noFildes.Swap(true) {
+		tx.Log().Warn("clamd answered zFILDES with an error but scanned the same message streamed: "+
+			"streaming every message from now on (set transfer = \"instream\" to say so)",
+			"service", tx.Service, "error", err)
+	}
+	return v, nil
 }
 
 func (c *Clamd) engineName() string {

@@ -41,6 +41,9 @@ type fakeClamd struct {
 	// version is the zVERSION reply, without its NUL ("ClamAV 1.4.6/..."
 	// when empty).
 	version string
+	// noFD makes zFILDES fail as in a clamd that gets no descriptor (a
+	// forwarded socket, a MAC policy refusing the passed file).
+	noFD bool
 }
 
 func startFakeClamd(t *testing.T, f *fakeClamd) *fakeClamd {
@@ -134,8 +137,12 @@ func (f *fakeClamd) serve(c net.Conn) {
 		if _, err := readByte(); err != nil { // the byte the descriptor comes with
 			return
 		}
+		if f.noFD && fd >= 0 {
+			syscall.Close(fd)
+			fd = -1
+		}
 		if fd < 0 {
-			io.WriteString(c, "fd[?]: no descriptor ERROR\x00")
+			io.WriteString(c, "No file descriptor received. ERROR\x00") // clamd 1.4's words
 			return
 		}
 		// clamd scans from offset 0 whatever the descriptor's offset.
@@ -528,4 +535,55 @@ func TestClamdStreamWrites(t *testing.T) {
 			t.Errorf("%q: writes %q, want %q", tc.msg, got, tc.want)
 		}
 	}
+}
+
+// TestClamdFildesRefused: a clamd that answers zFILDES with an error
+// (it got no descriptor). With "auto" the message is streamed instead and
+// gets that verdict, and later messages are streamed straight away; with
+// "fildes" the error is the service's failure. Never a pass.
+func TestClamdFildesRefused(t *testing.T) {
+	t.Run("auto", func(t *testing.T) {
+		f := startFakeClamd(t, &fakeClamd{noFD: true})
+		c := newTestClamd(t, f.addr, func(o *mapping.Clamd) { o.Transfer = mapping.ClamdAuto })
+		d, err := c.AdaptMessage(t.Context(), scanTx(), virusMessage(3000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDecision(t, d, callout.Refuse(554, "5.7.1 Message refused: Opes.Test.Signature.UNOFFICIAL found"))
+		if f.fildes.Load() != 1 || f.scans.Load() != 1 {
+			t.Fatalf("%d FILDES and %d INSTREAM scans, want one each", f.fildes.Load(), f.scans.Load())
+		}
+		d, err = c.AdaptMessage(t.Context(), scanTx(), cleanMessage())
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDecision(t, d, callout.Keep().WithHeader("X-Virus-Scanned", "clean (ClamAV)"))
+		if f.fildes.Load() != 1 || f.scans.Load() != 2 {
+			t.Fatalf("%d FILDES and %d INSTREAM scans, want the second message streamed at once", f.fildes.Load(), f.scans.Load())
+		}
+		if h := c.CheckHealth(t.Context()); !h[0].Up {
+			t.Errorf("health %+v, want up", h)
+		}
+	})
+	t.Run("auto, stream fails too", func(t *testing.T) {
+		f := startFakeClamd(t, &fakeClamd{noFD: true, reply: "stream: Can't allocate memory ERROR\x00"})
+		c := newTestClamd(t, f.addr, func(o *mapping.Clamd) { o.Transfer = mapping.ClamdAuto })
+		d, err := c.AdaptMessage(t.Context(), scanTx(), cleanMessage())
+		var be *callout.BackendError
+		if !errors.As(err, &be) {
+			t.Fatalf("decision %+v, err %v; want a *callout.BackendError", d, err)
+		}
+		if c.noFildes.Load() {
+			t.Error("zFILDES given up although streaming failed too")
+		}
+	})
+	t.Run("fildes", func(t *testing.T) {
+		f := startFakeClamd(t, &fakeClamd{noFD: true})
+		c := newTestClamd(t, f.addr, func(o *mapping.Clamd) { o.Transfer = mapping.ClamdFildes })
+		d, err := c.AdaptMessage(t.Context(), scanTx(), cleanMessage())
+		var be *callout.BackendError
+		if !errors.As(err, &be) || f.scans.Load() != 0 {
+			t.Fatalf("decision %+v, err %v, %d INSTREAM scans; want a *callout.BackendError and no stream", d, err, f.scans.Load())
+		}
+	})
 }

@@ -13,8 +13,9 @@ import (
 )
 
 // Clamd scans each message with ClamAV's clamd (kind clamd): the whole
-// message, streamed with zINSTREAM in chunks over a unix or TCP socket,
-// within a per-scan deadline.
+// message, passed as a file descriptor (zFILDES) or streamed with
+// zINSTREAM in chunks over a unix or TCP socket (transfer, below), within
+// a per-scan deadline.
 //
 // The whole message, not each MIME part: clamd parses MIME itself (ScanMail
 // yes, its default), decodes the transfer encodings, opens archives and

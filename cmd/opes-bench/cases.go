@@ -203,6 +203,7 @@ func (e *env) runCase(ctx context.Context, c Case, o Options) (Run, error) {
 				return Run{}, err
 			}
 			v.Chain, v.Extra = chainClamd, strings.ReplaceAll(clamdServices, "@SOCKET@", cd.Socket)
+			v.Parts = partsScanOnly
 		}
 		p, err := e.startOpes(dir, v)
 		if err != nil {

@@ -78,6 +78,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		cases = append(cases, c)
 		if *altBin != "" && c.Alternates() && !c.Alt {
+			if c.Milter == milterClamd && !altKnowsClamd(*altBin) {
+				fmt.Fprintf(stderr, "opes-bench run: %s runs without its alt twin: the -alt-bin build's opes-milter.toml names no clamd service kind (a build from before the clamd service)\n", c.ID)
+				continue
+			}
 			cases = append(cases, altOf(c))
 		}
 	}
@@ -214,4 +218,12 @@ func findRepo() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// altKnowsClamd reports whether the -alt-bin build has the clamd service:
+// the example configuration of its tree (beside its binaries) documents
+// every service kind it has.
+func altKnowsClamd(altBin string) bool {
+	b, err := os.ReadFile(filepath.Join(altBin, "opes-milter.toml"))
+	return err != nil || strings.Contains(string(b), `kind = "clamd"`)
 }

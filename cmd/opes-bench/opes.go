@@ -35,9 +35,16 @@ max = "1GiB"
 `
 )
 
-// chainClamd is case (d): recipient-policy (unchanged, as in (b)) and the
-// clamd service, which scans every message and adds its verdict header.
-const chainClamd = `services = ["recipient-policy", "antivirus"]`
+// chainClamd is case (d): the clamd service alone, which scans every
+// message and adds its verdict header, on a route that offers the message
+// (RAWDATA) and nothing else: what clamav-milter, the anchor, does.
+const chainClamd = `services = ["antivirus"]`
+
+// partsScanOnly are the route's parts in case (d) (see chainClamd).
+var partsScanOnly = [2]string{`adaptive = ["RAWDATA"]`, `informative = []`}
+
+// routeParts are the route's parts in ContribConfig, which Parts replaces.
+var routeParts = [2]string{`adaptive = ["RCPT", "RAWDATA"]`, `informative = ["IP", "HELO", "MAIL"]`}
 
 // clamdServices defines the clamd service on both sides.
 const clamdServices = `
@@ -60,6 +67,9 @@ type opesVariant struct {
 	// Chain, when set, replaces the pass-through chain; Extra is appended
 	// (the spam cases' scanner service).
 	Chain, Extra string
+	// Parts, when set, replaces the route's adaptive and informative
+	// parts (routeParts).
+	Parts [2]string
 }
 
 // ErrConfigDrift reports that ContribConfig no longer has a line the
@@ -80,6 +90,9 @@ func opesConfig(contrib, milterAddr, calloutAddr, spoolDir string, v opesVariant
 		edits = append(edits, [2]string{chainFull, v.Chain})
 	case v.PassThrough:
 		edits = append(edits, [2]string{chainFull, chainPass})
+	}
+	if v.Parts != ([2]string{}) {
+		edits = append(edits, [2]string{routeParts[0], v.Parts[0]}, [2]string{routeParts[1], v.Parts[1]})
 	}
 	if v.MaxSessions > 0 {
 		edits = append(edits, [2]string{"max_sessions = 500", "max_sessions = " + strconv.Itoa(v.MaxSessions)})

@@ -22,6 +22,8 @@ func TestOpesConfig(t *testing.T) {
 		{"pass-through", opesVariant{PassThrough: true}, 2, []string{chainPass, `kind = "size-limit"`}},
 		{"many sessions", opesVariant{MaxSessions: 1000}, 4, []string{"max_sessions = 1000"}},
 		{"large", opesVariant{PassThrough: true, MaxMessageSize: "1GiB"}, 2, []string{`max_message_size = "1GiB"`}},
+		{"clamd scan only", opesVariant{Chain: chainClamd, Extra: strings.ReplaceAll(clamdServices, "@SOCKET@", "/tmp/clamd.sock"), Parts: partsScanOnly},
+			1, []string{chainClamd, partsScanOnly[0], partsScanOnly[1], `kind = "clamd"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

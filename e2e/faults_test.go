@@ -377,9 +377,18 @@ func waitInFlight(t testing.TB, metrics string, n float64) bool {
 // with SIGHUP.
 func (rg *faultRig) setPolicy(t *testing.T, action string) {
 	t.Helper()
+	rg.setActions(t, map[string]string{"connect": action, "timeout": action, "protocol": action, "server": action})
+}
+
+// setActions sets the chain's failure action of each class named in
+// actions (the others stay "tempfail") and reloads opes-milter.
+func (rg *faultRig) setActions(t *testing.T, actions map[string]string) {
+	t.Helper()
 	cfg := rg.config
 	for _, class := range []string{"connect", "timeout", "protocol", "server"} {
-		cfg = applyEdits(t, cfg, []configEdit{{class + ` = "tempfail"`, class + ` = "` + action + `"`}})
+		if action := actions[class]; action != "" {
+			cfg = applyEdits(t, cfg, []configEdit{{class + ` = "tempfail"`, class + ` = "` + action + `"`}})
+		}
 	}
 	if err := os.WriteFile(rg.op.Config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -523,6 +532,20 @@ func TestFaults(t *testing.T) {
 		t.Run("accept/"+c.name, func(t *testing.T) {
 			prefix := fmt.Sprintf("ac%d", i)
 			run(t, acceptPolicy, c, prefix)
+			rg.healthy(t, prefix)
+		})
+	}
+	// A reset is the server's failure whichever system call sees it (a
+	// read or a write): with protocol = "reject", a reset classed as a
+	// protocol failure would refuse a legitimate message with 5xx.
+	rg.setActions(t, map[string]string{"protocol": "reject"})
+	for i, c := range cases {
+		if c.name != "OCP connections reset during 50 transactions" {
+			continue
+		}
+		t.Run("protocol-reject/"+c.name, func(t *testing.T) {
+			prefix := fmt.Sprintf("pr%d", i)
+			run(t, tempfailPolicy, c, prefix)
 			rg.healthy(t, prefix)
 		})
 	}

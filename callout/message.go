@@ -38,6 +38,16 @@ func (m *Message) ReadAt(p []byte, off int64) (int, error) { return m.ra.ReadAt(
 // readers.
 func (m *Message) NewReader() io.Reader { return io.NewSectionReader(m.ra, 0, m.size) }
 
+// WriteTo implements io.WriterTo: a message in memory is written in one
+// Write (a connection sends it without a copy), one in a file in chunks.
+func (m *Message) WriteTo(w io.Writer) (int64, error) {
+	if b, ok := m.ra.(bytesReaderAt); ok {
+		n, err := w.Write(b)
+		return int64(n), err
+	}
+	return io.Copy(w, io.NewSectionReader(m.ra, 0, m.size))
+}
+
 // Range returns a reader of the bytes [off, end).
 func (m *Message) Range(off, end int64) io.Reader {
 	return io.NewSectionReader(m.ra, off, end-off)

@@ -177,3 +177,34 @@ func TestSpoolToFile(t *testing.T) {
 		t.Errorf("write after Message: %v", err)
 	}
 }
+
+// TestMessageWriteTo: a message in memory goes out in one Write, one in a
+// file whole, in chunks.
+func TestMessageWriteTo(t *testing.T) {
+	const text = "From: a@example.org\r\n\r\nhello\r\n"
+	var w countingWriter
+	if n, err := NewMessage([]byte(text)).WriteTo(&w); err != nil || n != int64(len(text)) || w.b.String() != text || w.writes != 1 {
+		t.Errorf("memory: %d %v %q in %d writes", n, err, w.b.String(), w.writes)
+	}
+	sp := NewSpool(SpoolOptions{Threshold: 10, Dir: t.TempDir()})
+	sp.WriteString(text)
+	m, err := sp.Message()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	w = countingWriter{}
+	if n, err := m.WriteTo(&w); err != nil || n != int64(len(text)) || w.b.String() != text {
+		t.Errorf("file: %d %v %q", n, err, w.b.String())
+	}
+}
+
+type countingWriter struct {
+	b      strings.Builder
+	writes int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	return w.b.Write(p)
+}

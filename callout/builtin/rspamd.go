@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"mime"
-	"net"
 	"net/http"
-	"net/http/httptrace"
 	"sort"
 	"strings"
-	"time"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/opes-milter/opes-milter/callout"
@@ -44,49 +42,34 @@ const maxRspamdHeader = 64 << 10
 // (a trace field, like Authentication-Results, which rspamd inserts at 1,
 // below the MTA's Received line); order -1 appends; any other order
 // cannot be kept (the field is appended) and is logged.
-// Connections are kept alive and reused (HTTP/1.1), at most
-// max_connections at once.
+// At most max_connections requests run at once; rspamd closes the
+// connection after each answer, and a connection a server keeps open (an
+// HTTP server in front of rspamd) is reused (rspamd_http.go).
 type Rspamd struct {
 	o       *mapping.Rspamd
 	backend *callout.Backend
-	client  *http.Client
 	subject *SubjectTag
+	readers sync.Pool // *bufio.Reader of 4 KiB for the answers
 }
 
 // NewRspamd returns the service for o.
 func NewRspamd(o *mapping.Rspamd) (*Rspamd, error) {
+	maxc := o.Backend.MaxConns
+	if maxc <= 0 {
+		maxc = callout.DefaultBackendConns
+	}
 	b, err := callout.NewBackend(callout.BackendOptions{
-		Name: "rspamd", Address: o.Backend.Address, Timeout: o.Backend.Timeout, MaxConns: o.Backend.MaxConns,
+		Name: "rspamd", Address: o.Backend.Address, Timeout: o.Backend.Timeout, MaxConns: maxc, MaxIdle: maxc,
 	})
 	if err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return b.Dial(ctx)
-		},
-		MaxConnsPerHost:     b.MaxConns(),
-		MaxIdleConns:        b.MaxConns(),
-		MaxIdleConnsPerHost: b.MaxConns(),
-		// A service replaced by a reload (SIGHUP) is closed once its
-		// last transaction ends (Close); an idle connection also ends
-		// after this long.
-		IdleConnTimeout:    90 * time.Second,
-		DisableCompression: true,
-		// rspamd's answer header is a few short fields; the body is
-		// bounded by max_response as it is read.
-		MaxResponseHeaderBytes: maxRspamdHeader,
-		// The message goes out in 64 KiB writes, not net/http's 4 KiB.
-		WriteBufferSize: 64 << 10,
-	}
-	return &Rspamd{o: o, backend: b, client: &http.Client{Transport: tr},
-		subject: NewSubjectTag(&mapping.SubjectTag{Prefix: o.SubjectPrefix})}, nil
+	return &Rspamd{o: o, backend: b, subject: NewSubjectTag(&mapping.SubjectTag{Prefix: o.SubjectPrefix})}, nil
 }
 
 // Close closes the idle connections to rspamd; the server calls it when a
 // reload replaced the service and its last transaction ended.
 func (r *Rspamd) Close() error {
-	r.client.CloseIdleConnections()
 	return r.backend.Close()
 }
 
@@ -101,16 +84,10 @@ func (r *Rspamd) Needs() callout.Needs {
 func (r *Rspamd) CheckHealth(ctx context.Context) []callout.BackendHealth {
 	ctx, cancel := context.WithTimeout(ctx, r.backend.Timeout())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://rspamd/ping", nil)
-	resp, err := r.client.Do(req)
-	if err == nil {
-		_, err = callout.ReadAtMost(resp.Body, 1024)
-		resp.Body.Close()
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("/ping: %s", resp.Status)
-		}
+	ans, err := r.do(ctx, http.MethodGet, "/ping", nil, nil, 1024)
+	if err == nil && ans.code != http.StatusOK {
+		r.backend.Record(fmt.Errorf("/ping: %s", ans.status))
 	}
-	r.backend.Record(err)
 	return []callout.BackendHealth{r.backend.Health()}
 }
 
@@ -363,10 +340,10 @@ func (r *Rspamd) reply(base callout.Reply, res rspamdResult) callout.Reply {
 func (r *Rspamd) check(ctx context.Context, tx *callout.Tx, msg *callout.Message) (rspamdResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.backend.Timeout())
 	defer cancel()
-	h := http.Header{}
+	h := make([]rspamdField, 0, 8+len(tx.Recipients))
 	set := func(k, v string) {
-		if v != "" && !strings.ContainsAny(v, "\r\n") {
-			h[k] = append(h[k], v)
+		if v != "" && validFieldValue(v) {
+			h = append(h, rspamdField{k, v})
 		}
 	}
 	set("IP", tx.Client.IP)
@@ -386,20 +363,15 @@ func (r *Rspamd) check(ctx context.Context, tx *callout.Tx, msg *callout.Message
 	set("Settings-ID", r.o.SettingsID)
 	set("Password", r.o.Password)
 	set("Hostname", tx.Opt(ocpsmtp.OptClientName))
-	resp, err := r.post(ctx, h, msg)
+	ans, err := r.do(ctx, http.MethodPost, "/checkv2", h, msg, r.o.MaxResponse)
 	if err != nil {
-		return rspamdResult{}, r.backend.Record(err)
+		return rspamdResult{}, err
 	}
-	body, err := callout.ReadAtMost(resp.Body, r.o.MaxResponse)
-	resp.Body.Close()
-	if err != nil {
-		return rspamdResult{}, r.backend.Record(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return rspamdResult{}, r.backend.Record(fmt.Errorf("/checkv2: %s: %s", resp.Status, truncate(string(body), 200)))
+	if ans.code != http.StatusOK {
+		return rspamdResult{}, r.backend.Record(fmt.Errorf("/checkv2: %s: %s", ans.status, truncate(string(ans.body), 200)))
 	}
 	var res rspamdResult
-	if err := json.Unmarshal(body, &res); err != nil {
+	if err := json.Unmarshal(ans.body, &res); err != nil {
 		return rspamdResult{}, r.backend.Record(fmt.Errorf("/checkv2 answer: %w", err))
 	}
 	if res.Action == "" {
@@ -407,25 +379,4 @@ func (r *Rspamd) check(ctx context.Context, tx *callout.Tx, msg *callout.Message
 	}
 	r.backend.Record(nil)
 	return res, nil
-}
-
-// post sends the message to /checkv2 with the header h. A kept-alive
-// connection that rspamd closed as the request went out (its keep-alive
-// ran out) is retried once: net/http retries no POST with a body.
-func (r *Rspamd) post(ctx context.Context, h http.Header, msg *callout.Message) (*http.Response, error) {
-	for attempt := 0; ; attempt++ {
-		reused := false
-		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
-		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, "http://rspamd/checkv2", msg.NewReader())
-		if err != nil {
-			return nil, err
-		}
-		req.ContentLength = msg.Size()
-		req.Header = h.Clone()
-		resp, err := r.client.Do(req)
-		if err != nil && reused && attempt == 0 && ctx.Err() == nil {
-			continue
-		}
-		return resp, err
-	}
 }

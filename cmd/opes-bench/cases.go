@@ -80,12 +80,18 @@ func (c Case) Alternates() bool {
 	return (c.Milter == milterPass || c.Milter == milterFull || c.Milter == milterClamd) && c.Scanner == ""
 }
 
+// alternatesByName reports whether the case runs with the -alt-bin build
+// when named with the -alt suffix, though not by default: the rspamd
+// service case, for a build that has the service (before/after a change
+// to it).
+func (c Case) alternatesByName() bool { return c.Scanner == scanRspamd }
+
 // caseByID finds a case.
 func caseByID(id string) (Case, bool) {
 	all := allCases()
 	base, alt := strings.CutSuffix(id, altSuffix)
 	i := slices.IndexFunc(all, func(c Case) bool { return c.ID == base })
-	if i < 0 || (alt && !all[i].Alternates()) {
+	if i < 0 || (alt && !all[i].Alternates() && !all[i].alternatesByName()) {
 		return Case{}, false
 	}
 	if alt {

@@ -19,6 +19,8 @@ func TestCaseByID(t *testing.T) {
 		{"postfix+clamav-milter", true, false, "Postfix + clamav-milter"},
 		{"postfix+d-alt", true, true, "Postfix + (d), alt build"},
 		{"clamd-alt", false, false, ""}, // no opes-milter in clamd directly
+		{"postfix+rspamd-alt", true, true, "Postfix + opes-milter + opes-callout, rspamd service, alt build"},
+		{"postfix+rspamd-milter-alt", false, false, ""}, // rspamd's own milter
 		{"e", false, false, ""},
 	}
 	for _, tt := range tests {

@@ -370,8 +370,14 @@ func (r *Rspamd) check(ctx context.Context, tx *callout.Tx, msg *callout.Message
 	if ans.code != http.StatusOK {
 		return rspamdResult{}, r.backend.Record(fmt.Errorf("/checkv2: %s: %s", ans.status, truncate(string(ans.body), 200)))
 	}
+	// Most of the answer is the symbols, which the service does not use:
+	// only the members it decodes go to encoding/json.
+	body := ans.body
+	if m, ok := rspamdMembers(body); ok {
+		body = m
+	}
 	var res rspamdResult
-	if err := json.Unmarshal(ans.body, &res); err != nil {
+	if err := json.Unmarshal(body, &res); err != nil {
 		return rspamdResult{}, r.backend.Record(fmt.Errorf("/checkv2 answer: %w", err))
 	}
 	if res.Action == "" {

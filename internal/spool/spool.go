@@ -108,11 +108,14 @@ func (s *Spool) ReadFrom(r io.Reader) (int64, error) {
 		}
 	}
 	for s.file == nil {
-		if cap(s.mem)-len(s.mem) < readFromMin {
+		if cap(s.mem) == len(s.mem) {
+			// Full (or empty): grow. Room that is left, even a little,
+			// is read into first: a reader sized above ends with a Read
+			// of its last byte of room that returns io.EOF.
 			if cap(s.mem) == 0 && s.opts.Buffers != nil {
 				s.mem = s.opts.Buffers.Get()[:0]
 			}
-			if cap(s.mem)-len(s.mem) < readFromMin {
+			if cap(s.mem) == len(s.mem) {
 				s.mem = slices.Grow(s.mem, max(readFromMin, len(s.mem)))
 			}
 		}
@@ -135,7 +138,7 @@ func (s *Spool) ReadFrom(r io.Reader) (int64, error) {
 			return total, nil
 		}
 		if err != nil {
-			return total, err
+			return total, fmt.Errorf("spool: %w", err)
 		}
 	}
 	n, err := io.Copy(s.file, r)

@@ -198,6 +198,9 @@ func TestReadFrom(t *testing.T) {
 			if s.OnDisk() != tt.onDisk {
 				t.Fatalf("OnDisk = %v, want %v", s.OnDisk(), tt.onDisk)
 			}
+			if tt.name == "sized" && cap(s.mem) >= len(data)+readFromMin {
+				t.Errorf("a reader of known size took %d bytes of memory for %d", cap(s.mem), len(data))
+			}
 			want := append([]byte(tt.prefix), data...)
 			if got, _ := io.ReadAll(s.Reader()); !bytes.Equal(got, want) || s.Size() != int64(len(want)) {
 				t.Fatalf("read %d bytes, Size %d; want %d", len(got), s.Size(), len(want))

@@ -290,6 +290,9 @@ func (u *upstream) failed(err error) {
 	if u.failures >= limit {
 		u.failures = 0
 		u.tripped = true
+		if u.removed.Load() {
+			return // DNS dropped it: no series, no probe (the transactions in flight still fail here)
+		}
 		pl.metrics.breaker(u.addr, true)
 		pl.log.Warn("circuit breaker open", "server", u.addr, "err", err)
 		pl.spawn(func() { pl.probe(u) })
@@ -354,7 +357,9 @@ func (pl *pool) probe(u *upstream) {
 		u.tripped = false
 		u.failures = 0
 		u.mu.Unlock()
-		pl.metrics.breaker(u.addr, false)
+		if !u.removed.Load() {
+			pl.metrics.breaker(u.addr, false)
+		}
 		pl.log.Info("circuit breaker closed: the server answered a probe", "server", u.addr)
 		return
 	}

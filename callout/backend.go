@@ -29,6 +29,7 @@ type Backend struct {
 
 	mu     sync.Mutex
 	idle   []net.Conn
+	closed bool // Close was called: no connection is kept idle any more
 	health BackendHealth
 }
 
@@ -229,18 +230,21 @@ func (b *Backend) keepIdle(c net.Conn) bool {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.idle) >= b.maxIdle {
+	if b.closed || len(b.idle) >= b.maxIdle {
 		return false
 	}
 	b.idle = append(b.idle, c)
 	return true
 }
 
-// Close closes the idle connections.
+// Close closes the idle connections, and the connections in use as they
+// are released: a backend closed by a reload keeps none open behind it.
+// Exchanges may still be made; their connections are not kept.
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	idle := b.idle
 	b.idle = nil
+	b.closed = true
 	b.mu.Unlock()
 	for _, c := range idle {
 		c.Close()

@@ -89,8 +89,20 @@ func TestBackendReuseAndHealth(t *testing.T) {
 	if h := b.Health(); !h.Up || h.Name != "echo" {
 		t.Errorf("health %+v", h)
 	}
-	ln.Close()
+	// A connection in use when the backend is closed (a reload) is not
+	// kept when released.
+	c, err := b.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	b.Close()
+	if err := c.Release(true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(b.idle); n != 0 {
+		t.Fatalf("%d idle connections kept after Close", n)
+	}
+	ln.Close()
 	_, err = b.Conn(context.Background())
 	var be *BackendError
 	if !errors.As(err, &be) || be.Backend != "echo" {

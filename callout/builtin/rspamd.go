@@ -84,10 +84,12 @@ func (r *Rspamd) Needs() callout.Needs {
 func (r *Rspamd) CheckHealth(ctx context.Context) []callout.BackendHealth {
 	ctx, cancel := context.WithTimeout(ctx, r.backend.Timeout())
 	defer cancel()
-	ans, err := r.do(ctx, http.MethodGet, "/ping", nil, nil, 1024)
-	if err == nil && ans.code != http.StatusOK {
-		r.backend.Record(fmt.Errorf("/ping: %s", ans.status))
-	}
+	r.do(ctx, http.MethodGet, "/ping", nil, nil, 1024, func(ans rspamdAnswer) error {
+		if ans.code != http.StatusOK {
+			return fmt.Errorf("/ping: %s", ans.status)
+		}
+		return nil
+	})
 	return []callout.BackendHealth{r.backend.Health()}
 }
 
@@ -363,26 +365,27 @@ func (r *Rspamd) check(ctx context.Context, tx *callout.Tx, msg *callout.Message
 	set("Settings-ID", r.o.SettingsID)
 	set("Password", r.o.Password)
 	set("Hostname", tx.Opt(ocpsmtp.OptClientName))
-	ans, err := r.do(ctx, http.MethodPost, "/checkv2", h, msg, r.o.MaxResponse)
+	var res rspamdResult
+	_, err := r.do(ctx, http.MethodPost, "/checkv2", h, msg, r.o.MaxResponse, func(ans rspamdAnswer) error {
+		if ans.code != http.StatusOK {
+			return fmt.Errorf("/checkv2: %s: %s", ans.status, truncate(string(ans.body), 200))
+		}
+		// Most of the answer is the symbols, which the service does not
+		// use: only the members it decodes go to encoding/json.
+		body := ans.body
+		if m, ok := rspamdMembers(body); ok {
+			body = m
+		}
+		if err := json.Unmarshal(body, &res); err != nil {
+			return fmt.Errorf("/checkv2 answer: %w", err)
+		}
+		if res.Action == "" {
+			return errors.New("/checkv2 answer without an action")
+		}
+		return nil
+	})
 	if err != nil {
 		return rspamdResult{}, err
 	}
-	if ans.code != http.StatusOK {
-		return rspamdResult{}, r.backend.Record(fmt.Errorf("/checkv2: %s: %s", ans.status, truncate(string(ans.body), 200)))
-	}
-	// Most of the answer is the symbols, which the service does not use:
-	// only the members it decodes go to encoding/json.
-	body := ans.body
-	if m, ok := rspamdMembers(body); ok {
-		body = m
-	}
-	var res rspamdResult
-	if err := json.Unmarshal(body, &res); err != nil {
-		return rspamdResult{}, r.backend.Record(fmt.Errorf("/checkv2 answer: %w", err))
-	}
-	if res.Action == "" {
-		return rspamdResult{}, r.backend.Record(errors.New("/checkv2 answer without an action"))
-	}
-	r.backend.Record(nil)
 	return res, nil
 }

@@ -134,24 +134,32 @@ type rspamdAnswer struct {
 // an earlier exchange that the server closed before answering is given up
 // and the request sent again, on a fresh connection in the end: a POST
 // with a body is not retried by anything else. A failure is a
-// *callout.BackendError and marks the backend down; the caller judges the
-// answer.
-func (r *Rspamd) do(ctx context.Context, method, path string, fields []rspamdField, msg *callout.Message, max int64) (rspamdAnswer, error) {
+// *callout.BackendError and marks the backend down; so does an answer
+// that judge (when not nil) refuses, so that the backend's health changes
+// once per exchange, as judged.
+func (r *Rspamd) do(ctx context.Context, method, path string, fields []rspamdField, msg *callout.Message, max int64, judge func(rspamdAnswer) error) (rspamdAnswer, error) {
 	length := int64(-1)
 	if msg != nil {
 		length = msg.Size()
 	}
 	head := rspamdHead(method, path, fields, length)
-	for {
+	for attempt := 0; ; attempt++ {
 		conn, err := r.backend.Conn(ctx)
 		if err != nil {
 			return rspamdAnswer{}, err
 		}
 		lim := &headerLimit{r: conn, n: maxRspamdHeader}
 		ans, keep, err := r.exchange(ctx, conn, lim, head, msg, max)
-		if err != nil && conn.Reused && lim.read == 0 && ctx.Err() == nil && closedByPeer(err) {
+		// One retry at most: a message that makes the server drop the
+		// connection unanswered is not sent to it again and again.
+		if err != nil && attempt == 0 && conn.Reused && lim.read == 0 && ctx.Err() == nil && closedByPeer(err) {
 			conn.Release(false, nil)
 			continue
+		}
+		if err == nil && judge != nil {
+			if err = judge(ans); err != nil {
+				keep = false
+			}
 		}
 		return ans, conn.Release(keep, err)
 	}
@@ -159,11 +167,16 @@ func (r *Rspamd) do(ctx context.Context, method, path string, fields []rspamdFie
 
 // exchange writes the request on conn and reads the answer through lim;
 // keep reports whether the connection may serve another request.
-func (r *Rspamd) exchange(ctx context.Context, conn *callout.BackendConn, lim *headerLimit, head []byte, msg *callout.Message, max int64) (rspamdAnswer, bool, error) {
+func (r *Rspamd) exchange(ctx context.Context, conn *callout.BackendConn, lim *headerLimit, head []byte, msg *callout.Message, max int64) (_ rspamdAnswer, keep bool, _ error) {
 	// The connection's deadline is the exchange's; a transaction ended
-	// meanwhile ends it at once.
+	// meanwhile ends it at once. A connection whose deadline the ending
+	// may still set is not kept for another exchange.
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer func() {
+		if !stop() {
+			keep = false
+		}
+	}()
 	w := &headWriter{conn: conn.Conn, head: head}
 	if msg != nil {
 		if _, err := msg.WriteTo(w); err != nil {
@@ -201,6 +214,6 @@ func (r *Rspamd) exchange(ctx context.Context, conn *callout.BackendConn, lim *h
 	if err != nil {
 		return rspamdAnswer{}, false, err
 	}
-	keep := !resp.Close && br.Buffered() == 0
+	keep = !resp.Close && br.Buffered() == 0
 	return rspamdAnswer{status: resp.Status, code: resp.StatusCode, body: body}, keep, nil
 }

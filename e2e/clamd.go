@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -14,7 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/opes-milter/opes-milter/internal/peerprobe"
 )
 
 // TestVirus is the test attachment: the bytes the test clamd's only
@@ -75,21 +73,6 @@ func writeClamdDir(t testing.TB, dir, addr string) string {
 	return filepath.Join(dir, "clamd.conf")
 }
 
-// clamdPing reports whether clamd at addr answers zPING with PONG.
-func clamdPing(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := io.WriteString(c, "zPING\x00"); err != nil {
-		return false
-	}
-	reply, err := bufio.NewReader(c).ReadString(0)
-	return err == nil && reply == "PONG\x00"
-}
-
 // StartClamd starts a clamd of the test's own (stopped at its end, or
 // earlier with Stop) and waits until it answers zPING with PONG.
 func StartClamd(t testing.TB) *Clamd {
@@ -101,7 +84,7 @@ func StartClamd(t testing.TB) *Clamd {
 	conf := writeClamdDir(t, dir, c.Addr)
 	c.cmd = Command{
 		Name: "clamd", Argv: []string{bin, "-c", conf}, Dir: dir,
-		Ready:    func() bool { return clamdPing(c.Addr) },
+		Ready:    func() bool { return peerprobe.Clamd("tcp", c.Addr) },
 		Diagnose: func() string { return readAll(filepath.Join(dir, "clamd.log")) },
 	}
 	c.proc = c.cmd.Start(t)
@@ -156,20 +139,6 @@ virus_scan.ScanFileTypes TEXT DATA EXECUTABLE ARCHIVE GIF JPEG MSOFFICE
 virus_scan.DefaultEngine clamd
 `
 
-// icapOptionsOK reports whether the ICAP server at addr answers OPTIONS for
-// avscan with 200.
-func icapOptionsOK(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	fmt.Fprintf(c, "OPTIONS icap://%s/avscan ICAP/1.0\r\nHost: %s\r\nEncapsulated: null-body=0\r\n\r\n", addr, addr)
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "ICAP/1.0 200")
-}
-
 // StartCICAP starts c-icap over clamd and waits until OPTIONS answers.
 func StartCICAP(t testing.TB, clamd *Clamd) *CICAP {
 	t.Helper()
@@ -191,7 +160,7 @@ func StartCICAP(t testing.TB, clamd *Clamd) *CICAP {
 	writeFile(t, filepath.Join(dir, "c-icap.conf"), conf, 0o644)
 	c.proc = Command{
 		Name: "c-icap", Argv: []string{bin, "-N", "-f", filepath.Join(dir, "c-icap.conf")}, Dir: dir,
-		Ready:    func() bool { return icapOptionsOK(c.Addr) },
+		Ready:    func() bool { return peerprobe.ICAP(c.Addr, "avscan") },
 		Diagnose: func() string { return readAll(filepath.Join(dir, "tmp", "server.log")) },
 	}.Start(t)
 	return c

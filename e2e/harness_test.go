@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,27 +110,6 @@ func TestParseSinkFile(t *testing.T) {
 	}
 	if _, err := ParseSinkFile([]byte("X-Client-Addr: 127.0.0.1\n")); err == nil {
 		t.Error("a file without smtp-sink's Received header parsed")
-	}
-}
-
-func TestParseProcAddr(t *testing.T) {
-	tests := []struct {
-		in   string
-		want string
-		ok   bool
-	}{
-		{"0100007F:1F90", "127.0.0.1:8080", true},
-		{"00000000:0019", "0.0.0.0:25", true},
-		{"00000000000000000000000001000000:0050", "[::1]:80", true},
-		{"0000000000000000FFFF00000100007F:0050", "127.0.0.1:80", true},
-		{"0100007F", "", false},
-		{"XYZ:0050", "", false},
-	}
-	for _, tt := range tests {
-		got, ok := parseProcAddr(tt.in)
-		if ok != tt.ok || (ok && got != netip.MustParseAddrPort(tt.want)) {
-			t.Errorf("parseProcAddr(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
-		}
 	}
 }
 

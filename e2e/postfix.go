@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/opes-milter/opes-milter/internal/peerprobe"
 )
 
 // PostfixOptions configure StartPostfix. The zero value is a Postfix without milter
@@ -182,20 +184,6 @@ func postfixCheck(postfixBin, configDir string) string {
 	return fmt.Sprintf("postfix check: %v\n%s", err, out)
 }
 
-// postfixDirs are the queue subdirectories of Debian 12's /etc/postfix/postfix-files
-// with owner ("" root, else mail_owner), group ("" none, else setgid_group) and mode.
-var postfixDirs = []struct {
-	name         string
-	owner, group bool
-	mode         os.FileMode
-}{
-	{"active", true, false, 0o700}, {"bounce", true, false, 0o700}, {"corrupt", true, false, 0o700},
-	{"defer", true, false, 0o700}, {"deferred", true, false, 0o700}, {"flush", true, false, 0o700},
-	{"hold", true, false, 0o700}, {"incoming", true, false, 0o700}, {"private", true, false, 0o700},
-	{"maildrop", true, true, 0o730}, {"public", true, true, 0o710}, {"pid", false, false, 0o755},
-	{"saved", true, false, 0o700}, {"trace", true, false, 0o700},
-}
-
 // preparePostfixDirs creates the queue and data directories with the owners and
 // modes "postfix check" would give them, and the queue's quick-start file, which
 // makes "postfix start-fg" skip its checks: they take seconds of shell work per
@@ -216,14 +204,14 @@ func preparePostfixDirs(t testing.TB, queue, data string) {
 	mkdirs(t, 0o755, queue)
 	mkdirs(t, 0o700, data)
 	chown(t, data, uid, ownerGid)
-	for _, d := range postfixDirs {
-		path := filepath.Join(queue, d.name)
-		mkdirs(t, d.mode, path)
+	for _, d := range peerprobe.PostfixQueueDirs() {
+		path := filepath.Join(queue, d.Name)
+		mkdirs(t, d.Mode, path)
 		u, g := 0, 0
-		if d.owner {
+		if d.Owner {
 			u, g = uid, ownerGid
 		}
-		if d.group {
+		if d.Group {
 			g = gid
 		}
 		chown(t, path, u, g)

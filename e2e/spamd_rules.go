@@ -1,14 +1,13 @@
 package e2e
 
 import (
-	"bufio"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/opes-milter/opes-milter/internal/peerprobe"
 )
 
 // StartSpamdRules starts spamd like StartSpamd, with local tests only (-L),
@@ -46,23 +45,8 @@ func StartSpamdRules(t testing.TB, localCF string) *Spamd {
 			"--syslog=stderr", "--pidfile=" + filepath.Join(dir, "spamd.pid"),
 		},
 		Dir:          dir,
-		Ready:        func() bool { return SpamdAnswers(s.Addr) },
+		Ready:        func() bool { return peerprobe.Spamd(s.Addr) },
 		ReadyTimeout: 90 * time.Second,
 	}.Start(t)
 	return s
-}
-
-// SpamdAnswers reports whether spamd at addr answers PING with PONG.
-func SpamdAnswers(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte("PING SPAMC/1.5\r\n\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.Contains(line, "PONG")
 }

@@ -2,10 +2,7 @@ package callouttest
 
 import (
 	"bytes"
-	"context"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -14,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/opes-milter/opes-milter/internal/peerprobe"
 )
 
 // Rspamd is an rspamd started offline for a test, in a scratch directory
@@ -128,7 +127,7 @@ func StartRspamd(t testing.TB, o RspamdOptions) *Rspamd {
 	go func() { r.cmd.Wait(); close(r.exited) }()
 	t.Cleanup(r.Stop)
 	deadline := time.Now().Add(150 * time.Second)
-	for !r.answers() {
+	for !peerprobe.Rspamd(r.Addr) {
 		select {
 		case <-r.exited:
 			t.Fatalf("rspamd exited:\n%s", r.Log())
@@ -152,20 +151,6 @@ func StartRspamd(t testing.TB, o RspamdOptions) *Rspamd {
 		}
 	}
 	return r
-}
-
-// answers reports whether the normal worker answers /ping.
-func (r *Rspamd) answers() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.Addr+"/ping", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
-	return resp.StatusCode == 200 && bytes.Contains(b, []byte("pong"))
 }
 
 // Stop stops rspamd (its whole process group) and waits for it.

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/opes-milter/opes-milter/internal/peerprobe"
 )
 
 // Milter kinds a case puts behind the MTA.
@@ -323,7 +325,7 @@ func (e *env) startNoop(dir string) (*child, string, error) {
 		return nil, "", err
 	}
 	ch, err := startChild("go-milter no-op", []string{e.selfBin, "noop", "-listen", addr}, dir,
-		filepath.Join(dir, "noop.log"), func() bool { return listening(addr) })
+		filepath.Join(dir, "noop.log"), func() bool { return peerprobe.Listening(addr) })
 	if err != nil {
 		return nil, "", err
 	}

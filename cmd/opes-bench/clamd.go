@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opes-milter/opes-milter/internal/peerprobe"
 	"golang.org/x/sys/unix"
 )
 
@@ -88,26 +89,11 @@ func (e *env) startClamd() (*clamdProc, error) {
 	}
 	c := &clamdProc{Socket: filepath.Join(dir, "clamd.sock")}
 	c.child, err = startChild("clamd", []string{bin, "-c", conf}, dir, filepath.Join(dir, "clamd.out"),
-		func() bool { return clamdPing(c.Socket) })
+		func() bool { return peerprobe.Clamd("unix", c.Socket) })
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-// clamdPing reports whether clamd answers zPING with PONG.
-func clamdPing(socket string) bool {
-	c, err := net.DialTimeout("unix", socket, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := io.WriteString(c, "zPING\x00"); err != nil {
-		return false
-	}
-	reply, err := bufio.NewReader(c).ReadString(0)
-	return err == nil && reply == "PONG\x00"
 }
 
 // clamdScanFD passes msg to clamd as the clamd service does by default
@@ -272,7 +258,7 @@ func (e *env) startClamavMilter(dir string) (*child, string, error) {
 		return nil, "", err
 	}
 	ch, err := startChild("clamav-milter", []string{bin, "-c", path}, mdir, filepath.Join(dir, "clamav-milter.out"),
-		func() bool { return listening(addr) })
+		func() bool { return peerprobe.Listening(addr) })
 	if err != nil {
 		return nil, "", err
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/opes-milter/opes-milter/internal/peerprobe"
 )
 
 // ContribConfig is the configuration `make run` uses, relative to the
@@ -169,12 +171,12 @@ func (e *env) startOpes(dir string, v opesVariant) (*opesPair, error) {
 		milterBin, calloutBin = filepath.Join(e.altBin, "opes-milter"), filepath.Join(e.altBin, "opes-callout")
 	}
 	p.Callout, err = startChild("opes-callout", []string{calloutBin, "run", "-config", path}, dir,
-		filepath.Join(dir, "opes-callout.log"), func() bool { return listening(p.CalloutAddr) })
+		filepath.Join(dir, "opes-callout.log"), func() bool { return peerprobe.Listening(p.CalloutAddr) })
 	if err != nil {
 		return nil, err
 	}
 	p.Milter, err = startChild("opes-milter", []string{milterBin, "run", "-config", path}, dir,
-		filepath.Join(dir, "opes-milter.log"), func() bool { return listening(p.MilterAddr) })
+		filepath.Join(dir, "opes-milter.log"), func() bool { return peerprobe.Listening(p.MilterAddr) })
 	if err != nil {
 		p.Callout.Stop()
 		return nil, err

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/opes-milter/opes-milter/internal/peerprobe"
 )
 
 // The Postfix instance is built like the e2e harness builds its own (see
@@ -100,12 +102,12 @@ func (e *env) startPostfix(parent, milter string) (*postfix, error) {
 		return nil, err
 	}
 	p.sink, err = startChild("smtp-sink", []string{sinkBin, "-u", "nobody", "-h", "sink.bench.test", p.SinkAddr, "256"},
-		dir, filepath.Join(dir, "smtp-sink.log"), func() bool { return listening(p.SinkAddr) })
+		dir, filepath.Join(dir, "smtp-sink.log"), func() bool { return peerprobe.Listening(p.SinkAddr) })
 	if err != nil {
 		return nil, err
 	}
 	p.master, err = startChild("postfix", []string{postfixBin, "-c", p.confDir, "start-fg"}, dir,
-		filepath.Join(dir, "postfix.out"), func() bool { return listening(p.SMTPAddr) })
+		filepath.Join(dir, "postfix.out"), func() bool { return peerprobe.Listening(p.SMTPAddr) })
 	if err != nil {
 		p.sink.Stop()
 		return nil, fmt.Errorf("%w\n%s", err, p.Log(20))
@@ -188,20 +190,6 @@ func fillTemplate(text string, vars map[string]string) (string, error) {
 
 func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
 
-// postfixQueueDirs are the queue directories of Debian's postfix-files:
-// owned by postfix (else root), group postdrop (else root), mode.
-var postfixQueueDirs = []struct {
-	name         string
-	owner, group bool
-	mode         os.FileMode
-}{
-	{"active", true, false, 0o700}, {"bounce", true, false, 0o700}, {"corrupt", true, false, 0o700},
-	{"defer", true, false, 0o700}, {"deferred", true, false, 0o700}, {"flush", true, false, 0o700},
-	{"hold", true, false, 0o700}, {"incoming", true, false, 0o700}, {"private", true, false, 0o700},
-	{"maildrop", true, true, 0o730}, {"public", true, true, 0o710}, {"pid", false, false, 0o755},
-	{"saved", true, false, 0o700}, {"trace", true, false, 0o700},
-}
-
 // preparePostfixDirs creates the queue and data directories as "postfix
 // check" would and the quick-start file that lets start-fg skip the check.
 func preparePostfixDirs(queue, data string) error {
@@ -231,15 +219,15 @@ func preparePostfixDirs(queue, data string) error {
 	if err := mk(data, 0o700, uid, ownerGid); err != nil {
 		return err
 	}
-	for _, d := range postfixQueueDirs {
+	for _, d := range peerprobe.PostfixQueueDirs() {
 		u, g := 0, 0
-		if d.owner {
+		if d.Owner {
 			u, g = uid, ownerGid
 		}
-		if d.group {
+		if d.Group {
 			g = dropGid
 		}
-		if err := mk(filepath.Join(queue, d.name), d.mode, u, g); err != nil {
+		if err := mk(filepath.Join(queue, d.Name), d.Mode, u, g); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/opes-milter/opes-milter/internal/peerprobe"
 )
 
 // userHZ is the unit of the CPU times in /proc/PID/stat (USER_HZ, 100 on
@@ -153,51 +155,9 @@ func establishedTo(addr string) int {
 		if len(fields) < 4 || fields[3] != "01" {
 			continue
 		}
-		if remote, ok := parseProcAddr(fields[2]); ok && remote == ap {
+		if remote, ok := peerprobe.ParseProcAddr(fields[2]); ok && remote == ap {
 			n++
 		}
 	}
 	return n
-}
-
-// listening reports whether a socket in state LISTEN is bound to addr
-// ("127.0.0.1:PORT"); it reads /proc/net/tcp instead of connecting, which
-// would open an SMTP or milter session.
-func listening(addr string) bool {
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil {
-		return false
-	}
-	f, err := os.Open("/proc/net/tcp")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 4 || fields[3] != "0A" {
-			continue
-		}
-		if local, ok := parseProcAddr(fields[1]); ok && local == ap {
-			return true
-		}
-	}
-	return false
-}
-
-// parseProcAddr decodes an IPv4 "0100007F:1F90" of /proc/net/tcp (the
-// address word is in host byte order, little-endian here).
-func parseProcAddr(s string) (netip.AddrPort, bool) {
-	hexAddr, hexPort, ok := strings.Cut(s, ":")
-	if !ok || len(hexAddr) != 8 {
-		return netip.AddrPort{}, false
-	}
-	a, err1 := strconv.ParseUint(hexAddr, 16, 32)
-	p, err2 := strconv.ParseUint(hexPort, 16, 16)
-	if err1 != nil || err2 != nil {
-		return netip.AddrPort{}, false
-	}
-	ip := netip.AddrFrom4([4]byte{byte(a), byte(a >> 8), byte(a >> 16), byte(a >> 24)})
-	return netip.AddrPortFrom(ip, uint16(p)), true
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/opes-milter/opes-milter/internal/peerprobe"
 )
 
 func TestParseStat(t *testing.T) {
@@ -66,23 +68,11 @@ func TestTree(t *testing.T) {
 	}
 }
 
-func TestParseProcAddr(t *testing.T) {
-	ap, ok := parseProcAddr("0100007F:1F90")
-	if !ok || ap.String() != "127.0.0.1:8080" {
-		t.Errorf("parseProcAddr = %v, %v", ap, ok)
-	}
-	for _, bad := range []string{"", "0100007F", "0100007F:XYZ", "00000000000000000000000001000000:0050"} {
-		if _, ok := parseProcAddr(bad); ok {
-			t.Errorf("parseProcAddr(%q) succeeded", bad)
-		}
-	}
-}
-
 func TestListeningAndEstablished(t *testing.T) {
 	ln := listen(t)
 	defer ln.Close()
 	addr := ln.Addr().String()
-	if !listening(addr) {
+	if !peerprobe.Listening(addr) {
 		t.Fatalf("%s not seen listening", addr)
 	}
 	var conns []net.Conn
@@ -105,7 +95,7 @@ func TestListeningAndEstablished(t *testing.T) {
 		c.Close()
 	}
 	ln.Close()
-	if listening(addr) || listening("nonsense") || establishedTo("nonsense") != 0 {
+	if peerprobe.Listening(addr) || peerprobe.Listening("nonsense") || establishedTo("nonsense") != 0 {
 		t.Error("closed or bad address seen")
 	}
 }

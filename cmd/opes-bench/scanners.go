@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net"
@@ -9,8 +8,9 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/opes-milter/opes-milter/internal/peerprobe"
 )
 
 // Scanners of the spam cases (issue "Spam and authentication through
@@ -64,23 +64,8 @@ func (e *env) startSpamd(dir string, sessions int) (*child, string, error) {
 	argv := []string{bin, "--local", "--nouser-config", "--username=nobody", "--listen=" + addr,
 		"--allowed-ips=127.0.0.1", "--min-children=" + strconv.Itoa(min(sessions, 4)),
 		"--max-children=" + strconv.Itoa(sessions), "--syslog=stderr", "--pidfile=" + filepath.Join(dir, "spamd.pid")}
-	c, err := startChild("spamd", argv, dir, filepath.Join(dir, "spamd.log"), func() bool { return spamdAnswers(addr) })
+	c, err := startChild("spamd", argv, dir, filepath.Join(dir, "spamd.log"), func() bool { return peerprobe.Spamd(addr) })
 	return c, addr, err
-}
-
-// spamdAnswers reports whether spamd answers PING with PONG.
-func spamdAnswers(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte("PING SPAMC/1.5\r\n\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.Contains(line, "PONG")
 }
 
 // rspamdRun is a running rspamd with its loopback resolver.
@@ -152,28 +137,12 @@ func (e *env) startRspamd(dir string) (*rspamdRun, error) {
 	}
 	// The first start compiles the hyperscan cache: up to minutes.
 	r.child, err = startChildWithin("rspamd", argv, dir, filepath.Join(dir, "rspamd.log"), 300*time.Second,
-		func() bool { return rspamdAnswers(r.Addr) && listening(r.MilterAddr) })
+		func() bool { return peerprobe.Rspamd(r.Addr) && peerprobe.Listening(r.MilterAddr) })
 	if err != nil {
 		pc.Close()
 		return nil, err
 	}
 	return r, nil
-}
-
-// rspamdAnswers reports whether rspamd's normal worker answers /ping.
-func rspamdAnswers(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte("GET /ping HTTP/1.0\r\n\r\n")); err != nil {
-		return false
-	}
-	b := make([]byte, 512)
-	n, _ := c.Read(b)
-	return strings.Contains(string(b[:n]), "200")
 }
 
 // nxdomain answers every DNS query on pc with NXDOMAIN until pc is

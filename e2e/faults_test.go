@@ -67,6 +67,12 @@ type tcpProxy struct {
 	conns    map[net.Conn]struct{}
 	accepted atomic.Int64
 	wg       sync.WaitGroup
+	// stalled stops the proxy reading from its clients (opes-milter), so
+	// that their writes back up; readBuffer, when set, is the receive
+	// buffer of the connections accepted from then on (small: the
+	// clients' writes block sooner).
+	stalled    atomic.Bool
+	readBuffer atomic.Int64
 }
 
 // startProxy listens on a free loopback port and forwards to target.
@@ -173,6 +179,11 @@ func (p *tcpProxy) forward(client net.Conn) {
 		client.Close()
 		return
 	}
+	if n := p.readBuffer.Load(); n > 0 {
+		if tc, ok := client.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(int(n))
+		}
+	}
 	p.track(client, server)
 	defer p.untrack(client, server)
 	done := make(chan struct{}, 2)
@@ -180,9 +191,40 @@ func (p *tcpProxy) forward(client net.Conn) {
 		_, _ = io.Copy(dst, src)
 		done <- struct{}{}
 	}
-	go pipe(server, client)
+	go func() { // from the client: pauses while stalled
+		buf := make([]byte, 32<<10)
+		for {
+			for p.stalled.Load() {
+				time.Sleep(5 * time.Millisecond)
+			}
+			n, err := client.Read(buf)
+			if n > 0 {
+				if _, werr := server.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		done <- struct{}{}
+	}()
 	go pipe(client, server)
 	<-done // one direction ended: end both
+}
+
+// clientConns returns the connections the proxy accepted from its
+// clients that are open.
+func (p *tcpProxy) clientConns() []net.Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []net.Conn
+	for c := range p.conns {
+		if c.LocalAddr().String() == p.Addr {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // ---------------------------------------------------------------------------

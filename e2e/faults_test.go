@@ -577,9 +577,10 @@ func TestFaults(t *testing.T) {
 			rg.healthy(t, prefix)
 		})
 	}
-	// A reset is the server's failure whichever system call sees it (a
-	// read or a write): with protocol = "reject", a reset classed as a
-	// protocol failure would refuse a legitimate message with 5xx.
+	// A reset is the server's failure: with protocol = "reject", a reset
+	// classed as a protocol failure would refuse a legitimate message with
+	// 5xx. Here the transactions wait for answers, so the reset is seen
+	// on reads; TestResetWhileWriting makes opes-milter see it on a write.
 	rg.setActions(t, map[string]string{"protocol": "reject"})
 	for i, c := range cases {
 		if c.name != "OCP connections reset during 50 transactions" {

@@ -1,13 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -96,34 +92,12 @@ func waitWritesBlocked(t *testing.T, proxy *tcpProxy) int {
 	return 0
 }
 
-// txQueue returns the tx_queue of the TCP socket local→remote in
-// /proc/net/tcp: the bytes written to it and not yet acknowledged by the
-// peer (0 when there is no such socket).
+// txQueue is peerprobe.TxQueue for net.Addrs.
 func txQueue(local, remote net.Addr) int {
 	l, err1 := netip.ParseAddrPort(local.String())
 	r, err2 := netip.ParseAddrPort(remote.String())
 	if err1 != nil || err2 != nil {
 		return 0
 	}
-	f, err := os.Open("/proc/net/tcp")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		la, ok1 := peerprobe.ParseProcAddr(fields[1])
-		ra, ok2 := peerprobe.ParseProcAddr(fields[2])
-		if !ok1 || !ok2 || la != l || ra != r {
-			continue
-		}
-		tx, _, _ := strings.Cut(fields[4], ":")
-		n, _ := strconv.ParseUint(tx, 16, 32)
-		return int(n)
-	}
-	return 0
+	return peerprobe.TxQueue(l, r)
 }

@@ -93,26 +93,53 @@ func Listening(addr string) bool {
 // (0A) bound to ap or to the wildcard address of ap's family with the same
 // port.
 func listeningIn(file string, ap netip.AddrPort) bool {
-	f, err := os.Open(file)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 4 || fields[3] != "0A" {
-			continue
+	found := false
+	scanTCP(file, func(local, _ netip.AddrPort, fields []string) bool {
+		if fields[3] == "0A" && local.Port() == ap.Port() && (local.Addr() == ap.Addr() || local.Addr().IsUnspecified()) {
+			found = true
 		}
-		local, ok := ParseProcAddr(fields[1])
-		if !ok || local.Port() != ap.Port() {
-			continue
-		}
-		if local.Addr() == ap.Addr() || local.Addr().IsUnspecified() {
+		return !found
+	})
+	return found
+}
+
+// TxQueue returns the tx_queue of the TCP socket local→remote (IPv4) in
+// /proc/net/tcp: bytes written to it and not yet acknowledged by the
+// peer; 0 when there is no such socket.
+func TxQueue(local, remote netip.AddrPort) int {
+	n := 0
+	scanTCP("/proc/net/tcp", func(l, r netip.AddrPort, fields []string) bool {
+		if l != local || r != remote {
 			return true
 		}
+		tx, _, _ := strings.Cut(fields[4], ":")
+		v, _ := strconv.ParseUint(tx, 16, 32)
+		n = int(v)
+		return false
+	})
+	return n
+}
+
+// scanTCP calls f with the local and remote addresses and the fields of
+// each socket line of a /proc/net/tcp* table until f returns false.
+func scanTCP(file string, f func(local, remote netip.AddrPort, fields []string) bool) {
+	fh, err := os.Open(file)
+	if err != nil {
+		return
 	}
-	return false
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		local, ok1 := ParseProcAddr(fields[1])
+		remote, ok2 := ParseProcAddr(fields[2])
+		if ok1 && ok2 && !f(local, remote, fields) {
+			return
+		}
+	}
 }
 
 // ParseProcAddr decodes an address of /proc/net/tcp ("0100007F:1F90") or

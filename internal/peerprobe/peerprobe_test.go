@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestParseProcAddr(t *testing.T) {
@@ -89,5 +90,37 @@ func TestProbesUp(t *testing.T) {
 	}
 	if Clamd("tcp", spamd) || Spamd(clamd) || Rspamd(icap) || ICAP(rspamd, "avscan") {
 		t.Error("a probe took another peer's answer for its own")
+	}
+}
+
+// TestTxQueue: what a writer could not hand to a peer that does not read
+// shows in its socket's tx_queue.
+func TestTxQueue(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	local, remote := netip.MustParseAddrPort(c.LocalAddr().String()), netip.MustParseAddrPort(c.RemoteAddr().String())
+	if n := TxQueue(local, remote); n != 0 {
+		t.Fatalf("tx_queue %d before any write", n)
+	}
+	go c.Write(make([]byte, 32<<20)) // far more than the buffers take; s never reads
+	deadline := time.Now().Add(5 * time.Second)
+	for TxQueue(local, remote) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("tx_queue stayed 0 while the peer did not read")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -34,6 +34,14 @@ type Bridge struct {
 type state struct {
 	policy *Policy
 	pool   *pool
+	// replies are the events a session of this policy needs replies to
+	// (Policy.replies).
+	replies Events
+}
+
+// newState builds the state of policy p.
+func newState(p *Policy, log *slog.Logger, m *Metrics) *state {
+	return &state{policy: p, pool: newPool(p, log, m), replies: p.replies()}
 }
 
 // Option configures a Bridge.
@@ -55,7 +63,7 @@ func New(p *Policy, log *slog.Logger, opts ...Option) *Bridge {
 	for _, o := range opts {
 		o(b)
 	}
-	b.state = &state{policy: p, pool: newPool(p, log, b.metrics)}
+	b.state = newState(p, log, b.metrics)
 	b.metrics.init(p)
 	return b
 }
@@ -66,7 +74,7 @@ func New(p *Policy, log *slog.Logger, opts ...Option) *Bridge {
 func (b *Bridge) Reload(p *Policy) {
 	b.mu.Lock()
 	old := b.state
-	b.state = &state{policy: p, pool: newPool(p, b.log, b.metrics)}
+	b.state = newState(p, b.log, b.metrics)
 	// Pools retired by earlier reloads whose connections have all closed
 	// are done: forget them, so that reloads do not pile them up.
 	var done []*pool
@@ -138,11 +146,11 @@ func (b *Bridge) Requirements() Requirements {
 	return Requirements{
 		Connect: true, Helo: true, Mail: true, Rcpt: true, Data: false,
 		Headers: true, EndOfHeaders: true, Body: true,
-		// Refusals at RCPT (policy, route split, failures) are
-		// immediate; everything found while the message streams is
-		// answered at end of message. CONNECT needs no reply: a session
-		// over max_sessions is refused at its first RCPT (the MTA then
-		// waits for one reply fewer per SMTP session).
+		// RCPT when the configuration or the load needs it (Replies);
+		// everything found while the message streams is answered at
+		// end of message. CONNECT needs no reply: a session over
+		// max_sessions is refused at its first RCPT (the MTA then waits
+		// for one reply fewer per SMTP session).
 		Replies: EventRcpt | EventEndOfMessage,
 		Actions: ActAddHeader | ActChangeHeader | ActReplaceBody | ActAddRcpt | ActDelRcpt | ActChangeFrom | ActQuarantine,
 		Macros: map[Stage][]string{
@@ -155,8 +163,21 @@ func (b *Bridge) Requirements() Requirements {
 	}
 }
 
+// Replies implements Handler: end of message always; RCPT when the loaded
+// policy may refuse a recipient there (Policy.replies), or when the session
+// limit is reached, so that the refused session is answered at its first
+// RCPT rather than after its message was transferred.
+func (b *Bridge) Replies() Events {
+	st := b.current()
+	r := st.replies
+	if max := st.policy.MaxSessions; max > 0 && b.sessions.Load() >= int64(max) {
+		r |= EventRcpt
+	}
+	return r
+}
+
 // NewSession implements Handler.
-func (b *Bridge) NewSession(ctx context.Context) (Session, error) {
+func (b *Bridge) NewSession(ctx context.Context, replies Events) (Session, error) {
 	st := b.current()
 	if max := st.policy.MaxSessions; max > 0 && b.sessions.Load() >= int64(max) {
 		b.metrics.refused("sessions")
@@ -164,5 +185,5 @@ func (b *Bridge) NewSession(ctx context.Context) (Session, error) {
 	}
 	b.sessions.Add(1)
 	b.metrics.addSessions(1)
-	return &session{b: b, log: b.log}, nil
+	return &session{b: b, log: b.log, replies: replies}, nil
 }

@@ -17,6 +17,11 @@ type session struct {
 	st  *state
 	log *slog.Logger
 
+	// replies are the events whose replies the MTA waits for
+	// (Handler.NewSession); a refusal decided at another is deferred to
+	// end of message.
+	replies Events
+
 	client     Client
 	helo       string
 	daemonName string
@@ -122,10 +127,11 @@ func domainOf(addr string) string {
 }
 
 // rcpt answers RCPT (see Rcpt in rcpt.go, which counts and logs the
-// refusals).
-func (s *session) rcpt(ctx context.Context, mac Macros, rcpt string, args []string) Reply {
+// refusals). whole is set when a refusal is the failure of the whole
+// message: the first RCPT could not start the OCP transaction.
+func (s *session) rcpt(ctx context.Context, mac Macros, rcpt string, args []string) (rep Reply, whole bool) {
 	if s.mt == nil {
-		return Reply{Kind: Continue}
+		return Reply{Kind: Continue}, false
 	}
 	mt := s.mt
 	p := s.policy()
@@ -143,10 +149,9 @@ func (s *session) rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 			// One OCP transaction per mail transaction: this recipient
 			// needs another route, so the client retries it separately.
 			mt.rcpts = append(mt.rcpts, rcptState{addr: rcpt, args: args, index: -1, refused: true})
-			return Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 452, Text: "4.5.3 Recipient needs a separate transaction, try again"}}
+			return Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 452, Text: "4.5.3 Recipient needs a separate transaction, try again"}}, false
 		}
 	}
-	var rep Reply
 	rctx := ctx
 	if first {
 		// Every attempt of the first RCPT, retries included, is answered
@@ -168,7 +173,7 @@ func (s *session) rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 					continue
 				}
 				mt.rcpts = append(mt.rcpts, rcptState{addr: rcpt, args: args, index: -1, refused: rep.Kind == Reject || rep.Kind == TempFail})
-				return rep
+				return rep, true
 			}
 		}
 		rep = Reply{Kind: Continue}
@@ -187,7 +192,7 @@ func (s *session) rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 		r.refused = true
 	}
 	mt.rcpts = append(mt.rcpts, r)
-	return rep
+	return rep, false
 }
 
 // Data implements Session.

@@ -18,7 +18,7 @@ import (
 // wire protocol, no go-milter, no TCP. The client below plays the MTA and
 // the adapter together, with the adapter's rules that the bridge relies on:
 // events the bridge does not ask for are not delivered, events it does not
-// answer (Requirements.Replies) are answered Continue whatever it says, a
+// answer (Requirements.Replies narrowed by Handler.Replies) are answered Continue whatever it says, a
 // refused session answers 451 4.3.2 at every answered event, Skip stops
 // the events of its kind, and modifications are recorded at end of
 // message. Its names follow the milter client vocabulary (actions and
@@ -129,12 +129,15 @@ const refusalText = "4.3.2 Service currently unavailable, try again later"
 // adapter, it calls the session from one goroutine at a time: a call made
 // while another runs (a test's goroutine) waits for it.
 type ClientSession struct {
-	mu     sync.Mutex
-	h      bridge.Handler
-	req    bridge.Requirements
-	mac    *MacroBag
-	ctx    context.Context
-	cancel context.CancelFunc
+	mu  sync.Mutex
+	h   bridge.Handler
+	req bridge.Requirements
+	// replies are the events the MTA waits for: Requirements().Replies
+	// narrowed by Handler.Replies when the session starts.
+	replies bridge.Events
+	mac     *MacroBag
+	ctx     context.Context
+	cancel  context.CancelFunc
 
 	sess    bridge.Session
 	refused bool
@@ -149,14 +152,15 @@ func (m *mta) Session(macros *MacroBag) (*ClientSession, error) {
 		macros = NewMacroBag()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &ClientSession{h: m.br, req: m.br.Requirements(), mac: macros, ctx: ctx, cancel: cancel}, nil
+	req := m.br.Requirements()
+	return &ClientSession{h: m.br, req: req, replies: req.Replies & m.br.Replies(), mac: macros, ctx: ctx, cancel: cancel}, nil
 }
 
 // event runs one event: want says whether the bridge asked for it, reply
 // whether the MTA waits for its answer.
 func (s *ClientSession) event(want bool, reply bridge.Events, eom bool, fn func() bridge.Reply) *Action {
 	if s.refused {
-		if s.req.Replies&reply == 0 {
+		if s.replies&reply == 0 {
 			return &Action{Type: ActionContinue}
 		}
 		return &Action{Type: ActionRejectWithCode, SMTPCode: 451, SMTPReply: "451 " + refusalText}
@@ -165,7 +169,7 @@ func (s *ClientSession) event(want bool, reply bridge.Events, eom bool, fn func(
 		return &Action{Type: ActionContinue}
 	}
 	r := fn()
-	if s.req.Replies&reply == 0 {
+	if s.replies&reply == 0 {
 		return &Action{Type: ActionContinue}
 	}
 	return answer(r, eom)
@@ -212,7 +216,7 @@ func answer(r bridge.Reply, eom bool) *Action {
 func (s *ClientSession) Conn(host, family string, port uint16, addr string) (*Action, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sess, err := s.h.NewSession(s.ctx)
+	sess, err := s.h.NewSession(s.ctx, s.replies)
 	if err != nil {
 		s.refused = true
 	} else {

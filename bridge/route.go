@@ -12,7 +12,10 @@ import "github.com/opes-milter/opes-milter/mapping"
 type Policy struct {
 	Routes []*mapping.Route
 	// Select returns the route for the facts, or nil when no route
-	// matches (the message then passes without adaptation).
+	// matches (the message then passes without adaptation). It chooses by
+	// the routes' Match: a route whose Match has no recipient domains
+	// does not make the choice depend on the recipient (replies relies
+	// on it).
 	Select func(mapping.Facts) *mapping.Route
 	// Skip reports whether a skip rule exempts the message.
 	Skip func(mapping.Facts) bool
@@ -53,4 +56,28 @@ type Policy struct {
 	// Resolver is the host:port of the DNS server that resolves names in
 	// server sets' addresses; "" means the system's resolver.
 	Resolver string
+}
+
+// replies are the events at which a session under p may have to refuse
+// something that end of message cannot refuse in its place: RCPT when a
+// route offers an envelope part (IP, EHLO/HELO, MAIL, RCPT) as adaptive,
+// whose answer may refuse the recipient, or when a route is chosen by
+// recipient domain, so that a recipient needing another route than the
+// first is deferred with 452 (one OCP transaction per mail transaction).
+// Otherwise every RCPT is answered Continue or by the failure policy of
+// the whole message, which end of message applies as well, and the MTA
+// need not wait at RCPT: one round trip fewer per recipient.
+func (p *Policy) replies() Events {
+	r := EventEndOfMessage
+	for _, rt := range p.Routes {
+		if len(rt.Match.RcptDomains) > 0 {
+			r |= EventRcpt
+		}
+		for _, part := range rt.Adaptive {
+			if part.Rank() > 0 && !part.Data() {
+				r |= EventRcpt
+			}
+		}
+	}
+	return r
 }

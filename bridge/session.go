@@ -18,10 +18,18 @@ type Handler interface {
 	// Requirements says which MTA events, modification actions and macros
 	// the loaded configuration needs, so the adapter negotiates only those.
 	Requirements() Requirements
-	// NewSession starts the state of one MTA connection. It returns an
-	// error (for example ErrOverloaded) when the session must be refused;
-	// the adapter then answers 451 4.3.2 at every event that has a reply.
-	NewSession(ctx context.Context) (Session, error)
+	// Replies says which events of Requirements().Replies a new MTA
+	// connection needs replies to, from the configuration loaded now and
+	// the bridge's load; the adapter asks the MTA not to wait for the
+	// others (SMFIP_NR_*) on that connection. Asked once per connection,
+	// before NewSession.
+	Replies() Events
+	// NewSession starts the state of one MTA connection, whose MTA waits
+	// for replies to the events in replies only (what the adapter
+	// negotiated). It returns an error (for example ErrOverloaded) when
+	// the session must be refused; the adapter then answers 451 4.3.2 at
+	// every event that has a reply.
+	NewSession(ctx context.Context, replies Events) (Session, error)
 }
 
 // Requirements lists what the bridge needs from the MTA.
@@ -31,9 +39,10 @@ type Requirements struct {
 	Connect, Helo, Mail, Rcpt, Data, Headers, EndOfHeaders, Body bool
 	// Replies are the events the bridge may answer with something other
 	// than Continue; the adapter asks the MTA not to wait for a reply to
-	// the others (SMFIP_NR_*), saving a round trip per event. The bridge
-	// defers a refusal it decides at such an event to the next event in
-	// Replies (end of message).
+	// the others (SMFIP_NR_*), saving a round trip per event, and
+	// Handler.Replies narrows them per connection. The bridge defers a
+	// refusal it decides at an event without reply to end of message.
+	// Zero means every wanted event.
 	Replies Events
 	// Actions the bridge may take at end of message.
 	Actions Actions

@@ -92,7 +92,7 @@ func (a *adapter) newSession() (sess bridge.Session, err error) {
 			sess, err = nil, fmt.Errorf("milter: NewSession panicked: %v", p)
 		}
 	}()
-	sess, err = a.srv.h.NewSession(a.ctx)
+	sess, err = a.srv.h.NewSession(a.ctx, replies(a.protocol))
 	if err == nil && sess == nil {
 		err = fmt.Errorf("milter: NewSession returned no session")
 	}

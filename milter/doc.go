@@ -16,7 +16,10 @@
 // offering less is not refused but degraded: dropped bits are logged,
 // missing actions make the Modifier return ErrNotNegotiated, a missing
 // HDR_LEADSPC is compensated by one space each way, a missing SKIP or
-// SMFIP_NO* costs round trips only.
+// SMFIP_NO* costs round trips only. The replies of
+// Requirements.Replies that Handler.Replies does not need at the moment a
+// connection is negotiated are negotiated away for that connection
+// (SMFIP_NR_*), and its session is told which replies the MTA waits for.
 //
 // # Replies
 //

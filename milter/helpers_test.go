@@ -40,14 +40,30 @@ type fakeHandler struct {
 	reply func(ev, arg string) bridge.Reply
 	// eom runs at end of message; nil means Continue.
 	eom func(ctx context.Context, mod bridge.Modifier) bridge.Reply
+	// now answers Replies; nil means every reply of req.
+	now func() bridge.Events
 
-	mu    sync.Mutex
-	calls []string
+	mu      sync.Mutex
+	calls   []string
+	replies []bridge.Events // what each NewSession was told
 }
 
 func (h *fakeHandler) Requirements() bridge.Requirements { return h.req }
 
-func (h *fakeHandler) NewSession(context.Context) (bridge.Session, error) {
+func (h *fakeHandler) Replies() bridge.Events {
+	switch {
+	case h.now != nil:
+		return h.now()
+	case h.req.Replies == 0:
+		return ^bridge.Events(0)
+	}
+	return h.req.Replies
+}
+
+func (h *fakeHandler) NewSession(_ context.Context, replies bridge.Events) (bridge.Session, error) {
+	h.mu.Lock()
+	h.replies = append(h.replies, replies)
+	h.mu.Unlock()
 	h.record("new")
 	if h.newErr != nil {
 		return nil, h.newErr

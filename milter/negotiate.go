@@ -40,25 +40,12 @@ func newPlan(req bridge.Requirements) plan {
 	p := plan{req: req}
 	p.protocol = gomilter.OptNoUnknown | gomilter.OptNoUnknownReply |
 		gomilter.OptSkip | gomilter.OptHeaderLeadingSpace
-	events := []struct {
-		want   bool
-		ev     bridge.Events
-		no, nr gomilter.OptProtocol
-	}{
-		{req.Helo, bridge.EventHelo, gomilter.OptNoHelo, gomilter.OptNoHeloReply},
-		{req.Mail, bridge.EventMail, gomilter.OptNoMailFrom, gomilter.OptNoMailReply},
-		{req.Rcpt, bridge.EventRcpt, gomilter.OptNoRcptTo, gomilter.OptNoRcptReply},
-		{req.Data, bridge.EventData, gomilter.OptNoData, gomilter.OptNoDataReply},
-		{req.Headers, bridge.EventHeader, gomilter.OptNoHeaders, gomilter.OptNoHeaderReply},
-		{req.EndOfHeaders, bridge.EventEndOfHeaders, gomilter.OptNoEOH, gomilter.OptNoEOHReply},
-		{req.Body, bridge.EventBody, gomilter.OptNoBody, gomilter.OptNoBodyReply},
-	}
 	if req.Replies != 0 && req.Replies&bridge.EventConnect == 0 {
 		p.protocol |= gomilter.OptNoConnReply
 	}
-	for _, e := range events {
+	for _, e := range replyEvents {
 		switch {
-		case !e.want:
+		case !e.want(req):
 			p.protocol |= e.no | e.nr
 		case req.Replies != 0 && req.Replies&e.ev == 0:
 			// Wanted, but the bridge never answers it with anything
@@ -105,6 +92,54 @@ func newPlan(req bridge.Requirements) plan {
 	return p
 }
 
+// replyEvents are the events after CONNECT (which is always asked for)
+// with a reply that the MTA may be told not to wait for, with their
+// negotiation bits.
+var replyEvents = []struct {
+	want   func(bridge.Requirements) bool
+	ev     bridge.Events
+	no, nr gomilter.OptProtocol
+}{
+	{func(r bridge.Requirements) bool { return r.Helo }, bridge.EventHelo, gomilter.OptNoHelo, gomilter.OptNoHeloReply},
+	{func(r bridge.Requirements) bool { return r.Mail }, bridge.EventMail, gomilter.OptNoMailFrom, gomilter.OptNoMailReply},
+	{func(r bridge.Requirements) bool { return r.Rcpt }, bridge.EventRcpt, gomilter.OptNoRcptTo, gomilter.OptNoRcptReply},
+	{func(r bridge.Requirements) bool { return r.Data }, bridge.EventData, gomilter.OptNoData, gomilter.OptNoDataReply},
+	{func(r bridge.Requirements) bool { return r.Headers }, bridge.EventHeader, gomilter.OptNoHeaders, gomilter.OptNoHeaderReply},
+	{func(r bridge.Requirements) bool { return r.EndOfHeaders }, bridge.EventEndOfHeaders, gomilter.OptNoEOH, gomilter.OptNoEOHReply},
+	{func(r bridge.Requirements) bool { return r.Body }, bridge.EventBody, gomilter.OptNoBody, gomilter.OptNoBodyReply},
+}
+
+// narrow adds to protocol, the plan's bits for one connection, the
+// no-reply bit of every event of the plan's replies that the handler does
+// not need now (bridge.Handler.Replies).
+func (p plan) narrow(protocol gomilter.OptProtocol, now bridge.Events) gomilter.OptProtocol {
+	if p.req.Replies == 0 {
+		return protocol
+	}
+	for _, e := range replyEvents {
+		if p.req.Replies&e.ev != 0 && now&e.ev == 0 {
+			protocol |= e.nr
+		}
+	}
+	return protocol
+}
+
+// replies returns the events whose replies the MTA waits for under a
+// negotiated protocol: end of message, and every event neither switched
+// off nor freed of its reply.
+func replies(protocol gomilter.OptProtocol) bridge.Events {
+	r := bridge.EventEndOfMessage
+	if protocol&gomilter.OptNoConnReply == 0 {
+		r |= bridge.EventConnect
+	}
+	for _, e := range replyEvents {
+		if protocol&(e.no|e.nr) == 0 {
+			r |= e.ev
+		}
+	}
+	return r
+}
+
 // baseMacros are requested whatever the bridge asks for: a SETSYMLIST
 // list replaces the MTA's default list for its stage, so these keep the
 // usual ones available to Macros.Get. "v" tells Postfix from Sendmail;
@@ -142,12 +177,13 @@ func macroStage(s bridge.Stage) (gomilter.MacroStage, bool) {
 	return 0, false
 }
 
-// serverOptions turns the plan into go-milter server options.
-func (p plan) serverOptions(logger *slog.Logger) []gomilter.Option {
+// serverOptions turns the plan into go-milter server options; now is
+// bridge.Handler.Replies, asked at each negotiation.
+func (p plan) serverOptions(logger *slog.Logger, now func() bridge.Events) []gomilter.Option {
 	opts := []gomilter.Option{
 		gomilter.WithActions(p.actions),
 		gomilter.WithProtocols(p.protocol),
-		gomilter.WithNegotiationCallback(p.negotiate(logger)),
+		gomilter.WithNegotiationCallback(p.negotiate(logger, now)),
 	}
 	for st, names := range p.macros {
 		if len(names) > 0 {
@@ -170,7 +206,11 @@ func (p plan) serverOptions(logger *slog.Logger) []gomilter.Option {
 // colon), a missing SKIP or SMFIP_NO* costs round trips only. Postfix >= 2.6
 // (protocol 6) and Sendmail >= 8.14 offer everything, so this matters for
 // old or partial MTAs and test tools.
-func (p plan) negotiate(logger *slog.Logger) gomilter.NegotiationCallbackFunc {
+//
+// The replies of the plan that the handler does not need now (now, that
+// is bridge.Handler.Replies) are negotiated away for this connection
+// (plan.narrow).
+func (p plan) negotiate(logger *slog.Logger, now func() bridge.Events) gomilter.NegotiationCallbackFunc {
 	return func(mtaVersion, milterVersion uint32, mtaActions, milterActions gomilter.OptAction,
 		mtaProtocol, milterProtocol gomilter.OptProtocol, _ gomilter.DataSize,
 	) (uint32, gomilter.OptAction, gomilter.OptProtocol, gomilter.DataSize, error) {
@@ -192,6 +232,10 @@ func (p plan) negotiate(logger *slog.Logger) gomilter.NegotiationCallbackFunc {
 		}
 		// Never ask for more than 64 KiB packets: it keeps the frame cap
 		// meaningful, and Postfix never offers more.
-		return version, milterActions & mtaActions, milterProtocol & mtaProtocol, gomilter.DataSize64K, nil
+		protocol := milterProtocol & mtaProtocol
+		if now != nil {
+			protocol = p.narrow(milterProtocol, now()) & mtaProtocol
+		}
+		return version, milterActions & mtaActions, protocol, gomilter.DataSize64K, nil
 	}
 }

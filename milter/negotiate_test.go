@@ -5,7 +5,9 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	gomilter "github.com/d--j/go-milter"
 
@@ -184,5 +186,84 @@ func TestOldMTA(t *testing.T) {
 	}
 	if progressErr != nil {
 		t.Errorf("Progress at version 2: %v, want nil", progressErr)
+	}
+}
+
+// TestRepliesPerConnection: each connection asks the handler which replies
+// it needs now; the others are negotiated away for that connection only,
+// and the session learns what the MTA waits for.
+func TestRepliesPerConnection(t *testing.T) {
+	req := allEvents
+	req.Replies = bridge.EventRcpt | bridge.EventEndOfMessage
+	var mu sync.Mutex
+	now := bridge.EventEndOfMessage
+	h := &fakeHandler{req: req, now: func() bridge.Events {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}}
+	_, addr := startServer(t, h, Options{})
+	for i, tc := range []struct {
+		now         bridge.Events
+		noRcptReply bool
+	}{
+		{bridge.EventEndOfMessage, true},
+		{bridge.EventRcpt | bridge.EventEndOfMessage, false},
+		{bridge.EventEndOfMessage, true},
+	} {
+		mu.Lock()
+		now = tc.now
+		mu.Unlock()
+		s := mta(t, addr)
+		if got := s.ProtocolOption(gomilter.OptNoRcptReply); got != tc.noRcptReply {
+			t.Errorf("connection %d: SMFIP_NR_RCPT = %v, want %v", i, got, tc.noRcptReply)
+		}
+		if !s.ProtocolOption(gomilter.OptNoHeaderReply) || s.ProtocolOption(gomilter.OptNoRcptTo) {
+			t.Errorf("connection %d: the plan's other bits changed", i)
+		}
+		must(t)(s.Conn("h", gomilter.FamilyInet, 25, "192.0.2.1"))
+		_ = s.Close()
+		var got bridge.Events
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			h.mu.Lock()
+			n := len(h.replies)
+			if n > i {
+				got = h.replies[i]
+			}
+			h.mu.Unlock()
+			if n > i {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("connection %d: no session", i)
+			}
+		}
+		if got != tc.now {
+			t.Errorf("connection %d: session told %b, want %b", i, got, tc.now)
+		}
+	}
+}
+
+func TestRepliesOfProtocol(t *testing.T) {
+	p := newPlan(bridge.Requirements{Connect: true, Mail: true, Rcpt: true, Body: true,
+		Replies: bridge.EventRcpt | bridge.EventEndOfMessage})
+	if got := replies(p.protocol); got != bridge.EventRcpt|bridge.EventEndOfMessage {
+		t.Errorf("replies(plan) = %b", got)
+	}
+	narrowed := p.narrow(p.protocol, bridge.EventEndOfMessage)
+	if narrowed&gomilter.OptNoRcptReply == 0 || narrowed&^gomilter.OptNoRcptReply != p.protocol {
+		t.Errorf("narrow: %v from %v", narrowed, p.protocol)
+	}
+	if got := replies(narrowed); got != bridge.EventEndOfMessage {
+		t.Errorf("replies(narrowed) = %b", got)
+	}
+	// A handler cannot add replies the plan does not have.
+	if got := p.narrow(p.protocol, ^bridge.Events(0)); got != p.protocol {
+		t.Errorf("narrow to everything = %v, want %v", got, p.protocol)
+	}
+	// Replies zero: every wanted event keeps its reply, whatever now says.
+	all := newPlan(bridge.Requirements{Connect: true, Rcpt: true})
+	if got := all.narrow(all.protocol, bridge.EventEndOfMessage); got != all.protocol {
+		t.Errorf("narrow with Replies zero = %v, want %v", got, all.protocol)
 	}
 }

@@ -87,7 +87,7 @@ func NewServer(h bridge.Handler, opts Options) *Server {
 	s := &Server{h: h, opts: opts, logger: opts.Logger, plan: newPlan(h.Requirements()), refusal: refusal}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.track.init()
-	gopts := append(s.plan.serverOptions(s.logger),
+	gopts := append(s.plan.serverOptions(s.logger, h.Replies),
 		gomilter.WithDynamicMilter(s.newAdapter),
 		gomilter.WithReadTimeout(opts.ReadTimeout),
 		gomilter.WithWriteTimeout(opts.WriteTimeout),

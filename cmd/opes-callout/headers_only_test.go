@@ -131,7 +131,7 @@ func TestHeadersOnlyChainSendsNoBody(t *testing.T) {
 		Timeouts: mapping.Timeouts{Rcpt: 3 * time.Second, EndOfMessage: 5 * time.Second, ProgressInterval: time.Second},
 	}, nil)
 	ctx := context.Background()
-	sess, err := br.NewSession(ctx)
+	sess, err := br.NewSession(ctx, br.Requirements().Replies&br.Replies())
 	if err != nil {
 		t.Fatal(err)
 	}

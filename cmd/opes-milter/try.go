@@ -105,7 +105,7 @@ func cmdTry(ctx context.Context, o *tryOptions, stdout, stderr io.Writer) error 
 	}
 	br := bridge.New(policy, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	defer br.Close()
-	sess, err := br.NewSession(ctx)
+	sess, err := br.NewSession(ctx, br.Requirements().Replies&br.Replies())
 	if err != nil {
 		return err
 	}

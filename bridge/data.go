@@ -283,6 +283,7 @@ func (s *session) flushData(ctx context.Context) Reply {
 	x := s.mt.x
 	x.cork()
 	defer x.uncork()
+	x.release() // held RCPTs leave with this data, not after it
 	for _, d := range pd.dums {
 		if rep := s.sendDUMs(ctx, d.part, d.index, d.opts, pd.buf[d.start:d.end]); rep.Kind != Continue {
 			pd.reset()

@@ -74,6 +74,10 @@ type exchange struct {
 	group []string
 	acted []string
 
+	// held is set while hold's cork keeps the transaction's messages back
+	// (informative RCPTs waiting for the data); see hold.
+	held bool
+
 	serverSpoke bool // the server sent something for this transaction
 	ame         bool // the server's AME arrived
 	end         bool // how the transaction ends is decided (TE either way)
@@ -179,6 +183,7 @@ const endTimeout = 5 * time.Second
 // TE is only ever sent from here: by the session, or by the receiver
 // after a failure it found.
 func (x *exchange) sendEnd() {
+	x.release()
 	x.mu.Lock()
 	pending, res := x.endPending, x.endRes
 	x.endPending = false
@@ -221,6 +226,7 @@ func (x *exchange) failed() *AdaptationError {
 // failure or an answer that is not applied) with TE 400, unless its end
 // was decided already.
 func (x *exchange) abort(reason string) {
+	x.release()
 	x.mu.Lock()
 	x.decideEnd(ocp.Failure(truncate(reason, 200)))
 	if x.fail == nil {
@@ -249,6 +255,7 @@ func (x *exchange) close() {
 // wait blocks until cond holds (checked with mu held), the exchange failed,
 // or ctx ends; a ctx that ends fails the exchange with a timeout.
 func (x *exchange) wait(ctx context.Context, cond func() bool) *AdaptationError {
+	x.release() // the server cannot answer what it did not get
 	f, timedOut := x.waitUntil(ctx, cond)
 	if timedOut {
 		f = failure(FailTimeout, ctx.Err())
@@ -430,7 +437,9 @@ func (x *exchange) endOriginal(res ocp.Result) error {
 	x.ameSent = true
 	x.stopped = res.Code != 200
 	x.mu.Unlock()
-	return x.tx.EndMessage(res)
+	err := x.tx.EndMessage(res)
+	x.release()
+	return err
 }
 
 // truncate shortens s to at most n bytes for log and reason texts.

@@ -170,6 +170,36 @@ func (x *exchange) cork() { x.tx.Cork() }
 // uncork writes what cork held.
 func (x *exchange) uncork() { x.tx.Uncork() }
 
+// hold keeps the transaction's messages back from now on, until the first
+// data goes out (release in flushData), the processor's AME, a wait for the
+// server, or the end of the transaction, whichever comes first. An
+// informative RCPT after the first needs no answer and the server needs it
+// only with the message, so the recipients of a message reach the server
+// in the write of its data instead of one write (and one read, one
+// wake-up on each side) each. The first RCPT is not held: it goes with the
+// transaction's start, which tells the server the transaction exists
+// (a server shutting down gracefully waits for it). Safe from any
+// goroutine; several holds need one release.
+func (x *exchange) hold() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.held {
+		x.held = true
+		x.tx.Cork()
+	}
+}
+
+// release ends hold, letting what it held go.
+func (x *exchange) release() {
+	x.mu.Lock()
+	held := x.held
+	x.held = false
+	x.mu.Unlock()
+	if held {
+		x.tx.Uncork()
+	}
+}
+
 // serverEnded reports whether the server's AME arrived; call with mu held
 // (a condition for wait).
 func (x *exchange) serverEnded() bool { return x.ame }

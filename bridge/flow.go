@@ -124,6 +124,9 @@ func (s *session) sendRcpt(ctx context.Context, mac Macros, r *rcptState) Reply 
 	defer cancel()
 	payload := strings.Join(append([]string{r.addr}, r.args...), " ")
 	r.index = x.addRcpt(adaptive)
+	if !adaptive && r.index > 0 {
+		x.hold()
+	}
 	if err := x.sendPart(cctx, ocpsmtp.PartRCPT, []byte(payload), x.allowFor(ocpsmtp.PartRCPT), nil); err != nil {
 		return s.onFailure(failure(FailServer, err), true)
 	}

@@ -1,9 +1,14 @@
 package bridge_test
 
 import (
+	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/emersion/go-message/textproto"
 
 	"github.com/opes-milter/opes-milter/bridge"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
@@ -124,4 +129,107 @@ func TestReloadBetweenNegotiationAndSession(t *testing.T) {
 		t.Fatalf("new session: rcpts %+v", acts)
 	}
 	wantFinal(t, final, ActionAccept)
+}
+
+// readRecorder forwards TCP connections to target and records what each
+// read from the processor's side returned.
+type readRecorder struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	chunks []string
+}
+
+func startReadRecorder(t *testing.T, target string) *readRecorder {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &readRecorder{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(c, up); c.Close() }()
+			go func() {
+				defer up.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						r.mu.Lock()
+						r.chunks = append(r.chunks, string(buf[:n]))
+						r.mu.Unlock()
+						up.Write(buf[:n])
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return r
+}
+
+// seen returns the index of the first read containing s, -1 if none.
+func (r *readRecorder) seen(s string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, c := range r.chunks {
+		if strings.Contains(c, s) {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestInformativeRecipientsLeaveWithTheData: informative RCPTs after the
+// first are held back and reach the callout server in the write of the
+// message data and the AME, not one write each; the first goes with the
+// transaction's start.
+func TestInformativeRecipientsLeaveWithTheData(t *testing.T) {
+	co := startCallout(t, standardScript())
+	rec := startReadRecorder(t, co.Addr)
+	m := startMilter(t, testPolicy(rec.ln.Addr().String(), scanOnlyAdaptive, scanOnlyInformative))
+	s := m.session(t)
+	if _, err := s.Mail("a@example.org", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"first@example.com", "second@example.com", "third@example.com"} {
+		if act, err := s.Rcpt(r, ""); err != nil || act.Type != ActionContinue {
+			t.Fatalf("rcpt %s: %+v %v", r, act, err)
+		}
+	}
+	for deadline := time.Now().Add(2 * time.Second); rec.seen("first@example.com") < 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first RCPT did not go with the transaction's start")
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // a RCPT sent at once would be read by now
+	if i := rec.seen("second@example.com"); i >= 0 {
+		t.Fatalf("the second RCPT went before the data (read %d)", i)
+	}
+	var h textproto.Header
+	h.Add("Subject", "test")
+	if act, err := s.Header(h); err != nil || act.Type != ActionContinue {
+		t.Fatalf("header: %v %v", act, err)
+	}
+	_, final, err := s.BodyReadFrom(strings.NewReader("body\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFinal(t, final, ActionAccept)
+	second, third, ame := rec.seen("second@example.com"), rec.seen("third@example.com"), rec.seen("AME ")
+	if second < 0 || second != third || second != ame {
+		t.Fatalf("second RCPT in read %d, third in %d, AME in %d: want one read", second, third, ame)
+	}
 }

@@ -204,6 +204,7 @@ func (e *env) runCase(ctx context.Context, c Case, o Options) (Run, error) {
 		v := opesVariant{PassThrough: c.Milter == milterPass, Alt: c.Alt}
 		if c.Scanner != "" {
 			v.Chain, v.Extra = scanChain, scannerServices(c.Scanner, scanAddr, o.Sessions)
+			v.Parts = partsScanEnvelope
 		}
 		var cd *clamdProc
 		if c.Milter == milterClamd {

@@ -45,6 +45,14 @@ const chainClamd = `services = ["antivirus"]`
 // partsScanOnly are the route's parts in case (d) (see chainClamd).
 var partsScanOnly = [2]string{`adaptive = ["RAWDATA"]`, `informative = []`}
 
+// partsScanEnvelope are the route's parts in the spam cases: the message
+// adaptive, the envelope informative (rspamd's IP, Helo, From and Rcpt
+// headers come from it), no part a recipient could be refused on: what an
+// admin replacing rspamd's milter proxy or amavisd-new writes, and what
+// those answer per message (the MTA then waits for no RCPT reply,
+// docs/profile.md 7).
+var partsScanEnvelope = [2]string{`adaptive = ["RAWDATA"]`, `informative = ["IP", "HELO", "MAIL", "RCPT"]`}
+
 // routeParts are the route's parts in ContribConfig, which Parts replaces.
 var routeParts = [2]string{`adaptive = ["RCPT", "RAWDATA"]`, `informative = ["IP", "HELO", "MAIL"]`}
 

@@ -187,7 +187,8 @@ func (e *env) runCase(ctx context.Context, c Case, o Options) (Run, error) {
 			return Run{}, err
 		}
 		defer rs.Stop()
-		scanAddr, comps = rs.Addr, append(comps, Component{Name: "rspamd", Pid: rs.Pid()})
+		// The rspamd service reaches rspamd over its unix socket.
+		scanAddr, comps = "unix:"+rs.Socket, append(comps, Component{Name: "rspamd", Pid: rs.Pid()})
 		if c.Scanner == scanRspamdMilter {
 			addr = rs.MilterAddr
 		}

@@ -17,8 +17,10 @@ import (
 
 // startExchange opens the OCP transaction for the current mail transaction
 // and sends the parts that precede the first RCPT. ok is false when it
-// failed; the reply is then the failure policy's answer.
-func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt string) (Reply, bool) {
+// failed; the reply is then the failure policy's answer. held keeps
+// everything after the TS back until the message data is flushed
+// (exchange.hold), for a transaction started with the data.
+func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt string, held bool) (Reply, bool) {
 	mt := s.mt
 	p := s.policy()
 	if max := p.MaxTransactions; max > 0 && s.b.inflight.Load() >= int64(max) {
@@ -56,6 +58,9 @@ func (s *session) startExchange(ctx context.Context, mac Macros, firstRcpt strin
 	mt.x = newExchange(tx, prof, s.log, p.SpoolDir, p.SpoolMemory, s.b.spoolBufs)
 	mt.x.serveChain(mt.route.Chain.Group, p.AnswerLimits)
 	x := mt.x
+	if held {
+		x.hold()
+	}
 	if !s.b.spawn(func() { x.receive(context.WithoutCancel(ctx)) }) {
 		x.noReceiver()
 		return s.onFailure(failure(FailConnect, errors.New("bridge closed")), true), false
@@ -156,4 +161,59 @@ func routeName(r *mapping.Route) string {
 		return ""
 	}
 	return r.Name
+}
+
+// startAtData starts the OCP transaction of a route that decides nothing
+// at RCPT (decidesAtRcpt), at the end of the header, with the recipients
+// the MTA accepted: the envelope parts, informative, then leave with the
+// message data in one write instead of waking the callout server while
+// the MTA sends the envelope. Nothing of the server has reached the MTA
+// yet, so a failure is retried on another server of the set as at the
+// first RCPT (retry.go), within the RCPT deadline. It returns Continue,
+// or the reply for the whole message (the failure policy's).
+func (s *session) startAtData(ctx context.Context, mac Macros) Reply {
+	mt := s.mt
+	first := -1
+	for i, r := range mt.rcpts {
+		if !r.refused {
+			first = i
+			break
+		}
+	}
+	if first < 0 || mt.status != traceAdapted || decidesAtRcpt(mt.route) {
+		return Reply{Kind: Continue}
+	}
+	rctx, cancel := stageContext(ctx, s.policy().Timeouts.Rcpt)
+	defer cancel()
+	defer func() { mt.mayRetry = false }()
+	for attempt := 0; ; attempt++ {
+		mt.mayRetry = attempt < s.maxAttempts()-1
+		actx, acancel := s.attemptContext(rctx)
+		rep, ok := s.startExchange(actx, mac, mt.rcpts[first].addr, true)
+		for i := range mt.rcpts {
+			if !ok || rep.Kind != Continue || mt.x == nil {
+				break
+			}
+			if r := &mt.rcpts[i]; !r.refused {
+				rep = s.sendRcpt(actx, mac, r)
+			}
+		}
+		acancel()
+		if s.retryable(rctx) {
+			s.resetExchange()
+			for i := range mt.rcpts {
+				mt.rcpts[i].index = -1
+			}
+			continue
+		}
+		if (rep.Kind == Reject || rep.Kind == TempFail) && mt.fail == nil && ok {
+			// A recipient refused by its own answer: only a route
+			// chosen by a reload since the first RCPT can decide there
+			// (startExchange's errRetired). As deferRcpt does.
+			s.log.Warn("recipient refused after the envelope was answered (configuration reloaded); message tempfailed at end of data",
+				s.messageFields(mac.Get("i"))...)
+			rep = Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 451, Text: "4.3.0 Recipient decision needs a new session, try again"}}
+		}
+		return rep
+	}
 }

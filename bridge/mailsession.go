@@ -40,7 +40,7 @@ type mailTx struct {
 	rcpts   []rcptState
 
 	route  *mapping.Route
-	x      *exchange   // nil until the first RCPT starts the OCP transaction
+	x      *exchange   // nil until the first RCPT (or the data: startAtData) starts the OCP transaction
 	uc     *upConn     // the connection x runs on
 	tried  []*upstream // servers an earlier attempt of the first RCPT failed on
 	xstart time.Time   // when the OCP transaction started
@@ -164,9 +164,9 @@ func (s *session) rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 	for attempt := 0; ; attempt++ {
 		mt.mayRetry = first && attempt < s.maxAttempts()-1
 		actx, acancel := s.attemptContext(rctx)
-		if first && mt.route != nil && mt.x == nil {
+		if first && mt.route != nil && mt.x == nil && decidesAtRcpt(mt.route) {
 			var ok bool
-			if rep, ok = s.startExchange(actx, mac, rcpt); !ok {
+			if rep, ok = s.startExchange(actx, mac, rcpt, false); !ok {
 				acancel()
 				if s.retryable(rctx) {
 					s.resetExchange()
@@ -214,7 +214,15 @@ func (s *session) Header(ctx context.Context, mac Macros, name, value string) Re
 
 // EndOfHeaders implements Session.
 func (s *session) EndOfHeaders(ctx context.Context, mac Macros) Reply {
-	if s.mt == nil || s.mt.x == nil {
+	if s.mt == nil {
+		return Reply{Kind: Continue}
+	}
+	if mt := s.mt; mt.x == nil && mt.route != nil && mt.deferred == nil {
+		if rep := s.startAtData(ctx, mac); rep.Kind != Continue {
+			return s.defer_(rep)
+		}
+	}
+	if s.mt.x == nil {
 		return Reply{Kind: Continue}
 	}
 	return s.defer_(s.sendHeader(ctx, mac))

@@ -43,6 +43,14 @@ func (s *session) finish(ctx context.Context, mac Macros, mod Modifier) *outcome
 			out.services = append(out.services, svc.URI)
 		}
 	}
+	if mt.x == nil && mt.route != nil && mt.fail == nil {
+		// No end of header came (the MTA sent none): the transaction
+		// of a route that decides nothing at RCPT starts here.
+		if rep := s.startAtData(ctx, mac); rep.Kind != Continue && mt.fail == nil {
+			out.reply = rep
+			return out
+		}
+	}
 	x := mt.x
 	if x != nil && mt.fail == nil {
 		s.sendHeader(ctx, mac)

@@ -16,7 +16,9 @@ import (
 
 // When a transaction is tried again on another server.
 //
-// The OCP transaction of a mail transaction starts at its first RCPT. Until
+// The OCP transaction of a mail transaction starts at its first RCPT (on a
+// route that decides nothing there, with the data: startAtData, retried
+// the same way, nothing having reached the MTA either). Until
 // the bridge answers that RCPT, the MTA has been told nothing the callout
 // server said: MAIL was answered by the bridge alone, and an answer to MAIL or
 // to the first RCPT is only relayed in the RCPT reply. So a failure met while

@@ -70,14 +70,25 @@ type Policy struct {
 func (p *Policy) replies() Events {
 	r := EventEndOfMessage
 	for _, rt := range p.Routes {
-		if len(rt.Match.RcptDomains) > 0 {
+		if decidesAtRcpt(rt) {
 			r |= EventRcpt
-		}
-		for _, part := range rt.Adaptive {
-			if part.Rank() > 0 && !part.Data() {
-				r |= EventRcpt
-			}
 		}
 	}
 	return r
+}
+
+// decidesAtRcpt reports whether rt may decide something at RCPT: it
+// offers an envelope part as adaptive, or it is chosen by recipient
+// domain. A route that does not has nothing to say before the message
+// data: its OCP transaction starts with the data (session.startAtData).
+func decidesAtRcpt(rt *mapping.Route) bool {
+	if len(rt.Match.RcptDomains) > 0 {
+		return true
+	}
+	for _, part := range rt.Adaptive {
+		if part.Rank() > 0 && !part.Data() {
+			return true
+		}
+	}
+	return false
 }

@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -529,8 +531,11 @@ func TestFaults(t *testing.T) {
 		{name: "OCP connections reset during 50 transactions", n: 50, arrange: func(t *testing.T) func() {
 			rg.setSlow(t, 2*time.Second)
 			return func() {
-				if !waitInFlight(t, rg.metrics, 40) {
-					t.Errorf("50 transactions never got in flight")
+				// Past their RCPT reply, at end of message: the slow
+				// service runs for them (a transaction reset before its
+				// RCPT reply is retried, rightly, and meets no fault).
+				if !waitInFlight(t, rg.metrics, 40) || !Eventually(20*time.Second, func() bool { return children(rg.op.Callout.Pid()) >= 40 }) {
+					t.Errorf("50 transactions never got to end of message")
 				}
 				if cut := rg.proxy.reset(); cut == 0 {
 					t.Errorf("no OCP connection to reset")
@@ -690,4 +695,27 @@ func (rg *faultRig) failover(t *testing.T) {
 	if a, _, _ := rep.Counts(); a != 2 {
 		t.Errorf("after the revival: %v", rep)
 	}
+}
+
+// children returns how many processes have pid as their parent (the slow
+// service's commands under opes-callout).
+func children(pid int) int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	n := 0
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, not ")".
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(b[i+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			n++
+		}
+	}
+	return n
 }

@@ -190,12 +190,10 @@ func (s *session) startAtData(ctx context.Context, mac Macros) Reply {
 		mt.mayRetry = attempt < s.maxAttempts()-1
 		actx, acancel := s.attemptContext(rctx)
 		rep, ok := s.startExchange(actx, mac, mt.rcpts[first].addr, true)
+		refused := ""
 		for i := range mt.rcpts {
-			if !ok || rep.Kind != Continue || mt.x == nil {
-				break
-			}
-			if r := &mt.rcpts[i]; !r.refused {
-				rep = s.sendRcpt(actx, mac, r)
+			if r := &mt.rcpts[i]; ok && !r.refused && rep.Kind == Continue && mt.fail == nil {
+				rep, refused = s.sendRcpt(actx, mac, r), r.addr
 			}
 		}
 		acancel()
@@ -209,10 +207,8 @@ func (s *session) startAtData(ctx context.Context, mac Macros) Reply {
 		if (rep.Kind == Reject || rep.Kind == TempFail) && mt.fail == nil && ok {
 			// A recipient refused by its own answer: only a route
 			// chosen by a reload since the first RCPT can decide there
-			// (startExchange's errRetired). As deferRcpt does.
-			s.log.Warn("recipient refused after the envelope was answered (configuration reloaded); message tempfailed at end of data",
-				s.messageFields(mac.Get("i"))...)
-			rep = Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 451, Text: "4.3.0 Recipient decision needs a new session, try again"}}
+			// (startExchange's errRetired).
+			rep = s.refusedAfterReload(mac, refused, rep)
 		}
 		return rep
 	}

@@ -49,9 +49,17 @@ func (s *session) Rcpt(ctx context.Context, mac Macros, rcpt string, args []stri
 // mail nobody refused, and the retry negotiates RCPT replies.
 func (s *session) deferRcpt(mac Macros, rcpt string, rep Reply, whole bool) Reply {
 	if !whole {
-		s.log.Warn("recipient refused in a session negotiated without RCPT replies (configuration reloaded); message tempfailed at end of data",
-			append(s.messageFields(mac.Get("i")), "rcpt", rcpt, "reply", rep.SMTP.Code)...)
-		rep = Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 451, Text: "4.3.0 Recipient decision needs a new session, try again"}}
+		rep = s.refusedAfterReload(mac, rcpt, rep)
 	}
 	return s.defer_(rep)
+}
+
+// refusedAfterReload turns rep, a refusal of recipient rcpt by its own
+// answer where the MTA no longer waits for one (a reload brought a route
+// that decides at RCPT), into the temporary failure of the whole message,
+// and logs it.
+func (s *session) refusedAfterReload(mac Macros, rcpt string, rep Reply) Reply {
+	s.log.Warn("recipient refused in a session negotiated without RCPT replies (configuration reloaded); message tempfailed at end of data",
+		append(s.messageFields(mac.Get("i")), "rcpt", rcpt, "reply", rep.SMTP.Code)...)
+	return Reply{Kind: TempFail, SMTP: ocpsmtp.Reply{Code: 451, Text: "4.3.0 Recipient decision needs a new session, try again"}}
 }

@@ -231,3 +231,32 @@ func TestInformativeRecipientsLeaveWithTheData(t *testing.T) {
 		t.Fatalf("MAIL in read %d, first RCPT in %d, third in %d, AME in %d: want one read", mail, first, third, ame)
 	}
 }
+
+// TestStartAtEndOfMessageWithoutEndOfHeader: when the MTA sends no end of
+// header, the transaction of a route that decides nothing at RCPT starts
+// at end of message, and the message is adapted all the same.
+func TestStartAtEndOfMessageWithoutEndOfHeader(t *testing.T) {
+	co := startCallout(t, standardScript())
+	m := startMilter(t, testPolicy(co.Addr, scanOnlyAdaptive, scanOnlyInformative))
+	s := m.session(t)
+	if _, err := s.Mail("a@example.org", ""); err != nil {
+		t.Fatal(err)
+	}
+	if act, err := s.Rcpt("b@example.com", ""); err != nil || act.Type != ActionContinue {
+		t.Fatalf("rcpt: %+v %v", act, err)
+	}
+	if act, err := s.DataStart(); err != nil || act.Type != ActionContinue {
+		t.Fatalf("data: %+v %v", act, err)
+	}
+	if act, err := s.HeaderField("Subject", " test", nil); err != nil || act.Type != ActionContinue {
+		t.Fatalf("header: %+v %v", act, err)
+	}
+	mods, final, err := s.End()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFinal(t, final, ActionAccept)
+	if tag := findMods(mods, ActionAddHeader, "X-Test"); len(tag) != 1 {
+		t.Fatalf("not adapted: %+v", mods)
+	}
+}

@@ -109,6 +109,18 @@ type upConn struct {
 	groups   map[groupKey]group
 	lastUsed atomic.Int64 // unix nanoseconds of the last transaction start
 	draining atomic.Bool  // the server said it is going away: no new transaction
+	lostSeen atomic.Bool  // its end was counted toward the breaker (lost)
+}
+
+// lost counts the end of the connection, as one of its transactions saw
+// it, toward the server's circuit breaker: once per connection, however
+// many transactions it carried. A server that restarts with twenty
+// messages in flight failed once, not twenty times; a server that loses
+// connection after connection still opens its breaker.
+func (uc *upConn) lost(err error) {
+	if uc.lostSeen.CompareAndSwap(false, true) {
+		uc.up.failed(err)
+	}
 }
 
 // groupKey names the service group of one route on a connection: routes
@@ -251,7 +263,11 @@ func (pl *pool) start(ctx context.Context, r *mapping.Route, routes []*mapping.R
 		uc.lastUsed.Store(time.Now().UnixNano())
 		tx, err := uc.c.Start(ctx, g.sg)
 		if err != nil {
-			u.failed(err)
+			if lostConnection(err) {
+				uc.lost(err) // as a transaction on it may have counted already
+			} else {
+				u.failed(err)
+			}
 			errs = append(errs, err)
 			if !slices.Contains(*tried, u) {
 				*tried = append(*tried, u)

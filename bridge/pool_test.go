@@ -3,8 +3,13 @@ package bridge_test
 import (
 	"context"
 	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-message/textproto"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -172,6 +177,11 @@ func startCalloutAt(t *testing.T, addr string, script ocptest.Script) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveScript(t, ln, script)
+}
+
+// serveScript serves script on ln until the test ends.
+func serveScript(t *testing.T, ln net.Listener, script ocptest.Script) {
 	srv := &ocp.Server{
 		Handler: ocp.HandlerFunc(func(ctx context.Context, tx *ocp.ServerTx) {
 			for {
@@ -190,4 +200,119 @@ func startCalloutAt(t *testing.T, addr string, script ocptest.Script) {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
+}
+
+// connTracker is a listener that keeps what it accepted, so that a test
+// can cut every connection from the server's side while the listener
+// stays open.
+type connTracker struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (l *connTracker) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+// cut closes every connection accepted so far and returns how many.
+func (l *connTracker) cut() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		c.Close()
+	}
+	n := len(l.conns)
+	l.conns = nil
+	return n
+}
+
+// TestLostConnectionCountsOnce: a callout server whose connection ends
+// with three transactions in flight failed once, not three times. With
+// failure_limit 2 its breaker stays closed, and the three messages,
+// retried on a new connection to the same server, are adapted there.
+func TestLostConnectionCountsOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracker := &connTracker{Listener: ln}
+	var hang atomic.Bool
+	var hung atomic.Int32
+	hang.Store(true)
+	script := scriptServer(ocptest.Answers{
+		RCPT: func(string) string {
+			if hang.Load() {
+				hung.Add(1)
+				return "hang"
+			}
+			return ""
+		},
+		Raw: func([]byte) ocptest.RawAnswer { return ocptest.RawAnswer{AddHeaders: []string{"X-Test: yes"}} },
+	})
+	serveScript(t, tracker, script)
+
+	addr := ln.Addr().String()
+	p := testPolicy(addr, skeletonAdaptive, skeletonInformative)
+	p.Routes[0].Chain.Server.FailureLimit = 2
+	p.Timeouts.Rcpt = 20 * time.Second // the cut, not the deadline, ends the first attempts
+	reg := prometheus.NewRegistry()
+	m := startMilter(t, p, bridge.WithMetrics(bridge.NewMetrics(reg)))
+
+	const n = 3
+	sessions := make([]*ClientSession, n)
+	replies := make(chan *Action, n)
+	for i := range sessions {
+		s := m.session(t)
+		sessions[i] = s
+		if act, err := s.Mail("a@example.org", ""); err != nil || act.Type != ActionContinue {
+			t.Fatalf("mail: %v %v", act, err)
+		}
+		go func() {
+			act, err := s.Rcpt("b@example.com", "")
+			if err != nil {
+				act = &Action{Type: ActionTempFail}
+				t.Errorf("rcpt: %v", err)
+			}
+			replies <- act
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); hung.Load() < n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d RCPTs reached the server", hung.Load(), n)
+		}
+	}
+	hang.Store(false)
+	if cut := tracker.cut(); cut != 1 {
+		t.Fatalf("cut %d connections, want the one (connections = 1)", cut)
+	}
+	for range n {
+		if act := <-replies; act.Type != ActionContinue {
+			t.Fatalf("rcpt after the cut: %+v, want continue (retried on a new connection)", act)
+		}
+	}
+	for i, s := range sessions {
+		var h textproto.Header
+		h.Add("Subject", "test")
+		if act, err := s.Header(h); err != nil || act.Type != ActionContinue {
+			t.Fatalf("message %d: header: %v %v", i, act, err)
+		}
+		mods, final, err := s.BodyReadFrom(strings.NewReader("x\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantFinal(t, final, ActionAccept)
+		if tag := findMods(mods, ActionAddHeader, "X-Test"); len(tag) != 1 {
+			t.Fatalf("message %d not adapted after the retry: %+v", i, mods)
+		}
+	}
+	if open := breakerOpen(t, reg, addr); open != 0 {
+		t.Errorf("breaker open = %v after one lost connection, want 0 (failure_limit 2)", open)
+	}
 }

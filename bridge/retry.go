@@ -147,8 +147,9 @@ func (s *session) resetExchange() {
 }
 
 // report tells the server's circuit breaker about a failure of the current
-// transaction: a timeout or a lost connection counts toward it; a "go away"
-// does not, but no new transaction starts on that connection.
+// transaction: a timeout counts toward it, a lost connection too but once
+// per connection (upConn.lost); a "go away" does not, but no new
+// transaction starts on that connection.
 func (s *session) report(f *AdaptationError) {
 	uc := s.mt.uc
 	if uc == nil || s.mt.x == nil {
@@ -157,7 +158,9 @@ func (s *session) report(f *AdaptationError) {
 	switch {
 	case isDraining(f.Err):
 		uc.draining.Store(true)
-	case f.Class == FailTimeout, lostConnection(f.Err):
+	case lostConnection(f.Err):
+		uc.lost(f)
+	case f.Class == FailTimeout:
 		uc.up.failed(f)
 	}
 }

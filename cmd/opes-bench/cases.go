@@ -46,6 +46,16 @@ type Case struct {
 // altSuffix marks the ID of a case run with the alternative build.
 const altSuffix = "-alt"
 
+// appendCase appends c to cases unless a case with its ID is there: a
+// case named twice (or a twin named after its case brought it) runs once
+// per round.
+func appendCase(cases []Case, c Case) []Case {
+	if slices.ContainsFunc(cases, func(x Case) bool { return x.ID == c.ID }) {
+		return cases
+	}
+	return append(cases, c)
+}
+
 // altOf returns c run with the alternative build.
 func altOf(c Case) Case {
 	c.ID += altSuffix

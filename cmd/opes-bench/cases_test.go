@@ -30,3 +30,22 @@ func TestCaseByID(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendCaseOnce: a case named after its twin brought it (postfix+d,
+// then postfix+d-alt with -alt-bin) runs once per round, not twice.
+func TestAppendCaseOnce(t *testing.T) {
+	var cases []Case
+	for _, id := range []string{"postfix+d", "postfix+d-alt", "postfix+d-alt", "postfix+d"} {
+		c, ok := caseByID(id)
+		if !ok {
+			t.Fatalf("no case %q", id)
+		}
+		cases = appendCase(cases, c)
+		if !c.Alt {
+			cases = appendCase(cases, altOf(c))
+		}
+	}
+	if len(cases) != 2 || cases[0].ID != "postfix+d" || cases[1].ID != "postfix+d-alt" {
+		t.Errorf("cases = %+v, want postfix+d and its twin once each", cases)
+	}
+}

@@ -76,13 +76,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprintf(stderr, "opes-bench run: unknown case %q\n", id)
 			return cli.ErrUsage
 		}
-		cases = append(cases, c)
+		cases = appendCase(cases, c)
 		if *altBin != "" && c.Alternates() && !c.Alt {
 			if c.Milter == milterClamd && !altKnowsClamd(*altBin) {
 				fmt.Fprintf(stderr, "opes-bench run: %s runs without its alt twin: the -alt-bin build's opes-milter.toml names no clamd service kind (a build from before the clamd service)\n", c.ID)
 				continue
 			}
-			cases = append(cases, altOf(c))
+			cases = appendCase(cases, altOf(c))
 		}
 	}
 	if o.Runs < 1 || o.Sessions < 1 {

@@ -16,42 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/opes-milter/opes-milter/callout"
-	"github.com/opes-milter/opes-milter/callout/builtin"
-	"github.com/opes-milter/opes-milter/callout/promobserver"
+	"github.com/opes-milter/opes-milter/cmd/internal/calloutsrv"
 	"github.com/opes-milter/opes-milter/cmd/internal/cli"
 	"github.com/opes-milter/opes-milter/cmd/internal/metricsrv"
-	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 )
-
-// reloadServices loads the configuration again and gives its services to
-// new service groups; listeners, TLS and limits need a restart. An invalid
-// file keeps the running services.
-func reloadServices(path string, srv *callout.Server, metrics *promobserver.Metrics, log *slog.Logger) {
-	cfg, err := load(path)
-	if err == nil {
-		var services map[string]callout.Service
-		if services, err = builtin.NewServices(cfg.Callout); err == nil {
-			metrics.SetServices(services, serviceNames(cfg.Callout))
-			srv.SetServiceNames(serviceNames(cfg.Callout))
-			srv.SetServices(services)
-			log.Info("services reloaded (listeners, TLS and limits change on restart)", "config", path, "services", len(services))
-			return
-		}
-	}
-	log.Error("reload failed; keeping the running services", "err", err)
-}
-
-// serviceNames maps each service URI to its configured name, the
-// service label of the metrics.
-func serviceNames(c *mapping.Callout) map[string]string {
-	names := make(map[string]string, len(c.Services))
-	for _, s := range c.Services {
-		names[s.URI] = s.Name
-	}
-	return names
-}
 
 // listening tells a test where the daemon listens.
 type listening struct {
@@ -63,7 +32,7 @@ type listening struct {
 // ends), then shuts down gracefully. ready, when not nil, receives the
 // bound addresses once listening (for tests).
 func cmdRun(ctx context.Context, path string, stderr io.Writer, ready chan<- listening) error {
-	cfg, services, tlsConfig, err := loadCallout(path)
+	cfg, services, tlsConfig, err := calloutsrv.Load(path)
 	if err != nil {
 		return err
 	}
@@ -72,18 +41,8 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer, ready chan<- lis
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		cli.BuildInfo("opes_callout"))
-	metrics := promobserver.New(reg)
-	metrics.SetServices(services, serviceNames(cfg.Callout))
-	srv := &callout.Server{
-		Services:       services,
-		Logger:         log,
-		Observer:       metrics,
-		MaxConnections: c.MaxConnections,
-		IdleTimeout:    c.IdleTimeout,
-		Extensions:     []string{"SIZE", "8BITMIME", "SMTPUTF8", "DSN"},
-		TLSConfig:      tlsConfig,
-	}
-	srv.SetServiceNames(serviceNames(cfg.Callout))
+	d := calloutsrv.New(c, services, tlsConfig, log, reg)
+	srv := d.Server
 
 	// Take the signals before anything listens (a SIGHUP sent as soon as
 	// the port answers must reload, not kill).
@@ -138,8 +97,7 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer, ready chan<- lis
 	}
 
 	// Scanner health: opes_callout_backend_up, checked in the background.
-	health := &callout.HealthWatcher{Server: srv, Observer: metrics}
-	go health.Run(ctx)
+	d.Watch(ctx)
 
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
@@ -162,7 +120,7 @@ wait:
 			log.Error("listener failed", "err", runErr)
 			break wait
 		case <-hup:
-			reloadServices(path, srv, metrics, log)
+			d.Reload(path)
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), c.DrainTimeout)

@@ -9,13 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 
 	"github.com/opes-milter/opes-milter/bridge"
-	"github.com/opes-milter/opes-milter/callout"
-	"github.com/opes-milter/opes-milter/callout/builtin"
 	"github.com/opes-milter/opes-milter/cmd/internal/cli"
 	"github.com/opes-milter/opes-milter/mapping"
 )
@@ -224,28 +221,12 @@ func slicesClone(h [][2]string) [][2]string { return append([][2]string(nil), h.
 // serveLocal serves the [callout] services of cfg on a loopback port in
 // process and points every server set of policy at it.
 func serveLocal(cfg *mapping.Config, policy *bridge.Policy) (stop func(), err error) {
-	if cfg.Callout == nil {
-		return nil, fmt.Errorf("%s: -local needs a [callout] table in the same file", cfg.File)
-	}
-	if err := compareCallout(cfg); err != nil {
-		return nil, err
-	}
-	services, err := builtin.NewServices(cfg.Callout)
+	d, addr, err := startLocal(cfg, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	srv := &callout.Server{Services: services, Extensions: []string{"SIZE", "8BITMIME", "SMTPUTF8", "DSN"}}
-	go srv.Serve(ln)
-	for _, r := range policy.Routes {
-		set := r.Chain.Server // this file's own, loaded for try alone
-		set.Addresses = []string{ln.Addr().String()}
-		set.TLS = nil
-	}
-	return func() { srv.Close() }, nil
+	pointAt(policy, addr)
+	return func() { d.Server.Close() }, nil
 }
 
 // splitEML splits a message file into header fields (raw values, folds as

@@ -25,6 +25,9 @@ type OpesOptions struct {
 	Edit func(config string) string
 	// NoCallout starts opes-milter only (a callout server that is down).
 	NoCallout bool
+	// Local starts opes-milter alone with run -local: the [callout]
+	// services run inside it.
+	Local bool
 }
 
 // PostfixSocket is the milter socket in Postfix syntax.
@@ -55,11 +58,13 @@ func StartOpes(t testing.TB, o OpesOptions) *Opes {
 	if err := os.WriteFile(op.Config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if !o.NoCallout {
+	argv := []string{milterBin, "run", "-config", op.Config}
+	if o.Local {
+		argv = append(argv, "-local")
+	} else if !o.NoCallout {
 		op.Callout = op.StartCallout(t, calloutBin)
 	}
-	op.Milter = StartProcess(t, "opes-milter", []string{milterBin, "run", "-config", op.Config},
-		func() bool { return Listening(op.MilterAddr) })
+	op.Milter = StartProcess(t, "opes-milter", argv, func() bool { return Listening(op.MilterAddr) })
 	return op
 }
 

@@ -41,6 +41,9 @@ type Case struct {
 	// another build of the same cases, measured in the same rounds
 	// (before/after a change).
 	Alt bool
+	// Local runs opes-milter alone with run -local: the callout services
+	// inside it (one daemon), instead of opes-milter and opes-callout.
+	Local bool
 }
 
 // altSuffix marks the ID of a case run with the alternative build.
@@ -79,8 +82,10 @@ func allCases() []Case {
 		{ID: "spamd", Title: "(s) opes-milter + opes-callout, spamd service", Milter: milterPass, Scanner: scanSpamd},
 		{ID: "spamc", Title: "(s') opes-milter + opes-callout, spamc by the command service", Milter: milterPass, Scanner: scanSpamc},
 		{ID: "postfix+rspamd", Title: "Postfix + opes-milter + opes-callout, rspamd service", Postfix: true, Milter: milterPass, Scanner: scanRspamd},
+		{ID: "postfix+rspamd-local", Title: "Postfix + opes-milter -local, rspamd service", Postfix: true, Milter: milterPass, Scanner: scanRspamd, Local: true},
 		{ID: "postfix+rspamd-milter", Title: "Postfix + rspamd's milter (proxy, self_scan)", Postfix: true, Scanner: scanRspamdMilter},
 		{ID: "postfix+d", Title: "Postfix + (d)", Postfix: true, Milter: milterClamd},
+		{ID: "postfix+d-local", Title: "Postfix + (d), opes-milter -local", Postfix: true, Milter: milterClamd, Local: true},
 		{ID: "postfix+clamav-milter", Title: "Postfix + clamav-milter", Postfix: true, Milter: milterClamav},
 	}
 }
@@ -89,14 +94,14 @@ func allCases() []Case {
 // the opes-milter cases that only need services every build has (the
 // clamd service included: before/after a change to it).
 func (c Case) Alternates() bool {
-	return (c.Milter == milterPass || c.Milter == milterFull || c.Milter == milterClamd) && c.Scanner == ""
+	return (c.Milter == milterPass || c.Milter == milterFull || c.Milter == milterClamd) && c.Scanner == "" && !c.Local
 }
 
 // alternatesByName reports whether the case runs with the -alt-bin build
 // when named with the -alt suffix, though not by default: the rspamd
 // service case, for a build that has the service (before/after a change
 // to it).
-func (c Case) alternatesByName() bool { return c.Scanner == scanRspamd }
+func (c Case) alternatesByName() bool { return c.Scanner == scanRspamd && !c.Local }
 
 // caseByID finds a case.
 func caseByID(id string) (Case, bool) {
@@ -212,7 +217,7 @@ func (e *env) runCase(ctx context.Context, c Case, o Options) (Run, error) {
 		defer ch.Stop()
 		addr, comps = a, []Component{{Name: "go-milter no-op", Pid: ch.Pid()}}
 	case milterPass, milterFull, milterClamd:
-		v := opesVariant{PassThrough: c.Milter == milterPass, Alt: c.Alt}
+		v := opesVariant{PassThrough: c.Milter == milterPass, Alt: c.Alt, Local: c.Local}
 		if c.Scanner != "" {
 			v.Chain, v.Extra = scanChain, scannerServices(c.Scanner, scanAddr, o.Sessions)
 			v.Parts = partsScanEnvelope

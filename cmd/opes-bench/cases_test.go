@@ -21,6 +21,9 @@ func TestCaseByID(t *testing.T) {
 		{"clamd-alt", false, false, ""}, // no opes-milter in clamd directly
 		{"postfix+rspamd-alt", true, true, "Postfix + opes-milter + opes-callout, rspamd service, alt build"},
 		{"postfix+rspamd-milter-alt", false, false, ""}, // rspamd's own milter
+		{"postfix+rspamd-local", true, false, "Postfix + opes-milter -local, rspamd service"},
+		{"postfix+rspamd-local-alt", false, false, ""}, // -local cases have no twin
+		{"postfix+d-local", true, false, "Postfix + (d), opes-milter -local"},
 		{"e", false, false, ""},
 	}
 	for _, tt := range tests {

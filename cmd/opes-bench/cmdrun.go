@@ -41,7 +41,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	o := Options{Mix: defaultMix(), PostfixSize: 10 << 10}
 	var (
-		caseList    = fs.String("cases", "a,b,c,d,clamd,clamav-milter,postfix,postfix+a,postfix+b,postfix+d,postfix+clamav-milter,spamd,spamc,postfix+rspamd-milter,postfix+rspamd", "cases to run, in this order within a round")
+		caseList    = fs.String("cases", "a,b,c,d,clamd,clamav-milter,postfix,postfix+a,postfix+b,postfix+d,postfix+d-local,postfix+clamav-milter,spamd,spamc,postfix+rspamd-milter,postfix+rspamd,postfix+rspamd-local", "cases to run, in this order within a round")
 		repo        = fs.String("repo", "", "repository `root`; default: found from the working directory")
 		bin         = fs.String("bin", "", "`directory` with opes-milter and opes-callout; default: ROOT/bin")
 		doc         = fs.String("doc", "docs/PERFORMANCE.md", "report `file` to update, relative to the root; \"\" for none")

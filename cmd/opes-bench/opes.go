@@ -74,6 +74,7 @@ type opesVariant struct {
 	MaxSessions    int    // [milter] max_sessions; 0 keeps it
 	MaxMessageSize string // [milter] max_message_size; "" keeps it
 	Alt            bool   // run the binaries of env.altBin
+	Local          bool   // opes-milter run -local alone, no opes-callout
 	// Chain, when set, replaces the pass-through chain; Extra is appended
 	// (the spam cases' scanner service).
 	Chain, Extra string
@@ -147,7 +148,8 @@ func fileExists(path string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// opesPair is a running opes-milter with its opes-callout.
+// opesPair is a running opes-milter with its opes-callout (none with
+// -local).
 type opesPair struct {
 	MilterAddr, CalloutAddr string
 	Milter, Callout         *child
@@ -178,15 +180,20 @@ func (e *env) startOpes(dir string, v opesVariant) (*opesPair, error) {
 	if v.Alt {
 		milterBin, calloutBin = filepath.Join(e.altBin, "opes-milter"), filepath.Join(e.altBin, "opes-callout")
 	}
-	p.Callout, err = startChild("opes-callout", []string{calloutBin, "run", "-config", path}, dir,
-		filepath.Join(dir, "opes-callout.log"), func() bool { return peerprobe.Listening(p.CalloutAddr) })
-	if err != nil {
-		return nil, err
+	argv := []string{milterBin, "run", "-config", path}
+	if v.Local {
+		argv = append(argv, "-local")
+	} else {
+		p.Callout, err = startChild("opes-callout", []string{calloutBin, "run", "-config", path}, dir,
+			filepath.Join(dir, "opes-callout.log"), func() bool { return peerprobe.Listening(p.CalloutAddr) })
+		if err != nil {
+			return nil, err
+		}
 	}
-	p.Milter, err = startChild("opes-milter", []string{milterBin, "run", "-config", path}, dir,
+	p.Milter, err = startChild("opes-milter", argv, dir,
 		filepath.Join(dir, "opes-milter.log"), func() bool { return peerprobe.Listening(p.MilterAddr) })
 	if err != nil {
-		p.Callout.Stop()
+		p.stopCallout()
 		return nil, err
 	}
 	return p, nil
@@ -195,10 +202,21 @@ func (e *env) startOpes(dir string, v opesVariant) (*opesPair, error) {
 // Stop stops opes-milter, then opes-callout.
 func (p *opesPair) Stop() {
 	p.Milter.Stop()
-	p.Callout.Stop()
+	p.stopCallout()
 }
 
-// Components are the two daemons, for a meter.
+func (p *opesPair) stopCallout() {
+	if p.Callout != nil {
+		p.Callout.Stop()
+	}
+}
+
+// Components are the daemons, for a meter: both, or opes-milter alone
+// with -local.
 func (p *opesPair) Components() []Component {
-	return []Component{{Name: "opes-milter", Pid: p.Milter.Pid()}, {Name: "opes-callout", Pid: p.Callout.Pid()}}
+	comps := []Component{{Name: "opes-milter", Pid: p.Milter.Pid()}}
+	if p.Callout != nil {
+		comps = append(comps, Component{Name: "opes-callout", Pid: p.Callout.Pid()})
+	}
+	return comps
 }

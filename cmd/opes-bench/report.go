@@ -152,6 +152,10 @@ func (r *Report) ratios(b *strings.Builder) {
 		{"Postfix+(b) / Postfix alone", "CPU per message", "postfix+b", "postfix", figCPU, false, "", 0},
 		{"Postfix+(d) / Postfix+clamav-milter", "msg/s", "postfix+d", "postfix+clamav-milter", figTput, false, "≥ 1.1", 1.1},
 		{"Postfix+(d) / Postfix+clamav-milter", "CPU per message", "postfix+d", "postfix+clamav-milter", figCPU, false, "≤ 1.0", 1.0},
+		// The targets are the two daemons'; -local is reported beside them.
+		{"Postfix+(d, -local) / Postfix+clamav-milter", "msg/s", "postfix+d-local", "postfix+clamav-milter", figTput, false, "", 0},
+		{"Postfix+(d, -local) / Postfix+clamav-milter", "CPU per message", "postfix+d-local", "postfix+clamav-milter", figCPU, false, "", 0},
+		{"Postfix+(d, -local) / Postfix+(d)", "CPU per message", "postfix+d-local", "postfix+d", figCPU, false, "", 0},
 		{"Postfix+clamav-milter / Postfix+(a)", "msg/s", "postfix+clamav-milter", "postfix+a", figTput, false, "", 0},
 		{"Postfix+clamav-milter / Postfix alone", "msg/s", "postfix+clamav-milter", "postfix", figTput, false, "", 0},
 		{"Postfix+clamav-milter / Postfix+(a)", "CPU per message", "postfix+clamav-milter", "postfix+a", figCPU, false, "", 0},

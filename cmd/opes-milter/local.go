@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 
@@ -44,5 +46,63 @@ func pointAt(policy *bridge.Policy, addr string) {
 		set := r.Chain.Server // this file's own, loaded for this process alone
 		set.Addresses = []string{addr}
 		set.TLS = nil
+	}
+}
+
+// localCallout is the callout server of opes-milter run -local: the
+// [callout] services of the same file, served in process on a loopback
+// port that every server set points at. OCP still carries every
+// transaction, over a connection inside the process; what it saves is the
+// second daemon (its scheduler, its system calls). [callout] listen,
+// metrics_listen and TLS are not used: the in-process server is reached
+// by this milter alone, and its metrics are served with opes-milter's.
+type localCallout struct {
+	d     *calloutsrv.Daemon
+	addr  string
+	cfg   *mapping.Callout
+	watch context.CancelFunc
+}
+
+// startLocalCallout starts the in-process callout server of cfg, with its
+// own logger (the [callout] log settings, to w) and its metrics in reg,
+// and points policy at it.
+func startLocalCallout(ctx context.Context, cfg *mapping.Config, policy *bridge.Policy, w io.Writer, reg prometheus.Registerer) (*localCallout, error) {
+	var log *slog.Logger
+	if cfg.Callout != nil {
+		log = newLogger(w, cfg.Callout.LogFormat, cfg.Callout.LogLevel)
+	}
+	d, addr, err := startLocal(cfg, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	pointAt(policy, addr)
+	wctx, cancel := context.WithCancel(ctx)
+	d.Watch(wctx)
+	return &localCallout{d: d, addr: addr, cfg: cfg.Callout, watch: cancel}, nil
+}
+
+// reload checks a reloaded file for -local (a [callout] table matching
+// its chains), gives its services to the server and points p at it.
+func (lc *localCallout) reload(cfg *mapping.Config, p *bridge.Policy) error {
+	if cfg.Callout == nil {
+		return fmt.Errorf("%s: -local needs a [callout] table in the same file", cfg.File)
+	}
+	if err := compareCallout(cfg); err != nil {
+		return err
+	}
+	lc.d.Reload(cfg.File)
+	pointAt(p, lc.addr)
+	lc.cfg = cfg.Callout
+	return nil
+}
+
+// stop drains the server as opes-callout does (bounded by [callout]
+// drain_timeout) and stops watching its scanners.
+func (lc *localCallout) stop(log *slog.Logger) {
+	lc.watch()
+	ctx, cancel := context.WithTimeout(context.Background(), lc.cfg.DrainTimeout)
+	defer cancel()
+	if err := lc.d.Server.Shutdown(ctx); err != nil {
+		log.Warn("in-process callout server: shutdown cut short", "err", err)
 	}
 }

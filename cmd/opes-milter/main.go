@@ -53,10 +53,20 @@ example. Errors name file:line:key.`,
 				Doc: `Serves the milter sockets of [milter] listen until SIGINT or SIGTERM; in-flight
 sessions get 30 seconds. SIGHUP loads the file again; an invalid file keeps the
 running configuration and logs why. With [milter] metrics_listen, /metrics,
-/healthz, /livez and /readyz are served there.`,
+/healthz, /livez and /readyz are served there.
+
+With -local the [callout] services of the same file run inside opes-milter, as
+opes-callout would run them, and every chain uses them instead of its server set:
+one daemon instead of two when the services run on the MTA's host. OCP still
+carries every transaction, over a loopback connection inside the process.
+[callout] listen, metrics_listen and TLS are not used (its metrics join
+opes-milter's); SIGHUP reloads the services too. Run opes-callout on its own to
+share the services among several MTAs or to keep a failing service out of the
+milter's process.`,
 				Flags: func(fs *flag.FlagSet) func([]string) error {
 					configFlag(fs)
-					return func([]string) error { return cmdRun(ctx, config, stderr) }
+					local := fs.Bool("local", false, "run the [callout] services of the same file in process instead of the configured callout servers")
+					return func([]string) error { return cmdRun(ctx, config, *local, stderr) }
 				},
 			},
 			{

@@ -45,6 +45,18 @@ func serveCalloutAt(t *testing.T, text, addr string) (stop func()) {
 	return func() { srv.Close() }
 }
 
+// httpGet returns the status and body of http://addr/path (status 0 and
+// the error when it failed).
+func httpGet(addr, path string) (int, string) {
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // TestReadyz: with no mail flowing, /readyz answers 200 once the callout
 // server negotiated, 503 naming the chain and server once it is stopped,
 // and 200 again after it restarts; /livez and /healthz answer 200 all
@@ -72,15 +84,7 @@ func TestReadyz(t *testing.T) {
 		}
 	}()
 
-	get := func(p string) (int, string) {
-		resp, err := http.Get("http://" + metricsAddr + p)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := func(p string) (int, string) { return httpGet(metricsAddr, p) }
 	// await polls path until it answers code (bounded: the probe interval
 	// is 2s, the breaker's revival delay 1s).
 	await := func(p string, code int, body string) {
@@ -143,5 +147,45 @@ func TestUnreachableAtStart(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 503 {
 		t.Errorf("/readyz %d, want 503", resp.StatusCode)
+	}
+}
+
+// TestRunLocal: run -local serves the [callout] services in process: with
+// nothing listening on the server set's address /readyz says ready, and
+// /metrics has opes-callout's families beside opes-milter's. A file
+// without a [callout] table is refused.
+func TestRunLocal(t *testing.T) {
+	base := contribFor(t)
+	calloutAddr, metricsAddr, milterAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	text := strings.Replace(base, `addresses = ["127.0.0.1:8891"]`, `addresses = ["`+calloutAddr+`"]`, 1)
+	text = strings.Replace(text, `metrics_listen = ""`, `metrics_listen = "`+metricsAddr+`"`, 1)
+	text = strings.Replace(text, `listen = ["inet:127.0.0.1:8890"]`, `listen = ["inet:`+milterAddr+`"]`, 1)
+	path := writeTemp(t, "c.toml", text)
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"run", "-local", "-config", path}, logs, logs) }()
+	defer func() { cancel(); <-done }()
+
+	get := func(p string) (int, string) { return httpGet(metricsAddr, p) }
+	deadline := time.Now().Add(15 * time.Second)
+	for c, b := get("/readyz"); c != 200; c, b = get("/readyz") {
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz %d %q\nlogs:\n%s", c, b, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, m := get("/metrics")
+	for _, family := range []string{"opes_callout_transactions_total", "opes_callout_service_calls_total", "opes_milter_messages_total"} {
+		if !strings.Contains(m, family) {
+			t.Errorf("/metrics lacks %s", family)
+		}
+	}
+
+	noCallout := writeTemp(t, "m.toml", text[:strings.Index(text, "\n[callout]")])
+	var out syncBuffer
+	if code := run(context.Background(), []string{"run", "-local", "-config", noCallout}, &out, &out); code != 1 ||
+		!strings.Contains(out.String(), "-local needs a [callout] table") {
+		t.Errorf("run -local without [callout]: exit %d, %q", code, out.String())
 	}
 }

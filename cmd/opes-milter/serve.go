@@ -27,8 +27,9 @@ const shutdownGrace = 30 * time.Second
 
 // cmdRun serves the configured milter sockets until SIGINT or SIGTERM;
 // SIGHUP reloads the configuration (the old one stays if the new one is
-// invalid).
-func cmdRun(ctx context.Context, path string, stderr io.Writer) error {
+// invalid). With local, the [callout] services of the same file run in
+// process (see localCallout) instead of the configured callout servers.
+func cmdRun(ctx context.Context, path string, local bool, stderr io.Writer) error {
 	// Take the signals before anything listens: a supervisor (or a test)
 	// that sees the socket and sends SIGHUP must not kill the daemon with
 	// the signal's default action.
@@ -50,6 +51,16 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer) error {
 		}
 	}
 	reg := newRegistry()
+	var lc *localCallout
+	if local {
+		if lc, err = startLocalCallout(ctx, cfg, policy, stderr, reg); err != nil {
+			return err
+		}
+		// Deferred before the bridge's Close, so it runs after it: the
+		// bridge's connections end before the server drains.
+		defer lc.stop(log)
+		log.Info("callout services run in process (-local)", "services", len(cfg.Callout.Services))
+	}
 	br := bridge.New(policy, log, bridge.WithMetrics(bridge.NewMetrics(reg)))
 	defer br.Close()
 
@@ -105,7 +116,7 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer) error {
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reload(path, br, log)
+				reload(path, br, lc, log)
 				continue
 			}
 			log.Info("stopping", "signal", sig.String())
@@ -114,9 +125,13 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer) error {
 	}
 }
 
-// reload loads the configuration again and switches the bridge to it.
-func reload(path string, br *bridge.Bridge, log *slog.Logger) {
-	_, p, err := loadMilter(path)
+// reload loads the configuration again and switches the bridge to it;
+// with lc, the in-process services too.
+func reload(path string, br *bridge.Bridge, lc *localCallout, log *slog.Logger) {
+	cfg, p, err := loadMilter(path)
+	if err == nil && lc != nil {
+		err = lc.reload(cfg, p)
+	}
 	if err == nil {
 		br.Reload(p)
 		log.Info("configuration reloaded", "config", path, "routes", len(p.Routes))

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestCaseByID(t *testing.T) {
 	tests := []struct {
@@ -50,5 +53,37 @@ func TestAppendCaseOnce(t *testing.T) {
 	}
 	if len(cases) != 2 || cases[0].ID != "postfix+d" || cases[1].ID != "postfix+d-alt" {
 		t.Errorf("cases = %+v, want postfix+d and its twin once each", cases)
+	}
+}
+
+// TestRoundOrder: each case and its alt twin swap places in even rounds;
+// a case without its twin beside it keeps its place.
+func TestRoundOrder(t *testing.T) {
+	var cases []Case
+	for _, id := range []string{"a", "b", "b-alt", "c", "postfix+d", "postfix+d-alt"} {
+		c, ok := caseByID(id)
+		if !ok {
+			t.Fatalf("no case %q", id)
+		}
+		cases = append(cases, c)
+	}
+	ids := func(cs []Case) string {
+		var s []string
+		for _, c := range cs {
+			s = append(s, c.ID)
+		}
+		return strings.Join(s, ",")
+	}
+	for round, want := range map[int]string{
+		1: "a,b,b-alt,c,postfix+d,postfix+d-alt",
+		2: "a,b-alt,b,c,postfix+d-alt,postfix+d",
+		3: "a,b,b-alt,c,postfix+d,postfix+d-alt",
+	} {
+		if got := ids(roundOrder(cases, round)); got != want {
+			t.Errorf("round %d: %s, want %s", round, got, want)
+		}
+	}
+	if got := ids(cases); got != "a,b,b-alt,c,postfix+d,postfix+d-alt" {
+		t.Errorf("roundOrder changed its argument: %s", got)
 	}
 }

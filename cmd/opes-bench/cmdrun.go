@@ -107,7 +107,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	rep := &Report{Machine: describeMachine(), Options: o, Cases: cases, Started: time.Now(), Runs: map[string][]Run{}, AltBin: *altBin}
 	for round := 1; round <= o.Runs; round++ {
-		for _, c := range cases {
+		for _, c := range roundOrder(cases, round) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}

@@ -85,7 +85,7 @@ func (r *Report) results(b *strings.Builder) {
 		o.PostfixMessages, o.PostfixWarmup)
 	if r.hasAlt() {
 		fmt.Fprintf(b, "Cases marked \"alt build\" ran opes-milter and opes-callout built from `%s`, in the same rounds "+
-			"as the others (run right after their twin).\n\n", r.AltBin)
+			"as the others, beside their twin: after it in odd rounds, before it in even ones.\n\n", r.AltBin)
 	}
 	fmt.Fprintf(b, "| Case | msg/s | p50 ms | p99 ms | CPU s / 1,000 msgs | errors |\n")
 	fmt.Fprintf(b, "|---|--:|--:|--:|--:|--:|\n")

@@ -153,9 +153,12 @@ func waitLog(t *testing.T, logs *syncBuffer, want string) {
 	}
 }
 
-// TestRunReloadAndStop starts the daemon, reloads a valid and an invalid
-// configuration with SIGHUP and stops it.
-func TestRunReloadAndStop(t *testing.T) {
+// runDaemon starts run with args (plus -config) on a copy of contrib
+// listening on a free port, once it says it started. It returns the file's
+// path and text, the logs, and stop, which ends the daemon and returns its
+// exit status.
+func runDaemon(t *testing.T, args ...string) (path, text string, logs *syncBuffer, stop func() int) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -163,16 +166,32 @@ func TestRunReloadAndStop(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	data, _ := os.ReadFile(contrib)
-	text := strings.ReplaceAll(string(data), "inet:127.0.0.1:8890", "inet:"+addr)
-	path := filepath.Join(t.TempDir(), "run.toml")
+	text = strings.ReplaceAll(string(data), "inet:127.0.0.1:8890", "inet:"+addr)
+	path = filepath.Join(t.TempDir(), "run.toml")
 	os.WriteFile(path, []byte(text), 0o600)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &syncBuffer{}
+	t.Cleanup(cancel)
+	logs = &syncBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "-config", path}, logs, logs) }()
+	go func() { done <- run(ctx, append(append([]string{"run"}, args...), "-config", path), logs, logs) }()
 	waitLog(t, logs, "opes-milter started")
+	return path, text, logs, func() int {
+		cancel()
+		select {
+		case code := <-done:
+			return code
+		case <-time.After(40 * time.Second):
+			t.Fatal("did not stop")
+			return -1
+		}
+	}
+}
+
+// TestRunReloadAndStop starts the daemon, reloads a valid and an invalid
+// configuration with SIGHUP and stops it.
+func TestRunReloadAndStop(t *testing.T) {
+	path, text, logs, stop := runDaemon(t)
 
 	os.WriteFile(path, []byte(strings.Replace(text, "opes.example.net/opes-milter", "opes.example.net/reloaded", 1)), 0o600)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
@@ -184,14 +203,30 @@ func TestRunReloadAndStop(t *testing.T) {
 	if !strings.Contains(logs.String(), "bogus: unknown key") {
 		t.Errorf("the reload error does not name the key:\n%s", logs.String())
 	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d\n%s", code, logs.String())
+	}
+}
 
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d\n%s", code, logs.String())
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatal("did not stop")
+// TestRunLocalReload: with -local, SIGHUP reloads the in-process services
+// with the routes; a file without its [callout] table is refused and the
+// running configuration kept; the daemon stops cleanly.
+func TestRunLocalReload(t *testing.T) {
+	path, text, logs, stop := runDaemon(t, "-local")
+
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitLog(t, logs, "configuration reloaded")
+	if !strings.Contains(logs.String(), "services reloaded") {
+		t.Errorf("the in-process services were not reloaded:\n%s", logs.String())
+	}
+
+	os.WriteFile(path, []byte(text[:strings.Index(text, "\n[callout]")]), 0o600)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitLog(t, logs, "reload failed; keeping the running configuration")
+	if !strings.Contains(logs.String(), "-local needs a [callout] table") {
+		t.Errorf("the reload error does not say why:\n%s", logs.String())
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d\n%s", code, logs.String())
 	}
 }

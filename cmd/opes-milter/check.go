@@ -27,7 +27,7 @@ func cmdCheck(ctx context.Context, path string, probe bool, stdout io.Writer) er
 	}
 	// With -probe the servers are asked even when the two sides of the
 	// file disagree: what the running server says settles it.
-	compareErr := compareCallout(cfg)
+	_, compareErr := compareCallout(cfg)
 	if compareErr != nil && !probe {
 		return compareErr
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/callout/builtin"
 	"github.com/opes-milter/opes-milter/mapping"
 )
@@ -27,18 +28,22 @@ func loadMilter(path string) (*mapping.Config, *bridge.Policy, error) {
 }
 
 // compareCallout builds the [callout] services of cfg, when it has them,
-// as opes-callout would, and compares them with the chains and routes
-// (see mapping.Config.CompareCallout).
-func compareCallout(cfg *mapping.Config) error {
+// as opes-callout would, compares them with the chains and routes (see
+// mapping.Config.CompareCallout) and returns them (nil without the table).
+func compareCallout(cfg *mapping.Config) (map[string]callout.Service, error) {
 	if cfg.Callout == nil {
-		return nil
+		return nil, nil
 	}
 	services, err := builtin.NewServices(cfg.Callout)
 	if err != nil {
-		return fmt.Errorf("%s: [callout]: %w", cfg.File, err)
+		return nil, fmt.Errorf("%s: [callout]: %w", cfg.File, err)
 	}
-	return cfg.CompareCallout(func(cs *mapping.CalloutService) mapping.Needs {
+	err = cfg.CompareCallout(func(cs *mapping.CalloutService) mapping.Needs {
 		n := services[cs.URI].Needs()
 		return mapping.Needs{Adapt: n.Adapt, Read: n.Read}
 	})
+	if err != nil {
+		return nil, err
+	}
+	return services, nil
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/opes-milter/opes-milter/bridge"
-	"github.com/opes-milter/opes-milter/callout/builtin"
+	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/cmd/internal/calloutsrv"
 	"github.com/opes-milter/opes-milter/mapping"
 )
@@ -20,13 +20,7 @@ import (
 // loopback port in process, with log and, when reg is set, their metrics
 // there. It returns the server and its address.
 func startLocal(cfg *mapping.Config, log *slog.Logger, reg prometheus.Registerer) (*calloutsrv.Daemon, string, error) {
-	if cfg.Callout == nil {
-		return nil, "", fmt.Errorf("%s: -local needs a [callout] table in the same file", cfg.File)
-	}
-	if err := compareCallout(cfg); err != nil {
-		return nil, "", err
-	}
-	services, err := builtin.NewServices(cfg.Callout)
+	services, err := localServices(cfg)
 	if err != nil {
 		return nil, "", err
 	}
@@ -37,6 +31,15 @@ func startLocal(cfg *mapping.Config, log *slog.Logger, reg prometheus.Registerer
 	d := calloutsrv.New(cfg.Callout, services, nil, log, reg)
 	go d.Server.Serve(ln)
 	return d, ln.Addr().String(), nil
+}
+
+// localServices builds the [callout] services of cfg for -local: the
+// table must be there and match the chains and routes.
+func localServices(cfg *mapping.Config) (map[string]callout.Service, error) {
+	if cfg.Callout == nil {
+		return nil, fmt.Errorf("%s: -local needs a [callout] table in the same file", cfg.File)
+	}
+	return compareCallout(cfg)
 }
 
 // pointAt points every server set of policy at the callout server at addr
@@ -84,13 +87,11 @@ func startLocalCallout(ctx context.Context, cfg *mapping.Config, policy *bridge.
 // reload checks a reloaded file for -local (a [callout] table matching
 // its chains), gives its services to the server and points p at it.
 func (lc *localCallout) reload(cfg *mapping.Config, p *bridge.Policy) error {
-	if cfg.Callout == nil {
-		return fmt.Errorf("%s: -local needs a [callout] table in the same file", cfg.File)
-	}
-	if err := compareCallout(cfg); err != nil {
+	services, err := localServices(cfg)
+	if err != nil {
 		return err
 	}
-	lc.d.Reload(cfg.File)
+	lc.d.Use(cfg.File, cfg.Callout, services)
 	pointAt(p, lc.addr)
 	lc.cfg = cfg.Callout
 	return nil

@@ -75,7 +75,7 @@ func New(c *mapping.Callout, services map[string]callout.Service, tlsConfig *tls
 	d := &Daemon{log: log}
 	if reg != nil {
 		d.Metrics = promobserver.New(reg)
-		d.Metrics.SetServices(services, ServiceNames(c))
+		d.Metrics.SetServices(services, serviceNames(c))
 	}
 	d.Server = &callout.Server{
 		Services:       services,
@@ -88,7 +88,7 @@ func New(c *mapping.Callout, services map[string]callout.Service, tlsConfig *tls
 	if d.Metrics != nil {
 		d.Server.Observer = d.Metrics
 	}
-	d.Server.SetServiceNames(ServiceNames(c))
+	d.Server.SetServiceNames(serviceNames(c))
 	d.Health = &callout.HealthWatcher{Server: d.Server}
 	if d.Metrics != nil {
 		d.Health.Observer = d.Metrics
@@ -108,19 +108,26 @@ func (d *Daemon) Reload(path string) {
 	if err == nil {
 		var services map[string]callout.Service
 		if services, err = builtin.NewServices(cfg.Callout); err == nil {
-			d.Metrics.SetServices(services, ServiceNames(cfg.Callout))
-			d.Server.SetServiceNames(ServiceNames(cfg.Callout))
-			d.Server.SetServices(services)
-			d.log.Info("services reloaded (listeners, TLS and limits change on restart)", "config", path, "services", len(services))
+			d.Use(path, cfg.Callout, services)
 			return
 		}
 	}
 	d.log.Error("reload failed; keeping the running services", "err", err)
 }
 
-// ServiceNames maps each service URI to its configured name, the service
+// Use gives services, built from c (read from path), to new service
+// groups, with their metrics' names.
+func (d *Daemon) Use(path string, c *mapping.Callout, services map[string]callout.Service) {
+	names := serviceNames(c)
+	d.Metrics.SetServices(services, names)
+	d.Server.SetServiceNames(names)
+	d.Server.SetServices(services)
+	d.log.Info("services reloaded (listeners, TLS and limits change on restart)", "config", path, "services", len(services))
+}
+
+// serviceNames maps each service URI to its configured name, the service
 // label of the metrics.
-func ServiceNames(c *mapping.Callout) map[string]string {
+func serviceNames(c *mapping.Callout) map[string]string {
 	names := make(map[string]string, len(c.Services))
 	for _, s := range c.Services {
 		names[s.URI] = s.Name

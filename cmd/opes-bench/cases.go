@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -150,6 +149,9 @@ type Options struct {
 	PostfixSize      int64         // smtp-source -l
 	PostfixRcpts     int           // smtp-source -r
 	PostfixDrainWait time.Duration // bound on delivering the queue
+	// Slices, above 1, runs the Postfix cases of a round side by side in
+	// that many slices (runSideBySide).
+	Slices int
 }
 
 // Run is the measurement of one run of one case.
@@ -193,36 +195,55 @@ func (r Run) CPUPer1000() float64 {
 
 // runCase runs one case once in a fresh directory under the work dir.
 func (e *env) runCase(ctx context.Context, c Case, o Options) (Run, error) {
-	dir, err := os.MkdirTemp(e.work, "case-"+strings.ReplaceAll(c.ID, "+", "-")+"-")
+	if c.ClamdDirect {
+		return e.runClamdDirect(ctx, c, o)
+	}
+	s, err := e.setUp(ctx, c, o)
 	if err != nil {
 		return Run{}, err
 	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return Run{}, err
+	defer s.close()
+	return s.measure(ctx, o, o.PostfixMessages, o.Duration)
+}
+
+// caseDir makes a fresh directory for one run of c under the work dir.
+func (e *env) caseDir(c Case) (string, error) {
+	dir, err := os.MkdirTemp(e.work, "case-"+strings.ReplaceAll(c.ID, "+", "-")+"-")
+	if err != nil {
+		return "", err
 	}
-	// The milter first (Postfix needs its address), stopped last.
-	var (
-		comps  []Component
-		addr   string
-		socket string
-	)
+	return dir, os.Chmod(dir, 0o755)
+}
+
+// stopAll runs stops in reverse order.
+func stopAll(stops []func()) {
+	for i := len(stops) - 1; i >= 0; i-- {
+		stops[i]()
+	}
+}
+
+// startMilter starts the milter of c (and the scanners it uses) in dir and
+// returns its address ("" for none), the components it adds to the case
+// and what stops them, in the order started: also on error, for what was
+// started before it.
+func (e *env) startMilter(dir string, c Case, o Options) (addr string, comps []Component, stops []func(), err error) {
 	var scanAddr string
 	switch c.Scanner {
 	case scanSpamd, scanSpamc:
 		sp, a, err := e.startSpamd(dir, o.Sessions)
 		if err != nil {
-			return Run{}, err
+			return "", nil, stops, err
 		}
-		defer sp.Stop()
+		stops = append(stops, sp.Stop)
 		// spamd's own CPU is reported, not counted: the cases compare
 		// what it costs to call it.
 		scanAddr, comps = a, append(comps, Component{Name: "spamd", Pid: sp.Pid(), Scanner: true})
 	case scanRspamd, scanRspamdMilter:
 		rs, err := e.startRspamd(dir)
 		if err != nil {
-			return Run{}, err
+			return "", nil, stops, err
 		}
-		defer rs.Stop()
+		stops = append(stops, rs.Stop)
 		// The rspamd service reaches rspamd over its unix socket.
 		scanAddr, comps = "unix:"+rs.Socket, append(comps, Component{Name: "rspamd", Pid: rs.Pid()})
 		if c.Scanner == scanRspamdMilter {
@@ -233,9 +254,9 @@ func (e *env) runCase(ctx context.Context, c Case, o Options) (Run, error) {
 	case milterNoop:
 		ch, a, err := e.startNoop(dir)
 		if err != nil {
-			return Run{}, err
+			return "", nil, stops, err
 		}
-		defer ch.Stop()
+		stops = append(stops, ch.Stop)
 		addr, comps = a, []Component{{Name: "go-milter no-op", Pid: ch.Pid()}}
 	case milterPass, milterFull, milterClamd:
 		v := opesVariant{PassThrough: c.Milter == milterPass, Alt: c.Alt, Local: c.Local}
@@ -246,16 +267,16 @@ func (e *env) runCase(ctx context.Context, c Case, o Options) (Run, error) {
 		var cd *clamdProc
 		if c.Milter == milterClamd {
 			if cd, err = e.clamd(); err != nil {
-				return Run{}, err
+				return "", nil, stops, err
 			}
 			v.Chain, v.Extra = chainClamd, strings.ReplaceAll(clamdServices, "@SOCKET@", cd.Socket)
 			v.Parts = partsScanOnly
 		}
 		p, err := e.startOpes(dir, v)
 		if err != nil {
-			return Run{}, err
+			return "", nil, stops, err
 		}
-		defer p.Stop()
+		stops = append(stops, p.Stop)
 		addr, comps = p.MilterAddr, append(p.Components(), comps...)
 		if cd != nil {
 			comps = append(comps, Component{Name: "clamd", Pid: cd.Pid()})
@@ -263,83 +284,16 @@ func (e *env) runCase(ctx context.Context, c Case, o Options) (Run, error) {
 	case milterClamav:
 		cd, err := e.clamd()
 		if err != nil {
-			return Run{}, err
+			return "", nil, stops, err
 		}
 		ch, a, err := e.startClamavMilter(dir)
 		if err != nil {
-			return Run{}, err
+			return "", nil, stops, err
 		}
-		defer ch.Stop()
+		stops = append(stops, ch.Stop)
 		addr, comps = a, []Component{{Name: "clamav-milter", Pid: ch.Pid()}, {Name: "clamd", Pid: cd.Pid()}}
 	}
-	if c.ClamdDirect {
-		return e.runClamdDirect(ctx, c, o)
-	}
-	if addr != "" {
-		socket = "inet:" + addr
-	}
-	if c.Postfix {
-		return e.runPostfix(ctx, c, o, dir, socket, comps)
-	}
-	return e.runDirect(ctx, c, o, addr, comps), nil
-}
-
-// runDirect drives the milter at addr with the load generator.
-func (e *env) runDirect(ctx context.Context, c Case, o Options, addr string, comps []Component) Run {
-	lo := LoadOptions{Addr: addr, Sessions: o.Sessions, Duration: o.Warmup, Mix: o.Mix}
-	if o.Warmup > 0 { // a zero Duration would mean "no time limit"
-		RunLoad(ctx, lo)
-	}
-	m := startMeter(append(comps, Component{Name: "load generator", Driver: true}))
-	lo.Duration = o.Duration
-	res := RunLoad(ctx, lo)
-	return Run{
-		Case: c.ID, Messages: res.Messages, Errors: res.Errors, FirstErrors: res.FirstErrors,
-		Elapsed: res.Elapsed, Latencies: res.Latencies, Usage: m.Stop(),
-	}
-}
-
-// runPostfix starts Postfix with the milter socket (if any) and feeds it
-// with smtp-source; the measured window ends when the queue is delivered.
-func (e *env) runPostfix(ctx context.Context, c Case, o Options, dir, socket string, comps []Component) (Run, error) {
-	pf, err := e.startPostfix(dir, socket)
-	if err != nil {
-		return Run{}, err
-	}
-	defer pf.Stop()
-	src := smtpSource{addr: pf.SMTPAddr, sessions: o.Sessions, size: o.PostfixSize, rcpts: o.PostfixRcpts}
-	if _, err := src.run(ctx, o.PostfixWarmup); err != nil {
-		return Run{}, err
-	}
-	if err := pf.WaitDrained(o.PostfixDrainWait); err != nil {
-		return Run{}, err
-	}
-	sent0 := pf.waitSent(o.PostfixWarmup*o.PostfixRcpts, 10*time.Second)
-	_, other0 := pf.LogCounts()
-
-	m := startMeter(append(comps, pf.Components()...))
-	res, srcErr := src.run(ctx, o.PostfixMessages)
-	drainErr := pf.WaitDrained(o.PostfixDrainWait)
-	usage := m.Stop()
-	usage = append(usage, Usage{Name: "smtp-source", Driver: true, CPU: res.cpu,
-		Peaks: []Peak{{Comm: "smtp-source", Procs: 1, HWM: res.maxRSS}}})
-
-	r := Run{Case: c.ID, Elapsed: res.elapsed, Usage: usage}
-	want := o.PostfixMessages * o.PostfixRcpts
-	sent := pf.waitSent(sent0+want, 10*time.Second) - sent0
-	_, other := pf.LogCounts()
-	r.Messages = sent / max(o.PostfixRcpts, 1)
-	r.Errors = o.PostfixMessages - r.Messages
-	for _, err := range []error{srcErr, drainErr} {
-		if err != nil {
-			r.FirstErrors = append(r.FirstErrors, err.Error())
-		}
-	}
-	if other > other0 || r.Errors > 0 {
-		r.FirstErrors = append(r.FirstErrors, fmt.Sprintf("maillog: %d recipients sent of %d, %d other outcomes; last lines:\n%s",
-			sent, want, other-other0, pf.Log(8)))
-	}
-	return r, nil
+	return addr, comps, stops, nil
 }
 
 // waitSent polls the maillog until it counts at least n delivered

@@ -57,6 +57,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.DurationVar(&o.Warmup, "warmup", time.Second, "unmeasured load before each direct run")
 	fs.Var(mixFlag{&o.Mix}, "mix", "message shapes of the direct cases `SIZE/RCPTS:WEIGHT,...`")
 	fs.IntVar(&o.PostfixMessages, "postfix-messages", 3000, "messages per Postfix run (smtp-source -m)")
+	fs.IntVar(&o.Slices, "slices", 6, "with more than 1, the cases of a round run side by side (all but clamd directly, spamd and spamc): "+
+		"all up at once, each case's messages (Postfix) or time (direct) in this many slices, each slice going to every case in turn")
 	fs.IntVar(&o.PostfixWarmup, "postfix-warmup", 64, "unmeasured messages before each Postfix run")
 	fs.Var(sizeFlag{&o.PostfixSize}, "postfix-size", "message body size of the Postfix cases (smtp-source -l)")
 	fs.IntVar(&o.PostfixRcpts, "postfix-rcpts", 3, "recipients per message of the Postfix cases (smtp-source -r)")
@@ -106,22 +108,43 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}()
 
 	rep := &Report{Machine: describeMachine(), Options: o, Cases: cases, Started: time.Now(), Runs: map[string][]Run{}, AltBin: *altBin}
+	logRun := func(r Run) {
+		e.logf("  %d messages, %d errors, %.1f msg/s, %.3f CPU s per 1,000 messages",
+			r.Messages, r.Errors, r.Throughput(), r.CPUPer1000())
+		for _, fe := range r.FirstErrors {
+			e.logf("  error: %s", fe)
+		}
+		rep.Runs[r.Case] = append(rep.Runs[r.Case], r)
+	}
 	for round := 1; round <= o.Runs; round++ {
+		var sideBySide []Case
 		for _, c := range roundOrder(cases, round) {
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if c.sideBySide() && o.Slices > 1 {
+				sideBySide = append(sideBySide, c)
+				continue
 			}
 			e.logf("round %d/%d: %s", round, o.Runs, c.Title)
 			r, err := e.runCase(ctx, c, o)
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.Title, err)
 			}
-			e.logf("  %d messages, %d errors, %.1f msg/s, %.3f CPU s per 1,000 messages",
-				r.Messages, r.Errors, r.Throughput(), r.CPUPer1000())
-			for _, fe := range r.FirstErrors {
-				e.logf("  error: %s", fe)
-			}
-			rep.Runs[c.ID] = append(rep.Runs[c.ID], r)
+			r.Case = c.ID
+			logRun(r)
+		}
+		if len(sideBySide) == 0 {
+			continue
+		}
+		e.logf("round %d/%d: %d cases side by side, %d slices", round, o.Runs, len(sideBySide), o.Slices)
+		runs, err := e.runSideBySide(ctx, sideBySide, o, e.logf)
+		if err != nil {
+			return err
+		}
+		for _, c := range sideBySide {
+			e.logf("round %d/%d: %s", round, o.Runs, c.Title)
+			logRun(runs[c.ID])
 		}
 	}
 	if *concurrency > 0 {

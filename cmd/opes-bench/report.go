@@ -83,6 +83,13 @@ func (r *Report) results(b *strings.Builder) {
 		"every process under the master, plus smtp-sink), not of the load generator.\n\n",
 		o.Runs, o.Sessions, mixText(o.Mix), o.Duration, o.Warmup, o.Sessions, o.PostfixSize, o.PostfixRcpts,
 		o.PostfixMessages, o.PostfixWarmup)
+	if o.Slices > 1 {
+		fmt.Fprintf(b, "The cases of a round (all but clamd directly, spamd and spamc) ran **side by side**: every one up at "+
+			"once (each its own daemons, Postfix and scanners; clamd shared) and warmed up, then its share (%d messages "+
+			"through Postfix, or %v of direct load) sent in %d slices, each slice going to every case in turn, in the "+
+			"given order and then reversed; a case's run is the sum of its slices. What the rest of the machine does "+
+			"then weighs alike on the cases a ratio compares.\n\n", o.PostfixMessages, o.Duration, o.Slices)
+	}
 	if r.hasAlt() {
 		fmt.Fprintf(b, "Cases marked \"alt build\" ran opes-milter and opes-callout built from `%s`, in the same rounds "+
 			"as the others, beside their twin: after it in odd rounds, before it in even ones.\n\n", r.AltBin)

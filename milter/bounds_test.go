@@ -3,6 +3,8 @@ package milter
 import (
 	"encoding/binary"
 	"errors"
+	"io"
+	"log/slog"
 	"net"
 	"runtime"
 	"testing"
@@ -105,5 +107,53 @@ func (r *rawMTA) open() bool {
 		}
 		var ne net.Error
 		return errors.As(err, &ne) && ne.Timeout()
+	}
+}
+
+// deadlineConn hands out one frame per Read, as a socket does when each
+// packet arrives on its own, and records the read deadlines set.
+type deadlineConn struct {
+	net.Conn // nil: only the methods below are used
+	frames   [][]byte
+	sets     []time.Time
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	if len(c.frames) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.frames[0])
+	if c.frames[0] = c.frames[0][n:]; len(c.frames[0]) == 0 {
+		c.frames = c.frames[1:]
+	}
+	return n, nil
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error {
+	c.sets = append(c.sets, t)
+	return nil
+}
+
+// TestIdleDeadlineOncePerTransaction: the packets of a transaction that
+// arrive one by one set the idle deadline once (it is kept while it lies
+// more than 7/8 of the idle time ahead), and leaving the transaction
+// clears it once.
+func TestIdleDeadlineOncePerTransaction(t *testing.T) {
+	dc := &deadlineConn{frames: [][]byte{
+		frame('M', "<a@example.org>\x00"),
+		frame('R', "<b@example.org>\x00"), frame('R', "<c@example.org>\x00"),
+		frame('L', "Subject\x00x\x00"), frame('N', ""), frame('B', "body\r\n"),
+		frame('E', ""), frame('Q', ""),
+	}}
+	fc := newFrameConn(dc, DefaultMaxPacket, slog.New(slog.DiscardHandler), nil)
+	fc.idle = time.Minute
+	if _, err := io.Copy(io.Discard, fc); err != nil {
+		t.Fatal(err)
+	}
+	if len(dc.sets) != 2 || dc.sets[0].IsZero() || !dc.sets[1].IsZero() {
+		t.Fatalf("read deadlines set %v, want one idle deadline and one clear", dc.sets)
+	}
+	if d := time.Until(dc.sets[0]); d < 50*time.Second || d > time.Minute {
+		t.Errorf("idle deadline %v ahead, want about a minute", d)
 	}
 }

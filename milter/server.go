@@ -38,6 +38,8 @@ type Options struct {
 	// abort) and for the rest of a packet once its length arrived. A
 	// connection idle longer is closed, which frees its session: Postfix
 	// then applies milter_default_action to the rest of that SMTP session.
+	// The bound is kept to within an eighth: a connection is closed after
+	// between 7/8 of IdleTimeout and IdleTimeout without data.
 	IdleTimeout time.Duration
 	// ProgressInterval, when positive, sends SMFIR_PROGRESS at this
 	// interval while the bridge works on an event: at end of message for

@@ -157,3 +157,35 @@ func TestIdleDeadlineOncePerTransaction(t *testing.T) {
 		t.Errorf("idle deadline %v ahead, want about a minute", d)
 	}
 }
+
+// TestIdleDeadlineAfterAnotherSet: a read deadline set by someone else
+// through the connection (go-milter's read timeout, which clears it again
+// after each packet) makes the next read of the transaction set the idle
+// deadline again, so the wait stays bounded.
+func TestIdleDeadlineAfterAnotherSet(t *testing.T) {
+	dc := &deadlineConn{frames: [][]byte{
+		frame('M', "<a@example.org>\x00"), frame('R', "<b@example.org>\x00"), frame('R', "<c@example.org>\x00"),
+	}}
+	fc := newFrameConn(dc, DefaultMaxPacket, slog.New(slog.DiscardHandler), nil)
+	fc.idle = time.Minute
+	buf := make([]byte, 64)
+	for range 3 {
+		if _, err := fc.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+		if err := fc.SetReadDeadline(time.Time{}); err != nil { // go-milter's clear after a packet
+			t.Fatal(err)
+		}
+	}
+	// MAIL's read is outside the transaction; each RCPT read follows a
+	// clear and sets the idle deadline again.
+	var idle int
+	for _, d := range dc.sets {
+		if !d.IsZero() {
+			idle++
+		}
+	}
+	if idle != 2 {
+		t.Fatalf("read deadlines set %v, want the idle deadline set again after each clear (2)", dc.sets)
+	}
+}

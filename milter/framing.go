@@ -186,6 +186,21 @@ func (c *frameConn) deadline(bounded bool) {
 	}
 }
 
+// SetReadDeadline sets the connection's read deadline for whoever reads
+// through c (go-milter does around its reads when it has a read timeout):
+// ours is then no longer the one set, and the next bounded read sets it
+// again.
+func (c *frameConn) SetReadDeadline(t time.Time) error {
+	c.timed = false
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline is SetReadDeadline and the write deadline at once.
+func (c *frameConn) SetDeadline(t time.Time) error {
+	c.timed = false
+	return c.Conn.SetDeadline(t)
+}
+
 // idleErr logs a read that ended on our idle deadline.
 func (c *frameConn) idleErr(err error) error {
 	if c.timed && errors.Is(err, os.ErrDeadlineExceeded) {

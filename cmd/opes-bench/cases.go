@@ -149,8 +149,8 @@ type Options struct {
 	PostfixSize      int64         // smtp-source -l
 	PostfixRcpts     int           // smtp-source -r
 	PostfixDrainWait time.Duration // bound on delivering the queue
-	// Slices, above 1, runs the Postfix cases of a round side by side in
-	// that many slices (runSideBySide).
+	// Slices, above 1, runs the cases of a round that can (Case.sideBySide)
+	// side by side in that many slices (runSideBySide).
 	Slices int
 }
 

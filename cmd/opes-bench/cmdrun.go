@@ -131,7 +131,6 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.Title, err)
 			}
-			r.Case = c.ID
 			logRun(r)
 		}
 		if len(sideBySide) == 0 {

@@ -69,3 +69,14 @@ func TestAddRun(t *testing.T) {
 		t.Errorf("addRun changed the first slice's peaks: %+v", a.Usage[0].Peaks)
 	}
 }
+
+// TestSideBySide: every case runs side by side but the ones whose own pace
+// decides their figures.
+func TestSideBySide(t *testing.T) {
+	alone := map[string]bool{"clamd": true, "spamd": true, "spamc": true}
+	for _, c := range allCases() {
+		if got := c.sideBySide(); got == alone[c.ID] {
+			t.Errorf("%s: sideBySide %v", c.ID, got)
+		}
+	}
+}

@@ -13,7 +13,10 @@ type Callout struct {
 	TLS           *TLS
 	MetricsListen string
 	// Pprof serves Go's profiles (/debug/pprof/) on MetricsListen too.
-	Pprof     bool
+	Pprof bool
+	// MaxProcs is how many CPUs run the daemon's Go code at once
+	// (GOMAXPROCS); 0 chooses (see cmd/internal/procs).
+	MaxProcs  int
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
 	// MaxConnections bounds concurrent OCP connections.

@@ -55,6 +55,7 @@ func (b *builder) callout(r *rawCallout) *Callout {
 	c := &Callout{
 		MetricsListen:    r.MetricsListen,
 		Pprof:            r.Pprof,
+		MaxProcs:         r.MaxProcs,
 		LogLevel:         slog.Level(r.LogLevel),
 		LogFormat:        string(r.LogFormat),
 		MaxConnections:   r.MaxConnections,
@@ -74,6 +75,7 @@ func (b *builder) callout(r *rawCallout) *Callout {
 		b.errorf(ErrConflict, "callout.pprof", "needs callout.metrics_listen, where the profiles are served")
 	}
 	b.atLeast("callout.max_connections", r.MaxConnections, 1)
+	b.atLeast("callout.max_procs", r.MaxProcs, 0)
 	c.TLS = b.tls("callout.tls", r.TLS, true)
 
 	uris := make(map[string]string)

@@ -16,6 +16,7 @@ func (b *builder) milter(m *rawMilter) {
 		LogFormat:       string(m.LogFormat),
 		MetricsListen:   m.MetricsListen,
 		Pprof:           m.Pprof,
+		MaxProcs:        m.MaxProcs,
 		SpoolDir:        m.SpoolDir,
 		SpoolMemory:     int64(m.SpoolMemory),
 		MaxMessageSize:  int64(m.MaxMessageSize),
@@ -63,6 +64,7 @@ func (b *builder) milter(m *rawMilter) {
 	}
 	b.atLeast("milter.max_sessions", m.MaxSessions, 1)
 	b.atLeast("milter.max_transactions", m.MaxTransactions, 1)
+	b.atLeast("milter.max_procs", m.MaxProcs, 0)
 	if m.MetricsListen != "" {
 		if _, err := parseHostPort(m.MetricsListen); err != nil {
 			b.errorf(ErrValue, "milter.metrics_listen", "%q: %v", m.MetricsListen, err)

@@ -72,6 +72,9 @@ type Milter struct {
 	MetricsListen string
 	// Pprof serves Go's profiles (/debug/pprof/) on MetricsListen too.
 	Pprof bool
+	// MaxProcs is how many CPUs run the daemon's Go code at once
+	// (GOMAXPROCS); 0 chooses (see cmd/internal/procs).
+	MaxProcs int
 	// SpoolDir is where adapted bodies larger than SpoolMemory are kept
 	// (files of mode 0600); "" means os.TempDir().
 	SpoolDir    string

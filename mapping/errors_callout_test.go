@@ -29,6 +29,8 @@ func TestCalloutErrors(t *testing.T) {
 			`t.toml:2: callout.log_format: expected one of "text", "json", got an integer`},
 		{"max_connections", "[callout]\nmax_connections = 0",
 			`t.toml:2: callout.max_connections: must be at least 1, not 0`},
+		{"max_procs", "[callout]\nmax_procs = -1",
+			`t.toml:2: callout.max_procs: must be at least 0, not -1`},
 		{"idle_timeout", "[callout]\nidle_timeout = \"0s\"",
 			`t.toml:2: callout.idle_timeout: must be longer than 0s`},
 		{"drain_timeout", "[callout]\ndrain_timeout = \"0s\"",

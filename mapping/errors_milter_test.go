@@ -46,6 +46,8 @@ func TestMilterErrors(t *testing.T) {
 			`t.toml:2: milter.max_sessions: expected an integer, got a string`},
 		{"max_transactions", fill("[milter]\nmax_transactions = -1"),
 			`t.toml:2: milter.max_transactions: must be at least 1, not -1`},
+		{"max_procs", fill("[milter]\nmax_procs = -2"),
+			`t.toml:2: milter.max_procs: must be at least 0, not -2`},
 		{"log_level", fill("[milter]\nlog_level = \"verbose\""),
 			`t.toml:2: milter.log_level: "verbose" is not one of "debug", "info", "warn", "error"`},
 		{"log_format", fill("[milter]\nlog_format = \"xml\""),

@@ -62,6 +62,7 @@ func (c *Config) formatMilter(p *printer) {
 		t.Connect, t.Mail, t.Rcpt, t.EndOfMessage, t.ProgressInterval)
 	p.field("MTA limits", "%v per command, %v for the content", m.MTA.Command, m.MTA.Content)
 	p.field("logs", "%s, %s", strings.ToLower(m.LogLevel.String()), m.LogFormat)
+	p.field("CPUs", "%s", procsText(m.MaxProcs))
 	if m.MetricsListen != "" {
 		p.field("metrics", "%s%s", m.MetricsListen, pick(m.Pprof, ", with /debug/pprof/", ""))
 	}
@@ -151,6 +152,7 @@ func (c *Callout) format(p *printer) {
 	p.field("listen", "%s (%s)", strings.Join(c.Listen, " "), tls)
 	p.field("limits", "%d connections; idle %v, handshake %v", c.MaxConnections, c.IdleTimeout, c.HandshakeTimeout)
 	p.field("logs", "%s, %s", strings.ToLower(c.LogLevel.String()), c.LogFormat)
+	p.field("CPUs", "%s", procsText(c.MaxProcs))
 	if c.MetricsListen != "" {
 		p.field("metrics", "%s%s", c.MetricsListen, pick(c.Pprof, ", with /debug/pprof/", ""))
 	}
@@ -238,6 +240,14 @@ func joinStringers[T fmt.Stringer](list []T) string {
 		s[i] = v.String()
 	}
 	return strings.Join(s, " ")
+}
+
+// procsText describes max_procs.
+func procsText(n int) string {
+	if n > 0 {
+		return fmt.Sprintf("Go code on %d at once (max_procs)", n)
+	}
+	return "Go code on half of those available (max_procs = 0)"
 }
 
 func orDefault(s, def string) string {

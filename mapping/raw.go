@@ -29,6 +29,7 @@ type rawMilter struct {
 	LogFormat       logFormat      `toml:"log_format"`
 	MetricsListen   string         `toml:"metrics_listen"`
 	Pprof           bool           `toml:"pprof"`
+	MaxProcs        int            `toml:"max_procs"`
 	SpoolDir        string         `toml:"spool_dir"`
 	SpoolMemory     size           `toml:"spool_memory"`
 	MaxMessageSize  size           `toml:"max_message_size"`
@@ -152,6 +153,7 @@ type rawCallout struct {
 	TLS              *rawTLS   `toml:"tls"`
 	MetricsListen    string    `toml:"metrics_listen"`
 	Pprof            bool      `toml:"pprof"`
+	MaxProcs         int       `toml:"max_procs"`
 	LogLevel         logLevel  `toml:"log_level"`
 	LogFormat        logFormat `toml:"log_format"`
 	MaxConnections   int       `toml:"max_connections"`

@@ -130,6 +130,7 @@ opes-milter
   deadlines     connect 5s, mail 8s, rcpt 8s, end of message 4m0s (progress every 5s)
   MTA limits    10s per command, 5m0s for the content
   logs          info, text
+  CPUs          Go code on half of those available (max_procs = 0)
   metrics       127.0.0.1:9187
   trace         OPES-System urn:test:system; privacy policy none; OPES-Via on
   bypass        OPES-Bypass may skip urn:test:a
@@ -164,6 +165,7 @@ opes-callout
   listen        127.0.0.1:8891 (plain TCP)
   limits        100 connections; idle 5m0s, handshake 10s
   logs          info, text
+  CPUs          Go code on half of those available (max_procs = 0)
   service       s <urn:s> disclaimer
 `
 	if got := b.String(); got != want {

@@ -23,6 +23,7 @@ import (
 	"os"
 
 	"github.com/opes-milter/opes-milter/cmd/internal/cli"
+	"github.com/opes-milter/opes-milter/cmd/internal/procs"
 )
 
 func main() {
@@ -42,15 +43,16 @@ func program(ctx context.Context, stdout, stderr io.Writer) *cli.Program {
 		Doc: `opes-callout is an OCP (RFC 4037) callout server: OPES processors such as opes-milter
 connect to it, create service groups naming its services and send each SMTP transaction
 for adaptation under the OCP/SMTP profile. Its services (recipient-policy, sender-rewrite,
-header-tag, subject-tag, disclaimer, attachment-filter, command, size-limit) are configured
-in the [callout] table of the same configuration file as opes-milter.`,
+header-tag, subject-tag, disclaimer, attachment-filter, command, size-limit, spamd, rspamd,
+auth-verify, dkim-sign, clamd, icap) are configured in the [callout] table of the same
+configuration file as opes-milter.`,
 		Commands: []*cli.Command{
 			{
 				Name:    "run",
 				Summary: "serve the configured listeners (SIGHUP reloads the services, SIGTERM stops)",
 				Flags: func(fs *flag.FlagSet) func([]string) error {
 					configFlag(fs)
-					return func([]string) error { return cmdRun(ctx, config, stderr, nil) }
+					return func([]string) error { return cmdRun(ctx, config, stderr, procs.Set, nil) }
 				},
 			},
 			{

@@ -54,7 +54,7 @@ func TestRun(t *testing.T) {
 	ready := make(chan listening, 1)
 	done := make(chan error, 1)
 	logs := &lockedWriter{}
-	go func() { done <- cmdRun(ctx, path, logs, ready) }()
+	go func() { done <- cmdRun(ctx, path, logs, nil, ready) }()
 	var up listening
 	select {
 	case up = <-ready:

@@ -10,6 +10,7 @@ import (
 	_ "net/http/pprof" // registers /debug/pprof/ on http.DefaultServeMux
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,15 +30,20 @@ type listening struct {
 }
 
 // cmdRun serves the configured listeners until SIGINT or SIGTERM (or ctx
-// ends), then shuts down gracefully. ready, when not nil, receives the
-// bound addresses once listening (for tests).
-func cmdRun(ctx context.Context, path string, stderr io.Writer, ready chan<- listening) error {
+// ends), then shuts down gracefully. setProcs, when not nil, applies
+// max_procs (procs.Set; tests leave their process alone). ready, when not
+// nil, receives the bound addresses once listening (for tests).
+func cmdRun(ctx context.Context, path string, stderr io.Writer, setProcs func(int) int, ready chan<- listening) error {
 	cfg, services, tlsConfig, err := calloutsrv.Load(path)
 	if err != nil {
 		return err
 	}
 	c := cfg.Callout
 	log := newLogger(stderr, c.LogFormat, c.LogLevel)
+	gomaxprocs := runtime.GOMAXPROCS(0)
+	if setProcs != nil {
+		gomaxprocs = setProcs(c.MaxProcs)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		cli.BuildInfo("opes_callout"))
@@ -102,7 +108,7 @@ func cmdRun(ctx context.Context, path string, stderr io.Writer, ready chan<- lis
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
 		up.ocp = append(up.ocp, ln.Addr())
-		log.Info("listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil, "services", len(services))
+		log.Info("listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil, "services", len(services), "gomaxprocs", gomaxprocs)
 		go func() { errc <- srv.Serve(ln) }()
 	}
 	if ready != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/opes-milter/opes-milter/bridge"
+	"github.com/opes-milter/opes-milter/cmd/internal/procs"
 	"github.com/opes-milter/opes-milter/milter"
 )
 
@@ -43,6 +44,7 @@ func cmdRun(ctx context.Context, path string, local bool, stderr io.Writer) erro
 	}
 	log := newLogger(stderr, cfg.Milter.LogFormat, cfg.Milter.LogLevel)
 	milter.SetLibraryLogger(log)
+	gomaxprocs := procs.Set(cfg.Milter.MaxProcs)
 	if policy.SpoolDir != "" {
 		if n, err := bridge.RemoveStaleSpools(policy.SpoolDir); err != nil {
 			log.Warn("removing stale spool files", "dir", policy.SpoolDir, "err", err)
@@ -103,7 +105,7 @@ func cmdRun(ctx context.Context, path string, local bool, stderr io.Writer) erro
 		}()
 	}
 	serving.Store(true)
-	log.Info("opes-milter started", "config", path, "routes", len(policy.Routes))
+	log.Info("opes-milter started", "config", path, "routes", len(policy.Routes), "gomaxprocs", gomaxprocs)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go br.WatchReadiness(watchCtx, readinessInterval)

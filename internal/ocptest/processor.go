@@ -75,6 +75,13 @@ func (p *Processor) Adaptive(part ocpsmtp.Part) bool {
 // part, which also carries Kept (everything sent so far may be reused).
 func (p *Processor) Send(part ocpsmtp.Part, payload string) {
 	p.t.Helper()
+	if err := p.send(part, payload); err != nil {
+		p.t.Fatalf("send %s: %v", part, err)
+	}
+}
+
+// send is Send returning the error.
+func (p *Processor) send(part ocpsmtp.Part, payload string) error {
 	allow := []string{ocpsmtp.AllowAddHeader, ocpsmtp.AllowAdvice}
 	a := p.Adaptive(part)
 	if a {
@@ -86,9 +93,10 @@ func (p *Processor) Send(part ocpsmtp.Part, payload string) {
 		params = append(params, ocp.Param{Name: ocpsmtp.ParamKept, Values: []ocp.Value{ocp.Num(0), ocp.Num(end)}})
 	}
 	if _, err := p.Tx.Send(p.ctx, params, []byte(payload)); err != nil {
-		p.t.Fatalf("send %s: %v", part, err)
+		return err
 	}
 	p.Original = append(p.Original, payload...)
+	return nil
 }
 
 // Recv returns the server's next message of the transaction (AMS is
@@ -169,15 +177,32 @@ func Process(t testing.TB, addr string, cfg ocp.ClientConfig, uris []string, off
 		}
 	}
 	defer func() { x.Original = p.Original }()
+	// ended records the server's TE that made a send fail: it may end the
+	// transaction (a part out of order) while parts are still going out.
+	ended := func(err error) bool {
+		if err == nil {
+			return false
+		}
+		var te *ocp.TxError
+		if !errors.As(err, &te) {
+			t.Fatal(err)
+		}
+		x.End = te
+		return true
+	}
 	for _, part := range parts {
-		p.Send(part.Part, part.Payload)
+		if ended(p.send(part.Part, part.Payload)) {
+			return x
+		}
 		if p.Adaptive(part.Part) && !part.Part.Data() {
 			if !recv() {
 				return x
 			}
 		}
 	}
-	p.EndMessage()
+	if ended(p.Tx.EndMessage(ocp.Result{})) {
+		return x
+	}
 	for !x.AME && x.End == nil {
 		if !recv() && !x.AME {
 			break

@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/opes-milter/opes-milter/internal/syncbuf"
 )
 
 // DefaultReadyTimeout bounds how long Command.Start waits for a peer to become ready.
@@ -38,7 +39,7 @@ type Command struct {
 type Process struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{} // closed when the process has been waited for
 	err  error         // exit status, valid after done is closed
 
@@ -61,7 +62,7 @@ func (c Command) Start(t testing.TB) *Process {
 	if len(c.Argv) == 0 {
 		t.Fatalf("e2e: %s: empty command", c.Name)
 	}
-	p := &Process{name: c.Name, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Process{name: c.Name, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(c.Argv[0], c.Argv[1:]...)
 	p.cmd.Dir = c.Dir
 	p.cmd.Env = c.Env
@@ -152,22 +153,4 @@ func (p *Process) Stop() error {
 		}
 	}
 	return p.err
-}
-
-// syncBuffer is a strings.Builder safe for concurrent writers and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/opes-milter/opes-milter/internal/syncbuf"
 )
 
 // Syslog is a minimal syslog receiver on a unix datagram socket. Sendmail logs only
@@ -13,7 +15,7 @@ import (
 type Syslog struct {
 	Path  string // the socket
 	conn  *net.UnixConn
-	lines *syncBuffer
+	lines *syncbuf.Buffer
 	done  chan struct{}
 }
 
@@ -29,7 +31,7 @@ func StartSyslog(t testing.TB, path string) *Syslog {
 		conn.Close()
 		t.Fatalf("e2e: syslog socket: %v", err)
 	}
-	s := &Syslog{Path: path, conn: conn, lines: &syncBuffer{}, done: make(chan struct{})}
+	s := &Syslog{Path: path, conn: conn, lines: &syncbuf.Buffer{}, done: make(chan struct{})}
 	go s.read()
 	t.Cleanup(func() {
 		s.conn.Close()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/opes-milter/opes-milter/internal/ocptest"
+	"github.com/opes-milter/opes-milter/internal/syncbuf"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
 )
@@ -53,7 +54,7 @@ func TestRun(t *testing.T) {
 	defer cancel()
 	ready := make(chan listening, 1)
 	done := make(chan error, 1)
-	logs := &lockedWriter{}
+	logs := &syncbuf.Buffer{}
 	go func() { done <- cmdRun(ctx, path, logs, nil, ready) }()
 	var up listening
 	select {

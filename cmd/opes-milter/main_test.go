@@ -8,13 +8,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/callout/builtin"
+	"github.com/opes-milter/opes-milter/internal/syncbuf"
 	"github.com/opes-milter/opes-milter/mapping"
 )
 
@@ -123,26 +123,7 @@ func TestTry(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the daemon's and the test's
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func waitLog(t *testing.T, logs *syncBuffer, want string) {
+func waitLog(t *testing.T, logs *syncbuf.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(logs.String(), want) {
@@ -157,7 +138,7 @@ func waitLog(t *testing.T, logs *syncBuffer, want string) {
 // listening on a free port, once it says it started. It returns the file's
 // path and text, the logs, and stop, which ends the daemon and returns its
 // exit status.
-func runDaemon(t *testing.T, args ...string) (path, text string, logs *syncBuffer, stop func() int) {
+func runDaemon(t *testing.T, args ...string) (path, text string, logs *syncbuf.Buffer, stop func() int) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -172,7 +153,7 @@ func runDaemon(t *testing.T, args ...string) (path, text string, logs *syncBuffe
 
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	logs = &syncBuffer{}
+	logs = &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, append(append([]string{"run"}, args...), "-config", path), logs, logs) }()
 	waitLog(t, logs, "opes-milter started")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/callout/builtin"
+	"github.com/opes-milter/opes-milter/internal/syncbuf"
 	"github.com/opes-milter/opes-milter/mapping"
 )
 
@@ -71,7 +72,7 @@ func TestReadyz(t *testing.T) {
 
 	stop := serveCalloutAt(t, base, calloutAddr)
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"run", "-config", path}, logs, logs) }()
 	defer func() {
@@ -126,7 +127,7 @@ func TestUnreachableAtStart(t *testing.T) {
 	text = strings.Replace(text, `metrics_listen = ""`, `metrics_listen = "`+metricsAddr+`"`, 1)
 	path := writeTemp(t, "c.toml", text)
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"run", "-config", path}, logs, logs) }()
 	defer func() { cancel(); <-done }()
@@ -162,7 +163,7 @@ func TestRunLocal(t *testing.T) {
 	text = strings.Replace(text, `listen = ["inet:127.0.0.1:8890"]`, `listen = ["inet:`+milterAddr+`"]`, 1)
 	path := writeTemp(t, "c.toml", text)
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"run", "-local", "-config", path}, logs, logs) }()
 	defer func() { cancel(); <-done }()
@@ -183,7 +184,7 @@ func TestRunLocal(t *testing.T) {
 	}
 
 	noCallout := writeTemp(t, "m.toml", text[:strings.Index(text, "\n[callout]")])
-	var out syncBuffer
+	var out syncbuf.Buffer
 	if code := run(context.Background(), []string{"run", "-local", "-config", noCallout}, &out, &out); code != 1 ||
 		!strings.Contains(out.String(), "-local needs a [callout] table") {
 		t.Errorf("run -local without [callout]: exit %d, %q", code, out.String())

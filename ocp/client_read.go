@@ -53,6 +53,7 @@ func (cl *Client) dispatch(m *Message) *ConnError {
 			return err
 		}
 		tx.handle(m)
+		tx.backpressure()
 		return nil
 	case MsgPQ:
 		cl.answerPQ(m)

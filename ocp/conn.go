@@ -21,6 +21,9 @@ const (
 	highWater = 512 << 10
 	// defaultWriteTimeout bounds one write to the transport.
 	defaultWriteTimeout = 30 * time.Second
+	// defaultDrainWait bounds how long the read loop waits for a
+	// transaction's application to read its queue down (backpressure).
+	defaultDrainWait = 30 * time.Second
 	// lingerTimeout bounds how long a connection we ended with CE keeps
 	// reading before it closes.
 	lingerTimeout = 250 * time.Millisecond
@@ -37,6 +40,9 @@ type conn struct {
 	dec          *Decoder
 	log          *slog.Logger
 	writeTimeout time.Duration
+	drainWait    time.Duration // see backpressure
+	queueSoft    int           // queueSoftLimit, but for tests
+	queueHard    int           // queueHardLimit, but for tests
 
 	mu      sync.Mutex
 	drained sync.Cond     // broadcast when out shrinks or the connection ends
@@ -71,6 +77,9 @@ func newConn(nc net.Conn, lim Limits, log *slog.Logger) *conn {
 		dec:          NewDecoder(nc, lim),
 		log:          log,
 		writeTimeout: defaultWriteTimeout,
+		drainWait:    defaultDrainWait,
+		queueSoft:    queueSoftLimit,
+		queueHard:    queueHardLimit,
 		kick:         make(chan struct{}, 1),
 		done:         make(chan struct{}),
 		wdone:        make(chan struct{}),

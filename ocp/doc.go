@@ -90,9 +90,11 @@
 //     the transaction ends or a DPI shrinks the reusable area (the RFC's
 //     "AME ends preservation commitments" is ambiguous about which AME).
 //   - A transaction whose application leaves more than 4 MiB of data
-//     unread sends DWP to its peer and DWM when drained; past 16 MiB (a
-//     peer that ignores the pause) it
-//     ends with TE 400.
+//     unread sends DWP to its peer and DWM when drained. Past 16 MiB
+//     (what the peer sent before it saw the DWP, or a peer that ignores
+//     it) the connection stops reading until the application has read
+//     down to 4 MiB, so that TCP holds the rest back; an application
+//     that reads nothing for 30 s ends its transaction with TE 400.
 //   - When a Handler returns without ending its transaction, the server
 //     sends TE (400 if its adapted message is still open).
 //   - Size-request in DWM is sent when asked for and ignored on receipt.

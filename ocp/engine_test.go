@@ -438,18 +438,7 @@ func TestSlowReaderPausesPeer(t *testing.T) {
 	// before the end although socket buffers absorb several MiB.
 	const chunks = 128
 	stx := make(chan *ServerTx, 1)
-	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, tx *ServerTx) {
-		stx <- tx
-		tx.StartMessage()
-		for range chunks {
-			if _, err := tx.Send(ctx, nil, chunk); err != nil {
-				return
-			}
-		}
-		tx.EndMessage(Result{})
-		tx.End(context.Background(), Result{})
-	}), Negotiate: acceptProfile}
-	cl := dialTest(t, startServer(t, srv))
+	cl := dialTest(t, startServer(t, streamingServer(chunk, chunks, stx)))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	tx, err := cl.Start(ctx, newGroup(t, cl))
@@ -457,6 +446,7 @@ func TestSlowReaderPausesPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	server := <-stx
+	maxQueued := 0
 	for {
 		server.mu.Lock()
 		stopped, sent := server.out.stopped(), server.out.offset
@@ -464,7 +454,11 @@ func TestSlowReaderPausesPeer(t *testing.T) {
 		tx.mu.Lock()
 		queued := tx.queued
 		tx.mu.Unlock()
-		if stopped && queued == int(sent) {
+		maxQueued = max(maxQueued, queued)
+		// Paused, and either everything it sent is queued or the read
+		// loop holds back the rest (backpressure: with one CPU for Go
+		// code the DWP can leave late).
+		if stopped && (queued == int(sent) || queued > queueHardLimit) {
 			if sent < queueSoftLimit || sent >= chunks*int64(len(chunk)) {
 				t.Fatalf("server stopped after %d octets", sent)
 			}
@@ -476,19 +470,82 @@ func TestSlowReaderPausesPeer(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	var n int
+	if n := recvAll(ctx, t, tx); n != chunks*len(chunk) {
+		t.Fatalf("received %d octets, want %d", n, chunks*len(chunk))
+	}
+	if maxQueued > queueHardLimit+len(chunk) {
+		t.Errorf("%d octets queued unread, more than the hard limit and a message", maxQueued)
+	}
+}
+
+// TestUnreadQueueEndsTransaction: a transaction whose application reads
+// nothing while more than the hard limit waits holds the connection's read
+// loop for the drain wait only; then it ends with TE 400 and the
+// connection serves the next transaction.
+func TestUnreadQueueEndsTransaction(t *testing.T) {
+	chunk := bytes.Repeat([]byte("z"), 256<<10)
+	// 2 MiB, each DUM past the limits below.
+	cl := dialTest(t, startServer(t, streamingServer(chunk, 8, nil)))
+	cl.c.drainWait = 300 * time.Millisecond
+	cl.c.queueSoft, cl.c.queueHard = 64<<10, 128<<10
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sg := newGroup(t, cl)
+	tx, err := cl.Start(ctx, sg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-tx.done:
+	case <-ctx.Done():
+		t.Fatal("transaction not ended")
+	}
+	var te *TxError
+	if _, err := tx.Recv(ctx); !errors.As(err, &te) || te.Remote || te.Result.Code != 400 {
+		t.Fatalf("Recv: %v, want our TE 400", err)
+	}
+	// The connection reads again: a transaction after it completes.
+	tx2, err := cl.Start(ctx, sg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := recvAll(ctx, t, tx2); n != 8*len(chunk) {
+		t.Fatalf("second transaction received %d octets, want %d", n, 8*len(chunk))
+	}
+}
+
+// streamingServer answers each transaction with an adapted message of n
+// DUMs of chunk, sent as fast as the flow allows; each transaction goes to
+// started first when it is not nil.
+func streamingServer(chunk []byte, n int, started chan<- *ServerTx) *Server {
+	return &Server{Handler: HandlerFunc(func(ctx context.Context, tx *ServerTx) {
+		if started != nil {
+			started <- tx
+		}
+		tx.StartMessage()
+		for range n {
+			if _, err := tx.Send(ctx, nil, chunk); err != nil {
+				return
+			}
+		}
+		tx.EndMessage(Result{})
+		tx.End(context.Background(), Result{})
+	}), Negotiate: acceptProfile}
+}
+
+// recvAll reads tx to its end and returns the payload octets received.
+func recvAll(ctx context.Context, t *testing.T, tx *Tx) int {
+	t.Helper()
+	n := 0
 	for {
 		m, err := tx.Recv(ctx)
 		if err == io.EOF {
-			break
+			return n
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		n += len(m.Payload)
-	}
-	if n != chunks*len(chunk) {
-		t.Fatalf("received %d octets, want %d", n, chunks*len(chunk))
 	}
 }
 

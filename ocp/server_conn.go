@@ -160,6 +160,7 @@ func (sc *serverConn) dispatch(m *Message) *ConnError {
 		}
 		if tx != nil {
 			tx.handle(m)
+			tx.backpressure()
 		}
 	}
 	return nil

@@ -30,8 +30,11 @@ type txCore struct {
 	pqSent  bool      // a progress query for an idle transaction is outstanding
 	pqAt    time.Time // when it was sent
 	queue   []*Message
-	queued  int   // payload octets in queue
-	pausing bool  // we sent DWP because the queue is full
+	queued  int  // payload octets in queue
+	pausing bool // we sent DWP because the queue is full
+	// drained, when not nil, is where recv tells the read loop, held by
+	// backpressure, that the queue went down to queueSoftLimit.
+	drained chan struct{}
 	end     error // set when the transaction ended: io.EOF, *TxError or *ConnError
 	notify  chan struct{}
 	done    chan struct{} // closed when the transaction ended

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 )
 
 // The receiving side of a transaction: the checks applied to the peer's
@@ -18,7 +19,11 @@ func (t *txCore) recv(ctx context.Context) (*Message, error) {
 			t.queue[0] = nil
 			t.queue = t.queue[1:]
 			t.queued -= len(m.Payload)
-			if t.pausing && t.queued < queueSoftLimit/2 && t.end == nil {
+			if t.drained != nil && t.queued <= t.c.queueSoft {
+				close(t.drained)
+				t.drained = nil
+			}
+			if t.pausing && t.queued < t.c.queueSoft/2 && t.end == nil {
 				t.pausing = false
 				t.sendCtl(&Message{Name: MsgDWM, Anon: []Value{t.xidAtom()}})
 			}
@@ -41,10 +46,14 @@ func (t *txCore) recv(ctx context.Context) (*Message, error) {
 	}
 }
 
-// Unread payload octets queued for one transaction: above the soft limit
-// the peer is asked to pause (DWP) until the application catches up (DWM);
-// above the hard limit the peer is ignoring the pause and the transaction
-// ends with TE 400.
+// Unread payload octets queued for one transaction (the defaults of
+// conn.queueSoft and conn.queueHard): above the soft limit
+// the peer is asked to pause (DWP) until the application catches up (DWM).
+// The peer cannot pause at once: what it sent before it read the DWP
+// (socket buffers, and as long as its scheduler takes to look at its
+// socket) still arrives. Above the hard limit the connection stops reading
+// (backpressure) until the application has read the queue down to the
+// soft limit, so that TCP holds the rest back.
 const (
 	queueSoftLimit = 4 << 20
 	queueHardLimit = 16 << 20
@@ -54,12 +63,41 @@ func (t *txCore) deliverLocked(m *Message) {
 	t.queue = append(t.queue, m)
 	t.queued += len(m.Payload)
 	t.wakeLocked()
-	switch {
-	case t.queued > queueHardLimit:
-		t.failLocked("too much unread data: DWP not honoured")
-	case t.queued > queueSoftLimit && !t.pausing && t.in.started && !t.in.ended:
+	if t.queued > t.c.queueSoft && !t.pausing && t.in.started && !t.in.ended {
 		t.pausing = true
 		t.sendCtl(&Message{Name: MsgDWP, Anon: []Value{t.xidAtom(), Num(t.in.offset)}})
+	}
+}
+
+// backpressure is called by the read loop after each message it handed to
+// the transaction. While more than queueHardLimit octets wait unread, it
+// holds the read loop (and so the connection's other transactions) until
+// the application has read down to queueSoftLimit: a bounded queue
+// without ending a transaction whose peer only paused late (with one CPU
+// for Go code the read loop can outrun both the application and the
+// writer of the DWP). An application that reads nothing for the
+// connection's drain wait (30 s) ends its transaction with TE 400, which
+// frees the connection.
+func (t *txCore) backpressure() {
+	t.mu.Lock()
+	if t.queued <= t.c.queueHard || t.end != nil {
+		t.mu.Unlock()
+		return
+	}
+	drained := make(chan struct{})
+	t.drained = drained
+	t.mu.Unlock()
+	timer := time.NewTimer(t.c.drainWait)
+	defer timer.Stop()
+	select {
+	case <-drained:
+	case <-t.done:
+	case <-t.c.done:
+	case <-timer.C:
+		t.mu.Lock()
+		t.drained = nil
+		t.failLocked("too much unread data: the peer ignored DWP and the data was not read")
+		t.mu.Unlock()
 	}
 }
 

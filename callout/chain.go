@@ -180,8 +180,11 @@ func (c *Chain) adaptMessage(ctx context.Context, tx *Tx, msg *Message, part ocp
 	return out, nil
 }
 
+// maxLoggedReasons bounds the reasons a transaction's log line carries.
+const maxLoggedReasons = 32
+
 // call runs one service, turning a panic into an error and reporting to
-// the observer.
+// the observer; the decision's reason goes to the transaction's log line.
 func (c *Chain) call(ctx context.Context, tx *Tx, l Link, part ocpsmtp.Part, fn func() (Decision, error)) (d Decision, err error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
@@ -204,6 +207,9 @@ func (c *Chain) call(ctx context.Context, tx *Tx, l Link, part ocpsmtp.Part, fn 
 		}
 		if c.Observer != nil {
 			c.Observer.ObserveCall(l.URI, part, d, err, time.Since(start))
+		}
+		if err == nil && d.Reason != "" && len(tx.reasons) < maxLoggedReasons {
+			tx.reasons = append(tx.reasons, c.name(l)+": "+d.Reason)
 		}
 		if log := tx.Log(); log.Enabled(ctx, slog.LevelDebug) {
 			attrs := []any{"service", c.name(l), "part", string(part), "action", d.Action.String()}

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"log/slog"
 	"math/big"
 	"net"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/opes-milter/opes-milter/callout"
 	"github.com/opes-milter/opes-milter/callout/builtin"
 	"github.com/opes-milter/opes-milter/callout/callouttest"
+	"github.com/opes-milter/opes-milter/internal/syncbuf"
 	"github.com/opes-milter/opes-milter/mapping"
 	"github.com/opes-milter/opes-milter/ocp"
 	"github.com/opes-milter/opes-milter/ocp/ocpsmtp"
@@ -297,5 +299,39 @@ func TestServerInformativeData(t *testing.T) {
 	}
 	if want := "AM-Part=RAWDATA Add-Header=X-A: 1|AM-Part=RAWDATA Add-Header=X-B: 2"; strings.Join(got, "|") != want {
 		t.Errorf("annotations %q, want %q", strings.Join(got, "|"), want)
+	}
+}
+
+// verdictService keeps every message and says why, as a scanner does.
+type verdictService struct{}
+
+func (verdictService) Needs() callout.Needs {
+	return callout.Needs{Adapt: []ocpsmtp.Part{ocpsmtp.PartRAWDATA}}
+}
+
+func (verdictService) AdaptMessage(context.Context, *callout.Tx, *callout.Message) (callout.Decision, error) {
+	return callout.Keep().Because("clean, score 0.50"), nil
+}
+
+// TestTransactionLineCarriesReasons: the one log line per transaction
+// carries each service's reason under its configured name, so that a
+// scanner's verdict needs no line of its own.
+func TestTransactionLineCarriesReasons(t *testing.T) {
+	var logs syncbuf.Buffer
+	srv := &callout.Server{Services: map[string]callout.Service{"urn:scan": verdictService{}},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	srv.SetServiceNames(map[string]string{"urn:scan": "scanner"})
+	addr := serve(t, srv)
+	x := process(t, addr, ocp.ClientConfig{}, []string{"urn:scan"}, receiverOffer,
+		envelope("Subject: hi\r\n\r\nhello\r\n", "<bob@example.com>"))
+	if x.End != nil || !x.AME {
+		t.Fatalf("transaction ended: %v (AME %v)", x.End, x.AME)
+	}
+	want := `reasons="scanner: clean, score 0.50"`
+	// The line is written when the transaction has ended, after its AME.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), want); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in the transaction's line:\n%s", want, logs.String())
+		}
 	}
 }

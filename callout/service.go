@@ -94,6 +94,10 @@ type Tx struct {
 	Auth *AuthResults
 	// Logger logs with the transaction's attributes; never nil.
 	Logger *slog.Logger
+
+	// reasons are the services' reasons for their decisions, "name:
+	// reason" in the order given, for the transaction's log line.
+	reasons []string
 }
 
 // Opt returns the AM-OPT value for key (ocpsmtp.OptAuthAuthen, ...) or "".

@@ -14,7 +14,8 @@ import (
 
 // logDone writes the one line per transaction: the same keys as
 // opes-milter's line about the message (qid, ocp_tx, duration), the
-// result, and only the fields that are known.
+// result, the services' reasons (a scanner's verdict and score), and only
+// the fields that are known.
 func (t *txn) logDone() {
 	attrs := []slog.Attr{slog.String("result", t.result)}
 	if qid := t.tx.Opt(ocpsmtp.OptQueueID); qid != "" {
@@ -29,6 +30,9 @@ func (t *txn) logDone() {
 	attrs = append(attrs, slog.Int("rcpts", len(t.tx.Recipients)))
 	if t.refusedRcpts > 0 {
 		attrs = append(attrs, slog.Int("rcpts_refused", t.refusedRcpts))
+	}
+	if len(t.tx.reasons) > 0 {
+		attrs = append(attrs, slog.String("reasons", strings.Join(t.tx.reasons, "; ")))
 	}
 	attrs = append(attrs, slog.Duration("duration", time.Since(t.tx.Start).Round(time.Millisecond)))
 	t.tx.Logger.LogAttrs(context.Background(), slog.LevelInfo, "transaction done", attrs...)

@@ -178,7 +178,7 @@ func (r *Rspamd) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout.
 	if err != nil {
 		return callout.Decision{}, err
 	}
-	tx.Log().Info("rspamd: scanned", "action", res.Action, "score", res.Score)
+	tx.Log().Debug("rspamd: scanned", "action", res.Action, "score", res.Score) // the reason below is in the transaction's line
 	action := res.Action
 	var mb rspamdMilterBlock
 	if res.Milter != nil {

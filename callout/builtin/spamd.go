@@ -121,23 +121,23 @@ func (s *Spamd) AdaptMessage(ctx context.Context, tx *callout.Tx, msg *callout.M
 		return callout.Decision{}, err
 	}
 	score := rep.Score
-	tx.Log().Info("spamd: scanned", "score", score, "tag", s.o.Tag, "tag2", s.o.Tag2, "kill", s.o.Kill)
+	tx.Log().Debug("spamd: scanned", "score", score, "tag", s.o.Tag, "tag2", s.o.Tag2, "kill", s.o.Kill) // the reason is in the transaction's line
 	if score >= s.o.Kill && s.o.KillAction == "reject" {
 		if scanned != msg {
 			scanned.Close()
 		}
 		return callout.RefuseWith(s.o.Reply).
-			Because(fmt.Sprintf("spam score %.1f at or above kill %.1f", score, s.o.Kill)), nil
+			Because(fmt.Sprintf("spamd: score %.1f, at or above kill %.1f", score, s.o.Kill)), nil
 	}
 	if score < s.o.Tag {
-		return result(callout.Keep().Because(fmt.Sprintf("score %.1f below tag", score))), nil
+		return result(callout.Keep().Because(fmt.Sprintf("spamd: score %.1f, below tag %.1f", score, s.o.Tag))), nil
 	}
 	spam := score >= s.o.Tag2
 	d := callout.Keep()
 	for _, f := range s.fields(rep, spam) {
 		d = d.WithHeader(f.Name, f.Value)
 	}
-	d = d.Because(fmt.Sprintf("spam score %.1f", score))
+	d = d.Because(fmt.Sprintf("spamd: score %.1f (tag %.1f, tag2 %.1f, kill %.1f)", score, s.o.Tag, s.o.Tag2, s.o.Kill))
 	switch {
 	case score >= s.o.Kill: // kill_action quarantine
 		d = d.WithAdvice(ocpsmtp.AdviceQuarantine)

@@ -94,7 +94,8 @@
 //     (what the peer sent before it saw the DWP, or a peer that ignores
 //     it) the connection stops reading until the application has read
 //     down to 4 MiB, so that TCP holds the rest back; an application
-//     that reads nothing for 30 s ends its transaction with TE 400.
+//     that has not read down to 4 MiB within 30 s ends its transaction
+//     with TE 400.
 //   - When a Handler returns without ending its transaction, the server
 //     sends TE (400 if its adapted message is still open).
 //   - Size-request in DWM is sent when asked for and ignored on receipt.

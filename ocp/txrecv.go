@@ -75,9 +75,9 @@ func (t *txCore) deliverLocked(m *Message) {
 // the application has read down to queueSoftLimit: a bounded queue
 // without ending a transaction whose peer only paused late (with one CPU
 // for Go code the read loop can outrun both the application and the
-// writer of the DWP). An application that reads nothing for the
-// connection's drain wait (30 s) ends its transaction with TE 400, which
-// frees the connection.
+// writer of the DWP). An application that has not read down to the soft
+// limit within the connection's drain wait (30 s) ends its transaction
+// with TE 400, which frees the connection.
 func (t *txCore) backpressure() {
 	t.mu.Lock()
 	if t.queued <= t.c.queueHard || t.end != nil {
@@ -95,8 +95,10 @@ func (t *txCore) backpressure() {
 	case <-t.c.done:
 	case <-timer.C:
 		t.mu.Lock()
-		t.drained = nil
-		t.failLocked("too much unread data: the peer ignored DWP and the data was not read")
+		if t.drained == drained { // recv did not drain it meanwhile
+			t.drained = nil
+			t.failLocked("too much unread data: the peer ignored DWP and the data was not read")
+		}
 		t.mu.Unlock()
 	}
 }
